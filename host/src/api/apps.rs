@@ -1,0 +1,115 @@
+//! `/api/apps`: the registered services with what is known of their state.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::ApiError;
+use crate::model::Octopus;
+use crate::state::AppState;
+use crate::status::{Observed, ServiceStatus, observe};
+use crate::store::RuntimeRecord;
+
+/// One row of `GET /api/apps`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AppSummary {
+    pub name: String,
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub release_status: String,
+    pub description: String,
+    pub status: ServiceStatus,
+    pub pid: Option<i64>,
+    pub ports: Vec<u16>,
+    pub run_dep: Vec<String>,
+}
+
+/// `GET /api/apps/{name}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AppDetail {
+    pub name: String,
+    pub model: Octopus,
+    pub file: String,
+    /// RFC 3339.
+    pub loaded_at: String,
+    pub observed: Observed,
+    pub runtime: Option<RuntimeRecord>,
+}
+
+/// `GET /api/apps/{name}/status`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AppStatus {
+    pub name: String,
+    pub status: ServiceStatus,
+    pub pid: Option<i64>,
+    pub ports: Vec<u16>,
+    pub stop_operation: bool,
+}
+
+#[utoipa::path(get, path = "/api/apps", tag = "apps",
+    responses((status = 200, description = "Every registered service", body = [AppSummary]), (status = 401, body = super::ErrorBody)))]
+pub async fn list_apps(State(state): State<AppState>) -> Result<Json<Vec<AppSummary>>, ApiError> {
+    let snapshot = state.registry.snapshot();
+    let runtime: std::collections::HashMap<String, RuntimeRecord> =
+        state.store.list_runtime().await?.into_iter().map(|r| (r.name.clone(), r)).collect();
+    let rows = snapshot
+        .apps
+        .values()
+        .map(|loaded| {
+            let m = &loaded.model;
+            let seen = observe(m, runtime.get(&m.name));
+            AppSummary {
+                name: m.name.clone(),
+                id: m.id.clone(),
+                kind: m.kind.clone(),
+                release_status: m.release_status.clone(),
+                description: m.description().to_string(),
+                status: seen.status,
+                pid: seen.pid,
+                ports: seen.ports,
+                run_dep: m.run_data.run_dep.clone(),
+            }
+        })
+        .collect();
+    Ok(Json(rows))
+}
+
+#[utoipa::path(get, path = "/api/apps/{name}", tag = "apps",
+    params(("name" = String, Path, description = "Service name")),
+    responses((status = 200, body = AppDetail), (status = 404, body = super::ErrorBody), (status = 401, body = super::ErrorBody)))]
+pub async fn get_app(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<AppDetail>, ApiError> {
+    let loaded = find(&state, &name)?;
+    let runtime = state.store.get_runtime(&name).await?;
+    let observed = observe(&loaded.model, runtime.as_ref());
+    Ok(Json(AppDetail {
+        name: name.clone(),
+        file: loaded.file.display().to_string(),
+        loaded_at: chrono::DateTime::from_timestamp_millis(loaded.loaded_at_ms).unwrap_or_default().to_rfc3339(),
+        model: loaded.model,
+        observed,
+        runtime,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/apps/{name}/status", tag = "apps",
+    params(("name" = String, Path, description = "Service name")),
+    responses((status = 200, body = AppStatus), (status = 404, body = super::ErrorBody), (status = 401, body = super::ErrorBody)))]
+pub async fn app_status(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<AppStatus>, ApiError> {
+    let loaded = find(&state, &name)?;
+    let runtime = state.store.get_runtime(&name).await?;
+    let seen = observe(&loaded.model, runtime.as_ref());
+    Ok(Json(AppStatus { name, status: seen.status, pid: seen.pid, ports: seen.ports, stop_operation: seen.stop_operation }))
+}
+
+fn find(state: &AppState, name: &str) -> Result<crate::registry::LoadedModel, ApiError> {
+    state.registry.get(name).ok_or_else(|| {
+        let known = state.registry.snapshot().problems.iter().any(|p| p.service.as_deref() == Some(name));
+        if known {
+            ApiError::NotFound(format!("service {name:?} is not loaded: its model has a problem (GET /api/models/problems)"))
+        } else {
+            ApiError::NotFound(format!("no service named {name:?}; GET /api/apps lists them"))
+        }
+    })
+}

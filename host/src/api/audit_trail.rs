@@ -1,0 +1,51 @@
+//! Records every mutating API call (POST, PUT, PATCH, DELETE), allowed or not, in the
+//! store's audit log: who, from where, what, when, and the resulting status. Bodies are
+//! never recorded (they may hold passwords). The entry is written before the response
+//! leaves, so an acknowledged change is always audited.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::guard::{Principal, Transport};
+use crate::state::AppState;
+use crate::store::{AuditEntry, now_ms};
+
+pub async fn record_mutations(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let mutating = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
+    if !mutating {
+        return next.run(req).await;
+    }
+    let method = req.method().to_string();
+    let path = req.uri().path().to_string();
+    let remote = match req.extensions().get::<Transport>() {
+        Some(Transport::UnixSocket) => "unix".to_string(),
+        _ => req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.to_string())
+            .unwrap_or_else(|| "unknown".into()),
+    };
+    let response = next.run(req).await;
+    let actor = response.extensions().get::<Principal>().map(|p| p.user.clone()).unwrap_or_else(|| "anonymous".into());
+    let status = response.status();
+    let entry = AuditEntry {
+        id: 0,
+        at_ms: now_ms(),
+        actor,
+        remote,
+        method,
+        path,
+        status: status.as_u16(),
+        result: if status.is_success() { "ok" } else { "error" }.into(),
+    };
+    if let Err(e) = state.store.append_audit(&entry).await {
+        // The change itself happened; losing its audit line is logged loudly rather than
+        // turning a success into an error the client would retry.
+        tracing::error!(method = %entry.method, path = %entry.path, "audit entry not stored: {e}");
+    }
+    response
+}

@@ -1,0 +1,64 @@
+//! The authentication gate in front of `/api`: a bearer token over TCP, trust over
+//! the unix socket (mode 0600, so only its owner can connect). Public paths are
+//! listed here and nowhere else.
+
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::ApiError;
+use crate::state::AppState;
+
+/// Paths under `/api` that need no token.
+pub const PUBLIC_API_PATHS: &[&str] = &["/api/auth/login", "/api/openapi.json"];
+
+/// Which listener a request came in on; set by the server per listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Tcp,
+    UnixSocket,
+}
+
+/// Who is calling. Put in the request (for handlers) and the response (for the audit
+/// layer, which sits outside this one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub user: String,
+    pub via: Transport,
+}
+
+/// The actor name recorded for unix-socket callers.
+pub const UNIX_SOCKET_ACTOR: &str = "unix-socket";
+
+pub async fn require_auth(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if !path.starts_with("/api/") && path != "/api" || PUBLIC_API_PATHS.contains(&path) {
+        return next.run(req).await;
+    }
+    // A request without the marker is treated as TCP: forgetting to mark a listener
+    // must fail closed, not open.
+    let via = req.extensions().get::<Transport>().copied().unwrap_or(Transport::Tcp);
+    let principal = if via == Transport::UnixSocket {
+        Principal { user: UNIX_SOCKET_ACTOR.into(), via }
+    } else {
+        let Some(token) = bearer_token(&req) else {
+            return ApiError::Unauthorized("this route needs Authorization: Bearer <token>; get one from POST /api/auth/login".into())
+                .into_response();
+        };
+        match state.auth.authenticate(&token).await {
+            Ok(user) => Principal { user, via },
+            Err(e) => return ApiError::from(e).into_response(),
+        }
+    };
+    req.extensions_mut().insert(principal.clone());
+    let mut response = next.run(req).await;
+    response.extensions_mut().insert(principal);
+    response
+}
+
+pub fn bearer_token(req: &Request) -> Option<String> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string()).filter(|t| !t.is_empty())
+}

@@ -1,0 +1,33 @@
+//! `GET /healthz`: liveness for load balancers and `apollo version`. Public.
+
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::state::AppState;
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// Always `ok` when the host answers.
+    pub status: String,
+    pub version: String,
+    pub uptime_secs: u64,
+    /// Services in the registry.
+    pub services: usize,
+    /// Model files that failed to load.
+    pub model_problems: usize,
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "host", security(()),
+    responses((status = 200, description = "The host is up", body = Health)))]
+pub async fn healthz(State(state): State<AppState>) -> Json<Health> {
+    let snapshot = state.registry.snapshot();
+    Json(Health {
+        status: "ok".into(),
+        version: crate::VERSION.into(),
+        uptime_secs: state.started_at.elapsed().as_secs(),
+        services: snapshot.apps.len(),
+        model_problems: snapshot.problems.len(),
+    })
+}

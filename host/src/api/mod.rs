@@ -1,0 +1,70 @@
+//! The HTTP edge: `router(state)` builds the one router served on TCP and on the unix
+//! socket. Handlers are thin: they call the registry, store and auth services and map
+//! results to JSON; they hold no state of their own. One file per resource.
+//!
+//! Layers, outermost first: JSON errors, audit of mutating calls, auth gate, request
+//! deadline, body limit, tracing.
+
+mod apps;
+mod audit;
+mod audit_trail;
+mod error;
+mod guard;
+mod health;
+mod json;
+mod limits;
+mod models;
+mod openapi;
+mod session;
+
+pub use apps::{AppStatus, AppSummary};
+pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use guard::{PUBLIC_API_PATHS, Principal, Transport};
+pub use health::Health;
+pub use json::ApiJson;
+pub use openapi::ApiDoc;
+pub use session::{LoginResponse, WhoAmI};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::{from_fn, from_fn_with_state};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::state::AppState;
+
+/// The OpenAPI document and the routes it describes, before layers.
+pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health::healthz))
+        .routes(routes!(session::login))
+        .routes(routes!(session::logout))
+        .routes(routes!(session::whoami))
+        .routes(routes!(apps::list_apps))
+        .routes(routes!(apps::get_app))
+        .routes(routes!(apps::app_status))
+        .routes(routes!(models::reload))
+        .routes(routes!(models::problems))
+        .routes(routes!(audit::list_audit))
+        .split_for_parts()
+}
+
+/// The complete application: API routes, OpenAPI JSON, Swagger UI, fallbacks, layers.
+pub fn router(state: AppState) -> Router {
+    let (routes, doc) = api_routes();
+    let body_limit = state.config.server.body_limit_bytes;
+    routes
+        .merge(SwaggerUi::new("/swagger").url("/api/openapi.json", doc))
+        .fallback(limits::not_found)
+        .method_not_allowed_fallback(limits::method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(TraceLayer::new_for_http())
+        .layer(from_fn_with_state(state.clone(), limits::deadline))
+        .layer(from_fn_with_state(state.clone(), guard::require_auth))
+        .layer(from_fn_with_state(state.clone(), audit_trail::record_mutations))
+        .layer(from_fn(limits::json_errors))
+        .with_state(state)
+}

@@ -1,0 +1,34 @@
+//! The OpenAPI document's frame: title, version, tags and the bearer security scheme.
+//! Paths are not listed here: `utoipa_axum::routes!` collects them from the handlers
+//! as they are mounted, so the document cannot drift from the router.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Apollo host API", description = "Register, supervise and inspect services. Every /api route except login and this document needs `Authorization: Bearer <token>` over TCP; the unix socket is trusted."),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "host", description = "Liveness and version"),
+        (name = "auth", description = "Login, logout"),
+        (name = "apps", description = "Registered services"),
+        (name = "models", description = "Model files and reload"),
+        (name = "audit", description = "Log of mutating calls"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        openapi.info.version = crate::VERSION.to_string();
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("apo_ token").build()),
+        );
+    }
+}

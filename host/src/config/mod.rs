@@ -1,0 +1,311 @@
+//! The host configuration: the seed's `.pig` (JSON) keys plus ours, with defaults.
+//!
+//! `load` turns a file into a [`Config`] whose paths are absolute; parse and value
+//! errors name the file, `line:column` and the key. This module only describes and
+//! validates settings: it opens no sockets and creates no directories.
+
+mod locate;
+mod sections;
+
+pub use locate::locate_key;
+pub use sections::*;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Where the host looks for its config when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "conf/apollo.pig";
+/// The root of everything the host writes when no config says otherwise.
+pub const DEFAULT_SERVICE_ROOT: &str = "apollo-data";
+
+/// The whole configuration. Every seed key is here; paths left empty are derived from
+/// `service_root` by [`Config::resolve`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Root of the host's own files; the other directories default to children of it.
+    pub service_root: PathBuf,
+    /// Where services live: `<app_root>/<name>/`, models in `<app_root>/.octopus/`.
+    pub app_root: PathBuf,
+    /// Manage scripts: `<app_manager>/<name>/start.sh` and friends.
+    pub app_manager: PathBuf,
+    pub app_cache_dir: PathBuf,
+    pub app_log_dir: PathBuf,
+    pub app_tmp_dir: PathBuf,
+    pub app_back_up: PathBuf,
+    pub app_pids: PathBuf,
+    /// Ours: the host's state (SQLite store, unix socket, loaded-module copies).
+    pub data_dir: PathBuf,
+    pub log: LogConfig,
+    pub db: DbConfig,
+    pub server: ServerConfig,
+    pub ci: CiConfig,
+    pub auth: AuthConfig,
+    pub registry: RegistryConfig,
+    pub modules: ModulesConfig,
+    /// Set by `load`: the file this config came from, for messages.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+/// A config file that could not be used. `Display` is the one line an operator sees.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read config: {source}")]
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}:{column}: {key}: {message}")]
+    Invalid {
+        file: String,
+        line: usize,
+        column: usize,
+        /// Dotted key path, e.g. `server.port`; `(document)` for syntax errors.
+        key: String,
+        message: String,
+    },
+}
+
+/// A config plus what a human should be told about it but that does not stop it.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Reads and validates `path`. Relative paths inside the file are resolved against
+    /// the file's directory, so a config means the same thing from any working directory.
+    pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."));
+        let mut loaded = Self::parse(&text, &file)?;
+        loaded.config.source = Some(path.to_path_buf());
+        loaded.config.resolve(&absolute(&base));
+        Ok(loaded)
+    }
+
+    /// `--config` if given, else `./conf/apollo.pig` if present, else defaults
+    /// rooted at `./apollo-data/`.
+    pub fn discover(explicit: Option<&Path>) -> Result<Loaded, ConfigError> {
+        if let Some(path) = explicit {
+            return Self::load(path);
+        }
+        let conventional = Path::new(DEFAULT_CONFIG_PATH);
+        if conventional.is_file() {
+            return Self::load(conventional);
+        }
+        let mut config = Config::default();
+        config.resolve(&absolute(Path::new(".")));
+        Ok(Loaded {
+            config,
+            warnings: Vec::new(),
+        })
+    }
+
+    /// Parses config text; `file` is only used in messages.
+    pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
+        let mut unknown = Vec::new();
+        let mut de = serde_json::Deserializer::from_str(text);
+        let mut note_unknown = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+        let tracked = serde_ignored::Deserializer::new(&mut de, &mut note_unknown);
+        let config: Config = serde_path_to_error::deserialize(tracked).map_err(|err| {
+            let key = err.path().to_string();
+            let inner = err.into_inner();
+            ConfigError::Invalid {
+                file: file.to_string(),
+                line: inner.line(),
+                column: inner.column(),
+                key: if key == "." { "(document)".into() } else { key },
+                message: inner.to_string().split(" at line ").next().unwrap_or_default().to_string(),
+            }
+        })?;
+        de.end().map_err(|err| ConfigError::Invalid {
+            file: file.to_string(),
+            line: err.line(),
+            column: err.column(),
+            key: "(document)".into(),
+            message: "trailing characters after the config object".into(),
+        })?;
+        config.validate(text, file)?;
+        let warnings = unknown
+            .into_iter()
+            .map(|key| unknown_key_warning(text, file, &key))
+            .collect();
+        Ok(Loaded { config, warnings })
+    }
+
+    /// Checks that serde's types cannot express. Errors point at the key's position.
+    fn validate(&self, text: &str, file: &str) -> Result<(), ConfigError> {
+        let fail = |key: &str, message: String| {
+            let (line, column) = locate_key(text, key).unwrap_or((1, 1));
+            Err(ConfigError::Invalid {
+                file: file.to_string(),
+                line,
+                column,
+                key: key.to_string(),
+                message,
+            })
+        };
+        if self.server.host.trim().is_empty() {
+            return fail("server.host", "must not be empty (e.g. \"127.0.0.1\")".into());
+        }
+        if self.auth.token_ttl_secs == 0 {
+            return fail("auth.token_ttl_secs", "must be at least 1 second".into());
+        }
+        if self.server.body_limit_bytes < 1024 {
+            return fail(
+                "server.body_limit_bytes",
+                format!("{} is too small; use at least 1024", self.server.body_limit_bytes),
+            );
+        }
+        if self.auth.admin_user.trim().is_empty() {
+            return fail("auth.admin_user", "must not be empty".into());
+        }
+        if !self.auth.admin_password_hash.is_empty()
+            && !self.auth.admin_password_hash.starts_with("$argon2")
+        {
+            return fail(
+                "auth.admin_password_hash",
+                "is not an argon2 hash; generate one with `apollo passwd`".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Fills empty paths from `service_root` and makes every path absolute against `base`.
+    pub fn resolve(&mut self, base: &Path) {
+        let join = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+        if self.service_root.as_os_str().is_empty() {
+            self.service_root = PathBuf::from(DEFAULT_SERVICE_ROOT);
+        }
+        self.service_root = join(&self.service_root);
+        let root = self.service_root.clone();
+        let derive = |p: &mut PathBuf, child: &str| {
+            *p = if p.as_os_str().is_empty() { root.join(child) } else { join(p) };
+        };
+        derive(&mut self.app_root, "app");
+        derive(&mut self.app_manager, "manager");
+        derive(&mut self.app_cache_dir, "cache");
+        derive(&mut self.app_log_dir, "log");
+        derive(&mut self.app_tmp_dir, "tmp");
+        derive(&mut self.app_back_up, "backup");
+        derive(&mut self.app_pids, "pids");
+        derive(&mut self.data_dir, "data");
+        if self.server.uds.as_os_str().is_empty() {
+            self.server.uds = self.data_dir.join("apollo.sock");
+        } else {
+            self.server.uds = join(&self.server.uds);
+        }
+        self.db.sqlite.path = if self.db.sqlite.path.as_os_str().is_empty() {
+            self.data_dir.join("apollo.db")
+        } else {
+            join(&self.db.sqlite.path)
+        };
+        if !self.log.log_file.as_os_str().is_empty() {
+            self.log.log_file = join(&self.log.log_file);
+        }
+        self.modules.dir = if self.modules.dir.as_os_str().is_empty() {
+            base.join("modules-dist")
+        } else {
+            join(&self.modules.dir)
+        };
+    }
+
+    /// The directory holding service models: `.octopus/`, or the seed's `octopusMeta/`
+    /// when only that one exists.
+    pub fn models_dir(&self) -> PathBuf {
+        let primary = self.app_root.join(".octopus");
+        let fallback = self.app_root.join("octopusMeta");
+        if !primary.exists() && fallback.is_dir() {
+            fallback
+        } else {
+            primary
+        }
+    }
+
+    /// A short name for messages: the config file, or "defaults".
+    pub fn source_name(&self) -> String {
+        self.source
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "defaults".into())
+    }
+}
+
+/// Seed keys that we recognise but deliberately do not act on, with the reason.
+const RETIRED_SEED_KEYS: &[(&str, &str)] = &[
+    (
+        "server.passwd",
+        "clear-text passwords are not read; set auth.admin_password_hash (from `apollo passwd`) or APOLLO_ADMIN_PASSWORD",
+    ),
+    ("server.account", "use auth.admin_user"),
+    ("server.auth_expire", "use auth.token_ttl_secs"),
+];
+
+fn unknown_key_warning(text: &str, file: &str, key: &str) -> String {
+    let (line, column) = locate_key(text, key).unwrap_or((1, 1));
+    match RETIRED_SEED_KEYS.iter().find(|(k, _)| *k == key) {
+        Some((_, why)) => format!("{file}:{line}:{column}: {key}: ignored: {why}"),
+        None => format!("{file}:{line}:{column}: {key}: unknown key, ignored (check the spelling against README's configuration reference)"),
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_live_under_service_root() {
+        let mut c = Config::default();
+        c.resolve(Path::new("/srv"));
+        assert_eq!(c.service_root, Path::new("/srv/apollo-data"));
+        assert_eq!(c.app_root, Path::new("/srv/apollo-data/app"));
+        assert_eq!(c.server.uds, Path::new("/srv/apollo-data/data/apollo.sock"));
+        assert_eq!(c.server.port, 9090);
+        assert_eq!(c.server.host, "127.0.0.1");
+    }
+
+    #[test]
+    fn type_error_names_line_column_and_key() {
+        let text = "{\n  \"server\": {\n    \"port\": 70000\n  }\n}";
+        let err = Config::parse(text, "a.pig").unwrap_err().to_string();
+        assert!(err.starts_with("a.pig:3:17: server.port: "), "{err}");
+    }
+
+    #[test]
+    fn syntax_error_names_position() {
+        let err = Config::parse("{\n \"app_root\": \"x\",,\n}", "b.pig").unwrap_err().to_string();
+        assert!(err.starts_with("b.pig:2:"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_warn_with_position() {
+        let loaded = Config::parse("{\n \"server\": {\"prot\": 1}\n}", "c.pig").unwrap();
+        assert_eq!(loaded.warnings.len(), 1);
+        assert!(loaded.warnings[0].contains("c.pig:2:") && loaded.warnings[0].contains("server.prot"));
+    }
+
+    #[test]
+    fn seed_mongo_keys_are_accepted() {
+        let text = r#"{"db":{"sqlite":{},"mongo":{"name":"ApolloMongo","url":"127.0.0.1:27017","user":"","passwd":""},"redis":{}}}"#;
+        let loaded = Config::parse(text, "d.pig").unwrap();
+        assert_eq!(loaded.config.db.mongo.name, "ApolloMongo");
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    }
+}

@@ -1,0 +1,184 @@
+//! The nested sections of the config (`log`, `db`, `server`, `ci`, and our `auth`,
+//! `registry`, `modules`), each with the defaults an operator gets with no file.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// `log.*`: seed keys, mapped onto `tracing` by `crate::logging`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogConfig {
+    /// `false` keeps only warnings and errors.
+    pub enable_log: bool,
+    /// Print the span stack (the request/task context) on each line.
+    pub enable_stack: bool,
+    /// Print the emitting module path (`target`).
+    pub enable_function: bool,
+    /// Print source file and line.
+    pub enable_caller: bool,
+    /// Append to this file instead of standard error. Empty: standard error.
+    pub log_file: PathBuf,
+    pub encoding: LogEncoding,
+    /// Ours: an `EnvFilter` directive, e.g. `info` or `apollo_host=debug`.
+    /// `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            enable_log: true,
+            enable_stack: false,
+            enable_function: false,
+            enable_caller: false,
+            log_file: PathBuf::new(),
+            encoding: LogEncoding::Console,
+            level: "info".into(),
+        }
+    }
+}
+
+/// `log.encoding`: `""`/`"console"` for humans, `"json"` for collectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogEncoding {
+    #[default]
+    #[serde(alias = "")]
+    Console,
+    Json,
+}
+
+/// `db.*`: the seed's `sqlite`, `mongo`, `redis` objects.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DbConfig {
+    pub sqlite: SqliteConfig,
+    pub mongo: MongoConfig,
+    /// Accepted for seed compatibility; no feature uses Redis yet.
+    pub redis: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SqliteConfig {
+    /// Ours: the database file. Default `<data_dir>/apollo.db`.
+    pub path: PathBuf,
+}
+
+/// `db.mongo`: used by the MongoDB store backend (a later issue); parsed now so seed
+/// files load.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MongoConfig {
+    pub name: String,
+    pub url: String,
+    pub user: String,
+    #[serde(alias = "passwd", skip_serializing)]
+    pub pass_wd: String,
+}
+
+/// `server.*`: where the API listens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerConfig {
+    pub host: String,
+    /// `0` asks the OS for a free port (tests use this).
+    pub port: u16,
+    /// Unix socket path. Default `<data_dir>/apollo.sock`.
+    pub uds: PathBuf,
+    /// Ours: largest accepted request body.
+    pub body_limit_bytes: usize,
+    /// Ours: a request that takes longer is answered 503 and dropped.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 9090,
+            uds: PathBuf::new(),
+            body_limit_bytes: 1024 * 1024,
+            request_timeout_secs: 60,
+        }
+    }
+}
+
+/// `ci.*`: Docker engine settings, used by the Docker manager (a later issue).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CiConfig {
+    pub docker_host: String,
+    pub docker_timeout: u64,
+    pub docker_api_version: String,
+}
+
+impl Default for CiConfig {
+    fn default() -> Self {
+        Self {
+            docker_host: "unix:///var/run/docker.sock".into(),
+            docker_timeout: 5,
+            docker_api_version: "1.41".into(),
+        }
+    }
+}
+
+/// `auth.*` (ours): the admin account and token policy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    pub admin_user: String,
+    /// An argon2 PHC string from `apollo passwd`. `APOLLO_ADMIN_PASSWORD` wins over it.
+    #[serde(skip_serializing)]
+    pub admin_password_hash: String,
+    pub token_ttl_secs: u64,
+    /// Failed logins from one client before it is made to wait.
+    pub max_failed_logins: u32,
+    /// First lockout after `max_failed_logins`; doubles per further failure.
+    pub lockout_base_secs: u64,
+    /// Upper bound for the lockout.
+    pub lockout_max_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            admin_user: "admin".into(),
+            admin_password_hash: String::new(),
+            token_ttl_secs: 12 * 3600,
+            max_failed_logins: 5,
+            lockout_base_secs: 2,
+            lockout_max_secs: 300,
+        }
+    }
+}
+
+/// `registry.*` (ours): how the model folder is watched.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RegistryConfig {
+    /// Watch the folder with inotify; changes apply within `debounce_ms`.
+    pub watch: bool,
+    pub debounce_ms: u64,
+    /// Full re-read period, a safety net for filesystems without change events.
+    pub rescan_secs: u64,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            watch: true,
+            debounce_ms: 200,
+            rescan_secs: 30,
+        }
+    }
+}
+
+/// `modules.*` (ours): where module `.so` files are picked up (plugin-system issue).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ModulesConfig {
+    /// Default `modules-dist/` next to the config file (or the working directory).
+    pub dir: PathBuf,
+}

@@ -1,0 +1,47 @@
+//! The in-process event bus: a broadcast channel every subsystem publishes to
+//! (model changes now; service state, alarms, tasks and modules as those land).
+//! Subscribers that fall behind lose the oldest events and are told how many
+//! (`RecvError::Lagged`), so a slow consumer never blocks a publisher.
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+use utoipa::ToSchema;
+
+/// How many events a slow subscriber may fall behind before it loses the oldest.
+const CAPACITY: usize = 1024;
+
+/// Something that happened, as subscribers (websocket, alarms, modules) see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    ModelAdded { name: String, file: String },
+    ModelChanged { name: String, file: String },
+    ModelRemoved { name: String },
+    ModelProblem { file: String, message: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct EventBus {
+    sender: broadcast::Sender<Event>,
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EventBus {
+    pub fn new() -> Self {
+        Self { sender: broadcast::channel(CAPACITY).0 }
+    }
+
+    /// Publishes to current subscribers; having none is normal and not an error.
+    pub fn publish(&self, event: Event) {
+        let _ = self.sender.send(event);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.sender.subscribe()
+    }
+}

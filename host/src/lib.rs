@@ -1,0 +1,21 @@
+//! Apollo host: registers services from model files, serves an authenticated HTTP API
+//! on TCP and a trusted unix socket, and ships the `apollo` CLI.
+//!
+//! The binary is one line over [`cli::main`]; everything testable lives here.
+//! ARCHITECTURE.md has the map and the invariants.
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod events;
+pub mod logging;
+pub mod model;
+pub mod registry;
+pub mod server;
+pub mod state;
+pub mod status;
+pub mod store;
+
+/// The host's version (also the API version reported by `/healthz`).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

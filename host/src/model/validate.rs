@@ -1,0 +1,119 @@
+//! Checks on one model that serde's types do not express: required fields, the shape
+//! of names (they become directory names and URL segments), port ranges, `NAME=value`
+//! envs, and script names that must stay inside the service's manager directory.
+
+use super::Octopus;
+
+/// `(key, message)` of the first problem found.
+pub type FieldProblem = (String, String);
+
+/// A service name is used as a directory name and a URL path segment, so it is kept
+/// to letters, digits, `-`, `_` and `.` (not starting with `.`), at most 64 bytes.
+pub fn is_valid_service_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+pub fn validate_model(m: &Octopus) -> Result<(), FieldProblem> {
+    let problem = |key: &str, msg: String| Err((key.to_string(), msg));
+    if m.name.trim().is_empty() {
+        return problem("name", "is required".into());
+    }
+    if !is_valid_service_name(&m.name) {
+        return problem(
+            "name",
+            format!("{:?} is not a valid service name: use letters, digits, '-', '_', '.' (max 64, not starting with '.')", m.name),
+        );
+    }
+    if m.id.trim().is_empty() {
+        return problem("id", "is required".into());
+    }
+    for (i, port) in m.run_data.ports.iter().enumerate() {
+        if !(1..=65535).contains(port) {
+            return problem(&format!("run_data.ports[{i}]"), format!("{port} is out of range 1-65535"));
+        }
+    }
+    for (i, port) in m.runtime.ports.iter().enumerate() {
+        if !(0..=65535).contains(port) {
+            return problem(&format!("runtime.ports[{i}]"), format!("{port} is out of range 0-65535"));
+        }
+    }
+    for (i, env) in m.run_data.envs.iter().enumerate() {
+        match env.split_once('=') {
+            Some((k, _)) if is_env_name(k) => {}
+            _ => {
+                return problem(
+                    &format!("run_data.envs[{i}]"),
+                    format!("{env:?} must look like NAME=value (NAME: letters, digits, '_')"),
+                );
+            }
+        }
+    }
+    let scripts = [
+        ("manage_cmd.start", &m.manage_cmd.start),
+        ("manage_cmd.stop", &m.manage_cmd.stop),
+        ("manage_cmd.restart", &m.manage_cmd.restart),
+        ("manage_cmd.force_kill", &m.manage_cmd.force_kill),
+        ("manage_cmd.check", &m.manage_cmd.check),
+    ];
+    for (key, script) in scripts {
+        if !script.is_empty() && !is_plain_file_name(script) {
+            return problem(
+                key,
+                format!("{script:?} must be a file name inside the service's manager directory (no '/', no '..')"),
+            );
+        }
+    }
+    for (key, dep) in m.references() {
+        if dep == m.name {
+            return problem(key, format!("{:?} names the service itself", dep));
+        }
+        if !is_valid_service_name(dep) {
+            return problem(key, format!("{dep:?} is not a valid service name"));
+        }
+    }
+    Ok(())
+}
+
+fn is_env_name(k: &str) -> bool {
+    !k.is_empty() && !k.starts_with(|c: char| c.is_ascii_digit()) && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn is_plain_file_name(s: &str) -> bool {
+    !s.contains('/') && !s.contains('\0') && s != "." && s != ".."
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model() -> Octopus {
+        Octopus { name: "web".into(), id: "app_web".into(), ..Default::default() }
+    }
+
+    #[test]
+    fn accepts_minimal_model() {
+        assert!(validate_model(&model()).is_ok());
+    }
+
+    #[test]
+    fn rejects_bad_values_naming_the_key() {
+        let mut m = model();
+        m.run_data.ports = vec![80, 70000];
+        assert_eq!(validate_model(&m).unwrap_err().0, "run_data.ports[1]");
+        let mut m = model();
+        m.manage_cmd.start = "../../bin/sh".into();
+        assert_eq!(validate_model(&m).unwrap_err().0, "manage_cmd.start");
+        let mut m = model();
+        m.run_data.envs = vec!["NOEQUALS".into()];
+        assert_eq!(validate_model(&m).unwrap_err().0, "run_data.envs[0]");
+        let mut m = model();
+        m.name = "../etc".into();
+        assert_eq!(validate_model(&m).unwrap_err().0, "name");
+        let mut m = model();
+        m.run_data.run_dep = vec!["web".into()];
+        assert_eq!(validate_model(&m).unwrap_err().0, "run_data.run_dep");
+    }
+}

@@ -1,0 +1,169 @@
+//! The live set of services: models read from `<app_root>/.octopus/` (or the seed's
+//! `octopusMeta/`), validated one by one and against each other, swapped in as one
+//! snapshot. One bad file never blocks the others: it becomes a [`ModelProblem`].
+//!
+//! The registry persists what it loaded to the store and announces changes on the
+//! event bus. It knows nothing about HTTP, processes or scripts.
+
+pub mod graph;
+mod scan;
+mod watch;
+
+pub use scan::{LoadedModel, ModelProblem, ProblemKind};
+pub use watch::spawn_watcher;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::events::{Event, EventBus};
+use crate::store::{ModelRecord, Store, StoreError};
+
+/// One consistent view of the registry; readers hold an `Arc` to it.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub apps: BTreeMap<String, LoadedModel>,
+    pub problems: Vec<ModelProblem>,
+    /// Increases with every reload that changed anything.
+    pub generation: u64,
+}
+
+/// What one reload did.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct ReloadReport {
+    pub added: Vec<String>,
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
+    pub unchanged: usize,
+    /// Number of files that could not be loaded (details at /api/models/problems).
+    pub problems: usize,
+    pub generation: u64,
+}
+
+#[derive(Debug)]
+pub struct Registry {
+    models_dir: PathBuf,
+    store: Arc<dyn Store>,
+    events: EventBus,
+    current: RwLock<Arc<Snapshot>>,
+    /// Reloads (watcher, timer, API) are serialised so two never interleave their diffs.
+    reload_lock: tokio::sync::Mutex<()>,
+}
+
+impl Registry {
+    pub fn new(models_dir: PathBuf, store: Arc<dyn Store>, events: EventBus) -> Self {
+        Self {
+            models_dir,
+            store,
+            events,
+            current: RwLock::new(Arc::new(Snapshot::default())),
+            reload_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn models_dir(&self) -> &Path {
+        &self.models_dir
+    }
+
+    /// The current snapshot; cheap, never blocks on a reload in progress.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.current.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub fn get(&self, name: &str) -> Option<LoadedModel> {
+        self.snapshot().apps.get(name).cloned()
+    }
+
+    /// Re-reads the folder, swaps in the result, persists and announces the difference.
+    /// A store failure is returned after the in-memory swap: the live set is always the
+    /// files' truth, and the next reload retries the write.
+    pub async fn reload(&self) -> Result<ReloadReport, StoreError> {
+        let _serial = self.reload_lock.lock().await;
+        let previous = self.snapshot();
+        let dir = self.models_dir.clone();
+        let prev_for_scan = Arc::clone(&previous);
+        let scanned = tokio::task::spawn_blocking(move || {
+            scan::scan_dir(&dir, &prev_for_scan, &|name| std::env::var(name).ok())
+        })
+        .await
+        .map_err(|e| StoreError::Worker(format!("model scan: {e}")))?;
+
+        let mut report = ReloadReport::default();
+        for (name, loaded) in &scanned.apps {
+            match previous.apps.get(name) {
+                None => report.added.push(name.clone()),
+                Some(old) if old.hash != loaded.hash || old.file != loaded.file => report.changed.push(name.clone()),
+                Some(_) => report.unchanged += 1,
+            }
+        }
+        report.removed = previous.apps.keys().filter(|n| !scanned.apps.contains_key(*n)).cloned().collect();
+        report.problems = scanned.problems.len();
+        let problems_changed = scanned.problems != previous.problems;
+        let changed = !report.added.is_empty() || !report.changed.is_empty() || !report.removed.is_empty();
+        let generation = previous.generation + u64::from(changed || problems_changed);
+        report.generation = generation;
+
+        let new_problems: Vec<ModelProblem> =
+            scanned.problems.iter().filter(|p| !previous.problems.contains(p)).cloned().collect();
+        let next = Arc::new(Snapshot { apps: scanned.apps, problems: scanned.problems, generation });
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&next);
+
+        for problem in &new_problems {
+            tracing::warn!(file = %problem.file, kind = ?problem.kind, "model not loaded: {}", problem.message);
+            self.events.publish(Event::ModelProblem { file: problem.file.clone(), message: problem.message.clone() });
+        }
+        self.persist_and_announce(&next, &report).await?;
+        if changed {
+            tracing::info!(
+                added = report.added.len(),
+                changed = report.changed.len(),
+                removed = report.removed.len(),
+                problems = report.problems,
+                generation,
+                "registry reloaded"
+            );
+        }
+        Ok(report)
+    }
+
+    async fn persist_and_announce(&self, next: &Snapshot, report: &ReloadReport) -> Result<(), StoreError> {
+        for name in report.added.iter().chain(&report.changed) {
+            let loaded = &next.apps[name];
+            self.store.upsert_model(&ModelRecord::from(loaded)).await?;
+            let file = loaded.file.display().to_string();
+            let event = if report.added.contains(name) {
+                Event::ModelAdded { name: name.clone(), file }
+            } else {
+                Event::ModelChanged { name: name.clone(), file }
+            };
+            self.events.publish(event);
+        }
+        for name in &report.removed {
+            self.store.remove_model(name).await?;
+            self.events.publish(Event::ModelRemoved { name: name.clone() });
+        }
+        // Records of models removed while the host was down.
+        for stale in self.store.list_models().await? {
+            if !next.apps.contains_key(&stale.name) {
+                self.store.remove_model(&stale.name).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl From<&LoadedModel> for ModelRecord {
+    fn from(m: &LoadedModel) -> Self {
+        ModelRecord {
+            name: m.model.name.clone(),
+            id: m.model.id.clone(),
+            file: m.file.display().to_string(),
+            hash: m.hash.clone(),
+            model: serde_json::to_value(&m.model).unwrap_or_default(),
+            loaded_at_ms: m.loaded_at_ms,
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! Assembling and running a host: open the store, settle the admin password, load the
+//! registry, bind TCP and the unix socket, serve until shut down, then stop every
+//! background task. Listeners are bound here but `serve` takes them from outside, so
+//! tests run real hosts on `127.0.0.1:0` and a temp socket (mini-redis style).
+
+use std::net::SocketAddr;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Extension;
+use tokio::net::{TcpListener, UnixListener};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::{self, Transport};
+use crate::auth::{AuthService, PasswordSource};
+use crate::config::Config;
+use crate::events::EventBus;
+use crate::registry::{Registry, spawn_watcher};
+use crate::state::{AppState, HostContext};
+use crate::store::{SqliteStore, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source} (is another host running? set server.port, or 0 for any free port)")]
+    BindTcp {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("unix socket {path}: {message}")]
+    Socket { path: String, message: String },
+    #[error("cannot create {path}: {source}")]
+    CreateDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("server error: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// What `build_state` found that the operator must be told about.
+#[derive(Debug)]
+pub struct Bootstrap {
+    pub password_source: PasswordSource,
+    /// A freshly generated admin password, to be shown exactly once.
+    pub generated_password: Option<String>,
+}
+
+/// Opens the store, settles auth and performs the first registry load.
+pub async fn build_state(config: Config, env_admin_password: Option<String>) -> Result<(AppState, Bootstrap), HostError> {
+    for dir in [&config.data_dir, &config.app_root] {
+        std::fs::create_dir_all(dir).map_err(|source| HostError::CreateDir { path: dir.display().to_string(), source })?;
+    }
+    let sqlite_path = config.db.sqlite.path.clone();
+    let store: Arc<dyn Store> = Arc::new(tokio::task::spawn_blocking(move || SqliteStore::open(&sqlite_path)).await.map_err(|e| StoreError::Worker(e.to_string()))??);
+    let (auth, password_source, generated_password) =
+        AuthService::bootstrap(&config.auth, Arc::clone(&store), env_admin_password).await?;
+    let events = EventBus::new();
+    let registry = Arc::new(Registry::new(config.models_dir(), Arc::clone(&store), events.clone()));
+    let report = registry.reload().await?;
+    tracing::info!(
+        dir = %registry.models_dir().display(),
+        services = report.added.len() + report.changed.len() + report.unchanged,
+        problems = report.problems,
+        "models loaded"
+    );
+    let state = AppState::new(HostContext {
+        config,
+        registry,
+        store,
+        auth: Arc::new(auth),
+        events,
+        started_at: Instant::now(),
+    });
+    Ok((state, Bootstrap { password_source, generated_password }))
+}
+
+/// Binds the unix socket with mode 0600. A stale socket file (no one answering) is
+/// replaced; a live one means another host is running and is an error; a non-socket
+/// file at the path is never deleted.
+pub async fn bind_unix_socket(path: &Path) -> Result<UnixListener, HostError> {
+    let fail = |message: String| HostError::Socket { path: path.display().to_string(), message };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| fail(format!("cannot create its directory: {e}")))?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            if tokio::net::UnixStream::connect(path).await.is_ok() {
+                return Err(fail("another host is already serving on it; stop it or set server.uds".into()));
+            }
+            std::fs::remove_file(path).map_err(|e| fail(format!("cannot remove the stale socket: {e}")))?;
+            tracing::info!(path = %path.display(), "replaced stale unix socket");
+        }
+        Ok(_) => return Err(fail("exists and is not a socket; refusing to delete it (set server.uds)".into())),
+        Err(_) => {}
+    }
+    let listener = UnixListener::bind(path).map_err(|e| fail(format!("cannot bind: {e}")))?;
+    // The socket is trusted without a token: only its owner may connect.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| fail(format!("cannot set mode 0600: {e}")))?;
+    Ok(listener)
+}
+
+/// A host serving in the background; `shutdown` stops it gracefully.
+#[derive(Debug)]
+pub struct RunningHost {
+    pub state: AppState,
+    pub http_addr: SocketAddr,
+    pub uds_path: PathBuf,
+    pub bootstrap: Bootstrap,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+    server: JoinHandle<Result<(), HostError>>,
+}
+
+impl RunningHost {
+    /// Builds the state, binds `server.host:server.port` and `server.uds`, starts the
+    /// watcher and housekeeping, and serves.
+    pub async fn start(config: Config, env_admin_password: Option<String>) -> Result<Self, HostError> {
+        let addr = format!("{}:{}", config.server.host, config.server.port);
+        let uds_path = config.server.uds.clone();
+        let (state, bootstrap) = build_state(config, env_admin_password).await?;
+        let tcp = TcpListener::bind(&addr).await.map_err(|source| HostError::BindTcp { addr: addr.clone(), source })?;
+        let http_addr = tcp.local_addr().map_err(HostError::Serve)?;
+        let uds = bind_unix_socket(&uds_path).await?;
+
+        let cancel = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        spawn_watcher(Arc::clone(&state.registry), &state.config.registry, &tasks, cancel.clone());
+        spawn_token_purge(state.clone(), &tasks, cancel.clone());
+        let server = tokio::spawn(serve(state.clone(), tcp, uds, cancel.clone()));
+        tracing::info!(%http_addr, uds = %uds_path.display(), version = crate::VERSION, "apollo serving");
+        Ok(Self { state, http_addr, uds_path, bootstrap, cancel, tasks, server })
+    }
+
+    /// A token that, when cancelled, shuts the host down.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// Stops accepting, lets in-flight requests finish, stops background tasks and
+    /// removes the socket file.
+    pub async fn shutdown(self) -> Result<(), HostError> {
+        self.cancel.cancel();
+        self.wait().await
+    }
+
+    /// Waits until the host stops (after `shutdown_token()` is cancelled).
+    pub async fn wait(self) -> Result<(), HostError> {
+        let served = self.server.await.unwrap_or_else(|e| Err(HostError::Serve(std::io::Error::other(e))));
+        self.tasks.close();
+        self.tasks.wait().await;
+        let _ = std::fs::remove_file(&self.uds_path);
+        tracing::info!("apollo stopped");
+        served
+    }
+}
+
+/// Serves the router on both listeners until `cancel` fires, then drains.
+pub async fn serve(state: AppState, tcp: TcpListener, uds: UnixListener, cancel: CancellationToken) -> Result<(), HostError> {
+    let app = api::router(state);
+    let tcp_app = app.clone().layer(Extension(Transport::Tcp));
+    let uds_app = app.layer(Extension(Transport::UnixSocket));
+    let tcp_cancel = cancel.clone();
+    let tcp_server = axum::serve(tcp, tcp_app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move { tcp_cancel.cancelled().await });
+    let uds_server = axum::serve(uds, uds_app.into_make_service()).with_graceful_shutdown(async move { cancel.cancelled().await });
+    let (a, b) = tokio::join!(tcp_server.into_future(), uds_server.into_future());
+    a.and(b).map_err(HostError::Serve)
+}
+
+fn spawn_token_purge(state: AppState, tasks: &TaskTracker, cancel: CancellationToken) {
+    tasks.spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                _ = every.tick() => match state.auth.purge_expired().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(purged = n, "expired tokens removed"),
+                    Err(e) => tracing::warn!("token purge failed: {e}"),
+                },
+            }
+        }
+    });
+}
+
+/// Resolves when SIGTERM or SIGINT arrives (the seed ignored SIGTERM).
+pub async fn termination_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+}

@@ -1,0 +1,37 @@
+//! The shared handles every API handler and background task works with. Cloning is
+//! cheap (one `Arc`). Built once by `crate::server::build_state`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::auth::AuthService;
+use crate::config::Config;
+use crate::events::EventBus;
+use crate::registry::Registry;
+use crate::store::Store;
+
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<HostContext>);
+
+#[derive(Debug)]
+pub struct HostContext {
+    pub config: Config,
+    pub registry: Arc<Registry>,
+    pub store: Arc<dyn Store>,
+    pub auth: Arc<AuthService>,
+    pub events: EventBus,
+    pub started_at: Instant,
+}
+
+impl AppState {
+    pub fn new(ctx: HostContext) -> Self {
+        Self(Arc::new(ctx))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = HostContext;
+    fn deref(&self) -> &HostContext {
+        &self.0
+    }
+}

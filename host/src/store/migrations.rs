@@ -1,0 +1,51 @@
+//! Versioned schema of the SQLite store. Each step runs once, in order, inside one
+//! transaction together with the `user_version` bump, so a crash mid-migration leaves
+//! the previous version intact. Never edit a shipped step: append a new one.
+
+/// `(version, sql)`; versions are consecutive from 1.
+pub const MIGRATIONS: &[(u32, &str)] = &[(
+    1,
+    "CREATE TABLE models (
+         name TEXT PRIMARY KEY,
+         id TEXT NOT NULL,
+         file TEXT NOT NULL,
+         hash TEXT NOT NULL,
+         model TEXT NOT NULL,
+         loaded_at_ms INTEGER NOT NULL
+     );
+     CREATE TABLE runtime (
+         name TEXT PRIMARY KEY,
+         pid INTEGER,
+         ports TEXT NOT NULL DEFAULT '[]',
+         stop_operation INTEGER NOT NULL DEFAULT 0,
+         last_status TEXT NOT NULL DEFAULT '',
+         updated_at_ms INTEGER NOT NULL
+     );
+     CREATE TABLE tokens (
+         token_hash TEXT PRIMARY KEY,
+         user TEXT NOT NULL,
+         created_at_ms INTEGER NOT NULL,
+         expires_at_ms INTEGER NOT NULL
+     );
+     CREATE INDEX tokens_expiry ON tokens(expires_at_ms);
+     CREATE TABLE settings (
+         key TEXT PRIMARY KEY,
+         value TEXT NOT NULL
+     );
+     CREATE TABLE audit (
+         id INTEGER PRIMARY KEY AUTOINCREMENT,
+         at_ms INTEGER NOT NULL,
+         actor TEXT NOT NULL,
+         remote TEXT NOT NULL,
+         method TEXT NOT NULL,
+         path TEXT NOT NULL,
+         status INTEGER NOT NULL,
+         result TEXT NOT NULL
+     );
+     CREATE INDEX audit_actor ON audit(actor, id);",
+)];
+
+/// The newest schema this build knows.
+pub fn latest_version() -> u32 {
+    MIGRATIONS.last().map(|m| m.0).unwrap_or(0)
+}

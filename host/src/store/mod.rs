@@ -1,0 +1,68 @@
+//! Persistence behind one trait, so the SQLite store (here) and a MongoDB store (a
+//! later issue) are interchangeable. The store keeps what must survive a host crash:
+//! models as loaded, runtime data, login tokens (hashed), settings, the audit log.
+//! It knows nothing about HTTP or processes.
+
+mod migrations;
+mod records;
+mod sqlite;
+
+pub use records::*;
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store {path}: {source}")]
+    Sqlite {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("store: cannot create {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("store schema version {found} is newer than this host understands ({supported}); upgrade apollo or restore a backup")]
+    SchemaTooNew { found: u32, supported: u32 },
+    #[error("store: corrupt record {what}: {detail}")]
+    Corrupt { what: String, detail: String },
+    #[error("store worker stopped: {0}")]
+    Worker(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything the host persists. Every write is idempotent (upserts keyed by name or
+/// hash) so a retried call never duplicates a record.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// `sqlite` or `mongodb`, for status output.
+    fn backend(&self) -> &'static str;
+    async fn schema_version(&self) -> StoreResult<u32>;
+
+    async fn upsert_model(&self, record: &ModelRecord) -> StoreResult<()>;
+    async fn remove_model(&self, name: &str) -> StoreResult<()>;
+    async fn list_models(&self) -> StoreResult<Vec<ModelRecord>>;
+
+    async fn put_runtime(&self, record: &RuntimeRecord) -> StoreResult<()>;
+    async fn get_runtime(&self, name: &str) -> StoreResult<Option<RuntimeRecord>>;
+    async fn list_runtime(&self) -> StoreResult<Vec<RuntimeRecord>>;
+
+    async fn insert_token(&self, record: &TokenRecord) -> StoreResult<()>;
+    async fn find_token(&self, token_hash: &str) -> StoreResult<Option<TokenRecord>>;
+    /// `true` when a token was revoked.
+    async fn revoke_token(&self, token_hash: &str) -> StoreResult<bool>;
+    async fn purge_expired_tokens(&self, now_ms: i64) -> StoreResult<u64>;
+
+    async fn get_setting(&self, key: &str) -> StoreResult<Option<String>>;
+    async fn put_setting(&self, key: &str, value: &str) -> StoreResult<()>;
+
+    /// Appends and returns the entry's id.
+    async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<i64>;
+    /// Newest first.
+    async fn list_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>>;
+}

@@ -1,0 +1,71 @@
+//! The records the store keeps, as plain data shared by every backend.
+
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// A model as last loaded from its file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ModelRecord {
+    pub name: String,
+    pub id: String,
+    pub file: String,
+    /// SHA-256 of the file's bytes, to tell a real change from a touch.
+    pub hash: String,
+    /// The model as JSON (after `$VAR` substitution).
+    #[schema(value_type = Object)]
+    pub model: serde_json::Value,
+    pub loaded_at_ms: i64,
+}
+
+/// Live runtime data of one service.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RuntimeRecord {
+    pub name: String,
+    pub pid: Option<i64>,
+    pub ports: Vec<u16>,
+    /// The operator stopped it on purpose: do not restart it.
+    pub stop_operation: bool,
+    pub last_status: String,
+    pub updated_at_ms: i64,
+}
+
+/// A login token, stored only as the SHA-256 of its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub token_hash: String,
+    pub user: String,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+/// One mutating API call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at_ms: i64,
+    /// `admin`, `unix-socket`, or `anonymous` for calls without a valid token.
+    pub actor: String,
+    /// Client address (`127.0.0.1:5000`) or `unix`.
+    pub remote: String,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    /// `ok` or `error`.
+    pub result: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// At most this many entries (default 100, max 1000).
+    pub limit: Option<u32>,
+    /// Only entries with an id below this one (for paging).
+    pub before_id: Option<i64>,
+    /// Only entries by this actor.
+    pub actor: Option<String>,
+}
+
+/// Milliseconds since the Unix epoch: the store's one time format.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

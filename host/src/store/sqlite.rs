@@ -1,0 +1,312 @@
+//! The embedded store: one SQLite file in WAL mode. Calls run on tokio's blocking
+//! pool behind one connection mutex; SQLite serialises writers anyway, and the host's
+//! write rate (audit lines, model changes) is far below what one connection sustains.
+//!
+//! Durability: WAL + `synchronous=NORMAL` survives a `kill -9` of the host (every
+//! committed transaction is in the WAL file); only an OS crash may lose the last few.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::migrations::{MIGRATIONS, latest_version};
+use super::*;
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    path: PathBuf,
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database and brings its schema up to date.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        let display = path.display().to_string();
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::Io { path: parent.display().to_string(), source })?;
+        }
+        let sql_err = |source| StoreError::Sqlite { path: display.clone(), source };
+        let mut conn = Connection::open(path).map_err(sql_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(sql_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql_err)?;
+        migrate(&mut conn, &display)?;
+        Ok(Self { path: path.to_path_buf(), conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn run<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        let path = self.path.display().to_string();
+        tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock poisons it; the connection itself is still
+            // consistent (SQLite rolled back), so keep using it.
+            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut guard).map_err(|source| StoreError::Sqlite { path, source })
+        })
+        .await
+        .map_err(|e| StoreError::Worker(e.to_string()))?
+    }
+}
+
+fn migrate(conn: &mut Connection, path: &str) -> StoreResult<()> {
+    let sql_err = |source| StoreError::Sqlite { path: path.to_string(), source };
+    let current: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(sql_err)?;
+    if current > latest_version() {
+        return Err(StoreError::SchemaTooNew { found: current, supported: latest_version() });
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        let tx = conn.transaction().map_err(sql_err)?;
+        tx.execute_batch(sql).map_err(sql_err)?;
+        tx.pragma_update(None, "user_version", version).map_err(sql_err)?;
+        tx.commit().map_err(sql_err)?;
+        tracing::info!(version, "store schema migrated");
+    }
+    Ok(())
+}
+
+fn json_col<T: serde::de::DeserializeOwned>(idx: usize, text: String) -> rusqlite::Result<T> {
+    serde_json::from_str(&text)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+fn model_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ModelRecord> {
+    Ok(ModelRecord {
+        name: row.get(0)?,
+        id: row.get(1)?,
+        file: row.get(2)?,
+        hash: row.get(3)?,
+        model: json_col(4, row.get(4)?)?,
+        loaded_at_ms: row.get(5)?,
+    })
+}
+
+fn runtime_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RuntimeRecord> {
+    Ok(RuntimeRecord {
+        name: row.get(0)?,
+        pid: row.get(1)?,
+        ports: json_col(2, row.get(2)?)?,
+        stop_operation: row.get(3)?,
+        last_status: row.get(4)?,
+        updated_at_ms: row.get(5)?,
+    })
+}
+
+fn audit_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
+    Ok(AuditEntry {
+        id: row.get(0)?,
+        at_ms: row.get(1)?,
+        actor: row.get(2)?,
+        remote: row.get(3)?,
+        method: row.get(4)?,
+        path: row.get(5)?,
+        status: row.get(6)?,
+        result: row.get(7)?,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn schema_version(&self) -> StoreResult<u32> {
+        self.run(|c| c.pragma_query_value(None, "user_version", |r| r.get(0))).await
+    }
+
+    async fn upsert_model(&self, record: &ModelRecord) -> StoreResult<()> {
+        let r = record.clone();
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO models (name, id, file, hash, model, loaded_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(name) DO UPDATE SET id = excluded.id, file = excluded.file, hash = excluded.hash,
+                     model = excluded.model, loaded_at_ms = excluded.loaded_at_ms",
+                params![r.name, r.id, r.file, r.hash, r.model.to_string(), r.loaded_at_ms],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn remove_model(&self, name: &str) -> StoreResult<()> {
+        let name = name.to_string();
+        self.run(move |c| c.execute("DELETE FROM models WHERE name = ?1", [name]).map(drop)).await
+    }
+
+    async fn list_models(&self) -> StoreResult<Vec<ModelRecord>> {
+        self.run(|c| {
+            let mut stmt = c.prepare("SELECT name, id, file, hash, model, loaded_at_ms FROM models ORDER BY name")?;
+            stmt.query_map([], model_from_row)?.collect()
+        })
+        .await
+    }
+
+    async fn put_runtime(&self, record: &RuntimeRecord) -> StoreResult<()> {
+        let r = record.clone();
+        let ports = serde_json::to_string(&r.ports).unwrap_or_else(|_| "[]".into());
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO runtime (name, pid, ports, stop_operation, last_status, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(name) DO UPDATE SET pid = excluded.pid, ports = excluded.ports,
+                     stop_operation = excluded.stop_operation, last_status = excluded.last_status,
+                     updated_at_ms = excluded.updated_at_ms",
+                params![r.name, r.pid, ports, r.stop_operation, r.last_status, r.updated_at_ms],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn get_runtime(&self, name: &str) -> StoreResult<Option<RuntimeRecord>> {
+        let name = name.to_string();
+        self.run(move |c| {
+            c.query_row(
+                "SELECT name, pid, ports, stop_operation, last_status, updated_at_ms FROM runtime WHERE name = ?1",
+                [name],
+                runtime_from_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn list_runtime(&self) -> StoreResult<Vec<RuntimeRecord>> {
+        self.run(|c| {
+            let mut stmt =
+                c.prepare("SELECT name, pid, ports, stop_operation, last_status, updated_at_ms FROM runtime ORDER BY name")?;
+            stmt.query_map([], runtime_from_row)?.collect()
+        })
+        .await
+    }
+
+    async fn insert_token(&self, record: &TokenRecord) -> StoreResult<()> {
+        let r = record.clone();
+        self.run(move |c| {
+            c.execute(
+                "INSERT OR REPLACE INTO tokens (token_hash, user, created_at_ms, expires_at_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![r.token_hash, r.user, r.created_at_ms, r.expires_at_ms],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn find_token(&self, token_hash: &str) -> StoreResult<Option<TokenRecord>> {
+        let hash = token_hash.to_string();
+        self.run(move |c| {
+            c.query_row(
+                "SELECT token_hash, user, created_at_ms, expires_at_ms FROM tokens WHERE token_hash = ?1",
+                [hash],
+                |row| {
+                    Ok(TokenRecord {
+                        token_hash: row.get(0)?,
+                        user: row.get(1)?,
+                        created_at_ms: row.get(2)?,
+                        expires_at_ms: row.get(3)?,
+                    })
+                },
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn revoke_token(&self, token_hash: &str) -> StoreResult<bool> {
+        let hash = token_hash.to_string();
+        self.run(move |c| c.execute("DELETE FROM tokens WHERE token_hash = ?1", [hash]).map(|n| n > 0)).await
+    }
+
+    async fn purge_expired_tokens(&self, now_ms: i64) -> StoreResult<u64> {
+        self.run(move |c| c.execute("DELETE FROM tokens WHERE expires_at_ms <= ?1", [now_ms]).map(|n| n as u64)).await
+    }
+
+    async fn get_setting(&self, key: &str) -> StoreResult<Option<String>> {
+        let key = key.to_string();
+        self.run(move |c| c.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0)).optional()).await
+    }
+
+    async fn put_setting(&self, key: &str, value: &str) -> StoreResult<()> {
+        let (key, value) = (key.to_string(), value.to_string());
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<i64> {
+        let e = entry.clone();
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO audit (at_ms, actor, remote, method, path, status, result) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![e.at_ms, e.actor, e.remote, e.method, e.path, e.status, e.result],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+        .await
+    }
+
+    async fn list_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
+        let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+        let before = query.before_id.unwrap_or(i64::MAX);
+        let actor = query.actor.clone();
+        self.run(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT id, at_ms, actor, remote, method, path, status, result FROM audit
+                 WHERE id < ?1 AND (?2 IS NULL OR actor = ?2) ORDER BY id DESC LIMIT ?3",
+            )?;
+            stmt.query_map(params![before, actor, limit], audit_from_row)?.collect()
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn round_trips_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        {
+            let s = SqliteStore::open(&path).unwrap();
+            assert_eq!(s.schema_version().await.unwrap(), latest_version());
+            s.put_setting("k", "v1").await.unwrap();
+            s.put_setting("k", "v2").await.unwrap();
+            let rt = RuntimeRecord { name: "a".into(), pid: Some(42), ports: vec![8080], ..Default::default() };
+            s.put_runtime(&rt).await.unwrap();
+            s.put_runtime(&rt).await.unwrap();
+            let entry = AuditEntry {
+                id: 0,
+                at_ms: 1,
+                actor: "admin".into(),
+                remote: "unix".into(),
+                method: "POST".into(),
+                path: "/api/reload".into(),
+                status: 200,
+                result: "ok".into(),
+            };
+            s.append_audit(&entry).await.unwrap();
+        }
+        let s = SqliteStore::open(&path).unwrap();
+        assert_eq!(s.get_setting("k").await.unwrap().as_deref(), Some("v2"));
+        assert_eq!(s.list_runtime().await.unwrap().len(), 1);
+        assert_eq!(s.get_runtime("a").await.unwrap().unwrap().ports, vec![8080]);
+        assert_eq!(s.list_audit(&AuditQuery::default()).await.unwrap()[0].path, "/api/reload");
+    }
+}
