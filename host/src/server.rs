@@ -155,6 +155,8 @@ impl RunningHost {
     /// Waits until the host stops (after `shutdown_token()` is cancelled).
     pub async fn wait(self) -> Result<(), HostError> {
         let served = self.server.await.unwrap_or_else(|e| Err(HostError::Serve(std::io::Error::other(e))));
+        // The server may also have stopped on its own (an I/O error): stop the rest too.
+        self.cancel.cancel();
         self.tasks.close();
         self.tasks.wait().await;
         let _ = std::fs::remove_file(&self.uds_path);

@@ -18,6 +18,7 @@ use utoipa::{Modify, OpenApi};
         (name = "audit", description = "Log of mutating calls"),
     )
 )]
+#[derive(Debug)]
 pub struct ApiDoc;
 
 struct BearerAuth;

@@ -1,2 +1,191 @@
-//! placeholder
-pub fn main() -> std::process::ExitCode { std::process::ExitCode::SUCCESS }
+//! The `apollo` command line: the daemon (`apollo serve`) and the client commands that
+//! talk to a running host over its unix socket (default) or `--addr URL --token T`.
+//! Exit codes: 0 success, 1 the operation failed, 2 bad usage or config.
+
+mod client;
+mod commands;
+mod output;
+mod scaffold;
+mod serve;
+mod shell;
+
+pub use client::{ApiClient, ClientError, Endpoint, RawResponse};
+pub use scaffold::scaffold_service;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+
+#[derive(Debug, Parser)]
+#[command(name = "apollo", version = crate::VERSION, about = "Apollo: register, supervise and serve microservices")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Config file (default: ./conf/apollo.pig if present, else built-in defaults).
+    #[arg(long, global = true, env = "APOLLO_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Talk to a host at this address (http://HOST:PORT or unix:/path) instead of the
+    /// config's unix socket.
+    #[arg(long, global = true, env = "APOLLO_ADDR")]
+    pub addr: Option<String>,
+    /// Bearer token for --addr over TCP (from `apollo login`).
+    #[arg(long, global = true, env = "APOLLO_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the host (the daemon).
+    Serve,
+    /// Inspect services.
+    #[command(subcommand)]
+    App(AppCommand),
+    /// Re-read the model folder now.
+    Reload,
+    /// Validate the config and every model file without a running host.
+    Check,
+    /// Print the CLI's and the host's versions.
+    Version,
+    /// Print an argon2 hash of a password for `auth.admin_password_hash`.
+    Passwd {
+        /// Read the password from standard input instead of prompting.
+        #[arg(long)]
+        stdin: bool,
+    },
+    /// Log in to a host over TCP and print a token for --token / APOLLO_TOKEN.
+    Login {
+        #[arg(long, default_value = "admin")]
+        user: String,
+        /// Read the password from standard input instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Show the audit log of mutating calls.
+    Audit {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Scaffold a new service: a model file and working manage scripts.
+    New {
+        name: String,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Interactive shell with history and completion.
+    Shell,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppCommand {
+    /// List services with their status.
+    List,
+    /// Show one service's model and runtime data.
+    Info { name: String },
+    /// Show status of one service, or all with -a.
+    Status {
+        name: Option<String>,
+        #[arg(short = 'a', long = "all")]
+        all: bool,
+    },
+}
+
+/// The failure of one command: what to print and the exit code.
+#[derive(Debug)]
+pub struct CliError {
+    pub message: String,
+    pub code: u8,
+}
+
+impl CliError {
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self { message: message.into(), code: 1 }
+    }
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self { message: message.into(), code: 2 }
+    }
+}
+
+impl From<ClientError> for CliError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Usage(m) => Self::usage(m),
+            other => Self::failed(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::config::ConfigError> for CliError {
+    fn from(e: crate::config::ConfigError) -> Self {
+        Self::usage(e.to_string())
+    }
+}
+
+/// Entry point of the `apollo` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Serve => serve::serve(g).await,
+        Command::Check => commands::check(g),
+        Command::Passwd { stdin } => commands::passwd(stdin),
+        Command::New { name, force } => commands::new_service(g, &name, force),
+        Command::Login { user, password_stdin } => commands::login(g, &user, password_stdin).await,
+        Command::App(app) => {
+            let client = connect(g)?;
+            match app {
+                AppCommand::List => commands::app_list(&client, g.json).await,
+                AppCommand::Info { name } => commands::app_info(&client, &name, g.json).await,
+                AppCommand::Status { name, all } => commands::app_status(&client, name.as_deref(), all, g.json).await,
+            }
+        }
+        Command::Reload => commands::reload(&connect(g)?, g.json).await,
+        Command::Version => commands::version(&connect(g)?, g.json).await,
+        Command::Audit { limit } => commands::audit(&connect(g)?, limit, g.json).await,
+        Command::Shell => shell::run(connect(g)?, g.clone()).await,
+    }
+}
+
+/// The client for the global flags: `--addr` if given, else the config's socket.
+pub fn connect(g: &GlobalArgs) -> Result<ApiClient, CliError> {
+    let endpoint = match &g.addr {
+        Some(addr) => Endpoint::parse(addr)?,
+        None => Endpoint::Unix(load_config(g)?.server.uds),
+    };
+    Ok(ApiClient::new(endpoint, g.token.clone()))
+}
+
+/// The config the global flags point at; its warnings go to standard error.
+pub fn load_config(g: &GlobalArgs) -> Result<Config, CliError> {
+    let loaded = Config::discover(g.config.as_deref())?;
+    Ok(loaded.config)
+}

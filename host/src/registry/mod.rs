@@ -9,14 +9,14 @@ pub mod graph;
 mod scan;
 mod watch;
 
-pub use scan::{LoadedModel, ModelProblem, ProblemKind};
+pub use scan::{LoadedModel, ModelProblem, ProblemKind, ScanResult};
 pub use watch::spawn_watcher;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::events::{Event, EventBus};
@@ -32,7 +32,7 @@ pub struct Snapshot {
 }
 
 /// What one reload did.
-#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct ReloadReport {
     pub added: Vec<String>,
     pub changed: Vec<String>,
@@ -153,6 +153,11 @@ impl Registry {
         }
         Ok(())
     }
+}
+
+/// Reads and validates a model folder without a running host (`apollo check`).
+pub fn check_folder(dir: &Path) -> ScanResult {
+    scan::scan_dir(dir, &Snapshot::default(), &|name| std::env::var(name).ok())
 }
 
 impl From<&LoadedModel> for ModelRecord {

@@ -1,0 +1,16 @@
+{
+  "service_root": "../../apollo-data/demo",
+  "app_root": "apps",
+  "app_manager": "manager",
+  "log": {
+    "enable_log": true,
+    "encoding": "console"
+  },
+  "server": {
+    "host": "127.0.0.1",
+    "port": 9090
+  },
+  "modules": {
+    "dir": "../../modules-dist"
+  }
+}

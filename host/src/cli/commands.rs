@@ -1,0 +1,259 @@
+//! The one-shot CLI commands. Each prints a table (or `--json`) and returns a
+//! [`CliError`] on failure; the shell calls the same functions.
+
+use std::io::{BufRead, IsTerminal};
+
+use serde_json::{Value, json};
+
+use super::output::{or_dash, print_json, print_table};
+use super::{ApiClient, CliError, Endpoint, GlobalArgs, load_config};
+use crate::api::{AppStatus, AppSummary, Health, LoginResponse};
+use crate::auth::hash_password;
+use crate::config::Config;
+use crate::registry::{ReloadReport, check_folder};
+use crate::store::AuditEntry;
+
+fn ports(p: &[u16]) -> String {
+    or_dash(p.iter().map(u16::to_string).collect::<Vec<_>>().join(","))
+}
+
+fn when(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default()
+}
+
+pub async fn app_list(client: &ApiClient, json: bool) -> Result<(), CliError> {
+    let apps: Vec<AppSummary> = client.get("/api/apps").await?;
+    if json {
+        print_json(&apps);
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = apps
+        .iter()
+        .map(|a| {
+            vec![
+                a.name.clone(),
+                serde_json::to_value(a.status).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+                a.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                ports(&a.ports),
+                or_dash(a.kind.clone()),
+                or_dash(a.run_dep.join(",")),
+                or_dash(a.description.clone()),
+            ]
+        })
+        .collect();
+    print_table(&["NAME", "STATUS", "PID", "PORTS", "TYPE", "DEPENDS ON", "DESCRIPTION"], &rows);
+    Ok(())
+}
+
+pub async fn app_info(client: &ApiClient, name: &str, json: bool) -> Result<(), CliError> {
+    let detail: Value = client.get(&format!("/api/apps/{}", url_segment(name)?)).await?;
+    if json {
+        print_json(&detail);
+        return Ok(());
+    }
+    let m = &detail["model"];
+    let list = |v: &Value| v.as_array().map(|a| a.iter().map(|x| x.to_string().trim_matches('"').to_string()).collect::<Vec<_>>().join(", ")).unwrap_or_default();
+    let rows = vec![
+        vec!["name".into(), detail["name"].as_str().unwrap_or_default().into()],
+        vec!["id".into(), m["id"].as_str().unwrap_or_default().into()],
+        vec!["type".into(), or_dash(m["type"].as_str().unwrap_or_default())],
+        vec!["status".into(), detail["observed"]["status"].as_str().unwrap_or_default().into()],
+        vec!["pid".into(), detail["observed"]["pid"].as_i64().map(|p| p.to_string()).unwrap_or_else(|| "-".into())],
+        vec!["ports".into(), or_dash(list(&detail["observed"]["ports"]))],
+        vec!["random port".into(), m["run_data"]["random_port"].as_bool().unwrap_or(false).to_string()],
+        vec!["run_dep".into(), or_dash(list(&m["run_data"]["run_dep"]))],
+        vec!["stop_chain".into(), or_dash(list(&m["run_data"]["stop_chain"]))],
+        vec!["description".into(), or_dash(m["eng_des"].as_str().unwrap_or_default())],
+        vec!["link".into(), or_dash(m["link"].as_str().unwrap_or_default())],
+        vec!["file".into(), detail["file"].as_str().unwrap_or_default().into()],
+        vec!["loaded at".into(), detail["loaded_at"].as_str().unwrap_or_default().into()],
+    ];
+    print_table(&["FIELD", "VALUE"], &rows);
+    Ok(())
+}
+
+pub async fn app_status(client: &ApiClient, name: Option<&str>, all: bool, json: bool) -> Result<(), CliError> {
+    let statuses: Vec<AppStatus> = match (name, all) {
+        (Some(n), false) => vec![client.get(&format!("/api/apps/{}/status", url_segment(n)?)).await?],
+        (None, true) => {
+            let apps: Vec<AppSummary> = client.get("/api/apps").await?;
+            apps.into_iter()
+                .map(|a| AppStatus { name: a.name, status: a.status, pid: a.pid, ports: a.ports, stop_operation: false })
+                .collect()
+        }
+        _ => return Err(CliError::usage("give a service name, or -a for all services")),
+    };
+    if json {
+        print_json(&statuses);
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = statuses
+        .iter()
+        .map(|s| {
+            vec![
+                s.name.clone(),
+                serde_json::to_value(s.status).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+                s.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                ports(&s.ports),
+            ]
+        })
+        .collect();
+    print_table(&["NAME", "STATUS", "PID", "PORTS"], &rows);
+    Ok(())
+}
+
+pub async fn reload(client: &ApiClient, json: bool) -> Result<(), CliError> {
+    let report: ReloadReport = client.post("/api/reload", None).await?;
+    if json {
+        print_json(&report);
+    } else {
+        println!(
+            "reloaded (generation {}): {} added, {} changed, {} removed, {} unchanged, {} problem(s)",
+            report.generation,
+            report.added.len(),
+            report.changed.len(),
+            report.removed.len(),
+            report.unchanged,
+            report.problems
+        );
+        for (label, names) in [("added", &report.added), ("changed", &report.changed), ("removed", &report.removed)] {
+            if !names.is_empty() {
+                println!("  {label}: {}", names.join(", "));
+            }
+        }
+        if report.problems > 0 {
+            println!("  see the problems with: apollo shell -> check, or GET /api/models/problems");
+        }
+    }
+    Ok(())
+}
+
+pub async fn version(client: &ApiClient, json: bool) -> Result<(), CliError> {
+    let host: Result<Health, _> = client.get("/healthz").await;
+    if json {
+        print_json(&json!({"cli": crate::VERSION, "host": host.as_ref().ok().map(|h| &h.version)}));
+    } else {
+        println!("apollo CLI  {}", crate::VERSION);
+        match &host {
+            Ok(h) => println!("apollo host {} at {} (up {} s)", h.version, client.endpoint(), h.uptime_secs),
+            Err(e) => println!("apollo host unreachable: {e}"),
+        }
+    }
+    host.map(drop).map_err(CliError::from)
+}
+
+pub async fn audit(client: &ApiClient, limit: u32, json: bool) -> Result<(), CliError> {
+    let entries: Vec<AuditEntry> = client.get(&format!("/api/audit?limit={limit}")).await?;
+    if json {
+        print_json(&entries);
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| vec![e.id.to_string(), when(e.at_ms), e.actor.clone(), e.remote.clone(), e.method.clone(), e.path.clone(), e.status.to_string()])
+        .collect();
+    print_table(&["ID", "WHEN (UTC)", "ACTOR", "FROM", "METHOD", "PATH", "STATUS"], &rows);
+    Ok(())
+}
+
+/// Validates the config and the model folder offline, like `nginx -t`.
+pub fn check(g: &GlobalArgs) -> Result<(), CliError> {
+    let loaded = Config::discover(g.config.as_deref())?;
+    let dir = loaded.config.models_dir();
+    let scan = check_folder(&dir);
+    if g.json {
+        print_json(&json!({
+            "config": loaded.config.source_name(),
+            "config_warnings": loaded.warnings,
+            "models_dir": dir.display().to_string(),
+            "services": scan.apps.keys().collect::<Vec<_>>(),
+            "problems": scan.problems,
+        }));
+    } else {
+        println!("config {}: ok", loaded.config.source_name());
+        for w in &loaded.warnings {
+            println!("  warning: {w}");
+        }
+        println!("models {}: {} loadable, {} problem(s)", dir.display(), scan.apps.len(), scan.problems.len());
+        for p in &scan.problems {
+            println!("  {}: {}", p.file, p.message);
+        }
+    }
+    if scan.problems.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::failed(format!("{} model file(s) would not load", scan.problems.len())))
+    }
+}
+
+pub fn passwd(from_stdin: bool) -> Result<(), CliError> {
+    let password = read_secret("New admin password: ", from_stdin)?;
+    if password.len() < 8 {
+        return Err(CliError::usage("use at least 8 characters"));
+    }
+    if !from_stdin && std::io::stdin().is_terminal() {
+        let again = read_secret("Repeat: ", false)?;
+        if again != password {
+            return Err(CliError::usage("the two passwords differ"));
+        }
+    }
+    println!("{}", hash_password(&password));
+    eprintln!("put this in the config as auth.admin_password_hash");
+    Ok(())
+}
+
+pub async fn login(g: &GlobalArgs, user: &str, from_stdin: bool) -> Result<(), CliError> {
+    let client = super::connect(g)?;
+    if matches!(client.endpoint(), Endpoint::Unix(_)) && g.addr.is_none() {
+        eprintln!("note: the unix socket needs no token; `login` is for --addr http://HOST:PORT");
+    }
+    let password = read_secret(&format!("Password for {user}: "), from_stdin)?;
+    let session: LoginResponse = client.post("/api/auth/login", Some(&json!({"username": user, "password": password}))).await?;
+    if g.json {
+        print_json(&session);
+    } else {
+        println!("{}", session.token);
+        eprintln!("token valid until {}; use it as --token or APOLLO_TOKEN", session.expires_at);
+    }
+    Ok(())
+}
+
+pub fn new_service(g: &GlobalArgs, name: &str, force: bool) -> Result<(), CliError> {
+    let config = load_config(g)?;
+    let created = super::scaffold_service(&config, name, force).map_err(CliError::failed)?;
+    if g.json {
+        print_json(&created.iter().map(|p| p.display().to_string()).collect::<Vec<_>>());
+    } else {
+        println!("created service {name}:");
+        for path in created {
+            println!("  {}", path.display());
+        }
+        println!("edit the start command in start.sh; a running host picks the model up by itself");
+    }
+    Ok(())
+}
+
+fn read_secret(prompt: &str, from_stdin: bool) -> Result<String, CliError> {
+    let line = if from_stdin || !std::io::stdin().is_terminal() {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).map_err(|e| CliError::failed(format!("reading standard input: {e}")))?;
+        line
+    } else {
+        rpassword::prompt_password(prompt).map_err(|e| CliError::failed(format!("reading the password: {e}")))?
+    };
+    let secret = line.trim_end_matches(['\r', '\n']).to_string();
+    if secret.is_empty() {
+        return Err(CliError::usage("empty password"));
+    }
+    Ok(secret)
+}
+
+/// A service name as a URL path segment; names are validated to be URL-safe, so
+/// anything else is a typo and gets a clear message instead of a confusing 404.
+fn url_segment(name: &str) -> Result<&str, CliError> {
+    if crate::model::is_valid_service_name(name) {
+        Ok(name)
+    } else {
+        Err(CliError::usage(format!("{name:?} is not a valid service name")))
+    }
+}
