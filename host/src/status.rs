@@ -47,8 +47,34 @@ pub fn observe(model: &Octopus, runtime: Option<&RuntimeRecord>) -> Observed {
     }
 }
 
-/// Signal 0 probes existence; EPERM means it exists under another user.
+/// Signal 0 probes existence (EPERM: it exists under another user). A zombie also
+/// answers signal 0, so `/proc/<pid>/stat` is consulted: state `Z` counts as gone,
+/// since an exited daemon may wait a while for its reaper.
 pub fn pid_alive(pid: i64) -> bool {
     let Ok(raw) = i32::try_from(pid) else { return false };
-    matches!(kill(Pid::from_raw(raw), None), Ok(()) | Err(Errno::EPERM))
+    if !matches!(kill(Pid::from_raw(raw), None), Ok(()) | Err(Errno::EPERM)) {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{raw}/stat")) {
+        // The state follows the command name, which is in parentheses and may contain
+        // spaces, so look after the last ')'.
+        Ok(stat) => stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()) != Some("Z"),
+        Err(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pid_alive;
+
+    #[test]
+    fn zombies_count_as_gone() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = i64::from(child.id());
+        // Not reaped yet: a zombie once it exits.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(!pid_alive(pid));
+        child.wait().unwrap();
+        assert!(pid_alive(i64::from(std::process::id())));
+    }
 }

@@ -105,7 +105,11 @@ pub async fn app_status(State(state): State<AppState>, Path(name): Path<String>)
 
 fn find(state: &AppState, name: &str) -> Result<crate::registry::LoadedModel, ApiError> {
     state.registry.get(name).ok_or_else(|| {
-        let known = state.registry.snapshot().problems.iter().any(|p| p.service.as_deref() == Some(name));
+        // A file too broken to name its service is matched by its file name.
+        let known = state.registry.snapshot().problems.iter().any(|p| {
+            p.service.as_deref() == Some(name)
+                || std::path::Path::new(&p.file).file_stem().is_some_and(|stem| stem == name)
+        });
         if known {
             ApiError::NotFound(format!("service {name:?} is not loaded: its model has a problem (GET /api/models/problems)"))
         } else {

@@ -133,7 +133,15 @@ pub fn scan_dir(dir: &Path, previous: &Snapshot, env: &dyn Fn(&str) -> Option<St
         let text = String::from_utf8_lossy(&bytes);
         match parse_model(&text, env) {
             Ok(model) => candidates.push(LoadedModel { model, file, hash, loaded_at_ms }),
-            Err(err) => result.problems.push(ModelProblem::from_model_error(&file, err)),
+            Err(err) => {
+                let mut problem = ModelProblem::from_model_error(&file, err);
+                // Name the service when the file got far enough to say it, so
+                // `GET /api/apps/{name}` can point at this problem.
+                problem.service = serde_json::from_str::<serde_json::Value>(&text)
+                    .ok()
+                    .and_then(|v| v.get("name").and_then(|n| n.as_str()).map(str::to_string));
+                result.problems.push(problem);
+            }
         }
     }
 
