@@ -54,12 +54,20 @@ pub struct Bootstrap {
 }
 
 /// Opens the store, settles auth and performs the first registry load.
-pub async fn build_state(config: Config, env_admin_password: Option<String>) -> Result<(AppState, Bootstrap), HostError> {
+pub async fn build_state(
+    config: Config,
+    env_admin_password: Option<String>,
+) -> Result<(AppState, Bootstrap), HostError> {
     for dir in [&config.data_dir, &config.app_root] {
-        std::fs::create_dir_all(dir).map_err(|source| HostError::CreateDir { path: dir.display().to_string(), source })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|source| HostError::CreateDir { path: dir.display().to_string(), source })?;
     }
     let sqlite_path = config.db.sqlite.path.clone();
-    let store: Arc<dyn Store> = Arc::new(tokio::task::spawn_blocking(move || SqliteStore::open(&sqlite_path)).await.map_err(|e| StoreError::Worker(e.to_string()))??);
+    let store: Arc<dyn Store> = Arc::new(
+        tokio::task::spawn_blocking(move || SqliteStore::open(&sqlite_path))
+            .await
+            .map_err(|e| StoreError::Worker(e.to_string()))??,
+    );
     let (auth, password_source, generated_password) =
         AuthService::bootstrap(&config.auth, Arc::clone(&store), env_admin_password).await?;
     let events = EventBus::new();
@@ -166,14 +174,20 @@ impl RunningHost {
 }
 
 /// Serves the router on both listeners until `cancel` fires, then drains.
-pub async fn serve(state: AppState, tcp: TcpListener, uds: UnixListener, cancel: CancellationToken) -> Result<(), HostError> {
+pub async fn serve(
+    state: AppState,
+    tcp: TcpListener,
+    uds: UnixListener,
+    cancel: CancellationToken,
+) -> Result<(), HostError> {
     let app = api::router(state);
     let tcp_app = app.clone().layer(Extension(Transport::Tcp));
     let uds_app = app.layer(Extension(Transport::UnixSocket));
     let tcp_cancel = cancel.clone();
     let tcp_server = axum::serve(tcp, tcp_app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move { tcp_cancel.cancelled().await });
-    let uds_server = axum::serve(uds, uds_app.into_make_service()).with_graceful_shutdown(async move { cancel.cancelled().await });
+    let uds_server =
+        axum::serve(uds, uds_app.into_make_service()).with_graceful_shutdown(async move { cancel.cancelled().await });
     let (a, b) = tokio::join!(tcp_server.into_future(), uds_server.into_future());
     a.and(b).map_err(HostError::Serve)
 }

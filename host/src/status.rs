@@ -30,10 +30,7 @@ pub struct Observed {
 }
 
 pub fn observe(model: &Octopus, runtime: Option<&RuntimeRecord>) -> Observed {
-    let pid = runtime
-        .and_then(|r| r.pid)
-        .or_else(|| model.runtime.pid.trim().parse::<i64>().ok())
-        .filter(|p| *p > 0);
+    let pid = runtime.and_then(|r| r.pid).or_else(|| model.runtime.pid.trim().parse::<i64>().ok()).filter(|p| *p > 0);
     let alive = pid.is_some_and(pid_alive);
     let ports = match runtime {
         Some(r) if !r.ports.is_empty() => r.ports.clone(),

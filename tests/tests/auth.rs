@@ -19,7 +19,9 @@ fn operations(doc: &Value) -> Vec<(Method, String, bool)> {
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
             let Ok(method) = method.to_uppercase().parse::<Method>() else { continue };
-            let public = op["security"].as_array().is_some_and(|s| s.iter().any(|r| r.as_object().is_some_and(|o| o.is_empty())));
+            let public = op["security"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|r| r.as_object().is_some_and(|o| o.is_empty())));
             ops.push((method, path.replace("{name}", "web"), public));
         }
     }
@@ -47,7 +49,11 @@ async fn every_protected_route_needs_a_token() {
         assert_eq!(response.json()["error"]["code"], "unauthorized");
         assert_eq!(response.headers["www-authenticate"], "Bearer");
         let forged = anonymous.clone().with_token(Some("apo_not-a-real-token".into()));
-        assert_eq!(forged.send(method.clone(), path, None).await.unwrap().status, 401, "{method} {path} with a forged token");
+        assert_eq!(
+            forged.send(method.clone(), path, None).await.unwrap().status,
+            401,
+            "{method} {path} with a forged token"
+        );
     }
     assert!(protected >= 8);
     // Routes that are not documented are refused too (fail closed), and /healthz is public.
@@ -63,7 +69,10 @@ async fn login_logout_and_token_use() {
     let host = d.start().await;
     let client = host.tcp();
 
-    let wrong = client.send(Method::POST, "/api/auth/login", Some(&json!({"username": "admin", "password": "nope"}))).await.unwrap();
+    let wrong = client
+        .send(Method::POST, "/api/auth/login", Some(&json!({"username": "admin", "password": "nope"})))
+        .await
+        .unwrap();
     assert_eq!(wrong.status, 401);
     assert!(!String::from_utf8_lossy(&wrong.body).contains("nope"));
 
@@ -103,7 +112,10 @@ async fn repeated_failed_logins_are_slowed_down() {
     let attempt = |password: &'static str| {
         let client = client.clone();
         async move {
-            client.send(Method::POST, "/api/auth/login", Some(&json!({"username": "admin", "password": password}))).await.unwrap()
+            client
+                .send(Method::POST, "/api/auth/login", Some(&json!({"username": "admin", "password": password})))
+                .await
+                .unwrap()
         }
     };
     assert_eq!(attempt("a").await.status, 401);
@@ -143,7 +155,9 @@ async fn mutating_calls_are_audited() {
     let entries: Vec<Value> = authed.get("/api/audit?limit=10").await.unwrap();
     let summary: Vec<(String, String, u64)> = entries
         .iter()
-        .map(|e| (e["actor"].as_str().unwrap().into(), e["path"].as_str().unwrap().into(), e["status"].as_u64().unwrap()))
+        .map(|e| {
+            (e["actor"].as_str().unwrap().into(), e["path"].as_str().unwrap().into(), e["status"].as_u64().unwrap())
+        })
         .collect();
     assert_eq!(
         summary,

@@ -18,7 +18,10 @@ async fn bad_files_are_reported_and_good_ones_load() {
     let d = Deployment::new();
     d.write_model("a-good.pig", &model("web", "app_web", &[]));
     d.write_model("b-good.pig", &model("worker", "app_worker", &["web"]));
-    d.write_model_text("c-malformed.pig", "{\n  \"name\": \"broken\",\n  \"id\": \"app_broken\"\n  \"type\": \"Service\"\n}");
+    d.write_model_text(
+        "c-malformed.pig",
+        "{\n  \"name\": \"broken\",\n  \"id\": \"app_broken\"\n  \"type\": \"Service\"\n}",
+    );
     d.write_model("d-dup.pig", &model("web2", "app_web", &[]));
     d.write_model("e-cycle1.pig", &model("ping", "app_ping", &["pong"]));
     d.write_model("f-cycle2.pig", &model("pong", "app_pong", &["ping"]));
@@ -30,7 +33,9 @@ async fn bad_files_are_reported_and_good_ones_load() {
     let body: Value = client.get("/api/models/problems").await.unwrap();
     let problems = body["problems"].as_array().unwrap();
     assert_eq!(problems.len(), 3, "{problems:#?}");
-    let by_kind = |kind: &str| problems.iter().find(|p| p["kind"] == kind).unwrap_or_else(|| panic!("no {kind} in {problems:#?}"));
+    let by_kind = |kind: &str| {
+        problems.iter().find(|p| p["kind"] == kind).unwrap_or_else(|| panic!("no {kind} in {problems:#?}"))
+    };
 
     let malformed = by_kind("invalid");
     assert!(malformed["file"].as_str().unwrap().ends_with("c-malformed.pig"));

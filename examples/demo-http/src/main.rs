@@ -61,11 +61,7 @@ fn main() -> ExitCode {
         let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
         if state.active.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
             state.active.fetch_sub(1, Ordering::SeqCst);
-            let _ = respond(
-                &mut stream,
-                503,
-                &error_json("busy", "too many connections"),
-            );
+            let _ = respond(&mut stream, 503, &error_json("busy", "too many connections"));
             continue;
         }
         let state = Arc::clone(&state);
@@ -149,17 +145,11 @@ fn handle(state: &State, mut stream: TcpStream) -> io::Result<()> {
 /// Plain TCP `GET /healthz` against the upstream; anything but a 200 means "down".
 fn upstream_ok(addr: &str) -> bool {
     let probe = || -> io::Result<bool> {
-        let target: SocketAddr = addr
-            .to_socket_addrs()?
-            .next()
-            .ok_or_else(|| io::Error::other("no address"))?;
+        let target: SocketAddr = addr.to_socket_addrs()?.next().ok_or_else(|| io::Error::other("no address"))?;
         let mut s = TcpStream::connect_timeout(&target, UPSTREAM_TIMEOUT)?;
         s.set_read_timeout(Some(UPSTREAM_TIMEOUT))?;
         s.set_write_timeout(Some(UPSTREAM_TIMEOUT))?;
-        write!(
-            s,
-            "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-        )?;
+        write!(s, "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
         let mut status_line = String::new();
         BufReader::new(s.take(1024)).read_line(&mut status_line)?;
         Ok(status_line.split_whitespace().nth(1) == Some("200"))

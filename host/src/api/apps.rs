@@ -100,7 +100,13 @@ pub async fn app_status(State(state): State<AppState>, Path(name): Path<String>)
     let loaded = find(&state, &name)?;
     let runtime = state.store.get_runtime(&name).await?;
     let seen = observe(&loaded.model, runtime.as_ref());
-    Ok(Json(AppStatus { name, status: seen.status, pid: seen.pid, ports: seen.ports, stop_operation: seen.stop_operation }))
+    Ok(Json(AppStatus {
+        name,
+        status: seen.status,
+        pid: seen.pid,
+        ports: seen.ports,
+        stop_operation: seen.stop_operation,
+    }))
 }
 
 fn find(state: &AppState, name: &str) -> Result<crate::registry::LoadedModel, ApiError> {
@@ -111,7 +117,9 @@ fn find(state: &AppState, name: &str) -> Result<crate::registry::LoadedModel, Ap
                 || std::path::Path::new(&p.file).file_stem().is_some_and(|stem| stem == name)
         });
         if known {
-            ApiError::NotFound(format!("service {name:?} is not loaded: its model has a problem (GET /api/models/problems)"))
+            ApiError::NotFound(format!(
+                "service {name:?} is not loaded: its model has a problem (GET /api/models/problems)"
+            ))
         } else {
             ApiError::NotFound(format!("no service named {name:?}; GET /api/apps lists them"))
         }

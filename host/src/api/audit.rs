@@ -9,6 +9,9 @@ use crate::store::{AuditEntry, AuditQuery};
 
 #[utoipa::path(get, path = "/api/audit", tag = "audit", params(AuditQuery),
     responses((status = 200, body = [AuditEntry]), (status = 401, body = super::ErrorBody)))]
-pub async fn list_audit(State(state): State<AppState>, Query(query): Query<AuditQuery>) -> Result<Json<Vec<AuditEntry>>, ApiError> {
+pub async fn list_audit(
+    State(state): State<AppState>,
+    Query(query): Query<AuditQuery>,
+) -> Result<Json<Vec<AuditEntry>>, ApiError> {
     Ok(Json(state.store.list_audit(&query).await?))
 }

@@ -43,8 +43,10 @@ pub async fn require_auth(State(state): State<AppState>, mut req: Request, next:
         Principal { user: UNIX_SOCKET_ACTOR.into(), via }
     } else {
         let Some(token) = bearer_token(&req) else {
-            return ApiError::Unauthorized("this route needs Authorization: Bearer <token>; get one from POST /api/auth/login".into())
-                .into_response();
+            return ApiError::Unauthorized(
+                "this route needs Authorization: Bearer <token>; get one from POST /api/auth/login".into(),
+            )
+            .into_response();
         };
         match state.auth.authenticate(&token).await {
             Ok(user) => Principal { user, via },

@@ -16,7 +16,8 @@ pub async fn deadline(State(state): State<AppState>, req: Request, next: Next) -
     let limit = Duration::from_secs(state.config.server.request_timeout_secs.max(1));
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(response) => response,
-        Err(_) => ApiError::Timeout(format!("the request took longer than {} s and was abandoned", limit.as_secs())).into_response(),
+        Err(_) => ApiError::Timeout(format!("the request took longer than {} s and was abandoned", limit.as_secs()))
+            .into_response(),
     }
 }
 

@@ -135,7 +135,12 @@ impl AuthService {
         let now = now_ms();
         let expires_at_ms = now + i64::try_from(self.token_ttl.as_millis()).unwrap_or(i64::MAX / 2);
         self.store
-            .insert_token(&TokenRecord { token_hash: token_hash(&token), user: user.to_string(), created_at_ms: now, expires_at_ms })
+            .insert_token(&TokenRecord {
+                token_hash: token_hash(&token),
+                user: user.to_string(),
+                created_at_ms: now,
+                expires_at_ms,
+            })
             .await?;
         Ok(Session { token, user: user.to_string(), expires_at_ms })
     }

@@ -1,8 +1,8 @@
 //! Password hashing with argon2id (PHC strings). Hashing and verifying are deliberately
 //! slow (~tens of ms); callers run them on the blocking pool.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
 /// Hashes with a fresh random salt.
 pub fn hash_password(password: &str) -> String {

@@ -44,7 +44,8 @@ impl LoginThrottle {
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         clients.retain(|_, f| f.last_failure + FORGET_AFTER > now);
-        let entry = clients.entry(client.to_string()).or_insert(Failures { count: 0, last_failure: now, locked_until: None });
+        let entry =
+            clients.entry(client.to_string()).or_insert(Failures { count: 0, last_failure: now, locked_until: None });
         entry.count += 1;
         entry.last_failure = now;
         if entry.count < self.max_failures {

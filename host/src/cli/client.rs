@@ -56,7 +56,9 @@ impl std::fmt::Display for Endpoint {
 pub enum ClientError {
     #[error("{0}")]
     Usage(String),
-    #[error("cannot reach the host at {endpoint}: {source} (is `apollo serve` running? use --config to pick its config, or --addr)")]
+    #[error(
+        "cannot reach the host at {endpoint}: {source} (is `apollo serve` running? use --config to pick its config, or --addr)"
+    )]
     Connect {
         endpoint: String,
         #[source]
@@ -154,7 +156,12 @@ impl ApiClient {
     }
 
     /// Sends and decodes a 2xx JSON body; any other status becomes `ClientError::Api`.
-    pub async fn call<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&Value>) -> Result<T, ClientError> {
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<T, ClientError> {
         let response = self.send(method, path, body).await?;
         if !response.status.is_success() {
             let json = response.json();
@@ -183,7 +190,8 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let protocol = |e: hyper::Error| ClientError::Protocol(e.to_string());
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(protocol)?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(protocol)?;
     // The connection future drives the socket; it ends when the response is read and
     // `sender` is dropped, so this task cannot outlive the call by more than that.
     let driver = tokio::spawn(connection);

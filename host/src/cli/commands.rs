@@ -52,7 +52,11 @@ pub async fn app_info(client: &ApiClient, name: &str, json: bool) -> Result<(), 
         return Ok(());
     }
     let m = &detail["model"];
-    let list = |v: &Value| v.as_array().map(|a| a.iter().map(|x| x.to_string().trim_matches('"').to_string()).collect::<Vec<_>>().join(", ")).unwrap_or_default();
+    let list = |v: &Value| {
+        v.as_array()
+            .map(|a| a.iter().map(|x| x.to_string().trim_matches('"').to_string()).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default()
+    };
     let rows = vec![
         vec!["name".into(), detail["name"].as_str().unwrap_or_default().into()],
         vec!["id".into(), m["id"].as_str().unwrap_or_default().into()],
@@ -78,7 +82,13 @@ pub async fn app_status(client: &ApiClient, name: Option<&str>, all: bool, json:
         (None, true) => {
             let apps: Vec<AppSummary> = client.get("/api/apps").await?;
             apps.into_iter()
-                .map(|a| AppStatus { name: a.name, status: a.status, pid: a.pid, ports: a.ports, stop_operation: false })
+                .map(|a| AppStatus {
+                    name: a.name,
+                    status: a.status,
+                    pid: a.pid,
+                    ports: a.ports,
+                    stop_operation: false,
+                })
                 .collect()
         }
         _ => return Err(CliError::usage("give a service name, or -a for all services")),
@@ -150,7 +160,17 @@ pub async fn audit(client: &ApiClient, limit: u32, json: bool) -> Result<(), Cli
     }
     let rows: Vec<Vec<String>> = entries
         .iter()
-        .map(|e| vec![e.id.to_string(), when(e.at_ms), e.actor.clone(), e.remote.clone(), e.method.clone(), e.path.clone(), e.status.to_string()])
+        .map(|e| {
+            vec![
+                e.id.to_string(),
+                when(e.at_ms),
+                e.actor.clone(),
+                e.remote.clone(),
+                e.method.clone(),
+                e.path.clone(),
+                e.status.to_string(),
+            ]
+        })
         .collect();
     print_table(&["ID", "WHEN (UTC)", "ACTOR", "FROM", "METHOD", "PATH", "STATUS"], &rows);
     Ok(())
@@ -208,7 +228,8 @@ pub async fn login(g: &GlobalArgs, user: &str, from_stdin: bool) -> Result<(), C
         eprintln!("note: the unix socket needs no token; `login` is for --addr http://HOST:PORT");
     }
     let password = read_secret(&format!("Password for {user}: "), from_stdin)?;
-    let session: LoginResponse = client.post("/api/auth/login", Some(&json!({"username": user, "password": password}))).await?;
+    let session: LoginResponse =
+        client.post("/api/auth/login", Some(&json!({"username": user, "password": password}))).await?;
     if g.json {
         print_json(&session);
     } else {
@@ -236,7 +257,10 @@ pub fn new_service(g: &GlobalArgs, name: &str, force: bool) -> Result<(), CliErr
 fn read_secret(prompt: &str, from_stdin: bool) -> Result<String, CliError> {
     let line = if from_stdin || !std::io::stdin().is_terminal() {
         let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).map_err(|e| CliError::failed(format!("reading standard input: {e}")))?;
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| CliError::failed(format!("reading standard input: {e}")))?;
         line
     } else {
         rpassword::prompt_password(prompt).map_err(|e| CliError::failed(format!("reading the password: {e}")))?

@@ -28,12 +28,11 @@ pub fn scaffold_service(config: &Config, name: &str, force: bool) -> Result<Vec<
     let script_dir = config.app_manager.join(name);
     let mut targets = vec![model_path.clone()];
     targets.extend(SCRIPTS.iter().map(|(file, _)| script_dir.join(file)));
-    if !force {
-        if let Some(existing) = targets.iter().find(|p| p.exists()) {
-            return Err(format!("{} already exists; pass --force to overwrite", existing.display()));
-        }
+    if !force && let Some(existing) = targets.iter().find(|p| p.exists()) {
+        return Err(format!("{} already exists; pass --force to overwrite", existing.display()));
     }
-    let fill = |t: &str| t.replace("{{NAME}}", name).replace("{{DATE}}", &chrono::Utc::now().format("%Y-%m-%d").to_string());
+    let fill =
+        |t: &str| t.replace("{{NAME}}", name).replace("{{DATE}}", &chrono::Utc::now().format("%Y-%m-%d").to_string());
     let model_text = fill(MODEL);
     // The template must always produce a model the registry accepts.
     parse_model(&model_text, &|_| None).map_err(|e| format!("internal: scaffolded model is invalid: {e}"))?;

@@ -30,8 +30,7 @@ const COMMANDS: &[(&str, &str, &str)] = &[
     ("version", "version", "CLI and host versions"),
 ];
 
-#[derive(Helper, Hinter, Highlighter, Validator)]
-#[derive(Debug)]
+#[derive(Helper, Hinter, Highlighter, Validator, Debug)]
 struct ShellHelper {
     services: Vec<String>,
 }
@@ -154,5 +153,9 @@ async fn check(client: &ApiClient) -> Result<(), CliError> {
 }
 
 async fn service_names(client: &ApiClient) -> Vec<String> {
-    client.get::<Vec<AppSummary>>("/api/apps").await.map(|apps| apps.into_iter().map(|a| a.name).collect()).unwrap_or_default()
+    client
+        .get::<Vec<AppSummary>>("/api/apps")
+        .await
+        .map(|apps| apps.into_iter().map(|a| a.name).collect())
+        .unwrap_or_default()
 }

@@ -81,10 +81,7 @@ impl Config {
     /// the file's directory, so a config means the same thing from any working directory.
     pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            file: file.clone(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: file.clone(), source })?;
         let base = path
             .parent()
             .map(Path::to_path_buf)
@@ -108,10 +105,7 @@ impl Config {
         }
         let mut config = Config::default();
         config.resolve(&absolute(Path::new(".")));
-        Ok(Loaded {
-            config,
-            warnings: Vec::new(),
-        })
+        Ok(Loaded { config, warnings: Vec::new() })
     }
 
     /// Parses config text; `file` is only used in messages.
@@ -139,10 +133,7 @@ impl Config {
             message: "trailing characters after the config object".into(),
         })?;
         config.validate(text, file)?;
-        let warnings = unknown
-            .into_iter()
-            .map(|key| unknown_key_warning(text, file, &key))
-            .collect();
+        let warnings = unknown.into_iter().map(|key| unknown_key_warning(text, file, &key)).collect();
         Ok(Loaded { config, warnings })
     }
 
@@ -150,13 +141,7 @@ impl Config {
     fn validate(&self, text: &str, file: &str) -> Result<(), ConfigError> {
         let fail = |key: &str, message: String| {
             let (line, column) = locate_key(text, key).unwrap_or((1, 1));
-            Err(ConfigError::Invalid {
-                file: file.to_string(),
-                line,
-                column,
-                key: key.to_string(),
-                message,
-            })
+            Err(ConfigError::Invalid { file: file.to_string(), line, column, key: key.to_string(), message })
         };
         if self.server.host.trim().is_empty() {
             return fail("server.host", "must not be empty (e.g. \"127.0.0.1\")".into());
@@ -173,13 +158,8 @@ impl Config {
         if self.auth.admin_user.trim().is_empty() {
             return fail("auth.admin_user", "must not be empty".into());
         }
-        if !self.auth.admin_password_hash.is_empty()
-            && !self.auth.admin_password_hash.starts_with("$argon2")
-        {
-            return fail(
-                "auth.admin_password_hash",
-                "is not an argon2 hash; generate one with `apollo passwd`".into(),
-            );
+        if !self.auth.admin_password_hash.is_empty() && !self.auth.admin_password_hash.starts_with("$argon2") {
+            return fail("auth.admin_password_hash", "is not an argon2 hash; generate one with `apollo passwd`".into());
         }
         Ok(())
     }
@@ -216,11 +196,8 @@ impl Config {
         if !self.log.log_file.as_os_str().is_empty() {
             self.log.log_file = join(&self.log.log_file);
         }
-        self.modules.dir = if self.modules.dir.as_os_str().is_empty() {
-            base.join("modules-dist")
-        } else {
-            join(&self.modules.dir)
-        };
+        self.modules.dir =
+            if self.modules.dir.as_os_str().is_empty() { base.join("modules-dist") } else { join(&self.modules.dir) };
     }
 
     /// The directory holding service models: `.octopus/`, or the seed's `octopusMeta/`
@@ -228,19 +205,12 @@ impl Config {
     pub fn models_dir(&self) -> PathBuf {
         let primary = self.app_root.join(".octopus");
         let fallback = self.app_root.join("octopusMeta");
-        if !primary.exists() && fallback.is_dir() {
-            fallback
-        } else {
-            primary
-        }
+        if !primary.exists() && fallback.is_dir() { fallback } else { primary }
     }
 
     /// A short name for messages: the config file, or "defaults".
     pub fn source_name(&self) -> String {
-        self.source
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "defaults".into())
+        self.source.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "defaults".into())
     }
 }
 
@@ -258,7 +228,9 @@ fn unknown_key_warning(text: &str, file: &str, key: &str) -> String {
     let (line, column) = locate_key(text, key).unwrap_or((1, 1));
     match RETIRED_SEED_KEYS.iter().find(|(k, _)| *k == key) {
         Some((_, why)) => format!("{file}:{line}:{column}: {key}: ignored: {why}"),
-        None => format!("{file}:{line}:{column}: {key}: unknown key, ignored (check the spelling against README's configuration reference)"),
+        None => format!(
+            "{file}:{line}:{column}: {key}: unknown key, ignored (check the spelling against README's configuration reference)"
+        ),
     }
 }
 

@@ -116,11 +116,7 @@ pub struct CiConfig {
 
 impl Default for CiConfig {
     fn default() -> Self {
-        Self {
-            docker_host: "unix:///var/run/docker.sock".into(),
-            docker_timeout: 5,
-            docker_api_version: "1.41".into(),
-        }
+        Self { docker_host: "unix:///var/run/docker.sock".into(), docker_timeout: 5, docker_api_version: "1.41".into() }
     }
 }
 
@@ -167,11 +163,7 @@ pub struct RegistryConfig {
 
 impl Default for RegistryConfig {
     fn default() -> Self {
-        Self {
-            watch: true,
-            debounce_ms: 200,
-            rescan_secs: 30,
-        }
+        Self { watch: true, debounce_ms: 200, rescan_secs: 30 }
     }
 }
 

@@ -16,10 +16,10 @@ fn walk(value: &mut Value, path: String, lookup: &dyn Fn(&str) -> Option<String>
         Value::String(s) => {
             let is_env_entry = path.starts_with("run_data.envs[");
             if is_env_entry {
-                if let Some((name, rest)) = s.split_once('=') {
-                    if let Some(v) = resolve(rest, lookup).map_err(|m| (path.clone(), m))? {
-                        *s = format!("{name}={v}");
-                    }
+                if let Some((name, rest)) = s.split_once('=')
+                    && let Some(v) = resolve(rest, lookup).map_err(|m| (path.clone(), m))?
+                {
+                    *s = format!("{name}={v}");
                 }
             } else if let Some(v) = resolve(s, lookup).map_err(|m| (path.clone(), m))? {
                 *s = v;

@@ -29,12 +29,7 @@ pub struct ModelError {
 impl ModelError {
     pub(crate) fn at_key(text: &str, key: &str, message: impl Into<String>) -> Self {
         let pos = crate::config::locate_key(text, key);
-        Self {
-            key: Some(key.to_string()),
-            line: pos.map(|p| p.0),
-            column: pos.map(|p| p.1),
-            message: message.into(),
-        }
+        Self { key: Some(key.to_string()), line: pos.map(|p| p.0), column: pos.map(|p| p.1), message: message.into() }
     }
 }
 
@@ -52,10 +47,7 @@ impl std::fmt::Display for ModelError {
 
 /// Parses and validates one model file's text. `lookup_env` resolves `$VAR` values
 /// (the registry passes the process environment; tests pass a map).
-pub fn parse_model(
-    text: &str,
-    lookup_env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Octopus, ModelError> {
+pub fn parse_model(text: &str, lookup_env: &dyn Fn(&str) -> Option<String>) -> Result<Octopus, ModelError> {
     let mut value: serde_json::Value = serde_json::from_str(text).map_err(|e| ModelError {
         key: None,
         line: Some(e.line()),

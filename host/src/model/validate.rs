@@ -24,7 +24,10 @@ pub fn validate_model(m: &Octopus) -> Result<(), FieldProblem> {
     if !is_valid_service_name(&m.name) {
         return problem(
             "name",
-            format!("{:?} is not a valid service name: use letters, digits, '-', '_', '.' (max 64, not starting with '.')", m.name),
+            format!(
+                "{:?} is not a valid service name: use letters, digits, '-', '_', '.' (max 64, not starting with '.')",
+                m.name
+            ),
         );
     }
     if m.id.trim().is_empty() {
@@ -78,7 +81,9 @@ pub fn validate_model(m: &Octopus) -> Result<(), FieldProblem> {
 }
 
 fn is_env_name(k: &str) -> bool {
-    !k.is_empty() && !k.starts_with(|c: char| c.is_ascii_digit()) && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    !k.is_empty()
+        && !k.starts_with(|c: char| c.is_ascii_digit())
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn is_plain_file_name(s: &str) -> bool {

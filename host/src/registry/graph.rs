@@ -7,18 +7,21 @@ use std::collections::BTreeMap;
 /// Every `run_dep` cycle, each as its members in edge order starting from the
 /// smallest name. Edges to names not in the map are ignored.
 pub fn cycles(edges: &BTreeMap<&str, Vec<&str>>) -> Vec<Vec<String>> {
-    let mut tarjan = Tarjan { edges, index: 0, indices: BTreeMap::new(), low: BTreeMap::new(), stack: Vec::new(), on_stack: BTreeMap::new(), sccs: Vec::new() };
+    let mut tarjan = Tarjan {
+        edges,
+        index: 0,
+        indices: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        on_stack: BTreeMap::new(),
+        sccs: Vec::new(),
+    };
     for node in edges.keys() {
         if !tarjan.indices.contains_key(node) {
             tarjan.visit(node);
         }
     }
-    tarjan
-        .sccs
-        .into_iter()
-        .filter(|scc| scc.len() > 1)
-        .map(|scc| cycle_path(edges, &scc))
-        .collect()
+    tarjan.sccs.into_iter().filter(|scc| scc.len() > 1).map(|scc| cycle_path(edges, &scc)).collect()
 }
 
 struct Tarjan<'a> {
@@ -109,10 +112,10 @@ pub fn topological_order(edges: &BTreeMap<&str, Vec<&str>>) -> Option<Vec<String
             remaining.remove(n);
             order.push(n.to_string());
             for (m, deps) in edges {
-                if deps.contains(&n) {
-                    if let Some(c) = remaining.get_mut(m) {
-                        *c -= 1;
-                    }
+                if deps.contains(&n)
+                    && let Some(c) = remaining.get_mut(m)
+                {
+                    *c -= 1;
                 }
             }
         }

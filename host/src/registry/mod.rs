@@ -85,11 +85,10 @@ impl Registry {
         let previous = self.snapshot();
         let dir = self.models_dir.clone();
         let prev_for_scan = Arc::clone(&previous);
-        let scanned = tokio::task::spawn_blocking(move || {
-            scan::scan_dir(&dir, &prev_for_scan, &|name| std::env::var(name).ok())
-        })
-        .await
-        .map_err(|e| StoreError::Worker(format!("model scan: {e}")))?;
+        let scanned =
+            tokio::task::spawn_blocking(move || scan::scan_dir(&dir, &prev_for_scan, &|name| std::env::var(name).ok()))
+                .await
+                .map_err(|e| StoreError::Worker(format!("model scan: {e}")))?;
 
         let mut report = ReloadReport::default();
         for (name, loaded) in &scanned.apps {

@@ -110,7 +110,11 @@ pub fn scan_dir(dir: &Path, previous: &Snapshot, env: &dyn Fn(&str) -> Option<St
     let files = match model_files(dir) {
         Ok(files) => files,
         Err(e) => {
-            result.problems.push(ModelProblem::new(dir, ProblemKind::Unreadable, format!("cannot list model folder: {e}")));
+            result.problems.push(ModelProblem::new(
+                dir,
+                ProblemKind::Unreadable,
+                format!("cannot list model folder: {e}"),
+            ));
             return result;
         }
     };
@@ -146,8 +150,7 @@ pub fn scan_dir(dir: &Path, previous: &Snapshot, env: &dyn Fn(&str) -> Option<St
     }
 
     let candidates = drop_duplicates(candidates, previous, &mut result.problems);
-    let mut apps: BTreeMap<String, LoadedModel> =
-        candidates.into_iter().map(|m| (m.model.name.clone(), m)).collect();
+    let mut apps: BTreeMap<String, LoadedModel> = candidates.into_iter().map(|m| (m.model.name.clone(), m)).collect();
     drop_broken_dependencies(&mut apps, &mut result.problems);
     result.apps = apps;
     result
@@ -155,7 +158,11 @@ pub fn scan_dir(dir: &Path, previous: &Snapshot, env: &dyn Fn(&str) -> Option<St
 
 /// Keeps one model per name and per id. The one already live keeps its place (an
 /// added copy must not evict a running service); otherwise the first file by name wins.
-fn drop_duplicates(mut candidates: Vec<LoadedModel>, previous: &Snapshot, problems: &mut Vec<ModelProblem>) -> Vec<LoadedModel> {
+fn drop_duplicates(
+    mut candidates: Vec<LoadedModel>,
+    previous: &Snapshot,
+    problems: &mut Vec<ModelProblem>,
+) -> Vec<LoadedModel> {
     candidates.sort_by_key(|m| {
         let was_live = previous.apps.get(&m.model.name).is_some_and(|p| p.file == m.file);
         (!was_live, m.file.clone())
@@ -168,7 +175,11 @@ fn drop_duplicates(mut candidates: Vec<LoadedModel>, previous: &Snapshot, proble
             let mut p = ModelProblem::new(
                 &m.file,
                 ProblemKind::DuplicateName,
-                format!("service name {:?} is already defined by {}; rename one of them", m.model.name, winner.display()),
+                format!(
+                    "service name {:?} is already defined by {}; rename one of them",
+                    m.model.name,
+                    winner.display()
+                ),
             );
             p.service = Some(m.model.name.clone());
             p.key = Some("name".into());
@@ -213,7 +224,9 @@ fn drop_broken_dependencies(apps: &mut BTreeMap<String, LoadedModel>, problems: 
             let mut p = ModelProblem::new(
                 &m.file,
                 ProblemKind::UnknownDependency,
-                format!("{key} names {dep:?}, which is not a loaded service (see its own problem, or add a model for it)"),
+                format!(
+                    "{key} names {dep:?}, which is not a loaded service (see its own problem, or add a model for it)"
+                ),
             );
             p.service = Some(name);
             p.key = Some(key.to_string());

@@ -26,7 +26,9 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-    #[error("store schema version {found} is newer than this host understands ({supported}); upgrade apollo or restore a backup")]
+    #[error(
+        "store schema version {found} is newer than this host understands ({supported}); upgrade apollo or restore a backup"
+    )]
     SchemaTooNew { found: u32, supported: u32 },
     #[error("store: corrupt record {what}: {detail}")]
     Corrupt { what: String, detail: String },

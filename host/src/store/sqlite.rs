@@ -25,7 +25,8 @@ impl SqliteStore {
     pub fn open(path: &Path) -> StoreResult<Self> {
         let display = path.display().to_string();
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|source| StoreError::Io { path: parent.display().to_string(), source })?;
+            std::fs::create_dir_all(parent)
+                .map_err(|source| StoreError::Io { path: parent.display().to_string(), source })?;
         }
         let sql_err = |source| StoreError::Sqlite { path: display.clone(), source };
         let mut conn = Connection::open(path).map_err(sql_err)?;
@@ -183,8 +184,9 @@ impl Store for SqliteStore {
 
     async fn list_runtime(&self) -> StoreResult<Vec<RuntimeRecord>> {
         self.run(|c| {
-            let mut stmt =
-                c.prepare("SELECT name, pid, ports, stop_operation, last_status, updated_at_ms FROM runtime ORDER BY name")?;
+            let mut stmt = c.prepare(
+                "SELECT name, pid, ports, stop_operation, last_status, updated_at_ms FROM runtime ORDER BY name",
+            )?;
             stmt.query_map([], runtime_from_row)?.collect()
         })
         .await
@@ -233,7 +235,8 @@ impl Store for SqliteStore {
 
     async fn get_setting(&self, key: &str) -> StoreResult<Option<String>> {
         let key = key.to_string();
-        self.run(move |c| c.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0)).optional()).await
+        self.run(move |c| c.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0)).optional())
+            .await
     }
 
     async fn put_setting(&self, key: &str, value: &str) -> StoreResult<()> {

@@ -199,7 +199,10 @@ impl HostProcess {
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).expect("read listening line");
         // "apollo listening on http://127.0.0.1:PORT and unix:/path"
-        let rest = line.trim().strip_prefix("apollo listening on http://").unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        let rest = line
+            .trim()
+            .strip_prefix("apollo listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
         let (addr, socket) = rest.split_once(" and unix:").expect("listening line has both addresses");
         Self { child, http_addr: addr.to_string(), socket: PathBuf::from(socket) }
     }
