@@ -33,6 +33,6 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 unit:
-	$(CARGO) test --workspace
+	$(CARGO) test --workspace --no-fail-fast
 
 test: fmt-check lint unit

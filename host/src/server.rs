@@ -4,12 +4,15 @@
 //! tests run real hosts on `127.0.0.1:0` and a temp socket (mini-redis style).
 
 use std::net::SocketAddr;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Extension;
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+use nix::sys::stat::{Mode, umask};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -27,12 +30,15 @@ use crate::store::{SqliteStore, Store, StoreError};
 pub enum HostError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot listen on {addr}: {source} (is another host running? set server.port, or 0 for any free port)")]
+    #[error("cannot listen on {addr}: {source} ({hint})")]
     BindTcp {
         addr: String,
+        hint: &'static str,
         #[source]
         source: std::io::Error,
     },
+    #[error("{path}: another host already uses this data directory (lock held); stop it or set data_dir")]
+    DataDirLocked { path: String },
     #[error("unix socket {path}: {message}")]
     Socket { path: String, message: String },
     #[error("cannot create {path}: {source}")]
@@ -53,15 +59,41 @@ pub struct Bootstrap {
     pub generated_password: Option<String>,
 }
 
+/// Takes `<data_dir>/apollo.lock` so two hosts never share one store. Released when
+/// the returned guard (kept in the state) is dropped, or by the kernel on a crash.
+/// The data directory is created private (0700): it holds the store and the socket.
+pub fn lock_data_dir(data_dir: &Path) -> Result<DataDirLock, HostError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
+        .map_err(|source| HostError::CreateDir { path: data_dir.display().to_string(), source })?;
+    let path = data_dir.join("apollo.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| HostError::CreateDir { path: path.display().to_string(), source })?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(DataDirLock(lock)),
+        Err((_, Errno::EWOULDBLOCK)) => Err(HostError::DataDirLocked { path: data_dir.display().to_string() }),
+        Err((_, errno)) => Err(HostError::CreateDir { path: path.display().to_string(), source: errno.into() }),
+    }
+}
+
+/// Holds the data-directory lock for the host's lifetime (the lock is the value).
+#[derive(Debug)]
+pub struct DataDirLock(#[allow(dead_code)] Flock<std::fs::File>);
+
 /// Opens the store, settles auth and performs the first registry load.
 pub async fn build_state(
     config: Config,
     env_admin_password: Option<String>,
+    lock: DataDirLock,
 ) -> Result<(AppState, Bootstrap), HostError> {
-    for dir in [&config.data_dir, &config.app_root] {
-        std::fs::create_dir_all(dir)
-            .map_err(|source| HostError::CreateDir { path: dir.display().to_string(), source })?;
-    }
+    std::fs::create_dir_all(&config.app_root)
+        .map_err(|source| HostError::CreateDir { path: config.app_root.display().to_string(), source })?;
     let sqlite_path = config.db.sqlite.path.clone();
     let store: Arc<dyn Store> = Arc::new(
         tokio::task::spawn_blocking(move || SqliteStore::open(&sqlite_path))
@@ -86,6 +118,7 @@ pub async fn build_state(
         auth: Arc::new(auth),
         events,
         started_at: Instant::now(),
+        data_dir_lock: lock,
     });
     Ok((state, Bootstrap { password_source, generated_password }))
 }
@@ -109,11 +142,57 @@ pub async fn bind_unix_socket(path: &Path) -> Result<UnixListener, HostError> {
         Ok(_) => return Err(fail("exists and is not a socket; refusing to delete it (set server.uds)".into())),
         Err(_) => {}
     }
-    let listener = UnixListener::bind(path).map_err(|e| fail(format!("cannot bind: {e}")))?;
-    // The socket is trusted without a token: only its owner may connect.
+    // The socket is trusted without a token, so it must never exist with a looser mode,
+    // not even between bind and chmod: create it under a 0177 umask. (The umask is
+    // process-wide; at this point in start-up no other thread creates files.)
+    let previous = umask(Mode::from_bits_truncate(0o177));
+    let bound = UnixListener::bind(path);
+    umask(previous);
+    let listener = bound.map_err(|e| fail(format!("cannot bind: {e}")))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| fail(format!("cannot set mode 0600: {e}")))?;
     Ok(listener)
+}
+
+/// The unix-socket listener with a second guard behind the file mode: connections from
+/// another user id (possible if the socket sits in a directory where someone can
+/// re-create or chmod it) are closed unanswered. Root is allowed.
+#[derive(Debug)]
+pub struct OwnerOnlyUnixListener {
+    inner: UnixListener,
+    owner: u32,
+}
+
+impl OwnerOnlyUnixListener {
+    pub fn new(inner: UnixListener) -> Self {
+        Self { inner, owner: nix::unistd::geteuid().as_raw() }
+    }
+}
+
+impl axum::serve::Listener for OwnerOnlyUnixListener {
+    type Io = tokio::net::UnixStream;
+    type Addr = tokio::net::unix::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.inner.accept().await {
+                Ok((stream, addr)) => match stream.peer_cred() {
+                    Ok(cred) if cred.uid() == self.owner || cred.uid() == 0 => return (stream, addr),
+                    Ok(cred) => tracing::warn!(uid = cred.uid(), "unix socket: refused a connection from another user"),
+                    Err(e) => tracing::warn!("unix socket: cannot read peer credentials ({e}); connection refused"),
+                },
+                // Transient (EMFILE and the like): back off instead of spinning.
+                Err(e) => {
+                    tracing::warn!("unix socket accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
 }
 
 /// A host serving in the background; `shutdown` stops it gracefully.
@@ -134,15 +213,34 @@ impl RunningHost {
     pub async fn start(config: Config, env_admin_password: Option<String>) -> Result<Self, HostError> {
         let addr = format!("{}:{}", config.server.host, config.server.port);
         let uds_path = config.server.uds.clone();
-        let (state, bootstrap) = build_state(config, env_admin_password).await?;
-        let tcp = TcpListener::bind(&addr).await.map_err(|source| HostError::BindTcp { addr: addr.clone(), source })?;
+        let lock = lock_data_dir(&config.data_dir)?;
+        let tcp = TcpListener::bind(&addr).await.map_err(|source| HostError::BindTcp {
+            addr: addr.clone(),
+            hint: match source.kind() {
+                std::io::ErrorKind::AddrInUse => {
+                    "the port is taken, maybe by another host; set server.port, or 0 for any free port"
+                }
+                std::io::ErrorKind::PermissionDenied => "ports below 1024 need privileges; use a higher server.port",
+                _ => "check server.host and server.port",
+            },
+            source,
+        })?;
         let http_addr = tcp.local_addr().map_err(HostError::Serve)?;
         let uds = bind_unix_socket(&uds_path).await?;
+        // Only now touch the store: a host that cannot serve must not, for example,
+        // generate an admin password that nobody will ever see.
+        let (state, bootstrap) = match build_state(config, env_admin_password, lock).await {
+            Ok(built) => built,
+            Err(e) => {
+                let _ = std::fs::remove_file(&uds_path);
+                return Err(e);
+            }
+        };
 
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
         spawn_watcher(Arc::clone(&state.registry), &state.config.registry, &tasks, cancel.clone());
-        spawn_token_purge(state.clone(), &tasks, cancel.clone());
+        spawn_housekeeping(state.clone(), &tasks, cancel.clone());
         let server = tokio::spawn(serve(state.clone(), tcp, uds, cancel.clone()));
         tracing::info!(%http_addr, uds = %uds_path.display(), version = crate::VERSION, "apollo serving");
         Ok(Self { state, http_addr, uds_path, bootstrap, cancel, tasks, server })
@@ -192,17 +290,25 @@ pub async fn serve(
     a.and(b).map_err(HostError::Serve)
 }
 
-fn spawn_token_purge(state: AppState, tasks: &TaskTracker, cancel: CancellationToken) {
+/// Hourly: drop expired tokens and trim the audit log to `audit.max_entries`.
+fn spawn_housekeeping(state: AppState, tasks: &TaskTracker, cancel: CancellationToken) {
     tasks.spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(3600));
         loop {
             tokio::select! {
                 () = cancel.cancelled() => break,
-                _ = every.tick() => match state.auth.purge_expired().await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(purged = n, "expired tokens removed"),
-                    Err(e) => tracing::warn!("token purge failed: {e}"),
-                },
+                _ = every.tick() => {
+                    match state.auth.purge_expired().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(purged = n, "expired tokens removed"),
+                        Err(e) => tracing::warn!("token purge failed: {e}"),
+                    }
+                    match state.store.trim_audit(state.config.audit.max_entries).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(dropped = n, "audit log trimmed"),
+                        Err(e) => tracing::warn!("audit trim failed: {e}"),
+                    }
+                }
             }
         }
     });

@@ -21,6 +21,8 @@ pub struct HostContext {
     pub auth: Arc<AuthService>,
     pub events: EventBus,
     pub started_at: Instant,
+    /// Held while the host lives: no second host opens the same store.
+    pub data_dir_lock: crate::server::DataDirLock,
 }
 
 impl AppState {

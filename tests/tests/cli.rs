@@ -115,6 +115,14 @@ async fn new_scaffolds_a_service_whose_scripts_work() {
             .unwrap()
     };
     assert_eq!(script("check.sh").status.code(), Some(101), "not running yet");
+    // Whatever happens below, the heartbeat loop must not outlive the test.
+    struct KillOnDrop(std::path::PathBuf, Vec<(String, String)>, std::path::PathBuf);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = Command::new(&self.0).current_dir(&self.2).envs(self.1.iter().map(|(k, v)| (k, v))).output();
+        }
+    }
+    let _guard = KillOnDrop(config.app_manager.join("hello/kill.sh"), env.clone(), app_root.clone());
     let started = script("start.sh");
     assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
     assert_eq!(script("check.sh").status.code(), Some(0));

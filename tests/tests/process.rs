@@ -21,6 +21,15 @@ async fn store_survives_kill_9_and_restart() {
     let _: Value = first.uds().post("/api/reload", None).await.unwrap();
     let socket = first.socket.clone();
     first.crash();
+
+    // What was committed before the crash is in the store file, read without a host.
+    let store = apollo_host::store::SqliteStore::open(&d.config().db.sqlite.path).unwrap();
+    use apollo_host::store::Store;
+    let models = store.list_models().await.unwrap();
+    assert_eq!(models.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), vec!["web"]);
+    let runtime = store.get_runtime("web").await.unwrap().expect("runtime row for a registered service");
+    assert_eq!(runtime.last_status, "stopped");
+    drop(store);
     assert!(socket.exists(), "a crash leaves the socket file behind");
 
     let second = HostProcess::spawn(&d.config_path());
@@ -40,8 +49,13 @@ async fn store_survives_kill_9_and_restart() {
 async fn a_live_socket_is_never_stolen() {
     let d = Deployment::new();
     let first = d.spawn();
-    // A second host on the same socket (and a free TCP port) must refuse to start.
+    // A second host on the same data directory must refuse to start, and touch nothing.
     let out = run_cli(&["serve", "--config", d.config_path().to_str().unwrap()], None);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("another host already uses this data directory"), "{}", out.stderr);
+    // A second host with its own data directory but the same socket path: refused too.
+    let other = Deployment::with(json!({"server": {"uds": d.socket()}}));
+    let out = run_cli(&["serve", "--config", other.config_path().to_str().unwrap()], None);
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stderr.contains("another host is already serving"), "{}", out.stderr);
     // And the first still answers.
@@ -85,4 +99,46 @@ fn unknown_keys_warn_but_load() {
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("app_bridge: unknown key"), "{}", out.stdout);
     assert!(out.stdout.contains("server.passwd: ignored: clear-text passwords are not read"), "{}", out.stdout);
+}
+
+#[tokio::test]
+async fn first_start_generates_a_password_shown_once() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let d = Deployment::new();
+    let start = |d: &Deployment| {
+        let mut command = Command::new(common::apollo_bin());
+        command.env_remove("APOLLO_ADMIN_PASSWORD").stderr(Stdio::piped());
+        HostProcess::spawn_with(&d.config_path(), command)
+    };
+    let mut first = start(&d);
+    let stderr = first.child.stderr.take().unwrap();
+    let mut password = None;
+    for line in BufReader::new(stderr).lines().take(10) {
+        let line = line.unwrap();
+        if let Some(p) = line.trim().strip_prefix("password: ") {
+            password = Some(p.trim().to_string());
+            break;
+        }
+    }
+    let password = password.expect("the generated password is printed on the first start");
+    let login = first
+        .tcp()
+        .send(http::Method::POST, "/api/auth/login", Some(&json!({"username": "admin", "password": password})))
+        .await
+        .unwrap();
+    assert_eq!(login.status, 200);
+    assert_eq!(first.terminate().code(), Some(0));
+
+    let mut second = start(&d);
+    let ok: Value =
+        second.tcp().post("/api/auth/login", Some(&json!({"username": "admin", "password": password}))).await.unwrap();
+    assert!(ok["token"].is_string(), "the generated password stays valid across restarts");
+    let mut stderr = second.child.stderr.take().unwrap();
+    nix::sys::signal::kill(second.pid(), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert!(!rest.contains(&password), "shown only once: {rest}");
+    assert!(!rest.contains("First start"), "{rest}");
 }

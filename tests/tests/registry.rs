@@ -63,6 +63,9 @@ async fn validation_problems_name_the_key() {
     bad_port["run_data"]["ports"] = json!([8080, 70000]);
     d.write_model("api.pig", &bad_port);
     d.write_model("orphan.pig", &model("orphan", "app_orphan", &["ghost"]));
+    let mut secret = model("leak", "app_leak", &[]);
+    secret["link"] = json!("$APOLLO_ADMIN_PASSWORD");
+    d.write_model("leak.pig", &secret);
     let mut escape = model("esc", "app_esc", &[]);
     escape["manage_cmd"]["start"] = json!("../../../bin/sh");
     d.write_model("esc.pig", &escape);
@@ -75,6 +78,7 @@ async fn validation_problems_name_the_key() {
     assert_eq!(find("orphan.pig")["kind"], "unknown_dependency");
     assert!(find("orphan.pig")["message"].as_str().unwrap().contains("\"ghost\""));
     assert_eq!(find("esc.pig")["key"], "manage_cmd.start");
+    assert!(find("leak.pig")["message"].as_str().unwrap().contains("belong to the host"));
     assert!(names(&host.uds()).await.is_empty());
     host.shutdown().await;
 }
@@ -88,10 +92,12 @@ async fn seed_fallback_folder_and_env_substitution() {
     let mut m = model("Blog", "app_blog", &[]);
     // The seed wrote runtime.pid as a string and had no run_dep/stop_chain keys at all.
     m["runtime"] = json!({"pid": "", "ports": [], "stop_operation": false});
-    m["run_data"] = json!({"envs": ["HOME_DIR=${HOME:-/nowhere}", "MODE=${APOLLO_TEST_UNSET_VAR:-prod}"], "ports": [], "random_port": true, "host": "localhost"});
+    m["run_data"] = json!({"envs": ["HOME_DIR=${HOME:-/nowhere}", "MODE=${ZZ_APOLLO_TEST_UNSET_VAR:-prod}"], "ports": [], "random_port": true, "host": "localhost"});
     std::fs::write(seed_dir.join("Blog.pig"), serde_json::to_vec(&m).unwrap()).unwrap();
     let host = d.start().await;
     let detail: Value = host.uds().get("/api/apps/Blog").await.unwrap();
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/nowhere".into());
+    assert_eq!(detail["model"]["run_data"]["envs"][0], format!("HOME_DIR={home}"), "read from the host's environment");
     assert_eq!(detail["model"]["run_data"]["envs"][1], "MODE=prod");
     assert!(detail["file"].as_str().unwrap().contains("octopusMeta"));
     host.shutdown().await;
@@ -116,8 +122,11 @@ async fn folder_changes_apply_live() {
     d.write_model("worker.pig", &changed);
     eventually("worker's new ports", wait, || async {
         let detail: Value = client.get("/api/apps/worker").await.ok()?;
-        (detail["model"]["run_data"]["ports"] == json!([9301]) && detail["model"]["run_data"]["run_dep"] == json!([]))
-            .then_some(())
+        let run_data = &detail["model"]["run_data"];
+        (run_data["ports"] == json!([9301])
+            && run_data["run_dep"] == json!([])
+            && run_data["envs"] == json!(["LEVEL=debug"]))
+        .then_some(())
     })
     .await;
 

@@ -114,6 +114,7 @@ fn find(state: &AppState, name: &str) -> Result<crate::registry::LoadedModel, Ap
         // A file too broken to name its service is matched by its file name.
         let known = state.registry.snapshot().problems.iter().any(|p| {
             p.service.as_deref() == Some(name)
+                || p.cycle.iter().any(|member| member == name)
                 || std::path::Path::new(&p.file).file_stem().is_some_and(|stem| stem == name)
         });
         if known {

@@ -82,7 +82,8 @@ impl IntoResponse for ApiError {
                 response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             Self::TooManyRequests { retry_after, .. } => {
-                let secs = retry_after.as_secs().max(1).to_string();
+                // Rounded up: retrying exactly when told must not hit the lockout again.
+                let secs = retry_after.as_millis().div_ceil(1000).max(1).to_string();
                 if let Ok(v) = HeaderValue::from_str(&secs) {
                     response.headers_mut().insert(header::RETRY_AFTER, v);
                 }
@@ -104,6 +105,7 @@ impl From<AuthError> for ApiError {
         match e {
             AuthError::BadCredentials | AuthError::InvalidToken => Self::Unauthorized(e.to_string()),
             AuthError::LockedOut(wait) => Self::TooManyRequests { message: e.to_string(), retry_after: wait },
+            AuthError::Busy => Self::TooManyRequests { message: e.to_string(), retry_after: Duration::from_secs(1) },
             AuthError::Store(s) => s.into(),
         }
     }

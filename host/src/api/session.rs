@@ -60,7 +60,10 @@ pub async fn login(
     let session = match state.auth.login(&client, &body.username, &body.password).await {
         Ok(s) => s,
         Err(e) => {
-            tracing::warn!(user = %body.username, %client, "login refused: {e}");
+            // The attempted name is attacker-controlled (and sometimes a mistyped
+            // password): log only whether it was the admin account.
+            let known_user = body.username == state.auth.admin_user();
+            tracing::warn!(known_user, %client, "login refused: {e}");
             return Err(e.into());
         }
     };

@@ -39,10 +39,12 @@ pub enum PasswordSource {
 pub enum AuthError {
     #[error("wrong user name or password")]
     BadCredentials,
-    #[error("too many failed logins; retry in {} s", .0.as_secs().max(1))]
+    #[error("too many failed logins; retry in {} s", .0.as_millis().div_ceil(1000).max(1))]
     LockedOut(Duration),
     #[error("missing, invalid or expired token")]
     InvalidToken,
+    #[error("too many logins in progress; retry in a second")]
+    Busy,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -62,7 +64,13 @@ pub struct AuthService {
     admin_hash: RwLock<String>,
     token_ttl: Duration,
     throttle: LoginThrottle,
+    /// Bounds concurrent argon2 checks (each takes ~19 MiB and a blocking thread), so
+    /// a login flood cannot exhaust memory or the blocking pool.
+    verify_slots: tokio::sync::Semaphore,
 }
+
+/// Concurrent password checks allowed; more are answered 429 at once.
+const VERIFY_SLOTS: usize = 4;
 
 impl AuthService {
     /// Settles the admin password (see the module doc) and returns the service plus
@@ -76,18 +84,21 @@ impl AuthService {
         let mut generated = None;
         let (hash, source) = if let Some(pw) = env_password.filter(|p| !p.is_empty()) {
             let stored = store.get_setting(ADMIN_HASH_SETTING).await?;
-            // Re-hash only when the password really changed, so the stored hash (and the
-            // tokens' meaning) stays stable across restarts with the same variable.
+            // Re-hash only when the password really changed, so restarts with the same
+            // variable keep the sessions they issued.
             let hash = match stored {
                 Some(h) if blocking_verify(&pw, &h).await => h,
                 _ => {
                     let h = blocking_hash(pw).await;
-                    store.put_setting(ADMIN_HASH_SETTING, &h).await?;
+                    replace_password(store.as_ref(), &h).await?;
                     h
                 }
             };
             (hash, PasswordSource::Environment)
         } else if !cfg.admin_password_hash.is_empty() {
+            if store.get_setting(ADMIN_HASH_SETTING).await?.as_deref() != Some(cfg.admin_password_hash.as_str()) {
+                replace_password(store.as_ref(), &cfg.admin_password_hash).await?;
+            }
             (cfg.admin_password_hash.clone(), PasswordSource::Config)
         } else if let Some(h) = store.get_setting(ADMIN_HASH_SETTING).await? {
             (h, PasswordSource::Store)
@@ -108,6 +119,7 @@ impl AuthService {
                 Duration::from_secs(cfg.lockout_base_secs),
                 Duration::from_secs(cfg.lockout_max_secs),
             ),
+            verify_slots: tokio::sync::Semaphore::new(VERIFY_SLOTS),
         };
         Ok((service, source, generated))
     }
@@ -120,12 +132,13 @@ impl AuthService {
     /// throttle (its address).
     pub async fn login(&self, client: &str, user: &str, password: &str) -> Result<Session, AuthError> {
         let throttle_key = format!("{client}|{user}");
-        self.throttle.check(&throttle_key).map_err(AuthError::LockedOut)?;
+        let _slot = self.verify_slots.try_acquire().map_err(|_| AuthError::Busy)?;
+        self.throttle.begin(&throttle_key).map_err(AuthError::LockedOut)?;
         let hash = self.admin_hash.read().unwrap_or_else(|p| p.into_inner()).clone();
         // Verify even for an unknown user so timing does not reveal valid names.
         let password_ok = blocking_verify(password, &hash).await;
         if !(password_ok && user == self.admin_user) {
-            return Err(match self.throttle.failed(&throttle_key) {
+            return Err(match self.throttle.lockout(&throttle_key) {
                 Some(wait) => AuthError::LockedOut(wait),
                 None => AuthError::BadCredentials,
             });
@@ -169,6 +182,16 @@ impl AuthService {
     pub async fn purge_expired(&self) -> Result<u64, StoreError> {
         self.store.purge_expired_tokens(now_ms()).await
     }
+}
+
+/// Stores a new admin hash and ends every session issued under the old password.
+async fn replace_password(store: &dyn Store, hash: &str) -> Result<(), StoreError> {
+    store.put_setting(ADMIN_HASH_SETTING, hash).await?;
+    let revoked = store.revoke_all_tokens().await?;
+    if revoked > 0 {
+        tracing::info!(revoked, "admin password changed: existing tokens revoked");
+    }
+    Ok(())
 }
 
 async fn blocking_hash(password: String) -> String {

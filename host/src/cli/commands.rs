@@ -138,12 +138,20 @@ pub async fn reload(client: &ApiClient, json: bool) -> Result<(), CliError> {
     Ok(())
 }
 
-pub async fn version(client: &ApiClient, json: bool) -> Result<(), CliError> {
+/// Prints the CLI's version first (it needs nothing), then asks the host.
+pub async fn version(g: &GlobalArgs) -> Result<(), CliError> {
+    if !g.json {
+        println!("apollo CLI  {}", crate::VERSION);
+    }
+    let client = super::connect(g)?;
+    host_version(&client, g.json).await
+}
+
+pub async fn host_version(client: &ApiClient, json: bool) -> Result<(), CliError> {
     let host: Result<Health, _> = client.get("/healthz").await;
     if json {
         print_json(&json!({"cli": crate::VERSION, "host": host.as_ref().ok().map(|h| &h.version)}));
     } else {
-        println!("apollo CLI  {}", crate::VERSION);
         match &host {
             Ok(h) => println!("apollo host {} at {} (up {} s)", h.version, client.endpoint(), h.uptime_secs),
             Err(e) => println!("apollo host unreachable: {e}"),

@@ -136,6 +136,7 @@ impl From<crate::config::ConfigError> for CliError {
 /// Entry point of the `apollo` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    let admin_password = take_admin_password_from_env();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -143,7 +144,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, admin_password)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", e.message);
@@ -152,10 +153,27 @@ pub fn main() -> ExitCode {
     }
 }
 
-pub async fn run(cli: Cli) -> Result<(), CliError> {
+/// Reads `APOLLO_ADMIN_PASSWORD` and removes it from the environment, so no child
+/// process (manage scripts, services) ever inherits the admin password.
+fn take_admin_password_from_env() -> Option<String> {
+    let value = std::env::var(crate::auth::ADMIN_PASSWORD_ENV).ok();
+    if value.is_some() {
+        // SAFETY: called at the top of `main`, before the tokio runtime or any other
+        // thread exists, so nothing can read the environment concurrently.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::env::remove_var(crate::auth::ADMIN_PASSWORD_ENV);
+        }
+    }
+    value
+}
+
+/// Runs one command. `admin_password` is `APOLLO_ADMIN_PASSWORD`, taken out of the
+/// environment by `main`.
+pub async fn run(cli: Cli, admin_password: Option<String>) -> Result<(), CliError> {
     let g = &cli.global;
     match cli.command {
-        Command::Serve => serve::serve(g).await,
+        Command::Serve => serve::serve(g, admin_password).await,
         Command::Check => commands::check(g),
         Command::Passwd { stdin } => commands::passwd(stdin),
         Command::New { name, force } => commands::new_service(g, &name, force),
@@ -169,7 +187,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             }
         }
         Command::Reload => commands::reload(&connect(g)?, g.json).await,
-        Command::Version => commands::version(&connect(g)?, g.json).await,
+        Command::Version => commands::version(g).await,
         Command::Audit { limit } => commands::audit(&connect(g)?, limit, g.json).await,
         Command::Shell => shell::run(connect(g)?, g.clone()).await,
     }
@@ -187,5 +205,8 @@ pub fn connect(g: &GlobalArgs) -> Result<ApiClient, CliError> {
 /// The config the global flags point at; its warnings go to standard error.
 pub fn load_config(g: &GlobalArgs) -> Result<Config, CliError> {
     let loaded = Config::discover(g.config.as_deref())?;
+    for warning in &loaded.warnings {
+        eprintln!("warning: {warning}");
+    }
     Ok(loaded.config)
 }

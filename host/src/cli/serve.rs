@@ -1,13 +1,13 @@
 //! `apollo serve`: load the config, install logging, start the host, print where it
 //! listens (one line on stdout, which scripts and tests read), run until SIGTERM/SIGINT.
 
-use crate::auth::{ADMIN_PASSWORD_ENV, PasswordSource};
+use crate::auth::PasswordSource;
 use crate::config::Config;
 use crate::server::{RunningHost, termination_signal};
 
 use super::{CliError, GlobalArgs};
 
-pub async fn serve(g: &GlobalArgs) -> Result<(), CliError> {
+pub async fn serve(g: &GlobalArgs, env_password: Option<String>) -> Result<(), CliError> {
     let loaded = Config::discover(g.config.as_deref())?;
     let _log_guard = crate::logging::init(&loaded.config.log)
         .map_err(|e| CliError::usage(format!("log.log_file {}: {e}", loaded.config.log.log_file.display())))?;
@@ -15,7 +15,6 @@ pub async fn serve(g: &GlobalArgs) -> Result<(), CliError> {
         tracing::warn!("config: {warning}");
     }
     tracing::info!(config = %loaded.config.source_name(), "starting");
-    let env_password = std::env::var(ADMIN_PASSWORD_ENV).ok();
     let host = RunningHost::start(loaded.config, env_password).await.map_err(|e| CliError::failed(e.to_string()))?;
     match host.bootstrap.password_source {
         PasswordSource::Generated => {

@@ -118,7 +118,10 @@ pub async fn run(mut client: ApiClient, g: GlobalArgs) -> Result<(), CliError> {
                 r
             }
             ["check"] => check(&client).await,
-            ["version"] => commands::version(&client, g.json).await,
+            ["version"] => {
+                println!("apollo CLI  {}", crate::VERSION);
+                commands::host_version(&client, g.json).await
+            }
             ["start" | "stop" | "restart", ..] => Err(CliError::failed(format!(
                 "{}: not available yet; starting and stopping services lands with the process-control issue",
                 words[0]

@@ -44,6 +44,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub registry: RegistryConfig,
     pub modules: ModulesConfig,
+    pub audit: AuditConfig,
     /// Set by `load`: the file this config came from, for messages.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -145,6 +146,21 @@ impl Config {
         };
         if self.server.host.trim().is_empty() {
             return fail("server.host", "must not be empty (e.g. \"127.0.0.1\")".into());
+        }
+        if self.server.host.contains(':') && self.server.host.parse::<std::net::Ipv6Addr>().is_err() {
+            return fail(
+                "server.host",
+                format!(
+                    "{:?} must be a host name or IP address without a port; put the port in server.port",
+                    self.server.host
+                ),
+            );
+        }
+        if !self.log.level.is_empty() && tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return fail(
+                "log.level",
+                format!("{:?} is not a log filter; use e.g. \"info\" or \"apollo_host=debug\"", self.log.level),
+            );
         }
         if self.auth.token_ttl_secs == 0 {
             return fail("auth.token_ttl_secs", "must be at least 1 second".into());

@@ -174,3 +174,17 @@ pub struct ModulesConfig {
     /// Default `modules-dist/` next to the config file (or the working directory).
     pub dir: PathBuf,
 }
+
+/// `audit.*` (ours): retention of the audit log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuditConfig {
+    /// The newest entries kept; older ones are dropped hourly.
+    pub max_entries: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self { max_entries: 100_000 }
+    }
+}

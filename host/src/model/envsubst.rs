@@ -5,6 +5,9 @@
 
 use serde_json::Value;
 
+/// Environment variables with this prefix configure the host and are never substituted.
+pub const RESERVED_PREFIX: &str = "APOLLO_";
+
 /// Replaces references in place. An unset variable without a default is an error
 /// `(key path, message)`, so a missing secret never silently becomes "".
 pub fn substitute(value: &mut Value, lookup: &dyn Fn(&str) -> Option<String>) -> Result<(), (String, String)> {
@@ -58,6 +61,11 @@ fn resolve(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<St
     if !is_name {
         return Ok(None);
     }
+    // The host's own settings (the admin password among them) are not for models: a
+    // model's values are shown by the API and kept in the store.
+    if name.starts_with(RESERVED_PREFIX) {
+        return Err(format!("{name}: {RESERVED_PREFIX}* variables belong to the host and cannot be used in models"));
+    }
     match (lookup(name), default) {
         (Some(v), _) => Ok(Some(v)),
         (None, Some(d)) => Ok(Some(d.to_string())),
@@ -86,6 +94,14 @@ mod tests {
         assert_eq!(v["run_data"]["envs"][0], "A=/home/x");
         assert_eq!(v["run_data"]["envs"][1], "B=plain$");
         assert_eq!(v["eng_des"], "costs $5");
+    }
+
+    #[test]
+    fn host_variables_are_not_for_models() {
+        let mut v = json!({"link": "$APOLLO_ADMIN_PASSWORD"});
+        let (key, msg) = substitute(&mut v, &|_| Some("secret".into())).unwrap_err();
+        assert_eq!(key, "link");
+        assert!(msg.contains("belong to the host") && !msg.contains("secret"));
     }
 
     #[test]

@@ -73,28 +73,36 @@ impl<'a> Tarjan<'a> {
 }
 
 /// A concrete cycle through the component, starting at its smallest member, so the
-/// message reads `a -> b -> c -> a` rather than an unordered set.
+/// message reads `a -> b -> c -> a` rather than an unordered set. Breadth-first search
+/// from the start's successors back to the start finds the shortest real cycle (every
+/// printed edge exists).
 fn cycle_path(edges: &BTreeMap<&str, Vec<&str>>, scc: &[&str]) -> Vec<String> {
     let start = *scc.iter().min().expect("non-empty component");
-    let mut path = vec![start];
-    let mut current = start;
-    // Walk edges inside the component, never revisiting, until one leads back to start.
-    loop {
-        let next = edges[current].iter().copied().filter(|n| scc.contains(n));
-        let mut candidates: Vec<&str> = next.collect();
-        candidates.sort();
-        if candidates.contains(&start) && path.len() > 1 {
-            break;
-        }
-        match candidates.into_iter().find(|n| !path.contains(n)) {
-            Some(n) => {
-                path.push(n);
-                current = n;
+    let inside = |n: &&str| scc.contains(n);
+    let mut came_from: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut queue = std::collections::VecDeque::from([start]);
+    while let Some(node) = queue.pop_front() {
+        let mut next: Vec<&str> = edges[node].iter().copied().filter(inside).collect();
+        next.sort();
+        for n in next {
+            if n == start {
+                let mut path = vec![node];
+                while let Some(prev) = came_from.get(path.last().expect("non-empty")) {
+                    path.push(prev);
+                }
+                path.reverse();
+                return path.into_iter().map(String::from).collect();
             }
-            None => break,
+            if n != start && !came_from.contains_key(n) {
+                came_from.insert(n, node);
+                queue.push_back(n);
+            }
         }
     }
-    path.into_iter().map(String::from).collect()
+    // Unreachable for a strongly connected component; fall back to its members.
+    let mut members: Vec<String> = scc.iter().map(|s| s.to_string()).collect();
+    members.sort();
+    members
 }
 
 /// Names in an order where every service comes after its dependencies; `None` if the
@@ -136,6 +144,14 @@ mod tests {
         let edges = g(&[("c", &["a"]), ("a", &["b"]), ("b", &["c"]), ("d", &["a"])]);
         assert_eq!(cycles(&edges), vec![vec!["a".to_string(), "b".into(), "c".into()]]);
         assert_eq!(topological_order(&edges), None);
+    }
+
+    #[test]
+    fn printed_cycle_uses_real_edges() {
+        // a->b, b->c, c->b, b->d, d->a: the shortest cycle through a is a, b, d.
+        let edges = g(&[("a", &["b"]), ("b", &["c", "d"]), ("c", &["b"]), ("d", &["a"])]);
+        let found = cycles(&edges);
+        assert_eq!(found, vec![vec!["a".to_string(), "b".into(), "d".into()]]);
     }
 
     #[test]

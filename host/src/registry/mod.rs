@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::events::{Event, EventBus};
-use crate::store::{ModelRecord, Store, StoreError};
+use crate::store::{ModelRecord, RuntimeRecord, Store, StoreError};
 
 /// One consistent view of the registry; readers hold an `Arc` to it.
 #[derive(Debug, Default)]
@@ -77,9 +77,9 @@ impl Registry {
         self.snapshot().apps.get(name).cloned()
     }
 
-    /// Re-reads the folder, swaps in the result, persists and announces the difference.
+    /// Re-reads the folder, swaps in the result, announces and persists the difference.
     /// A store failure is returned after the in-memory swap: the live set is always the
-    /// files' truth, and the next reload retries the write.
+    /// files' truth, and the next reload (at the latest the periodic one) retries.
     pub async fn reload(&self) -> Result<ReloadReport, StoreError> {
         let _serial = self.reload_lock.lock().await;
         let previous = self.snapshot();
@@ -128,29 +128,50 @@ impl Registry {
         Ok(report)
     }
 
+    /// Announces the difference, then brings the store in line with the live set by
+    /// comparing hashes (not the diff), so a write that failed on an earlier reload is
+    /// retried on the next one. Events go out whatever the store says.
     async fn persist_and_announce(&self, next: &Snapshot, report: &ReloadReport) -> Result<(), StoreError> {
-        for name in report.added.iter().chain(&report.changed) {
-            let loaded = &next.apps[name];
-            self.store.upsert_model(&ModelRecord::from(loaded)).await?;
-            let file = loaded.file.display().to_string();
-            let event = if report.added.contains(name) {
-                Event::ModelAdded { name: name.clone(), file }
-            } else {
-                Event::ModelChanged { name: name.clone(), file }
-            };
-            self.events.publish(event);
+        for name in &report.added {
+            let file = next.apps[name].file.display().to_string();
+            self.events.publish(Event::ModelAdded { name: name.clone(), file });
+        }
+        for name in &report.changed {
+            let file = next.apps[name].file.display().to_string();
+            self.events.publish(Event::ModelChanged { name: name.clone(), file });
         }
         for name in &report.removed {
-            self.store.remove_model(name).await?;
             self.events.publish(Event::ModelRemoved { name: name.clone() });
         }
-        // Records of models removed while the host was down.
-        for stale in self.store.list_models().await? {
-            if !next.apps.contains_key(&stale.name) {
-                self.store.remove_model(&stale.name).await?;
+
+        let stored: BTreeMap<String, String> =
+            self.store.list_models().await?.into_iter().map(|r| (r.name, r.hash)).collect();
+        for (name, loaded) in &next.apps {
+            if stored.get(name) != Some(&loaded.hash) {
+                self.store.upsert_model(&ModelRecord::from(loaded)).await?;
+            }
+            if !stored.contains_key(name) && self.store.get_runtime(name).await?.is_none() {
+                self.store.put_runtime(&initial_runtime(&loaded.model)).await?;
             }
         }
+        // Includes models deleted while the host was down.
+        for name in stored.keys().filter(|n| !next.apps.contains_key(*n)) {
+            self.store.remove_model(name).await?;
+        }
         Ok(())
+    }
+}
+
+/// The runtime row a newly registered service starts with: what its file says (the
+/// seed kept runtime data in the model), status `stopped` until something runs it.
+fn initial_runtime(model: &crate::model::Octopus) -> RuntimeRecord {
+    RuntimeRecord {
+        name: model.name.clone(),
+        pid: model.runtime.pid.trim().parse().ok().filter(|p: &i64| *p > 0),
+        ports: model.runtime.ports.iter().filter_map(|p| u16::try_from(*p).ok()).collect(),
+        stop_operation: model.runtime.stop_operation,
+        last_status: "stopped".into(),
+        updated_at_ms: crate::store::now_ms(),
     }
 }
 

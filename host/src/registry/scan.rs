@@ -105,6 +105,10 @@ fn model_files(dir: &Path) -> Result<Vec<PathBuf>, std::io::Error> {
     Ok(files)
 }
 
+/// Model files are small; anything larger is a mistake (a log or dump in the wrong
+/// folder) that must not be read into memory on every rescan.
+pub const MAX_MODEL_BYTES: u64 = 1024 * 1024;
+
 pub fn scan_dir(dir: &Path, previous: &Snapshot, env: &dyn Fn(&str) -> Option<String>) -> ScanResult {
     let mut result = ScanResult::default();
     let files = match model_files(dir) {
@@ -121,6 +125,13 @@ pub fn scan_dir(dir: &Path, previous: &Snapshot, env: &dyn Fn(&str) -> Option<St
     let loaded_at_ms = now_ms();
     let mut candidates: Vec<LoadedModel> = Vec::new();
     for file in files {
+        if let Ok(meta) = std::fs::metadata(&file)
+            && meta.len() > MAX_MODEL_BYTES
+        {
+            let message = format!("file is {} bytes; model files are limited to {MAX_MODEL_BYTES} bytes", meta.len());
+            result.problems.push(ModelProblem::new(&file, ProblemKind::Unreadable, message));
+            continue;
+        }
         let bytes = match std::fs::read(&file) {
             Ok(b) => b,
             Err(e) => {

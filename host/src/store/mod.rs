@@ -59,6 +59,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// `true` when a token was revoked.
     async fn revoke_token(&self, token_hash: &str) -> StoreResult<bool>;
     async fn purge_expired_tokens(&self, now_ms: i64) -> StoreResult<u64>;
+    /// Ends every session (after a password change).
+    async fn revoke_all_tokens(&self) -> StoreResult<u64>;
 
     async fn get_setting(&self, key: &str) -> StoreResult<Option<String>>;
     async fn put_setting(&self, key: &str, value: &str) -> StoreResult<()>;
@@ -67,4 +69,6 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<i64>;
     /// Newest first.
     async fn list_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>>;
+    /// Keeps the newest `keep` entries; returns how many were dropped.
+    async fn trim_audit(&self, keep: u64) -> StoreResult<u64>;
 }

@@ -233,6 +233,10 @@ impl Store for SqliteStore {
         self.run(move |c| c.execute("DELETE FROM tokens WHERE expires_at_ms <= ?1", [now_ms]).map(|n| n as u64)).await
     }
 
+    async fn revoke_all_tokens(&self) -> StoreResult<u64> {
+        self.run(|c| c.execute("DELETE FROM tokens", []).map(|n| n as u64)).await
+    }
+
     async fn get_setting(&self, key: &str) -> StoreResult<Option<String>> {
         let key = key.to_string();
         self.run(move |c| c.query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0)).optional())
@@ -263,6 +267,15 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn trim_audit(&self, keep: u64) -> StoreResult<u64> {
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+        self.run(move |c| {
+            c.execute("DELETE FROM audit WHERE id <= (SELECT id FROM audit ORDER BY id DESC LIMIT 1 OFFSET ?1)", [keep])
+                .map(|n| n as u64)
+        })
+        .await
+    }
+
     async fn list_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
         let limit = query.limit.unwrap_or(100).clamp(1, 1000);
         let before = query.before_id.unwrap_or(i64::MAX);
@@ -280,6 +293,28 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn audit_is_trimmed_to_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+        for i in 0..10 {
+            let e = AuditEntry {
+                id: 0,
+                at_ms: i,
+                actor: "a".into(),
+                remote: "r".into(),
+                method: "POST".into(),
+                path: format!("/{i}"),
+                status: 200,
+                result: "ok".into(),
+            };
+            s.append_audit(&e).await.unwrap();
+        }
+        assert_eq!(s.trim_audit(3).await.unwrap(), 7);
+        let left = s.list_audit(&AuditQuery::default()).await.unwrap();
+        assert_eq!(left.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(), vec!["/9", "/8", "/7"]);
+    }
+
     use super::*;
 
     #[tokio::test]

@@ -187,17 +187,35 @@ pub struct HostProcess {
 
 impl HostProcess {
     pub fn spawn(config: &Path) -> Self {
-        let mut child = Command::new(apollo_bin())
+        let mut command = Command::new(apollo_bin());
+        command.env("APOLLO_ADMIN_PASSWORD", ADMIN_PASSWORD).stderr(Stdio::inherit());
+        Self::spawn_with(config, command)
+    }
+
+    /// Spawns `command` (the binary, with env and stderr set by the caller) as
+    /// `serve --config config` and waits up to 30 s for its listening line.
+    pub fn spawn_with(config: &Path, mut command: Command) -> Self {
+        let mut child = command
             .args(["serve", "--config", config.to_str().unwrap()])
-            .env("APOLLO_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn apollo serve");
         let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read listening line");
+        let (tx, rx) = std::sync::mpsc::channel();
+        // A host that hangs before printing must fail the test, not hang the suite.
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("apollo serve printed no listening line within 30 s");
+            }
+        };
         // "apollo listening on http://127.0.0.1:PORT and unix:/path"
         let rest = line
             .trim()

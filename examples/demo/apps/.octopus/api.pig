@@ -27,7 +27,7 @@
   },
   "run_data": {
     "envs": [
-      "DEMO_HTTP_BIN=${APOLLO_DEMO_HTTP_BIN:-demo-http}"
+      "DEMO_HTTP_BIN=${DEMO_HTTP_BIN:-demo-http}"
     ],
     "ports": [],
     "random_port": true,

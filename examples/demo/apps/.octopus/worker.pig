@@ -27,7 +27,7 @@
   },
   "run_data": {
     "envs": [
-      "DEMO_HTTP_BIN=${APOLLO_DEMO_HTTP_BIN:-demo-http}",
+      "DEMO_HTTP_BIN=${DEMO_HTTP_BIN:-demo-http}",
       "DEMO_UPSTREAM=127.0.0.1:18080"
     ],
     "ports": [

@@ -60,7 +60,7 @@ fi
 rm -f "$APP_PID"
 
 if ! command -v "$bin" >/dev/null 2>&1; then
-    echo "$APP: demo-http binary not found: '$bin' (put it on PATH or set APOLLO_DEMO_HTTP_BIN)" >&2
+    echo "$APP: demo-http binary not found: '$bin' (put it on PATH or set DEMO_HTTP_BIN)" >&2
     exit "$start_err"
 fi
 
