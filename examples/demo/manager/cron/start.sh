@@ -1,69 +1,7 @@
 #!/bin/sh
-# start.sh - start the demo heartbeat loop (heartbeat.sh next to this script).
-# Its output is appended to $APP_LOG. Exit 0 once the first heartbeat is logged or
-# when it is already running; $APP_START_ERR otherwise.
-#
-# Run by the Apollo host with cwd=$APP_ROOT and the script environment contract:
-# SERVICE_ROOT APP_ROOT APP_LOG APP_PID APP_TMP APP PORTS, the APP_*_ERR status codes
-# and the model's run_data.envs (see examples/demo/README.md).
+# start.sh - start the heartbeat loop (heartbeat.sh next to this script); exit 0 once
+# the first heartbeat is logged. The logic is in ../.shared/demo.sh.
 set -eu
-
-: "${APP:?}" "${APP_ROOT:?}" "${APP_LOG:?}" "${APP_PID:?}" "${APP_TMP:?}"
-start_err=${APP_START_ERR:-102}
 dir=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
-
-# The pid recorded in $APP_PID if it is a plain positive number, else empty. Anything
-# else is refused: `kill 0` or `kill -1` would signal a whole group or every process.
-read_pid() {
-    pid=$(head -n 1 "$APP_PID" 2>/dev/null || true)
-    case "$pid" in
-        '' | *[!0-9]* | 0*) pid= ;;
-    esac
-}
-
-# True when process $1 exists and is not a zombie waiting for its parent to reap it.
-alive() {
-    kill -0 "$1" 2>/dev/null || return 1
-    state=$(sed -n 's/^.*) \(.\).*$/\1/p' "/proc/$1/stat" 2>/dev/null || true)
-    [ "$state" != Z ]
-}
-
-# Fractional sleeps are a GNU/busybox extension; fall back to whole seconds.
-nap() {
-    sleep 0.1 2>/dev/null || sleep 1
-}
-
-mkdir -p "$APP_ROOT" "$APP_TMP" "$(dirname "$APP_LOG")" "$(dirname "$APP_PID")"
-read_pid
-if [ -n "$pid" ] && alive "$pid"; then
-    echo "$APP already running (pid $pid)"
-    exit 0
-fi
-rm -f "$APP_PID"
-
-touch "$APP_LOG"
-echo "$(date '+%Y-%m-%dT%H:%M:%S%z') start.sh: $dir/heartbeat.sh" >>"$APP_LOG"
-offset=$(wc -c <"$APP_LOG")
-nohup /bin/sh "$dir/heartbeat.sh" >>"$APP_LOG" 2>&1 </dev/null &
-pid=$!
-echo "$pid" >"$APP_PID"
-
-i=0
-while [ "$i" -lt 30 ] && alive "$pid"; do
-    if tail -c "+$((offset + 1))" "$APP_LOG" | grep -q " heartbeat 1 "; then
-        echo "$APP started (pid $pid)"
-        exit 0
-    fi
-    nap
-    i=$((i + 1))
-done
-
-if alive "$pid"; then
-    kill -TERM "$pid" 2>/dev/null || true
-    echo "$APP: no heartbeat within 3 s, stopped pid $pid; last lines of $APP_LOG:" >&2
-else
-    echo "$APP: pid $pid exited during start; last lines of $APP_LOG:" >&2
-fi
-rm -f "$APP_PID"
-tail -n 5 "$APP_LOG" >&2 || true
-exit "$start_err"
+. "$dir/../.shared/demo.sh"
+demo_start_heartbeat "$dir/heartbeat.sh"

@@ -1,40 +1,6 @@
 #!/bin/sh
-# check.sh - is this service running? Exit 0 when the pid in $APP_PID is a
-# live process, $APP_STATUS_ERR otherwise.
-#
-# Run by the Apollo host with cwd=$APP_ROOT and the script environment contract:
-# SERVICE_ROOT APP_ROOT APP_LOG APP_PID APP_TMP APP PORTS, the APP_*_ERR status codes
-# and the model's run_data.envs (see examples/demo/README.md).
+# check.sh - exit 0 when this service runs, $APP_STATUS_ERR otherwise. The logic is in ../.shared/demo.sh.
 set -eu
-
-: "${APP:?}" "${APP_PID:?}"
-status_err=${APP_STATUS_ERR:-101}
-
-# The pid recorded in $APP_PID if it is a plain positive number, else empty. Anything
-# else is refused: `kill 0` or `kill -1` would signal a whole group or every process.
-read_pid() {
-    pid=$(head -n 1 "$APP_PID" 2>/dev/null || true)
-    case "$pid" in
-        '' | *[!0-9]* | 0*) pid= ;;
-    esac
-}
-
-# True when process $1 exists and is not a zombie waiting for its parent to reap it.
-alive() {
-    kill -0 "$1" 2>/dev/null || return 1
-    state=$(sed -n 's/^.*) \(.\).*$/\1/p' "/proc/$1/stat" 2>/dev/null || true)
-    [ "$state" != Z ]
-}
-
-# Fractional sleeps are a GNU/busybox extension; fall back to whole seconds.
-nap() {
-    sleep 0.1 2>/dev/null || sleep 1
-}
-
-read_pid
-if [ -n "$pid" ] && alive "$pid"; then
-    echo "$APP running (pid $pid)"
-    exit 0
-fi
-echo "$APP not running"
-exit "$status_err"
+dir=$(dirname -- "$0")
+. "$dir/../.shared/demo.sh"
+demo_check
