@@ -284,8 +284,8 @@ pub async fn serve(
     let tcp_cancel = cancel.clone();
     let tcp_server = axum::serve(tcp, tcp_app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move { tcp_cancel.cancelled().await });
-    let uds_server =
-        axum::serve(uds, uds_app.into_make_service()).with_graceful_shutdown(async move { cancel.cancelled().await });
+    let uds_server = axum::serve(OwnerOnlyUnixListener::new(uds), uds_app.into_make_service())
+        .with_graceful_shutdown(async move { cancel.cancelled().await });
     let (a, b) = tokio::join!(tcp_server.into_future(), uds_server.into_future());
     a.and(b).map_err(HostError::Serve)
 }

@@ -198,3 +198,36 @@ async fn bad_requests_get_json_errors() {
     assert!(r.json()["error"]["message"].is_string());
     host.shutdown().await;
 }
+
+/// Defence in depth behind the 0600 mode: even if an operator loosens the socket's
+/// mode, a connection from another user id is closed unanswered (SO_PEERCRED).
+// Multi-threaded: the blocking client processes below must not stall the in-process host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_users_are_refused_even_on_a_loosened_socket() {
+    use std::os::unix::process::CommandExt;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to run a client as another user");
+        return;
+    }
+    let d = Deployment::new();
+    let host = d.start().await;
+    for dir in [d.root().to_path_buf(), d.root().join("data")] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(&host.host.uds_path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let addr = format!("unix:{}", host.host.uds_path.display());
+    let run_as = |uid: u32| {
+        let out = std::process::Command::new(common::apollo_bin())
+            .args(["--addr", &addr, "app", "list"])
+            .uid(uid)
+            .env("HOME", "/")
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, stderr) = run_as(65534);
+    assert_eq!(code, Some(1), "another user must not be served: {stderr}");
+    assert!(stderr.contains("talking to the host"), "{stderr}");
+    assert_eq!(run_as(0).0, Some(0), "the owner (root) is served");
+    host.shutdown().await;
+}
