@@ -182,7 +182,7 @@ impl Config {
 
     /// Fills empty paths from `service_root` and makes every path absolute against `base`.
     pub fn resolve(&mut self, base: &Path) {
-        let join = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+        let join = |p: &Path| absolute(&base.join(p));
         if self.service_root.as_os_str().is_empty() {
             self.service_root = PathBuf::from(DEFAULT_SERVICE_ROOT);
         }
@@ -250,8 +250,21 @@ fn unknown_key_warning(text: &str, file: &str, key: &str) -> String {
     }
 }
 
+/// Absolute and lexically clean (`a/b/../c` → `a/c`), so messages and the socket path
+/// read the way an operator would write them. Symlinks are not resolved.
 fn absolute(path: &Path) -> PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+    let raw = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut clean = PathBuf::new();
+    for part in raw.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                clean.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => clean.push(other),
+        }
+    }
+    clean
 }
 
 #[cfg(test)]
@@ -263,6 +276,9 @@ mod tests {
         let mut c = Config::default();
         c.resolve(Path::new("/srv"));
         assert_eq!(c.service_root, Path::new("/srv/apollo-data"));
+        let mut up = Config { service_root: PathBuf::from("../../data"), ..Config::default() };
+        up.resolve(Path::new("/srv/a/b"));
+        assert_eq!(up.app_root, Path::new("/srv/data/app"), "paths are lexically clean");
         assert_eq!(c.app_root, Path::new("/srv/apollo-data/app"));
         assert_eq!(c.server.uds, Path::new("/srv/apollo-data/data/apollo.sock"));
         assert_eq!(c.server.port, 9090);
