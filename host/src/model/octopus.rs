@@ -29,6 +29,10 @@ pub struct Octopus {
     pub run_data: RunData,
     pub runtime: Runtime,
     pub resource_limit: ResourceLimit,
+    /// Ours: how the host keeps the service alive (restart policy, stop, instances).
+    pub supervise: Supervise,
+    /// Ours: how the host checks that the service works.
+    pub health: HealthCheck,
     /// Keys this version does not know, kept verbatim.
     #[serde(flatten)]
     #[schema(value_type = Object)]
@@ -77,6 +81,12 @@ pub struct RunData {
     pub run_dep: Vec<String>,
     /// Services stopped together with this one.
     pub stop_chain: Vec<String>,
+    /// Ours: a foreground command (argv, no shell) the host spawns and owns. When set,
+    /// the service is supervised; otherwise it is run through its manage scripts.
+    pub command: Vec<String>,
+    /// Working directory of `command`, relative to the service's directory
+    /// (`<app_root>/<name>`). Empty: that directory.
+    pub cwd: String,
     #[serde(flatten)]
     #[schema(value_type = Object)]
     pub extra: BTreeMap<String, serde_json::Value>,
@@ -112,6 +122,117 @@ pub struct ResourceLimit {
     #[serde(flatten)]
     #[schema(value_type = Object)]
     pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// When a supervised service is restarted after it exits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    Never,
+    /// Restart unless the exit code is one of `success_exit_codes`.
+    #[default]
+    OnFailure,
+    Always,
+}
+
+/// Supervision settings (ours). Defaults follow PM2 where it has one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(default)]
+pub struct Supervise {
+    pub restart: RestartPolicy,
+    /// Exit codes that count as a clean exit for `on-failure`.
+    pub success_exit_codes: Vec<i32>,
+    /// First restart delay; each further unstable restart multiplies it by 1.5.
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
+    /// A run at least this long is stable: the delay and the restart count reset.
+    pub min_uptime_ms: u64,
+    /// Unstable restarts in a row before the service is `errored`.
+    pub max_restarts: u32,
+    /// Signal sent to the process group to stop it (`SIGTERM`, `SIGINT`, …).
+    pub stop_signal: String,
+    /// After this, SIGKILL to the whole group.
+    pub kill_timeout_ms: u64,
+    /// Copies to run; each gets `INSTANCE_ID` (0-based).
+    pub instances: u32,
+    /// Restart an instance whose RSS exceeds this many bytes (0: off).
+    pub max_memory_restart: u64,
+    /// Start with the host (unless an operator stopped it).
+    pub autostart: bool,
+    /// Manage scripts are killed (whole process group) after this.
+    pub script_timeout_secs: u64,
+    /// Rotate the service's log beyond this size, keeping `log_keep` old files.
+    pub log_max_bytes: u64,
+    pub log_keep: usize,
+}
+
+impl Default for Supervise {
+    fn default() -> Self {
+        Self {
+            restart: RestartPolicy::OnFailure,
+            success_exit_codes: vec![0],
+            backoff_initial_ms: 100,
+            backoff_max_ms: 15_000,
+            min_uptime_ms: 1_000,
+            max_restarts: 15,
+            stop_signal: "SIGTERM".into(),
+            kill_timeout_ms: 5_000,
+            instances: 1,
+            max_memory_restart: 0,
+            autostart: false,
+            script_timeout_secs: 30,
+            log_max_bytes: 10 * 1024 * 1024,
+            log_keep: 5,
+        }
+    }
+}
+
+/// The kinds of health check.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthKind {
+    /// No check: running means the process is alive.
+    #[default]
+    None,
+    /// `GET url` answers 2xx.
+    Http,
+    /// A TCP connect to `127.0.0.1:port` succeeds (port 0: the first port in effect).
+    Tcp,
+    /// The `check` manage script (or `script`) exits 0.
+    Script,
+    /// The service itself calls `POST /api/apps/{name}/heartbeat` at least every `ttl_secs`.
+    Ttl,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(default)]
+pub struct HealthCheck {
+    pub kind: HealthKind,
+    /// For `http`: `http://127.0.0.1:{port}/healthz`; `{port}` is the first port in effect.
+    pub url: String,
+    pub port: u16,
+    /// For `script`: a script in the manager directory; empty means `manage_cmd.check`.
+    pub script: String,
+    pub interval_secs: u64,
+    pub timeout_secs: u64,
+    /// Consecutive failures before the service is `unhealthy` (and restarted per policy).
+    pub failures_before_unhealthy: u32,
+    pub ttl_secs: u64,
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        Self {
+            kind: HealthKind::None,
+            url: String::new(),
+            port: 0,
+            script: String::new(),
+            interval_secs: 10,
+            timeout_secs: 2,
+            failures_before_unhealthy: 3,
+            ttl_secs: 30,
+        }
+    }
 }
 
 fn string_or_number<'de, D: Deserializer<'de>>(de: D) -> Result<String, D::Error> {

@@ -69,6 +69,38 @@ pub fn validate_model(m: &Octopus) -> Result<(), FieldProblem> {
             );
         }
     }
+    if m.run_data.command.iter().any(|a| a.is_empty() || a.contains('\0')) {
+        return problem("run_data.command", "every argument must be a non-empty string without NUL".into());
+    }
+    if m.run_data.cwd.contains("..") || m.run_data.cwd.starts_with('/') {
+        return problem("run_data.cwd", "must be a relative path inside the service's directory (no '..')".into());
+    }
+    let s = &m.supervise;
+    if s.stop_signal.parse::<nix::sys::signal::Signal>().is_err() {
+        return problem("supervise.stop_signal", format!("{:?} is not a signal name (e.g. \"SIGTERM\")", s.stop_signal));
+    }
+    if !(1..=64).contains(&s.instances) {
+        return problem("supervise.instances", format!("{} must be between 1 and 64", s.instances));
+    }
+    if s.backoff_initial_ms == 0 || s.backoff_max_ms < s.backoff_initial_ms {
+        return problem("supervise.backoff_max_ms", "needs 0 < backoff_initial_ms <= backoff_max_ms".into());
+    }
+    if s.script_timeout_secs == 0 {
+        return problem("supervise.script_timeout_secs", "must be at least 1".into());
+    }
+    if s.log_max_bytes < 4096 {
+        return problem("supervise.log_max_bytes", "must be at least 4096".into());
+    }
+    let h = &m.health;
+    if h.kind != crate::model::HealthKind::None && (h.interval_secs == 0 || h.timeout_secs == 0 || h.failures_before_unhealthy == 0) {
+        return problem("health", "interval_secs, timeout_secs and failures_before_unhealthy must be at least 1".into());
+    }
+    if h.kind == crate::model::HealthKind::Http && !h.url.starts_with("http://") {
+        return problem("health.url", format!("{:?} must be an http:// URL (\"{{port}}\" is replaced by the first port)", h.url));
+    }
+    if !h.script.is_empty() && !is_plain_file_name(&h.script) {
+        return problem("health.script", "must be a file name inside the service's manager directory".into());
+    }
     for (key, dep) in m.references() {
         if dep == m.name {
             return problem(key, format!("{:?} names the service itself", dep));

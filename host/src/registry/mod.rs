@@ -172,6 +172,7 @@ fn initial_runtime(model: &crate::model::Octopus) -> RuntimeRecord {
         stop_operation: model.runtime.stop_operation,
         last_status: "stopped".into(),
         updated_at_ms: crate::store::now_ms(),
+        ..RuntimeRecord::default()
     }
 }
 

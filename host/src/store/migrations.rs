@@ -3,8 +3,9 @@
 //! the previous version intact. Never edit a shipped step: append a new one.
 
 /// `(version, sql)`; versions are consecutive from 1.
-pub const MIGRATIONS: &[(u32, &str)] = &[(
-    1,
+pub const MIGRATIONS: &[(u32, &str)] = &[
+    (
+        1,
     "CREATE TABLE models (
          name TEXT PRIMARY KEY,
          id TEXT NOT NULL,
@@ -43,7 +44,15 @@ pub const MIGRATIONS: &[(u32, &str)] = &[(
          result TEXT NOT NULL
      );
      CREATE INDEX audit_actor ON audit(actor, id);",
-)];
+    ),
+    (
+        2,
+        // The processes of a supervised service (one per instance) with the identity
+        // needed to re-adopt them after a host crash, and the restart counter.
+        "ALTER TABLE runtime ADD COLUMN processes TEXT NOT NULL DEFAULT '[]';
+         ALTER TABLE runtime ADD COLUMN restarts INTEGER NOT NULL DEFAULT 0;",
+    ),
+];
 
 /// The newest schema this build knows.
 pub fn latest_version() -> u32 {

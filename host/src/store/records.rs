@@ -27,6 +27,22 @@ pub struct RuntimeRecord {
     pub stop_operation: bool,
     pub last_status: String,
     pub updated_at_ms: i64,
+    /// Processes the host started for a supervised service, to re-adopt after a crash.
+    pub processes: Vec<ProcessRecord>,
+    /// Restarts since the service was last started by an operator.
+    pub restarts: u32,
+}
+
+/// One process the host owns, identified by pid *and* start time so a recycled pid is
+/// never mistaken for it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProcessRecord {
+    pub instance: u32,
+    pub pid: i32,
+    /// Process group (the pid: children are group leaders).
+    pub pgid: i32,
+    /// Field 22 of /proc/<pid>/stat: clock ticks after boot.
+    pub start_ticks: u64,
 }
 
 /// A login token, stored only as the SHA-256 of its value.

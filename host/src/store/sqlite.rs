@@ -92,6 +92,8 @@ fn model_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ModelRecord> {
     })
 }
 
+const RUNTIME_COLUMNS: &str = "name, pid, ports, stop_operation, last_status, updated_at_ms, processes, restarts";
+
 fn runtime_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RuntimeRecord> {
     Ok(RuntimeRecord {
         name: row.get(0)?,
@@ -100,6 +102,8 @@ fn runtime_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RuntimeRecord> 
         stop_operation: row.get(3)?,
         last_status: row.get(4)?,
         updated_at_ms: row.get(5)?,
+        processes: json_col(6, row.get(6)?)?,
+        restarts: row.get(7)?,
     })
 }
 
@@ -156,13 +160,16 @@ impl Store for SqliteStore {
     async fn put_runtime(&self, record: &RuntimeRecord) -> StoreResult<()> {
         let r = record.clone();
         let ports = serde_json::to_string(&r.ports).unwrap_or_else(|_| "[]".into());
+        let processes = serde_json::to_string(&r.processes).unwrap_or_else(|_| "[]".into());
         self.run(move |c| {
             c.execute(
-                "INSERT INTO runtime (name, pid, ports, stop_operation, last_status, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                "INSERT INTO runtime (name, pid, ports, stop_operation, last_status, updated_at_ms, processes, restarts)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT(name) DO UPDATE SET pid = excluded.pid, ports = excluded.ports,
                      stop_operation = excluded.stop_operation, last_status = excluded.last_status,
-                     updated_at_ms = excluded.updated_at_ms",
-                params![r.name, r.pid, ports, r.stop_operation, r.last_status, r.updated_at_ms],
+                     updated_at_ms = excluded.updated_at_ms, processes = excluded.processes,
+                     restarts = excluded.restarts",
+                params![r.name, r.pid, ports, r.stop_operation, r.last_status, r.updated_at_ms, processes, r.restarts],
             )
             .map(drop)
         })
@@ -173,7 +180,7 @@ impl Store for SqliteStore {
         let name = name.to_string();
         self.run(move |c| {
             c.query_row(
-                "SELECT name, pid, ports, stop_operation, last_status, updated_at_ms FROM runtime WHERE name = ?1",
+                &format!("SELECT {RUNTIME_COLUMNS} FROM runtime WHERE name = ?1"),
                 [name],
                 runtime_from_row,
             )
@@ -185,7 +192,7 @@ impl Store for SqliteStore {
     async fn list_runtime(&self) -> StoreResult<Vec<RuntimeRecord>> {
         self.run(|c| {
             let mut stmt = c.prepare(
-                "SELECT name, pid, ports, stop_operation, last_status, updated_at_ms FROM runtime ORDER BY name",
+                &format!("SELECT {RUNTIME_COLUMNS} FROM runtime ORDER BY name"),
             )?;
             stmt.query_map([], runtime_from_row)?.collect()
         })
