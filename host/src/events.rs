@@ -1,5 +1,5 @@
 //! The in-process event bus: a broadcast channel every subsystem publishes to
-//! (model changes now; service state, alarms, tasks and modules as those land).
+//! (model changes, service states; alarms, tasks and modules as those land).
 //! Subscribers that fall behind lose the oldest events and are told how many
 //! (`RecvError::Lagged`), so a slow consumer never blocks a publisher.
 
@@ -14,10 +14,38 @@ const CAPACITY: usize = 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Event {
-    ModelAdded { name: String, file: String },
-    ModelChanged { name: String, file: String },
-    ModelRemoved { name: String },
-    ModelProblem { file: String, message: String },
+    ModelAdded {
+        name: String,
+        file: String,
+    },
+    ModelChanged {
+        name: String,
+        file: String,
+    },
+    ModelRemoved {
+        name: String,
+    },
+    ModelProblem {
+        file: String,
+        message: String,
+    },
+    /// A service changed state (`running`, `backoff`, `errored`, …).
+    ServiceState {
+        name: String,
+        state: String,
+        pid: Option<i32>,
+        message: String,
+    },
+    /// A service crashed too often in a row and was given up on.
+    RestartLimitReached {
+        name: String,
+        restarts: u32,
+    },
+    /// A service's health check crossed `failures_before_unhealthy`.
+    HealthFailing {
+        name: String,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone)]

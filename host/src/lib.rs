@@ -14,8 +14,8 @@ pub mod model;
 pub mod registry;
 pub mod server;
 pub mod state;
-pub mod status;
 pub mod store;
+pub mod supervisor;
 
 /// The host's version (also the API version reported by `/healthz`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

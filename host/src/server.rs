@@ -25,6 +25,7 @@ use crate::events::EventBus;
 use crate::registry::{Registry, spawn_watcher};
 use crate::state::{AppState, HostContext};
 use crate::store::{SqliteStore, Store, StoreError};
+use crate::supervisor::Supervisor;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
@@ -86,11 +87,14 @@ pub fn lock_data_dir(data_dir: &Path) -> Result<DataDirLock, HostError> {
 #[derive(Debug)]
 pub struct DataDirLock(#[allow(dead_code)] Flock<std::fs::File>);
 
-/// Opens the store, settles auth and performs the first registry load.
+/// Opens the store, settles auth, performs the first registry load and starts the
+/// supervisor (which re-adopts or restarts services). Background work goes on `tasks`.
 pub async fn build_state(
     config: Config,
     env_admin_password: Option<String>,
     lock: DataDirLock,
+    tasks: &TaskTracker,
+    cancel: CancellationToken,
 ) -> Result<(AppState, Bootstrap), HostError> {
     std::fs::create_dir_all(&config.app_root)
         .map_err(|source| HostError::CreateDir { path: config.app_root.display().to_string(), source })?;
@@ -111,6 +115,9 @@ pub async fn build_state(
         problems = report.problems,
         "models loaded"
     );
+    let supervisor =
+        Supervisor::launch(config.clone(), Arc::clone(&registry), Arc::clone(&store), events.clone(), tasks, cancel)
+            .await;
     let state = AppState::new(HostContext {
         config,
         registry,
@@ -118,6 +125,7 @@ pub async fn build_state(
         auth: Arc::new(auth),
         events,
         started_at: Instant::now(),
+        supervisor,
         data_dir_lock: lock,
     });
     Ok((state, Bootstrap { password_source, generated_password }))
@@ -229,7 +237,9 @@ impl RunningHost {
         let uds = bind_unix_socket(&uds_path).await?;
         // Only now touch the store: a host that cannot serve must not, for example,
         // generate an admin password that nobody will ever see.
-        let (state, bootstrap) = match build_state(config, env_admin_password, lock).await {
+        let cancel = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let (state, bootstrap) = match build_state(config, env_admin_password, lock, &tasks, cancel.clone()).await {
             Ok(built) => built,
             Err(e) => {
                 let _ = std::fs::remove_file(&uds_path);
@@ -237,8 +247,6 @@ impl RunningHost {
             }
         };
 
-        let cancel = CancellationToken::new();
-        let tasks = TaskTracker::new();
         spawn_watcher(Arc::clone(&state.registry), &state.config.registry, &tasks, cancel.clone());
         spawn_housekeeping(state.clone(), &tasks, cancel.clone());
         let server = tokio::spawn(serve(state.clone(), tcp, uds, cancel.clone()));
@@ -263,6 +271,8 @@ impl RunningHost {
         let served = self.server.await.unwrap_or_else(|e| Err(HostError::Serve(std::io::Error::other(e))));
         // The server may also have stopped on its own (an I/O error): stop the rest too.
         self.cancel.cancel();
+        let stop_services = self.state.config.supervisor.stop_services_on_exit;
+        self.state.supervisor.shutdown(stop_services).await;
         self.tasks.close();
         self.tasks.wait().await;
         let _ = std::fs::remove_file(&self.uds_path);

@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::events::EventBus;
 use crate::registry::Registry;
 use crate::store::Store;
+use crate::supervisor::Supervisor;
 
 #[derive(Debug, Clone)]
 pub struct AppState(Arc<HostContext>);
@@ -21,6 +22,7 @@ pub struct HostContext {
     pub auth: Arc<AuthService>,
     pub events: EventBus,
     pub started_at: Instant,
+    pub supervisor: Arc<Supervisor>,
     /// Held while the host lives: no second host opens the same store.
     pub data_dir_lock: crate::server::DataDirLock,
 }

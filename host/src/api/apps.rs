@@ -1,4 +1,4 @@
-//! `/api/apps`: the registered services with what is known of their state.
+//! `/api/apps` reads: the registered services with their supervised state.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -8,8 +8,7 @@ use utoipa::ToSchema;
 use super::ApiError;
 use crate::model::Octopus;
 use crate::state::AppState;
-use crate::status::{Observed, ServiceStatus, observe};
-use crate::store::RuntimeRecord;
+use crate::supervisor::{ServiceState, ServiceStatus};
 
 /// One row of `GET /api/apps`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -20,9 +19,12 @@ pub struct AppSummary {
     pub kind: String,
     pub release_status: String,
     pub description: String,
-    pub status: ServiceStatus,
-    pub pid: Option<i64>,
+    pub state: ServiceState,
+    /// `supervised`, `script` or `unmanaged`.
+    pub mode: String,
+    pub pid: Option<i32>,
     pub ports: Vec<u16>,
+    pub restarts: u32,
     pub run_dep: Vec<String>,
 }
 
@@ -34,41 +36,36 @@ pub struct AppDetail {
     pub file: String,
     /// RFC 3339.
     pub loaded_at: String,
-    pub observed: Observed,
-    pub runtime: Option<RuntimeRecord>,
-}
-
-/// `GET /api/apps/{name}/status`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct AppStatus {
-    pub name: String,
     pub status: ServiceStatus,
-    pub pid: Option<i64>,
-    pub ports: Vec<u16>,
-    pub stop_operation: bool,
 }
 
 #[utoipa::path(get, path = "/api/apps", tag = "apps",
     responses((status = 200, description = "Every registered service", body = [AppSummary]), (status = 401, body = super::ErrorBody)))]
 pub async fn list_apps(State(state): State<AppState>) -> Result<Json<Vec<AppSummary>>, ApiError> {
     let snapshot = state.registry.snapshot();
-    let runtime: std::collections::HashMap<String, RuntimeRecord> =
-        state.store.list_runtime().await?.into_iter().map(|r| (r.name.clone(), r)).collect();
+    let statuses: std::collections::HashMap<String, ServiceStatus> =
+        state.supervisor.statuses().await.into_iter().map(|s| (s.name.clone(), s)).collect();
     let rows = snapshot
         .apps
         .values()
         .map(|loaded| {
             let m = &loaded.model;
-            let seen = observe(m, runtime.get(&m.name));
+            let status = statuses.get(&m.name);
             AppSummary {
                 name: m.name.clone(),
                 id: m.id.clone(),
                 kind: m.kind.clone(),
                 release_status: m.release_status.clone(),
                 description: m.description().to_string(),
-                status: seen.status,
-                pid: seen.pid,
-                ports: seen.ports,
+                state: status.map(|s| s.state).unwrap_or(ServiceState::Stopped),
+                mode: status.map(|s| s.mode.clone()).unwrap_or_default(),
+                pid: status.and_then(|s| s.pid),
+                // Ports in effect while it runs; the configured static ones otherwise.
+                ports: status
+                    .map(|s| s.ports.clone())
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or_else(|| m.run_data.ports.iter().filter_map(|p| u16::try_from(*p).ok()).collect()),
+                restarts: status.map(|s| s.restarts).unwrap_or(0),
                 run_dep: m.run_data.run_dep.clone(),
             }
         })
@@ -81,35 +78,28 @@ pub async fn list_apps(State(state): State<AppState>) -> Result<Json<Vec<AppSumm
     responses((status = 200, body = AppDetail), (status = 404, body = super::ErrorBody), (status = 401, body = super::ErrorBody)))]
 pub async fn get_app(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<AppDetail>, ApiError> {
     let loaded = find(&state, &name)?;
-    let runtime = state.store.get_runtime(&name).await?;
-    let observed = observe(&loaded.model, runtime.as_ref());
+    let status = state.supervisor.status(&name).await?;
     Ok(Json(AppDetail {
         name: name.clone(),
         file: loaded.file.display().to_string(),
         loaded_at: chrono::DateTime::from_timestamp_millis(loaded.loaded_at_ms).unwrap_or_default().to_rfc3339(),
         model: loaded.model,
-        observed,
-        runtime,
+        status,
     }))
 }
 
 #[utoipa::path(get, path = "/api/apps/{name}/status", tag = "apps",
     params(("name" = String, Path, description = "Service name")),
-    responses((status = 200, body = AppStatus), (status = 404, body = super::ErrorBody), (status = 401, body = super::ErrorBody)))]
-pub async fn app_status(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<AppStatus>, ApiError> {
-    let loaded = find(&state, &name)?;
-    let runtime = state.store.get_runtime(&name).await?;
-    let seen = observe(&loaded.model, runtime.as_ref());
-    Ok(Json(AppStatus {
-        name,
-        status: seen.status,
-        pid: seen.pid,
-        ports: seen.ports,
-        stop_operation: seen.stop_operation,
-    }))
+    responses((status = 200, body = ServiceStatus), (status = 404, body = super::ErrorBody), (status = 401, body = super::ErrorBody)))]
+pub async fn app_status(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<ServiceStatus>, ApiError> {
+    find(&state, &name)?;
+    Ok(Json(state.supervisor.status(&name).await?))
 }
 
-fn find(state: &AppState, name: &str) -> Result<crate::registry::LoadedModel, ApiError> {
+pub(super) fn find(state: &AppState, name: &str) -> Result<crate::registry::LoadedModel, ApiError> {
     state.registry.get(name).ok_or_else(|| {
         // A file too broken to name its service is matched by its file name.
         let known = state.registry.snapshot().problems.iter().any(|p| {

@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 
 use crate::auth::AuthError;
 use crate::store::StoreError;
+use crate::supervisor::ControlError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -23,6 +24,10 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     MethodNotAllowed(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    BadGateway(String),
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
@@ -56,6 +61,8 @@ impl ApiError {
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::BadGateway(_) => (StatusCode::BAD_GATEWAY, "failed"),
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             Self::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
@@ -97,6 +104,20 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         Self::Internal(e.to_string())
+    }
+}
+
+impl From<ControlError> for ApiError {
+    fn from(e: ControlError) -> Self {
+        match e {
+            ControlError::NotFound(_) => Self::NotFound(e.to_string()),
+            ControlError::Unmanaged(_)
+            | ControlError::Port(_)
+            | ControlError::Dependency { .. }
+            | ControlError::Order(_) => Self::Conflict(e.to_string()),
+            ControlError::Failed(_) => Self::BadGateway(e.to_string()),
+            ControlError::ShuttingDown => Self::Timeout(e.to_string()),
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 mod apps;
 mod audit;
 mod audit_trail;
+mod control;
 mod error;
 mod guard;
 mod health;
@@ -17,7 +18,8 @@ mod models;
 mod openapi;
 mod session;
 
-pub use apps::{AppStatus, AppSummary};
+pub use apps::{AppDetail, AppSummary};
+pub use control::{BulkOutcome, LogLines};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use guard::{PUBLIC_API_PATHS, Principal, Transport};
 pub use health::Health;
@@ -46,6 +48,14 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(apps::list_apps))
         .routes(routes!(apps::get_app))
         .routes(routes!(apps::app_status))
+        .routes(routes!(control::start))
+        .routes(routes!(control::stop))
+        .routes(routes!(control::restart))
+        .routes(routes!(control::kill))
+        .routes(routes!(control::heartbeat))
+        .routes(routes!(control::logs))
+        .routes(routes!(control::start_all))
+        .routes(routes!(control::stop_all))
         .routes(routes!(models::reload))
         .routes(routes!(models::problems))
         .routes(routes!(audit::list_audit))

@@ -14,6 +14,7 @@ use utoipa::{Modify, OpenApi};
         (name = "host", description = "Liveness and version"),
         (name = "auth", description = "Login, logout"),
         (name = "apps", description = "Registered services"),
+        (name = "control", description = "Start, stop, restart, kill, logs"),
         (name = "models", description = "Model files and reload"),
         (name = "audit", description = "Log of mutating calls"),
     )

@@ -185,6 +185,66 @@ impl ApiClient {
     }
 }
 
+impl ApiClient {
+    /// Follows a server-sent-event stream, calling `on_data` with each event's data,
+    /// until the server ends it. No overall timeout: following is meant to last.
+    pub async fn stream_events(&self, path: &str, mut on_data: impl FnMut(&str)) -> Result<(), ClientError> {
+        let connect_err = |source| ClientError::Connect { endpoint: self.endpoint.to_string(), source };
+        let mut builder = Request::builder().method(Method::GET).uri(path).header(header::ACCEPT, "text/event-stream");
+        builder = builder.header(
+            header::HOST,
+            match &self.endpoint {
+                Endpoint::Unix(_) => "localhost".to_string(),
+                Endpoint::Tcp(a) => a.clone(),
+            },
+        );
+        if let Some(token) = &self.token {
+            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = builder.body(Full::new(Bytes::new())).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let protocol = |e: hyper::Error| ClientError::Protocol(e.to_string());
+        let mut response = match &self.endpoint {
+            Endpoint::Unix(p) => {
+                let stream = tokio::net::UnixStream::connect(p).await.map_err(connect_err)?;
+                let (mut sender, conn) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(protocol)?;
+                tokio::spawn(conn);
+                sender.send_request(request).await.map_err(protocol)?
+            }
+            Endpoint::Tcp(a) => {
+                let stream = tokio::net::TcpStream::connect(a).await.map_err(connect_err)?;
+                let (mut sender, conn) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(protocol)?;
+                tokio::spawn(conn);
+                sender.send_request(request).await.map_err(protocol)?
+            }
+        };
+        if !response.status().is_success() {
+            let body = response.into_body().collect().await.map_err(protocol)?.to_bytes();
+            let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            return Err(ClientError::Api {
+                status: 0,
+                code: json["error"]["code"].as_str().unwrap_or("unknown").into(),
+                message: json["error"]["message"].as_str().unwrap_or_default().into(),
+            });
+        }
+        let mut pending = String::new();
+        while let Some(frame) = response.body_mut().frame().await {
+            let frame = frame.map_err(protocol)?;
+            if let Some(data) = frame.data_ref() {
+                pending.push_str(&String::from_utf8_lossy(data));
+                while let Some(i) = pending.find('\n') {
+                    let line: String = pending.drain(..=i).collect();
+                    if let Some(data) = line.trim_end_matches(['\r', '\n']).strip_prefix("data:") {
+                        on_data(data.strip_prefix(' ').unwrap_or(data));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 async fn exchange<S>(stream: S, request: Request<Full<Bytes>>) -> Result<RawResponse, ClientError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,

@@ -7,11 +7,12 @@ use serde_json::{Value, json};
 
 use super::output::{or_dash, print_json, print_table};
 use super::{ApiClient, CliError, Endpoint, GlobalArgs, load_config};
-use crate::api::{AppStatus, AppSummary, Health, LoginResponse};
+use crate::api::{AppSummary, BulkOutcome, Health, LogLines, LoginResponse};
 use crate::auth::hash_password;
 use crate::config::Config;
 use crate::registry::{ReloadReport, check_folder};
 use crate::store::AuditEntry;
+use crate::supervisor::ServiceStatus;
 
 fn ports(p: &[u16]) -> String {
     or_dash(p.iter().map(u16::to_string).collect::<Vec<_>>().join(","))
@@ -32,16 +33,16 @@ pub async fn app_list(client: &ApiClient, json: bool) -> Result<(), CliError> {
         .map(|a| {
             vec![
                 a.name.clone(),
-                serde_json::to_value(a.status).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+                a.state.as_str().to_string(),
                 a.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
                 ports(&a.ports),
-                or_dash(a.kind.clone()),
+                or_dash(a.mode.clone()),
                 or_dash(a.run_dep.join(",")),
                 or_dash(a.description.clone()),
             ]
         })
         .collect();
-    print_table(&["NAME", "STATUS", "PID", "PORTS", "TYPE", "DEPENDS ON", "DESCRIPTION"], &rows);
+    print_table(&["NAME", "STATE", "PID", "PORTS", "MODE", "DEPENDS ON", "DESCRIPTION"], &rows);
     Ok(())
 }
 
@@ -61,9 +62,11 @@ pub async fn app_info(client: &ApiClient, name: &str, json: bool) -> Result<(), 
         vec!["name".into(), detail["name"].as_str().unwrap_or_default().into()],
         vec!["id".into(), m["id"].as_str().unwrap_or_default().into()],
         vec!["type".into(), or_dash(m["type"].as_str().unwrap_or_default())],
-        vec!["status".into(), detail["observed"]["status"].as_str().unwrap_or_default().into()],
-        vec!["pid".into(), detail["observed"]["pid"].as_i64().map(|p| p.to_string()).unwrap_or_else(|| "-".into())],
-        vec!["ports".into(), or_dash(list(&detail["observed"]["ports"]))],
+        vec!["state".into(), detail["status"]["state"].as_str().unwrap_or_default().into()],
+        vec!["mode".into(), detail["status"]["mode"].as_str().unwrap_or_default().into()],
+        vec!["pid".into(), detail["status"]["pid"].as_i64().map(|p| p.to_string()).unwrap_or_else(|| "-".into())],
+        vec!["ports".into(), or_dash(list(&detail["status"]["ports"]))],
+        vec!["restarts".into(), detail["status"]["restarts"].to_string()],
         vec!["random port".into(), m["run_data"]["random_port"].as_bool().unwrap_or(false).to_string()],
         vec!["run_dep".into(), or_dash(list(&m["run_data"]["run_dep"]))],
         vec!["stop_chain".into(), or_dash(list(&m["run_data"]["stop_chain"]))],
@@ -77,19 +80,15 @@ pub async fn app_info(client: &ApiClient, name: &str, json: bool) -> Result<(), 
 }
 
 pub async fn app_status(client: &ApiClient, name: Option<&str>, all: bool, json: bool) -> Result<(), CliError> {
-    let statuses: Vec<AppStatus> = match (name, all) {
+    let statuses: Vec<ServiceStatus> = match (name, all) {
         (Some(n), false) => vec![client.get(&format!("/api/apps/{}/status", url_segment(n)?)).await?],
         (None, true) => {
             let apps: Vec<AppSummary> = client.get("/api/apps").await?;
-            apps.into_iter()
-                .map(|a| AppStatus {
-                    name: a.name,
-                    status: a.status,
-                    pid: a.pid,
-                    ports: a.ports,
-                    stop_operation: false,
-                })
-                .collect()
+            let mut out = Vec::new();
+            for a in apps {
+                out.push(client.get(&format!("/api/apps/{}/status", url_segment(&a.name)?)).await?);
+            }
+            out
         }
         _ => return Err(CliError::usage("give a service name, or -a for all services")),
     };
@@ -97,18 +96,108 @@ pub async fn app_status(client: &ApiClient, name: Option<&str>, all: bool, json:
         print_json(&statuses);
         return Ok(());
     }
+    print_statuses(&statuses);
+    Ok(())
+}
+
+fn print_statuses(statuses: &[ServiceStatus]) {
     let rows: Vec<Vec<String>> = statuses
         .iter()
         .map(|s| {
             vec![
                 s.name.clone(),
-                serde_json::to_value(s.status).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+                s.state.as_str().to_string(),
+                s.mode.clone(),
                 s.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
                 ports(&s.ports),
+                s.restarts.to_string(),
+                or_dash(s.message.clone()),
             ]
         })
         .collect();
-    print_table(&["NAME", "STATUS", "PID", "PORTS"], &rows);
+    print_table(&["NAME", "STATE", "MODE", "PID", "PORTS", "RESTARTS", "MESSAGE"], &rows);
+}
+
+/// start / stop / restart / kill of one service, or of all with `all`.
+pub async fn app_action(
+    client: &ApiClient,
+    action: &str,
+    name: Option<&str>,
+    all: bool,
+    json: bool,
+) -> Result<(), CliError> {
+    match (name, all) {
+        (Some(n), false) => {
+            let status: ServiceStatus = client.post(&format!("/api/apps/{}/{action}", url_segment(n)?), None).await?;
+            if json {
+                print_json(&status);
+            } else {
+                print_statuses(&[status]);
+            }
+            Ok(())
+        }
+        (None, true) => {
+            let outcomes: Vec<BulkOutcome> = match action {
+                "start" => client.post("/api/apps/start-all", None).await?,
+                "stop" => client.post("/api/apps/stop-all", None).await?,
+                _ => {
+                    // restart -a: every service in turn.
+                    let apps: Vec<AppSummary> = client.get("/api/apps").await?;
+                    let mut out = Vec::new();
+                    for a in apps {
+                        let r: Result<ServiceStatus, _> =
+                            client.post(&format!("/api/apps/{}/{action}", url_segment(&a.name)?), None).await;
+                        out.push(match r {
+                            Ok(s) => {
+                                BulkOutcome { name: a.name, ok: true, state: s.state.as_str().into(), error: None }
+                            }
+                            Err(e) => BulkOutcome {
+                                name: a.name,
+                                ok: false,
+                                state: String::new(),
+                                error: Some(e.to_string()),
+                            },
+                        });
+                    }
+                    out
+                }
+            };
+            let failed = outcomes.iter().filter(|o| !o.ok).count();
+            if json {
+                print_json(&outcomes);
+            } else {
+                let rows: Vec<Vec<String>> = outcomes
+                    .iter()
+                    .map(|o| {
+                        vec![
+                            o.name.clone(),
+                            if o.ok { o.state.clone() } else { "FAILED".into() },
+                            or_dash(o.error.clone().unwrap_or_default()),
+                        ]
+                    })
+                    .collect();
+                print_table(&["NAME", "STATE", "ERROR"], &rows);
+            }
+            if failed > 0 { Err(CliError::failed(format!("{failed} service(s) failed to {action}"))) } else { Ok(()) }
+        }
+        _ => Err(CliError::usage("give a service name, or -a for all services")),
+    }
+}
+
+pub async fn app_logs(client: &ApiClient, name: &str, follow: bool, tail: usize) -> Result<(), CliError> {
+    let path = format!("/api/apps/{}/logs?tail={tail}", url_segment(name)?);
+    if !follow {
+        let logs: LogLines = client.get(&path).await?;
+        for line in logs.lines {
+            println!("{line}");
+        }
+        return Ok(());
+    }
+    client
+        .stream_events(&format!("{path}&follow=true"), |line| {
+            println!("{line}");
+        })
+        .await?;
     Ok(())
 }
 

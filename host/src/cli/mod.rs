@@ -100,6 +100,35 @@ pub enum AppCommand {
         #[arg(short = 'a', long = "all")]
         all: bool,
     },
+    /// Start a service (its run_dep first), or all with -a (in dependency waves).
+    Start {
+        name: Option<String>,
+        #[arg(short = 'a', long = "all")]
+        all: bool,
+    },
+    /// Stop a service (with its dependants and stop_chain), or all with -a.
+    Stop {
+        name: Option<String>,
+        #[arg(short = 'a', long = "all")]
+        all: bool,
+    },
+    /// Restart a service, or all with -a.
+    Restart {
+        name: Option<String>,
+        #[arg(short = 'a', long = "all")]
+        all: bool,
+    },
+    /// Kill a service: force_kill script, or SIGKILL to its process group.
+    Kill { name: String },
+    /// Print a service's log; -f keeps following it.
+    Logs {
+        name: String,
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Lines from the end.
+        #[arg(short = 'n', long, default_value_t = 100)]
+        tail: usize,
+    },
 }
 
 /// The failure of one command: what to print and the exit code.
@@ -184,6 +213,17 @@ pub async fn run(cli: Cli, admin_password: Option<String>) -> Result<(), CliErro
                 AppCommand::List => commands::app_list(&client, g.json).await,
                 AppCommand::Info { name } => commands::app_info(&client, &name, g.json).await,
                 AppCommand::Status { name, all } => commands::app_status(&client, name.as_deref(), all, g.json).await,
+                AppCommand::Start { name, all } => {
+                    commands::app_action(&client, "start", name.as_deref(), all, g.json).await
+                }
+                AppCommand::Stop { name, all } => {
+                    commands::app_action(&client, "stop", name.as_deref(), all, g.json).await
+                }
+                AppCommand::Restart { name, all } => {
+                    commands::app_action(&client, "restart", name.as_deref(), all, g.json).await
+                }
+                AppCommand::Kill { name } => commands::app_action(&client, "kill", Some(&name), false, g.json).await,
+                AppCommand::Logs { name, follow, tail } => commands::app_logs(&client, &name, follow, tail).await,
             }
         }
         Command::Reload => commands::reload(&connect(g)?, g.json).await,

@@ -22,10 +22,11 @@ const COMMANDS: &[(&str, &str, &str)] = &[
     ("help", "help", "this list"),
     ("reconnect", "reconnect", "check the connection to the host again"),
     ("reload", "reload", "re-read the model folder"),
-    ("restart", "restart NAME", "restart a service (not available yet: lands with the process-control issue)"),
-    ("start", "start NAME", "start a service (not available yet: lands with the process-control issue)"),
+    ("logs", "logs NAME", "the last lines of a service's log"),
+    ("restart", "restart NAME", "restart a service"),
+    ("start", "start NAME", "start a service (its run_dep first)"),
     ("status", "status [NAME]", "status of one service, or of all"),
-    ("stop", "stop NAME", "stop a service (not available yet: lands with the process-control issue)"),
+    ("stop", "stop NAME", "stop a service (with its dependants and stop_chain)"),
     ("sync", "sync", "re-read models and refresh service-name completion"),
     ("version", "version", "CLI and host versions"),
 ];
@@ -46,7 +47,7 @@ impl Completer for ShellHelper {
         let pool: Vec<Cow<'_, str>> = match words.as_slice() {
             [] => COMMANDS.iter().map(|c| Cow::Borrowed(c.0)).collect(),
             ["app"] => vec!["list".into(), "info".into()],
-            ["app", "info"] | ["status" | "start" | "stop" | "restart"] => {
+            ["app", "info"] | ["status" | "start" | "stop" | "restart" | "logs"] => {
                 self.services.iter().map(|s| Cow::Borrowed(s.as_str())).collect()
             }
             _ => Vec::new(),
@@ -122,10 +123,10 @@ pub async fn run(mut client: ApiClient, g: GlobalArgs) -> Result<(), CliError> {
                 println!("apollo CLI  {}", crate::VERSION);
                 commands::host_version(&client, g.json).await
             }
-            ["start" | "stop" | "restart", ..] => Err(CliError::failed(format!(
-                "{}: not available yet; starting and stopping services lands with the process-control issue",
-                words[0]
-            ))),
+            [action @ ("start" | "stop" | "restart"), name] => {
+                commands::app_action(&client, action, Some(name), false, g.json).await
+            }
+            ["logs", name] => commands::app_logs(&client, name, false, 50).await,
             ["backup", ..] => Err(CliError::failed("backup: not available yet; it lands with the managers issue")),
             _ => Err(CliError::usage(format!("unknown command {line:?}; type help"))),
         };

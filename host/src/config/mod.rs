@@ -45,6 +45,7 @@ pub struct Config {
     pub registry: RegistryConfig,
     pub modules: ModulesConfig,
     pub audit: AuditConfig,
+    pub supervisor: SupervisorConfig,
     /// Set by `load`: the file this config came from, for messages.
     #[serde(skip)]
     pub source: Option<PathBuf>,

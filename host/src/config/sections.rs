@@ -188,3 +188,12 @@ impl Default for AuditConfig {
         Self { max_entries: 100_000 }
     }
 }
+
+/// `supervisor.*` (ours): host-wide supervision settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SupervisorConfig {
+    /// Stop every service when the host shuts down. Default `false`: services keep
+    /// running and the next host re-adopts them (a host upgrade causes no downtime).
+    pub stop_services_on_exit: bool,
+}

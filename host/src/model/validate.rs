@@ -77,7 +77,10 @@ pub fn validate_model(m: &Octopus) -> Result<(), FieldProblem> {
     }
     let s = &m.supervise;
     if s.stop_signal.parse::<nix::sys::signal::Signal>().is_err() {
-        return problem("supervise.stop_signal", format!("{:?} is not a signal name (e.g. \"SIGTERM\")", s.stop_signal));
+        return problem(
+            "supervise.stop_signal",
+            format!("{:?} is not a signal name (e.g. \"SIGTERM\")", s.stop_signal),
+        );
     }
     if !(1..=64).contains(&s.instances) {
         return problem("supervise.instances", format!("{} must be between 1 and 64", s.instances));
@@ -92,11 +95,19 @@ pub fn validate_model(m: &Octopus) -> Result<(), FieldProblem> {
         return problem("supervise.log_max_bytes", "must be at least 4096".into());
     }
     let h = &m.health;
-    if h.kind != crate::model::HealthKind::None && (h.interval_secs == 0 || h.timeout_secs == 0 || h.failures_before_unhealthy == 0) {
-        return problem("health", "interval_secs, timeout_secs and failures_before_unhealthy must be at least 1".into());
+    if h.kind != crate::model::HealthKind::None
+        && (h.interval_secs == 0 || h.timeout_secs == 0 || h.failures_before_unhealthy == 0)
+    {
+        return problem(
+            "health",
+            "interval_secs, timeout_secs and failures_before_unhealthy must be at least 1".into(),
+        );
     }
     if h.kind == crate::model::HealthKind::Http && !h.url.starts_with("http://") {
-        return problem("health.url", format!("{:?} must be an http:// URL (\"{{port}}\" is replaced by the first port)", h.url));
+        return problem(
+            "health.url",
+            format!("{:?} must be an http:// URL (\"{{port}}\" is replaced by the first port)", h.url),
+        );
     }
     if !h.script.is_empty() && !is_plain_file_name(&h.script) {
         return problem("health.script", "must be a file name inside the service's manager directory".into());

@@ -6,7 +6,7 @@
 pub const MIGRATIONS: &[(u32, &str)] = &[
     (
         1,
-    "CREATE TABLE models (
+        "CREATE TABLE models (
          name TEXT PRIMARY KEY,
          id TEXT NOT NULL,
          file TEXT NOT NULL,

@@ -179,21 +179,15 @@ impl Store for SqliteStore {
     async fn get_runtime(&self, name: &str) -> StoreResult<Option<RuntimeRecord>> {
         let name = name.to_string();
         self.run(move |c| {
-            c.query_row(
-                &format!("SELECT {RUNTIME_COLUMNS} FROM runtime WHERE name = ?1"),
-                [name],
-                runtime_from_row,
-            )
-            .optional()
+            c.query_row(&format!("SELECT {RUNTIME_COLUMNS} FROM runtime WHERE name = ?1"), [name], runtime_from_row)
+                .optional()
         })
         .await
     }
 
     async fn list_runtime(&self) -> StoreResult<Vec<RuntimeRecord>> {
         self.run(|c| {
-            let mut stmt = c.prepare(
-                &format!("SELECT {RUNTIME_COLUMNS} FROM runtime ORDER BY name"),
-            )?;
+            let mut stmt = c.prepare(&format!("SELECT {RUNTIME_COLUMNS} FROM runtime ORDER BY name"))?;
             stmt.query_map([], runtime_from_row)?.collect()
         })
         .await

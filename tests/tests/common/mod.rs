@@ -60,7 +60,9 @@ impl Deployment {
             "service_root": ".",
             "server": {"host": "127.0.0.1", "port": 0},
             "log": {"enable_log": true},
-            "registry": {"debounce_ms": 50}
+            "registry": {"debounce_ms": 50},
+            // Tests must not leave services behind when their host stops.
+            "supervisor": {"stop_services_on_exit": true}
         });
         merge(&mut config, &self.overrides);
         std::fs::write(self.config_path(), serde_json::to_vec_pretty(&config).unwrap()).unwrap();

@@ -1,0 +1,70 @@
+//! Spawning and stopping one supervised process. The child is a process-group leader
+//! (so stop and kill reach its whole tree), gets the service log as stdout/stderr, and
+//! is described by a `ProcessRecord` (pid + start time) for re-adoption.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+use super::logs::ServiceLog;
+use super::procfs;
+use crate::store::ProcessRecord;
+
+#[derive(Debug)]
+pub struct Spawned {
+    pub child: tokio::process::Child,
+    pub record: ProcessRecord,
+}
+
+pub fn spawn_instance(
+    argv: &[String],
+    cwd: &std::path::Path,
+    env: &[(String, String)],
+    log: &ServiceLog,
+    instance: u32,
+) -> std::io::Result<Spawned> {
+    let (program, args) = argv.split_first().ok_or_else(|| std::io::Error::other("run_data.command is empty"))?;
+    std::fs::create_dir_all(cwd)?;
+    let out = log.open_append()?;
+    let err = out.try_clone()?;
+    let child = tokio::process::Command::new(program)
+        .args(args)
+        .current_dir(cwd)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .kill_on_drop(false)
+        .spawn()?;
+    let pid =
+        child.id().map(|p| p as i32).ok_or_else(|| std::io::Error::other("child exited before its pid was read"))?;
+    let start_ticks = procfs::start_ticks(pid).unwrap_or(0);
+    Ok(Spawned { child, record: ProcessRecord { instance, pid, pgid: pid, start_ticks } })
+}
+
+/// Signals the group, then waits until no member is left, escalating to SIGKILL after
+/// `kill_timeout`. Returns whether the graceful signal was enough. The direct child
+/// must be reaped by its owner (the instance's waiter task) meanwhile.
+pub async fn stop_group(pgid: i32, signal: Signal, kill_timeout: Duration) -> bool {
+    let group = Pid::from_raw(pgid);
+    if killpg(group, signal).is_err() {
+        return true; // no such group: already gone
+    }
+    let deadline = Instant::now() + kill_timeout;
+    while Instant::now() < deadline {
+        if procfs::group_members(pgid).is_empty() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = killpg(group, Signal::SIGKILL);
+    let hard_deadline = Instant::now() + Duration::from_secs(5);
+    while !procfs::group_members(pgid).is_empty() && Instant::now() < hard_deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}

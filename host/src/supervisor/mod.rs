@@ -1,0 +1,348 @@
+//! The process supervisor: starts, stops, restarts and watches the registered services,
+//! in dependency order, and keeps them alive per their restart policy. One actor task
+//! per service (`actor.rs`) owns that service's processes; this module routes commands
+//! to actors, orders multi-service operations (run_dep, stop_chain, waves) and keeps
+//! the set of actors in step with the registry.
+//!
+//! It knows nothing about HTTP. What in-process supervision cannot do: a service that
+//! daemonizes itself out of its process group escapes group signals (use the script
+//! mode's pid file for those).
+
+mod actor;
+mod backoff;
+mod child;
+pub mod deps;
+mod health;
+pub mod logs;
+pub mod ports;
+pub mod procfs;
+mod script;
+mod spec;
+mod state;
+
+pub use spec::{Mode, ServiceSpec};
+pub use state::{InstanceStatus, ServiceState, ServiceStatus};
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{RwLock, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::events::{Event, EventBus};
+use crate::registry::Registry;
+use crate::store::Store;
+use actor::Command;
+use ports::PortAllocator;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("no service named {0:?}; GET /api/apps lists them")]
+    NotFound(String),
+    #[error("service {0:?} has neither run_data.command nor manage_cmd.start: nothing to run")]
+    Unmanaged(String),
+    #[error("{0}")]
+    Port(String),
+    #[error("{0}")]
+    Failed(String),
+    #[error("dependency {dependency:?} of {service:?} did not become running: {reason}")]
+    Dependency { service: String, dependency: String, reason: String },
+    #[error("{0}")]
+    Order(String),
+    #[error("the supervisor is shutting down")]
+    ShuttingDown,
+}
+
+pub type ControlResult = Result<ServiceStatus, ControlError>;
+
+/// How long `start` waits for each dependency to be running (and healthy).
+const DEPENDENCY_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug)]
+pub struct Supervisor {
+    config: Config,
+    registry: Arc<Registry>,
+    store: Arc<dyn Store>,
+    events: EventBus,
+    ports: Arc<PortAllocator>,
+    actors: RwLock<BTreeMap<String, mpsc::Sender<Command>>>,
+    tracker: TaskTracker,
+}
+
+impl Supervisor {
+    /// Creates an actor per registered service (re-adopting survivors of a host crash,
+    /// starting `autostart` ones) and follows registry changes until `cancel`.
+    pub async fn launch(
+        config: Config,
+        registry: Arc<Registry>,
+        store: Arc<dyn Store>,
+        events: EventBus,
+        tracker: &TaskTracker,
+        cancel: CancellationToken,
+    ) -> Arc<Self> {
+        // Subscribe before reading the snapshot so no change falls in between.
+        let changes = events.subscribe();
+        let supervisor = Arc::new(Self {
+            config,
+            registry: Arc::clone(&registry),
+            store,
+            events,
+            ports: Arc::new(PortAllocator::default()),
+            actors: RwLock::new(BTreeMap::new()),
+            tracker: tracker.clone(),
+        });
+        let runtime: BTreeMap<String, crate::store::RuntimeRecord> = match supervisor.store.list_runtime().await {
+            Ok(records) => records.into_iter().map(|r| (r.name.clone(), r)).collect(),
+            Err(e) => {
+                tracing::error!("cannot read runtime data; services start fresh: {e}");
+                BTreeMap::new()
+            }
+        };
+        let snapshot = registry.snapshot();
+        // Dependencies first, so an autostarted service finds its run_dep already there.
+        let order = deps::start_waves(&snapshot, snapshot.apps.keys().cloned().collect()).concat();
+        for name in order {
+            if let Some(loaded) = snapshot.apps.get(&name) {
+                supervisor.add_actor(&loaded.model, runtime.get(&name).cloned()).await;
+            }
+        }
+        let follower = Arc::clone(&supervisor);
+        tracker.spawn(follower.follow_registry(changes, cancel));
+        supervisor
+    }
+
+    async fn add_actor(&self, model: &crate::model::Octopus, restored: Option<crate::store::RuntimeRecord>) {
+        let spec = ServiceSpec::new(&self.config, model);
+        let tx = actor::spawn(
+            spec,
+            restored,
+            Arc::clone(&self.store),
+            self.events.clone(),
+            Arc::clone(&self.ports),
+            &self.tracker,
+        );
+        self.actors.write().await.insert(model.name.clone(), tx);
+    }
+
+    async fn follow_registry(
+        self: Arc<Self>,
+        mut changes: tokio::sync::broadcast::Receiver<Event>,
+        cancel: CancellationToken,
+    ) {
+        loop {
+            let event = tokio::select! {
+                () = cancel.cancelled() => return,
+                event = changes.recv() => event,
+            };
+            match event {
+                Ok(Event::ModelAdded { name, .. }) => {
+                    if let Some(loaded) = self.registry.get(&name) {
+                        let restored = self.store.get_runtime(&name).await.ok().flatten();
+                        self.add_actor(&loaded.model, restored).await;
+                    }
+                }
+                Ok(Event::ModelChanged { name, .. }) => {
+                    if let (Some(loaded), Some(tx)) = (self.registry.get(&name), self.actor(&name).await) {
+                        let _ = tx
+                            .send(Command::Reconfigure(Box::new(ServiceSpec::new(&self.config, &loaded.model))))
+                            .await;
+                    }
+                }
+                Ok(Event::ModelRemoved { name }) => {
+                    // A service whose model is gone is stopped, then forgotten.
+                    if let Some(tx) = self.actors.write().await.remove(&name) {
+                        let (reply, done) = oneshot::channel();
+                        if tx.send(Command::Shutdown { stop_services: true, reply }).await.is_ok() {
+                            let _ = done.await;
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "supervisor missed registry events; resyncing");
+                    self.resync().await;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    }
+
+    /// After missed events: add actors for new models, reconfigure all, drop removed.
+    async fn resync(&self) {
+        let snapshot = self.registry.snapshot();
+        let known: Vec<String> = self.actors.read().await.keys().cloned().collect();
+        for (name, loaded) in &snapshot.apps {
+            match self.actor(name).await {
+                Some(tx) => {
+                    let _ =
+                        tx.send(Command::Reconfigure(Box::new(ServiceSpec::new(&self.config, &loaded.model)))).await;
+                }
+                None => self.add_actor(&loaded.model, self.store.get_runtime(name).await.ok().flatten()).await,
+            }
+        }
+        for name in known.iter().filter(|n| !snapshot.apps.contains_key(*n)) {
+            if let Some(tx) = self.actors.write().await.remove(name) {
+                let (reply, done) = oneshot::channel();
+                if tx.send(Command::Shutdown { stop_services: true, reply }).await.is_ok() {
+                    let _ = done.await;
+                }
+            }
+        }
+    }
+
+    async fn actor(&self, name: &str) -> Option<mpsc::Sender<Command>> {
+        self.actors.read().await.get(name).cloned()
+    }
+
+    async fn ask(&self, name: &str, make: impl FnOnce(oneshot::Sender<ControlResult>) -> Command) -> ControlResult {
+        let tx = self.actor(name).await.ok_or_else(|| ControlError::NotFound(name.to_string()))?;
+        let (reply, answer) = oneshot::channel();
+        tx.send(make(reply)).await.map_err(|_| ControlError::ShuttingDown)?;
+        answer.await.map_err(|_| ControlError::ShuttingDown)?
+    }
+
+    pub async fn status(&self, name: &str) -> ControlResult {
+        let tx = self.actor(name).await.ok_or_else(|| ControlError::NotFound(name.to_string()))?;
+        let (reply, answer) = oneshot::channel();
+        tx.send(Command::Status(reply)).await.map_err(|_| ControlError::ShuttingDown)?;
+        answer.await.map_err(|_| ControlError::ShuttingDown)
+    }
+
+    pub async fn statuses(&self) -> Vec<ServiceStatus> {
+        let names: Vec<String> = self.actors.read().await.keys().cloned().collect();
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            if let Ok(s) = self.status(&name).await {
+                out.push(s);
+            }
+        }
+        out
+    }
+
+    /// Starts `name` after its `run_dep` closure, in topological order, waiting for each
+    /// dependency to be running (and healthy when it has a check).
+    pub async fn start(&self, name: &str) -> ControlResult {
+        let snapshot = self.registry.snapshot();
+        if !snapshot.apps.contains_key(name) {
+            return Err(ControlError::NotFound(name.to_string()));
+        }
+        let order = deps::start_order(&snapshot, name).map_err(ControlError::Order)?;
+        for dependency in order.iter().filter(|d| *d != name) {
+            self.ask(dependency, Command::Start).await.map_err(|e| ControlError::Dependency {
+                service: name.to_string(),
+                dependency: dependency.clone(),
+                reason: e.to_string(),
+            })?;
+            self.wait_running(name, dependency).await?;
+        }
+        self.ask(name, Command::Start).await
+    }
+
+    async fn wait_running(&self, service: &str, dependency: &str) -> Result<(), ControlError> {
+        let deadline = Instant::now() + DEPENDENCY_TIMEOUT;
+        loop {
+            let status = self.status(dependency).await?;
+            match status.state {
+                ServiceState::Running => return Ok(()),
+                ServiceState::Starting | ServiceState::Backoff | ServiceState::Unhealthy
+                    if Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                state => {
+                    return Err(ControlError::Dependency {
+                        service: service.to_string(),
+                        dependency: dependency.to_string(),
+                        reason: format!("it is {} ({})", state.as_str(), status.message),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Stops `name`, the services that depend on it and its `stop_chain`, dependants
+    /// first. Only `name` is marked as stopped by the operator.
+    pub async fn stop(&self, name: &str) -> ControlResult {
+        let snapshot = self.registry.snapshot();
+        if !snapshot.apps.contains_key(name) {
+            return Err(ControlError::NotFound(name.to_string()));
+        }
+        for other in deps::stop_order(&snapshot, name).iter().filter(|o| *o != name) {
+            if let Err(e) = self.ask(other, |reply| Command::Stop { operator: false, reply }).await {
+                tracing::warn!(service = %other, "stopping with {name}: {e}");
+            }
+        }
+        self.ask(name, |reply| Command::Stop { operator: true, reply }).await
+    }
+
+    pub async fn restart(&self, name: &str) -> ControlResult {
+        self.ask(name, Command::Restart).await
+    }
+
+    pub async fn kill(&self, name: &str) -> ControlResult {
+        self.ask(name, Command::Kill).await
+    }
+
+    pub async fn heartbeat(&self, name: &str) -> Result<(), ControlError> {
+        let tx = self.actor(name).await.ok_or_else(|| ControlError::NotFound(name.to_string()))?;
+        tx.send(Command::Heartbeat).await.map_err(|_| ControlError::ShuttingDown)
+    }
+
+    /// Starts every service in waves: a wave's services in parallel, each wave after the
+    /// one holding its dependencies. Returns every service's outcome.
+    pub async fn start_all(&self) -> Vec<(String, ControlResult)> {
+        let snapshot = self.registry.snapshot();
+        let mut results = Vec::new();
+        for wave in deps::start_waves(&snapshot, snapshot.apps.keys().cloned().collect()) {
+            let starts = wave.iter().map(|name| async move { (name.clone(), self.ask(name, Command::Start).await) });
+            let outcomes = futures::future::join_all(starts).await;
+            // Wait for the wave to be up before the next one needs it.
+            for (name, outcome) in &outcomes {
+                if outcome.is_ok() {
+                    let _ = self.wait_running(name, name).await;
+                }
+            }
+            results.extend(outcomes);
+        }
+        results
+    }
+
+    /// Stops every service, dependants first, each wave in parallel.
+    pub async fn stop_all(&self) -> Vec<(String, ControlResult)> {
+        let snapshot = self.registry.snapshot();
+        let mut waves = deps::start_waves(&snapshot, snapshot.apps.keys().cloned().collect());
+        waves.reverse();
+        let mut results = Vec::new();
+        for wave in waves {
+            let stops = wave.iter().map(|name| async move {
+                (name.clone(), self.ask(name, |reply| Command::Stop { operator: true, reply }).await)
+            });
+            results.extend(futures::future::join_all(stops).await);
+        }
+        results
+    }
+
+    /// The service's log, for tail and follow.
+    pub fn log(&self, name: &str) -> logs::ServiceLog {
+        let loaded = self.registry.get(name);
+        let supervise = loaded.map(|l| l.model.supervise).unwrap_or_default();
+        logs::ServiceLog::new(&self.config.app_log_dir.join(name), name, supervise.log_max_bytes, supervise.log_keep)
+    }
+
+    /// Ends every actor; with `stop_services` their processes too (else they keep
+    /// running and the next host re-adopts them).
+    pub async fn shutdown(&self, stop_services: bool) {
+        let actors: Vec<mpsc::Sender<Command>> =
+            std::mem::take(&mut *self.actors.write().await).into_values().collect();
+        let stops = actors.into_iter().map(|tx| async move {
+            let (reply, done) = oneshot::channel();
+            if tx.send(Command::Shutdown { stop_services, reply }).await.is_ok() {
+                let _ = done.await;
+            }
+        });
+        futures::future::join_all(stops).await;
+    }
+}

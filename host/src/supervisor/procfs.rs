@@ -1,0 +1,80 @@
+//! What `/proc` says about a process: whether it is alive (zombies count as dead),
+//! its start time (to tell a re-used pid from the process we started) and its RSS.
+//! Linux only, read-only, and never an error: an unreadable entry means "unknown".
+
+/// Fields of `/proc/<pid>/stat` after the command name (which may hold spaces and
+/// parentheses, so the split is at the last ')').
+fn stat_fields(pid: i32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
+/// Start time in clock ticks after boot (field 22; index 19 after the name).
+pub fn start_ticks(pid: i32) -> Option<u64> {
+    stat_fields(pid)?.get(19)?.parse().ok()
+}
+
+/// Alive and not a zombie. Signal 0 probes existence (EPERM: it exists under another
+/// user); a zombie also answers signal 0, so its state `Z` counts as gone: an exited
+/// daemon may wait a while for its reaper.
+pub fn alive(pid: i32) -> bool {
+    use nix::errno::Errno;
+    use nix::sys::signal::kill;
+    if pid <= 0 || !matches!(kill(nix::unistd::Pid::from_raw(pid), None), Ok(()) | Err(Errno::EPERM)) {
+        return false;
+    }
+    stat_fields(pid).is_none_or(|f| f.first().map(String::as_str) != Some("Z"))
+}
+
+/// Alive and still the process that started at `ticks` (not a recycled pid).
+pub fn is_same_process(pid: i32, ticks: u64) -> bool {
+    alive(pid) && start_ticks(pid) == Some(ticks)
+}
+
+/// Resident set size in bytes (`VmRSS`).
+pub fn rss_bytes(pid: i32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Every live pid whose process group is `pgid` (to wait for a whole group to go).
+pub fn group_members(pgid: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            // Field 5 (index 2 after the name) is the process group.
+            stat_fields(*pid).is_some_and(|f| {
+                f.first().map(String::as_str) != Some("Z") && f.get(2).and_then(|g| g.parse().ok()) == Some(pgid)
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zombies_count_as_gone() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        // Not reaped yet: a zombie once it exits.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(!alive(pid));
+        child.wait().unwrap();
+    }
+
+    #[test]
+    fn reads_our_own_process() {
+        let me = std::process::id() as i32;
+        let ticks = start_ticks(me).expect("own start time");
+        assert!(is_same_process(me, ticks));
+        assert!(!is_same_process(me, ticks + 1));
+        assert!(rss_bytes(me).unwrap() > 0);
+        assert!(!alive(0));
+    }
+}

@@ -1,0 +1,114 @@
+//! What the supervisor needs to know about one service, derived from its model and the
+//! host config: how it runs (a supervised command or manage scripts), where its files
+//! are, its ports, restart and stop settings. Rebuilt whenever the model changes.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use crate::config::Config;
+use crate::model::{HealthCheck, Octopus, ScriptPaths, Supervise, script_env};
+
+/// How the service is run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// The host spawns `argv` in its own process group and owns it.
+    Supervised { argv: Vec<String>, cwd: PathBuf },
+    /// The seed's way: `manage_cmd` scripts start and stop it; the pid file tells.
+    Script,
+    /// Neither a command nor a start script: it can be listed, not started.
+    Unmanaged,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceSpec {
+    pub name: String,
+    pub model: Octopus,
+    pub mode: Mode,
+    pub paths: ScriptPaths,
+    pub log_dir: PathBuf,
+    pub supervise: Supervise,
+    pub health: HealthCheck,
+    pub stop_signal: Signal,
+    pub static_ports: Vec<u16>,
+    pub random_port: bool,
+    /// Where its ports are bound: `run_data.host` (`localhost` and empty mean 127.0.0.1).
+    pub host_ip: IpAddr,
+    /// The host's environment variables passed on to children (PATH, HOME, LANG…):
+    /// children never inherit the rest (secrets of the host stay with it).
+    pub inherited_env: Vec<(String, String)>,
+    pub config: Config,
+}
+
+/// Variables of the host's own environment that children get.
+const INHERITED: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TZ", "USER", "LOGNAME", "SHELL", "TMPDIR"];
+
+impl ServiceSpec {
+    pub fn new(config: &Config, model: &Octopus) -> Self {
+        let paths = ScriptPaths::new(config, &model.name);
+        let mode = if !model.run_data.command.is_empty() {
+            let cwd = if model.run_data.cwd.is_empty() {
+                paths.app_root.clone()
+            } else {
+                paths.app_root.join(&model.run_data.cwd)
+            };
+            Mode::Supervised { argv: model.run_data.command.clone(), cwd }
+        } else if !model.manage_cmd.start.is_empty() {
+            Mode::Script
+        } else {
+            Mode::Unmanaged
+        };
+        let host_ip = match model.run_data.host.trim() {
+            "" | "localhost" => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            other => other.parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        };
+        Self {
+            name: model.name.clone(),
+            mode,
+            log_dir: config.app_log_dir.join(&model.name),
+            paths,
+            supervise: model.supervise.clone(),
+            health: model.health.clone(),
+            // Validated when the model loaded.
+            stop_signal: model.supervise.stop_signal.parse().unwrap_or(Signal::SIGTERM),
+            static_ports: model.run_data.ports.iter().filter_map(|p| u16::try_from(*p).ok()).collect(),
+            random_port: model.run_data.random_port,
+            host_ip,
+            inherited_env: INHERITED.iter().filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v))).collect(),
+            model: model.clone(),
+            config: config.clone(),
+        }
+    }
+
+    /// The full environment of a child or script: inherited basics, the seed's script
+    /// contract, the model's envs, and `INSTANCE_ID` for supervised instances.
+    pub fn env(&self, ports: &[u16], instance: Option<u32>) -> Vec<(String, String)> {
+        let mut env = self.inherited_env.clone();
+        env.extend(script_env(&self.config, &self.model, ports));
+        if let Some(i) = instance {
+            env.push(("INSTANCE_ID".into(), i.to_string()));
+        }
+        env
+    }
+
+    pub fn script_path(&self, script: &str) -> PathBuf {
+        self.paths.manager_dir.join(script)
+    }
+
+    pub fn script_timeout(&self) -> Duration {
+        Duration::from_secs(self.supervise.script_timeout_secs)
+    }
+
+    pub fn kill_timeout(&self) -> Duration {
+        Duration::from_millis(self.supervise.kill_timeout_ms)
+    }
+
+    pub fn instances(&self) -> u32 {
+        match self.mode {
+            Mode::Supervised { .. } => self.supervise.instances.max(1),
+            _ => 1,
+        }
+    }
+}
