@@ -405,6 +405,20 @@ impl Actor {
         &self,
         script: &str,
     ) -> Result<super::script::ScriptOutcome, super::script::ScriptError> {
+        // The contract's directories exist before any script runs, so `echo $! > $APP_PID`
+        // works as written.
+        let paths = &self.spec.paths;
+        let dirs = [
+            Some(paths.app_root.as_path()),
+            Some(paths.tmp_dir.as_path()),
+            paths.pid_file.parent(),
+            paths.log_file.parent(),
+        ];
+        for dir in dirs.into_iter().flatten() {
+            if let Err(e) = std::fs::create_dir_all(dir) {
+                tracing::warn!(service = %self.spec.name, dir = %dir.display(), "cannot create: {e}");
+            }
+        }
         let env = self.spec.env(&self.ports_in_effect, None);
         run_script(
             &self.spec.script_path(script),
@@ -430,52 +444,36 @@ impl Actor {
             return Ok(self.status());
         }
         self.set_state(ServiceState::Stopping).await;
-        let mut result = Ok(());
-        match self.spec.mode {
-            Mode::Script => {
-                let script =
-                    if force { &self.spec.model.manage_cmd.force_kill } else { &self.spec.model.manage_cmd.stop };
-                if !script.is_empty() {
-                    match self.run_manage_script(&script.clone()).await {
-                        Ok(o) if o.success() => {}
-                        Ok(o) => result = Err(o.describe()),
-                        Err(e) => result = Err(e.to_string()),
-                    }
-                }
-                // Whatever the script did, the recorded process group must be gone.
-                let (signal, wait) = if force {
-                    (Signal::SIGKILL, Duration::ZERO)
-                } else {
-                    (self.spec.stop_signal, self.spec.kill_timeout())
-                };
-                self.stop_processes(signal, wait).await;
-            }
-            _ => {
-                let (signal, wait) = if force {
-                    (Signal::SIGKILL, Duration::ZERO)
-                } else {
-                    (self.spec.stop_signal, self.spec.kill_timeout())
-                };
-                let graceful = self.stop_processes(signal, wait).await;
-                if !graceful {
-                    self.log
-                        .host_line(&format!("did not stop within {:?} of {signal}: killed", self.spec.kill_timeout()));
+        let (signal, wait) =
+            if force { (Signal::SIGKILL, Duration::ZERO) } else { (self.spec.stop_signal, self.spec.kill_timeout()) };
+        // A failing or missing stop script does not leave the service running: the
+        // recorded process group is signalled whatever the script did, and the script's
+        // failure is reported in the status message.
+        let mut note = None;
+        if self.spec.mode == Mode::Script {
+            let script = if force { &self.spec.model.manage_cmd.force_kill } else { &self.spec.model.manage_cmd.stop };
+            if !script.is_empty() {
+                match self.run_manage_script(&script.clone()).await {
+                    Ok(o) if o.success() => {}
+                    Ok(o) => note = Some(o.describe()),
+                    Err(e) => note = Some(e.to_string()),
                 }
             }
+        }
+        let graceful = self.stop_processes(signal, wait).await;
+        if !graceful {
+            self.log.host_line(&format!("did not stop within {:?} of {signal}: killed", self.spec.kill_timeout()));
         }
         self.instances.clear();
         self.ports.release(&self.spec.name);
         self.ports_in_effect.clear();
-        self.message = match &result {
-            Ok(()) if operator => "stopped by operator".into(),
-            Ok(()) => "stopped".into(),
-            Err(e) => e.clone(),
+        self.message = match note {
+            Some(note) => format!("{note}; stopped with {signal} to its process group instead"),
+            None if operator => "stopped by operator".into(),
+            None => "stopped".into(),
         };
         self.set_state(ServiceState::Stopped).await;
-        match result {
-            Ok(()) => Ok(self.status()),
-            Err(e) => Err(ControlError::Failed(e)),
-        }
+        Ok(self.status())
     }
 
     /// Signals every instance's group in parallel; `true` when all went gracefully.
@@ -563,12 +561,11 @@ impl Actor {
             }
             return;
         }
-        let delay = if planned {
-            Duration::ZERO
-        } else {
-            self.backoff.on_exit(ran_for, Duration::from_millis(self.spec.supervise.min_uptime_ms))
-        };
-        if !planned && self.backoff.unstable_restarts() > self.spec.supervise.max_restarts {
+        // Planned replacements (unhealthy, over memory) go through the same backoff as
+        // crashes, so a service that never becomes healthy slows down and finally stops.
+        let delay = self.backoff.on_exit(ran_for, Duration::from_millis(self.spec.supervise.min_uptime_ms));
+
+        if self.backoff.unstable_restarts() > self.spec.supervise.max_restarts {
             let message = format!(
                 "gave up after {} unstable restarts (each run shorter than {} ms); fix it and start it again",
                 self.spec.supervise.max_restarts, self.spec.supervise.min_uptime_ms

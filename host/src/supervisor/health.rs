@@ -69,8 +69,17 @@ async fn http_status(url: &str) -> Result<u16, String> {
     let mut stream = tokio::net::TcpStream::connect(authority).await.map_err(|e| e.to_string())?;
     let request = format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\nUser-Agent: apollo-health\r\n\r\n");
     stream.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
-    let mut head = vec![0u8; 64];
-    let n = stream.read(&mut head).await.map_err(|e| e.to_string())?;
-    let line = String::from_utf8_lossy(&head[..n]);
+    // The status line may arrive in several pieces: read until its end (or 1 KiB / EOF).
+    let mut head = Vec::new();
+    let mut buf = [0u8; 256];
+    while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 1024 {
+        let n = stream.read(&mut buf).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = String::from_utf8_lossy(&head);
+    let line = line.lines().next().unwrap_or_default();
     line.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| format!("not an HTTP response: {line:?}"))
 }

@@ -1,0 +1,2 @@
+//! Supervisor benchmark (being written).
+fn main() {}
