@@ -12,5 +12,8 @@
   },
   "modules": {
     "dir": "../../modules-dist"
+  },
+  "supervisor": {
+    "stop_services_on_exit": true
   }
 }

@@ -171,3 +171,41 @@ async fn shell_runs_apollocli_commands() {
     assert!(out.stderr.contains("unknown command"), "{}", out.stderr);
     assert!(out.stdout.contains("0 problem(s)"), "{}", out.stdout);
 }
+
+#[tokio::test]
+async fn control_commands_start_stop_and_show_logs() {
+    let d = Deployment::new();
+    let mut svc = model("ticker", "app_ticker", &[]);
+    svc["run_data"]["command"] = json!(["/bin/sh", "-c", "echo hello from ticker; exec sleep 1000"]);
+    d.write_model("ticker.pig", &svc);
+    let mut dep = model("after", "app_after", &["ticker"]);
+    dep["run_data"]["command"] = json!(["/bin/sleep", "1000"]);
+    d.write_model("after.pig", &dep);
+    let _host = d.spawn();
+
+    let out = d.cli(&["app", "start", "after"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("after") && out.stdout.contains("running"), "{}", out.stdout);
+    let out = d.cli(&["--json", "app", "status", "ticker"]);
+    let status: Vec<Value> = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(status[0]["state"], "running", "run_dep started first");
+
+    let logs = eventually("the log line", Duration::from_secs(10), || async {
+        let out = d.cli(&["app", "logs", "ticker", "-n", "5"]);
+        out.stdout.contains("hello from ticker").then_some(out)
+    })
+    .await;
+    assert_eq!(logs.code, 0);
+
+    let out = d.cli(&["app", "restart", "ticker"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = d.cli(&["app", "stop", "-a"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.stdout.matches("stopped").count(), 2, "{}", out.stdout);
+    let out = d.cli(&["app", "start", "-a"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = d.cli(&["app", "kill", "ticker"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = d.cli(&["app", "start", "ghost"]);
+    assert_eq!(out.code, 1);
+}

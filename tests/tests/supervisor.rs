@@ -416,3 +416,82 @@ async fn host_crash_readopts_and_never_duplicates() {
     assert!(third.terminate().success());
     assert!(!procfs::alive(new_pid), "stop_services_on_exit stops it with the host");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_autostart_limits_and_ttl() {
+    let d = Deployment::new();
+    let run = sh("echo \"$INSTANCE_ID\" >> \"$APP_ROOT/instances\"; exec sleep 1000");
+    let argv: Vec<&str> = run.iter().map(String::as_str).collect();
+    d.write_model("multi.pig", &supervised("multi", &argv, json!({"supervise": {"instances": 3, "autostart": true}})));
+    // Grows past 20 MB of RSS: max_memory_restart must replace it.
+    let hog = sh("x=$(head -c 40000000 /dev/zero | tr '\\0' a); sleep 1000");
+    let hog: Vec<&str> = hog.iter().map(String::as_str).collect();
+    d.write_model("hog.pig", &supervised("hog", &hog, json!({"supervise": {"max_memory_restart": 20_000_000}})));
+    d.write_model(
+        "capped.pig",
+        &supervised(
+            "capped",
+            &["/bin/sleep", "1000"],
+            json!({"resource_limit": {"max_mem": 67_108_864, "max_cpu": 50}}),
+        ),
+    );
+    d.write_model(
+        "beating.pig",
+        &supervised(
+            "beating",
+            &["/bin/sleep", "1000"],
+            json!({"health": {"kind": "ttl", "ttl_secs": 2, "interval_secs": 1, "failures_before_unhealthy": 1}, "supervise": {"restart": "never"}}),
+        ),
+    );
+    let host = d.start().await;
+    let client = host.uds();
+
+    // autostart: running without anyone asking; three instances with their ids.
+    let multi = wait_state(&client, "multi", "running").await;
+    let pids: Vec<i64> = multi["instances"].as_array().unwrap().iter().map(|i| i["pid"].as_i64().unwrap()).collect();
+    assert_eq!(pids.len(), 3);
+    assert_eq!(pids.iter().collect::<std::collections::BTreeSet<_>>().len(), 3, "distinct processes");
+    let ids_file = d.root().join("app/multi/instances");
+    eventually("instance ids written", WAIT, || async {
+        let text = std::fs::read_to_string(&ids_file).unwrap_or_default();
+        let mut ids: Vec<&str> = text.lines().collect();
+        ids.sort();
+        (ids == ["0", "1", "2"]).then_some(())
+    })
+    .await;
+
+    // max_memory_restart.
+    let _ = post(&client, "/api/apps/hog/start").await.unwrap();
+    eventually("hog to be replaced for its memory", WAIT, || async {
+        (status(&client, "hog").await["restarts"].as_u64().unwrap_or(0) >= 1).then_some(())
+    })
+    .await;
+    let log = std::fs::read_to_string(d.root().join("log/hog/hog.log")).unwrap();
+    assert!(log.contains("max_memory_restart"), "{log}");
+
+    // resource_limit through cgroup v1, where this machine has it writable.
+    let capped = post(&client, "/api/apps/capped/start").await.unwrap();
+    let pid = capped["pid"].as_i64().unwrap();
+    let mem = Path::new("/sys/fs/cgroup/memory/apollo/capped");
+    if nix::unistd::geteuid().is_root() && Path::new("/sys/fs/cgroup/memory").is_dir() {
+        assert_eq!(std::fs::read_to_string(mem.join("memory.limit_in_bytes")).unwrap().trim(), "67108864");
+        assert!(std::fs::read_to_string(mem.join("cgroup.procs")).unwrap().lines().any(|l| l == pid.to_string()));
+        let cpu = Path::new("/sys/fs/cgroup/cpu/apollo/capped");
+        assert_eq!(std::fs::read_to_string(cpu.join("cpu.cfs_quota_us")).unwrap().trim(), "50000");
+    } else {
+        assert!(capped["message"].as_str().unwrap().contains("resource_limit not enforced"), "{capped}");
+    }
+    let _ = post(&client, "/api/apps/capped/stop").await.unwrap();
+    assert!(!mem.exists(), "the group is removed with the service");
+
+    // ttl: heartbeats keep it running; silence makes it unhealthy.
+    let _ = post(&client, "/api/apps/beating/start").await.unwrap();
+    for _ in 0..8 {
+        let r = client.send(http::Method::POST, "/api/apps/beating/heartbeat", None).await.unwrap();
+        assert_eq!(r.status, 204);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    assert_eq!(status(&client, "beating").await["state"], "running");
+    wait_state(&client, "beating", "unhealthy").await;
+    host.shutdown().await;
+}

@@ -11,7 +11,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use std::path::Path;
+
 use super::backoff::Backoff;
+use super::cgroup;
 use super::child::{spawn_instance, stop_group};
 use super::health::Probe;
 use super::logs::ServiceLog;
@@ -296,6 +299,7 @@ impl Actor {
         let spawned = spawn_instance(argv, cwd, &env, &self.log, instance)?;
         self.generation += 1;
         let generation = self.generation;
+        self.apply_limits(spawned.record.pid);
         self.log.host_line(&format!("started instance {instance}: pid {}", spawned.record.pid));
         let notes = self.notes_tx.clone();
         let mut child = spawned.child;
@@ -321,6 +325,20 @@ impl Actor {
             adopted: false,
         });
         Ok(())
+    }
+
+    /// Puts a process under the model's `resource_limit` (cgroup v1). Failing to is
+    /// reported, not fatal: the service runs without the limit.
+    fn apply_limits(&mut self, pid: i32) {
+        let limits = cgroup::Limits::from_model(&self.spec.model.resource_limit);
+        if limits.is_empty() {
+            return;
+        }
+        if let Err(e) = cgroup::apply(Path::new(cgroup::DEFAULT_ROOT), &self.spec.name, pid, limits) {
+            let message = format!("resource_limit not enforced: {e}");
+            self.log.host_line(&message);
+            self.message = message;
+        }
     }
 
     /// Watches a process this host did not spawn (adopted, or started by a script).
@@ -371,7 +389,10 @@ impl Actor {
         }
         self.instances = vec![None];
         match self.read_pid_file() {
-            Some(record) => self.watch_foreign(0, record, false),
+            Some(record) => {
+                self.apply_limits(record.pid);
+                self.watch_foreign(0, record, false);
+            }
             None if !self.spec.model.manage_cmd.check.is_empty() => {} // the probe decides
             None => {
                 return self
@@ -467,6 +488,7 @@ impl Actor {
         self.instances.clear();
         self.ports.release(&self.spec.name);
         self.ports_in_effect.clear();
+        cgroup::remove(Path::new(cgroup::DEFAULT_ROOT), &self.spec.name);
         self.message = match note {
             Some(note) => format!("{note}; stopped with {signal} to its process group instead"),
             None if operator => "stopped by operator".into(),
@@ -753,12 +775,8 @@ impl Actor {
     /// Re-adopts processes that survived a host restart, or starts the service again
     /// if it should be running; never both, so nothing is duplicated.
     async fn restore(&mut self, restored: Option<RuntimeRecord>) {
-        let Some(record) = restored else {
-            if self.spec.supervise.autostart {
-                let _ = self.start(false).await;
-            }
-            return;
-        };
+        // `autostart` of fresh services is the supervisor's job (it honours run_dep).
+        let Some(record) = restored else { return };
         self.stop_operation = record.stop_operation;
         self.restarts = record.restarts;
         let survivors: Vec<ProcessRecord> =
@@ -775,7 +793,7 @@ impl Actor {
         }
         let was_wanted =
             record.last_status.parse::<ServiceState>().is_ok_and(|s| s.is_active() || s == ServiceState::Stopping);
-        if !record.stop_operation && (was_wanted || self.spec.supervise.autostart) {
+        if !record.stop_operation && was_wanted {
             self.log.host_line("was running before the host restarted: starting it again");
             let _ = self.start(false).await;
         } else {

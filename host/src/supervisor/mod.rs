@@ -10,6 +10,7 @@
 
 mod actor;
 mod backoff;
+mod cgroup;
 mod child;
 pub mod deps;
 mod health;
@@ -108,6 +109,27 @@ impl Supervisor {
             if let Some(loaded) = snapshot.apps.get(&name) {
                 supervisor.add_actor(&loaded.model, runtime.get(&name).cloned()).await;
             }
+        }
+        // autostart, in dependency order through `start` (which waits for run_dep), in
+        // the background so the API is up meanwhile. Operator stops are respected.
+        let autostart: Vec<String> = deps::start_waves(&snapshot, snapshot.apps.keys().cloned().collect())
+            .concat()
+            .into_iter()
+            .filter(|n| snapshot.apps[n].model.supervise.autostart && !runtime.get(n).is_some_and(|r| r.stop_operation))
+            .collect();
+        if !autostart.is_empty() {
+            let starter = Arc::clone(&supervisor);
+            let cancel = cancel.clone();
+            tracker.spawn(async move {
+                for name in autostart {
+                    if cancel.is_cancelled() {
+                        return;
+                    }
+                    if let Err(e) = starter.start(&name).await {
+                        tracing::warn!(service = %name, "autostart failed: {e}");
+                    }
+                }
+            });
         }
         let follower = Arc::clone(&supervisor);
         tracker.spawn(follower.follow_registry(changes, cancel));

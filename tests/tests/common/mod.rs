@@ -108,6 +108,21 @@ impl Deployment {
     }
 }
 
+impl Drop for Deployment {
+    /// A test that failed half-way must not leave its services running: every process
+    /// whose working directory is inside this deployment is killed (by pid).
+    fn drop(&mut self) {
+        let root = self.root().to_path_buf();
+        let Ok(entries) = std::fs::read_dir("/proc") else { return };
+        for pid in entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok()) {
+            let in_root = std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(&root));
+            if in_root && pid != std::process::id() as i32 {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+    }
+}
+
 pub fn merge(base: &mut Value, over: &Value) {
     match (base, over) {
         (Value::Object(b), Value::Object(o)) => {
@@ -254,8 +269,17 @@ impl HostProcess {
 
 impl Drop for HostProcess {
     fn drop(&mut self) {
-        // Only our own child, by pid; a test that panicked must not leak a daemon.
+        // Only our own child, by pid; a test that panicked must not leak a daemon. SIGTERM
+        // first: a graceful exit also stops its services (stop_services_on_exit).
         if let Ok(None) = self.child.try_wait() {
+            let _ = nix::sys::signal::kill(self.pid(), nix::sys::signal::Signal::SIGTERM);
+            let deadline = std::time::Instant::now() + Duration::from_secs(15);
+            while std::time::Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let _ = self.child.kill();
             let _ = self.child.wait();
         }

@@ -56,5 +56,8 @@
     "max_write": 0,
     "max_request": 0,
     "max_client": 0
+  },
+  "supervise": {
+    "autostart": true
   }
 }
