@@ -115,6 +115,7 @@ pub async fn build_state(
         problems = report.problems,
         "models loaded"
     );
+    let cancel_for_state = cancel.clone();
     let supervisor =
         Supervisor::launch(config.clone(), Arc::clone(&registry), Arc::clone(&store), events.clone(), tasks, cancel)
             .await;
@@ -126,6 +127,8 @@ pub async fn build_state(
         events,
         started_at: Instant::now(),
         supervisor,
+        shutdown: cancel_for_state,
+        tasks: tasks.clone(),
         data_dir_lock: lock,
     });
     Ok((state, Bootstrap { password_source, generated_password }))

@@ -23,6 +23,10 @@ pub struct HostContext {
     pub events: EventBus,
     pub started_at: Instant,
     pub supervisor: Arc<Supervisor>,
+    /// Cancelled when the host shuts down: long-lived responses (log follow) end on it.
+    pub shutdown: tokio_util::sync::CancellationToken,
+    /// Owner of background work started on behalf of requests.
+    pub tasks: tokio_util::task::TaskTracker,
     /// Held while the host lives: no second host opens the same store.
     pub data_dir_lock: crate::server::DataDirLock,
 }

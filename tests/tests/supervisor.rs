@@ -51,8 +51,17 @@ async fn post(client: &ApiClient, path: &str) -> Result<Value, apollo_host::cli:
     client.post(path, None).await
 }
 
+/// The pid a service wrote, waiting until the file holds a whole number (it may exist
+/// before the write finishes).
 fn read_pid(path: &Path) -> i32 {
-    std::fs::read_to_string(path).unwrap().trim().parse().unwrap()
+    let start = Instant::now();
+    loop {
+        if let Some(pid) = std::fs::read_to_string(path).ok().and_then(|t| t.trim().parse().ok()) {
+            return pid;
+        }
+        assert!(start.elapsed() < WAIT, "no pid in {}", path.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn write_script(dir: &Path, name: &str, body: &str) {
@@ -73,7 +82,8 @@ async fn scripts_get_the_contract_and_time_out_as_a_group() {
     let d = Deployment::new();
     let mut svc = model("scripted", "app_scripted", &[]);
     svc["run_data"]["envs"] = json!(["MODE=demo"]);
-    svc["run_data"]["ports"] = json!([18321]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    svc["run_data"]["ports"] = json!([port]);
     d.write_model("scripted.pig", &svc);
     let manager = d.root().join("manager/scripted");
     write_script(
@@ -89,7 +99,13 @@ async fn scripts_get_the_contract_and_time_out_as_a_group() {
         "start.sh",
         "sleep 1000 &\necho $! > \"$APP_ROOT/child.pid\"\nsleep 1000",
     );
-    let host = d.start().await;
+    // A real `apollo serve` with secrets in its environment: none may reach a script.
+    let mut command = std::process::Command::new(common::apollo_bin());
+    command
+        .env("APOLLO_ADMIN_PASSWORD", common::ADMIN_PASSWORD)
+        .env("SECRET_SENTINEL", "leaked")
+        .stderr(std::process::Stdio::inherit());
+    let host = common::HostProcess::spawn_with(&d.config_path(), command);
     let client = host.uds();
 
     let started = post(&client, "/api/apps/scripted/start").await.unwrap();
@@ -105,7 +121,7 @@ async fn scripts_get_the_contract_and_time_out_as_a_group() {
         format!("APP_PID={root}/pids/scripted.pid"),
         format!("APP_TMP={root}/tmp/scripted"),
         "APP=scripted".into(),
-        "PORTS=18321".into(),
+        format!("PORTS={port}"),
         "MODE=demo".into(),
         "APP_STATUS_OK=0".into(),
         "APP_STATUS_ERR=101".into(),
@@ -114,7 +130,9 @@ async fn scripts_get_the_contract_and_time_out_as_a_group() {
     ] {
         assert!(env.lines().any(|l| l == expected), "missing {expected} in:\n{env}");
     }
-    assert!(!env.contains("APOLLO_ADMIN_PASSWORD"));
+    assert!(!env.contains("APOLLO_ADMIN_PASSWORD") && !env.contains(common::ADMIN_PASSWORD), "{env}");
+    assert!(!env.contains("SECRET_SENTINEL"), "only the contract and basics reach scripts: {env}");
+    assert!(env.lines().any(|l| l.starts_with("PATH=")), "PATH is passed on");
     assert_eq!(std::fs::read_to_string(app_root.join("cwd.txt")).unwrap().trim(), app_root.display().to_string());
     let daemon = read_pid(&d.root().join("pids/scripted.pid"));
     assert_eq!(started["pid"], daemon);
@@ -131,7 +149,7 @@ async fn scripts_get_the_contract_and_time_out_as_a_group() {
     let child = read_pid(&d.root().join("app/hang/child.pid"));
     eventually("the hung script's child to be killed", WAIT, || async { (!procfs::alive(child)).then_some(()) }).await;
     assert_eq!(status(&client, "hang").await["state"], "errored");
-    host.shutdown().await;
+    assert!(host.terminate().success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -343,7 +361,7 @@ async fn failing_health_checks_make_it_unhealthy_and_restart_it() {
 async fn logs_rotate_tail_and_follow() {
     let d = Deployment::new();
     let chatty = sh(
-        "i=0; while [ $i -lt 3000 ]; do echo \"line $i padding padding padding padding\"; i=$((i+1)); done; while :; do echo tick; sleep 0.2; done",
+        "while :; do echo \"tick padding padding padding padding padding padding padding padding padding\"; sleep 0.005; done",
     );
     d.write_model(
         "chatty.pig",
@@ -357,8 +375,13 @@ async fn logs_rotate_tail_and_follow() {
     let client = host.uds();
     let _ = post(&client, "/api/apps/chatty/start").await.unwrap();
     let dir = d.root().join("log/chatty");
-    eventually("the log to rotate", WAIT, || async { dir.join("chatty.log.1").exists().then_some(()) }).await;
+    eventually("the log to rotate twice", WAIT, || async { dir.join("chatty.log.2").exists().then_some(()) }).await;
+    // Two more housekeeping rounds (every 2 s), each rotating again.
+    tokio::time::sleep(Duration::from_millis(4500)).await;
     assert!(!dir.join("chatty.log.3").exists(), "keeps only log_keep old files");
+    for file in ["chatty.log.1", "chatty.log.2"] {
+        assert!(std::fs::metadata(dir.join(file)).unwrap().len() >= 8192, "{file} holds a rotated log");
+    }
 
     let tail: Value = client.get("/api/apps/chatty/logs?tail=3").await.unwrap();
     assert_eq!(tail["lines"].as_array().unwrap().len(), 3);
@@ -367,8 +390,17 @@ async fn logs_rotate_tail_and_follow() {
     let mut got = Vec::new();
     let follow = client.stream_events("/api/apps/chatty/logs?tail=0&follow=true", |line| got.push(line.to_string()));
     let _ = tokio::time::timeout(Duration::from_secs(2), follow).await;
-    assert!(got.iter().any(|l| l == "tick"), "{got:?}");
+    assert!(got.iter().any(|l| l.starts_with("tick")), "{got:?}");
     host.shutdown().await;
+}
+
+/// Processes whose command line is exactly `marker` (NUL-separated argv).
+fn copies(marker: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .filter(|cmd| String::from_utf8_lossy(cmd) == marker)
+        .count()
 }
 
 #[tokio::test]
@@ -394,6 +426,7 @@ async fn host_crash_readopts_and_never_duplicates() {
     let keep = wait_state(&client, "keep", "running").await;
     assert_eq!(keep["pid"], keep_pid);
     assert_eq!(keep["instances"][0]["adopted"], true);
+    assert_eq!(copies(&marker), 1, "adoption did not start a second copy");
     let parked = status(&client, "parked").await;
     assert_eq!(parked["state"], "stopped");
     assert_eq!(parked["stop_operation"], true);
@@ -407,12 +440,7 @@ async fn host_crash_readopts_and_never_duplicates() {
     let keep = wait_state(&client, "keep", "running").await;
     let new_pid = keep["pid"].as_i64().unwrap() as i32;
     assert_ne!(new_pid, keep_pid);
-    let copies = std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
-        .filter(|cmd| String::from_utf8_lossy(cmd) == marker)
-        .count();
-    assert_eq!(copies, 1, "exactly one copy of the service runs");
+    assert_eq!(copies(&marker), 1, "exactly one copy of the service runs");
     assert!(third.terminate().success());
     assert!(!procfs::alive(new_pid), "stop_services_on_exit stops it with the host");
 }

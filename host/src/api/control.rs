@@ -117,6 +117,9 @@ pub async fn logs(
     find(&state, &name)?;
     let log = state.supervisor.log(&name);
     let tail = q.tail.unwrap_or(100).min(10_000);
+    // The size before the tail is read: following starts there, so no line is lost
+    // between the two (one may be shown twice, never missed).
+    let offset = log.size();
     let lines = {
         let log = log.clone();
         tokio::task::spawn_blocking(move || log.tail(tail)).await.map_err(|e| ApiError::Internal(e.to_string()))?
@@ -125,22 +128,26 @@ pub async fn logs(
     if !q.follow.unwrap_or(false) {
         return Ok(Json(LogLines { name, file: log.path().display().to_string(), lines }).into_response());
     }
-    Ok(Sse::new(follow_stream(lines, log)).keep_alive(KeepAlive::default()).into_response())
+    Ok(Sse::new(follow_stream(&state, lines, log, offset)).keep_alive(KeepAlive::default()).into_response())
 }
 
-/// The tail first, then every appended line. The follower task ends when the client
-/// goes away (its channel closes).
+/// The tail first, then every appended line. The follower runs on the host's task
+/// tracker and ends when the client goes away (its channel closes) or the host shuts
+/// down (the stream ends, so graceful shutdown is not held up by followers).
 fn follow_stream(
+    state: &AppState,
     tail: Vec<String>,
     log: crate::supervisor::logs::ServiceLog,
-) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    offset: u64,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> + use<> {
     let (tx, rx) = tokio::sync::mpsc::channel::<String>(256);
-    tokio::spawn(log.follow(true, tx));
+    state.tasks.spawn(log.follow(offset, tx));
     let initial = futures::stream::iter(tail.into_iter().map(|l| Ok(SseEvent::default().data(l))));
     let live =
         futures::stream::unfold(
             rx,
             |mut rx| async move { rx.recv().await.map(|l| (Ok(SseEvent::default().data(l)), rx)) },
         );
-    futures::StreamExt::chain(initial, live)
+    let shutdown = state.shutdown.clone().cancelled_owned();
+    futures::StreamExt::take_until(futures::StreamExt::chain(initial, live), shutdown)
 }

@@ -112,6 +112,7 @@ impl From<ControlError> for ApiError {
         match e {
             ControlError::NotFound(_) => Self::NotFound(e.to_string()),
             ControlError::Unmanaged(_)
+            | ControlError::OperatorStopped(_)
             | ControlError::Port(_)
             | ControlError::Dependency { .. }
             | ControlError::Order(_) => Self::Conflict(e.to_string()),

@@ -141,7 +141,7 @@ pub async fn app_action(
                 "start" => client.post("/api/apps/start-all", None).await?,
                 "stop" => client.post("/api/apps/stop-all", None).await?,
                 _ => {
-                    // restart -a: every service in turn.
+                    // restart -a / kill -a: every service in turn.
                     let apps: Vec<AppSummary> = client.get("/api/apps").await?;
                     let mut out = Vec::new();
                     for a in apps {

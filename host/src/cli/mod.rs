@@ -118,8 +118,12 @@ pub enum AppCommand {
         #[arg(short = 'a', long = "all")]
         all: bool,
     },
-    /// Kill a service: force_kill script, or SIGKILL to its process group.
-    Kill { name: String },
+    /// Kill a service: force_kill script, or SIGKILL to its process group; -a: all.
+    Kill {
+        name: Option<String>,
+        #[arg(short = 'a', long = "all")]
+        all: bool,
+    },
     /// Print a service's log; -f keeps following it.
     Logs {
         name: String,
@@ -222,7 +226,9 @@ pub async fn run(cli: Cli, admin_password: Option<String>) -> Result<(), CliErro
                 AppCommand::Restart { name, all } => {
                     commands::app_action(&client, "restart", name.as_deref(), all, g.json).await
                 }
-                AppCommand::Kill { name } => commands::app_action(&client, "kill", Some(&name), false, g.json).await,
+                AppCommand::Kill { name, all } => {
+                    commands::app_action(&client, "kill", name.as_deref(), all, g.json).await
+                }
                 AppCommand::Logs { name, follow, tail } => commands::app_logs(&client, &name, follow, tail).await,
             }
         }

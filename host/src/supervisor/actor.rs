@@ -1,17 +1,18 @@
 //! One task per service owns everything about it: its processes, state, restart timer,
-//! health failures and runtime record. Commands arrive on a channel and are handled one
+//! health probe and runtime record. Commands arrive on a channel and are handled one
 //! at a time, so no two operations on one service ever interleave; process exits and
-//! probe results arrive on a second channel.
+//! probe results arrive on a second channel, tagged with a generation so that stale
+//! ones are ignored. The status is published on a watch channel, so reading it never
+//! waits behind a slow script or a stop in progress.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-
-use std::path::Path;
 
 use super::backoff::Backoff;
 use super::cgroup;
@@ -20,7 +21,7 @@ use super::health::Probe;
 use super::logs::ServiceLog;
 use super::ports::PortAllocator;
 use super::procfs;
-use super::script::run_script;
+use super::script::{ScriptError, ScriptOutcome, run_script};
 use super::spec::{Mode, ServiceSpec};
 use super::state::{InstanceStatus, ServiceState, ServiceStatus};
 use super::{ControlError, ControlResult};
@@ -29,15 +30,19 @@ use crate::model::{HealthKind, RestartPolicy};
 use crate::store::{ProcessRecord, RuntimeRecord, Store, now_ms};
 
 pub enum Command {
-    Start(oneshot::Sender<ControlResult>),
-    /// `operator`: an operator asked (recorded as stop_operation) rather than a chain.
+    /// `operator`: an operator asked. Other starts (autostart, restart after a host
+    /// restart) refuse a service the operator stopped.
+    Start {
+        operator: bool,
+        reply: oneshot::Sender<ControlResult>,
+    },
+    /// `operator`: recorded as stop_operation (stays stopped across host restarts).
     Stop {
         operator: bool,
         reply: oneshot::Sender<ControlResult>,
     },
     Restart(oneshot::Sender<ControlResult>),
     Kill(oneshot::Sender<ControlResult>),
-    Status(oneshot::Sender<ServiceStatus>),
     Reconfigure(Box<ServiceSpec>),
     Heartbeat,
     /// Host shutdown: stop the processes too when `stop_services`, else leave them for
@@ -51,11 +56,10 @@ pub enum Command {
 impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Self::Start(_) => "Start",
+            Self::Start { .. } => "Start",
             Self::Stop { .. } => "Stop",
             Self::Restart(_) => "Restart",
             Self::Kill(_) => "Kill",
-            Self::Status(_) => "Status",
             Self::Reconfigure(_) => "Reconfigure",
             Self::Heartbeat => "Heartbeat",
             Self::Shutdown { .. } => "Shutdown",
@@ -79,6 +83,13 @@ struct Instance {
     adopted: bool,
 }
 
+/// The handles the supervisor keeps for one actor.
+#[derive(Debug, Clone)]
+pub struct ActorHandle {
+    pub commands: mpsc::Sender<Command>,
+    pub status: watch::Receiver<ServiceStatus>,
+}
+
 pub struct Actor {
     spec: ServiceSpec,
     store: Arc<dyn Store>,
@@ -87,6 +98,7 @@ pub struct Actor {
     log: ServiceLog,
     tracker: TaskTracker,
     notes_tx: mpsc::Sender<Note>,
+    status_tx: watch::Sender<ServiceStatus>,
     state: ServiceState,
     instances: Vec<Option<Instance>>,
     /// Instances to start again when the backoff timer fires.
@@ -102,10 +114,10 @@ pub struct Actor {
     /// Bumped for every spawn and every probe task, so stale notes are ignored.
     generation: u64,
     probe_cancel: Option<CancellationToken>,
-    /// The generation of the probe task whose results count.
+    /// The generation of the probe task whose results count (0: none).
     probe_generation: u64,
-    /// Instances being replaced on purpose (memory limit, unhealthy): their exit is a
-    /// planned restart, not a crash.
+    /// Instances being replaced on purpose (memory limit, unhealthy): they restart
+    /// whatever the policy says.
     replacing: Vec<u32>,
 }
 
@@ -123,7 +135,7 @@ pub fn spawn(
     events: EventBus,
     ports: Arc<PortAllocator>,
     tracker: &TaskTracker,
-) -> mpsc::Sender<Command> {
+) -> ActorHandle {
     let (tx, rx) = mpsc::channel(64);
     let (notes_tx, notes_rx) = mpsc::channel(256);
     let log = ServiceLog::new(&spec.log_dir, &spec.name, spec.supervise.log_max_bytes, spec.supervise.log_keep);
@@ -131,6 +143,19 @@ pub fn spawn(
         Duration::from_millis(spec.supervise.backoff_initial_ms),
         Duration::from_millis(spec.supervise.backoff_max_ms),
     );
+    let initial = ServiceStatus {
+        name: spec.name.clone(),
+        state: ServiceState::Stopped,
+        mode: mode_name(&spec.mode).into(),
+        pid: None,
+        instances: Vec::new(),
+        ports: Vec::new(),
+        restarts: restored.as_ref().map(|r| r.restarts).unwrap_or(0),
+        stop_operation: restored.as_ref().is_some_and(|r| r.stop_operation),
+        health_failures: 0,
+        message: String::new(),
+    };
+    let (status_tx, status_rx) = watch::channel(initial);
     let actor = Actor {
         instances: Vec::new(),
         store,
@@ -139,6 +164,7 @@ pub fn spawn(
         log,
         tracker: tracker.clone(),
         notes_tx,
+        status_tx,
         state: ServiceState::Stopped,
         pending: Vec::new(),
         restart_at: None,
@@ -156,7 +182,15 @@ pub fn spawn(
         spec,
     };
     tracker.spawn(actor.run(rx, notes_rx, restored));
-    tx
+    ActorHandle { commands: tx, status: status_rx }
+}
+
+fn mode_name(mode: &Mode) -> &'static str {
+    match mode {
+        Mode::Supervised { .. } => "supervised",
+        Mode::Script => "script",
+        Mode::Unmanaged => "unmanaged",
+    }
 }
 
 impl Actor {
@@ -182,7 +216,10 @@ impl Actor {
                         return;
                     }
                     Some(command) => self.handle(command).await,
-                    None => return,
+                    None => {
+                        self.stop_probe();
+                        return;
+                    }
                 },
                 Some(note) = notes.recv() => self.on_note(note).await,
                 () = sleep_until(timer), if timer.is_some() => self.on_restart_timer().await,
@@ -193,8 +230,8 @@ impl Actor {
 
     async fn handle(&mut self, command: Command) {
         match command {
-            Command::Start(reply) => {
-                let result = self.start(true).await;
+            Command::Start { operator, reply } => {
+                let result = self.start(operator).await;
                 let _ = reply.send(result);
             }
             Command::Stop { operator, reply } => {
@@ -209,29 +246,21 @@ impl Actor {
                 let result = self.stop(true, true).await;
                 let _ = reply.send(result);
             }
-            Command::Status(reply) => {
-                let _ = reply.send(self.status());
-            }
             Command::Reconfigure(spec) => {
                 // Takes effect at the next start; a running service is not disturbed.
-                let log_changed = spec.log_dir != self.spec.log_dir;
                 self.spec = *spec;
-                if log_changed {
-                    self.log = ServiceLog::new(
-                        &self.spec.log_dir,
-                        &self.spec.name,
-                        self.spec.supervise.log_max_bytes,
-                        self.spec.supervise.log_keep,
-                    );
-                }
+                let s = &self.spec.supervise;
+                self.log = ServiceLog::new(&self.spec.log_dir, &self.spec.name, s.log_max_bytes, s.log_keep);
                 if self.state.is_active() {
                     self.message = "model changed: applies at the next restart".into();
+                    self.publish_status();
                 }
             }
-            Command::Heartbeat => {
-                self.last_heartbeat = Instant::now();
+            Command::Heartbeat => self.last_heartbeat = Instant::now(),
+            // Handled in `run`, which must return after it.
+            Command::Shutdown { reply, .. } => {
+                let _ = reply.send(());
             }
-            Command::Shutdown { .. } => unreachable!("handled in run"),
         }
     }
 
@@ -245,6 +274,12 @@ impl Actor {
             self.backoff.reset();
             self.restarts = 0;
             self.stop_operation = false;
+        } else if self.stop_operation {
+            return Err(ControlError::OperatorStopped(self.spec.name.clone()));
+        }
+        // Never forget a live process: whatever is left of an earlier run goes first.
+        if self.live_instances() > 0 {
+            self.stop_processes(self.spec.stop_signal, self.spec.kill_timeout()).await;
         }
         match self.spec.mode.clone() {
             Mode::Unmanaged => Err(ControlError::Unmanaged(self.spec.name.clone())),
@@ -270,10 +305,11 @@ impl Actor {
         Ok(())
     }
 
-    async fn start_supervised(&mut self, argv: &[String], cwd: &std::path::Path) -> ControlResult {
+    async fn start_supervised(&mut self, argv: &[String], cwd: &Path) -> ControlResult {
         if let Err(e) = self.claim_ports() {
             self.message = e.to_string();
             self.log.host_line(&format!("start refused: {e}"));
+            self.publish_status();
             return Err(e);
         }
         self.set_state(ServiceState::Starting).await;
@@ -294,7 +330,7 @@ impl Actor {
         Ok(self.status())
     }
 
-    fn spawn_one(&mut self, instance: u32, argv: &[String], cwd: &std::path::Path) -> std::io::Result<()> {
+    fn spawn_one(&mut self, instance: u32, argv: &[String], cwd: &Path) -> std::io::Result<()> {
         let env = self.spec.env(&self.ports_in_effect, Some(instance));
         let spawned = spawn_instance(argv, cwd, &env, &self.log, instance)?;
         self.generation += 1;
@@ -316,8 +352,10 @@ impl Actor {
             };
             let _ = notes.send(Note::Exited { instance, generation, code, signal }).await;
         });
-        let slot = self.instances.get_mut(instance as usize).expect("instances sized before spawning");
-        *slot = Some(Instance {
+        if self.instances.len() <= instance as usize {
+            self.instances.resize_with(instance as usize + 1, || None);
+        }
+        self.instances[instance as usize] = Some(Instance {
             record: spawned.record,
             started: Instant::now(),
             started_at_ms: now_ms(),
@@ -348,9 +386,9 @@ impl Actor {
         let notes = self.notes_tx.clone();
         self.tracker.spawn(async move {
             while procfs::is_same_process(record.pid, record.start_ticks) {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                if notes.is_closed() {
-                    return;
+                tokio::select! {
+                    () = notes.closed() => return,
+                    () = tokio::time::sleep(Duration::from_millis(250)) => {}
                 }
             }
             let _ = notes.send(Note::Exited { instance, generation, code: None, signal: None }).await;
@@ -362,12 +400,23 @@ impl Actor {
             Some(Instance { record, started: Instant::now(), started_at_ms: now_ms(), generation, adopted });
     }
 
+    /// The health check in force: the model's, or for script services without one,
+    /// their `check` script ("check exiting 0 means running").
+    fn health_kind(&self) -> HealthKind {
+        let check = &self.spec.model.manage_cmd.check;
+        let has_check = !check.is_empty() && self.spec.script_path(check).is_file();
+        match self.spec.health.kind {
+            HealthKind::None if self.spec.mode == Mode::Script && has_check => HealthKind::Script,
+            kind => kind,
+        }
+    }
+
     /// After processes exist: running at once without a health check, else `starting`
     /// until the first probe passes (readiness gates `running`).
     async fn after_spawn(&mut self) {
         self.health_failures = 0;
         self.last_heartbeat = Instant::now();
-        if self.spec.health.kind == HealthKind::None {
+        if self.health_kind() == HealthKind::None {
             self.set_state(ServiceState::Running).await;
         } else {
             self.set_state(ServiceState::Starting).await;
@@ -378,29 +427,34 @@ impl Actor {
     async fn start_script(&mut self) -> ControlResult {
         if let Err(e) = self.claim_ports() {
             self.message = e.to_string();
+            self.publish_status();
             return Err(e);
         }
         self.set_state(ServiceState::Starting).await;
+        // A pid file left from an earlier run must never be mistaken for this one.
+        let _ = std::fs::remove_file(&self.spec.paths.pid_file);
         let outcome = self.run_manage_script(&self.spec.model.manage_cmd.start.clone()).await;
-        match outcome {
-            Ok(o) if o.success() => {}
+        let floor = match outcome {
+            Ok(o) if o.success() => o.start_ticks,
             Ok(o) => return self.script_failed(o.describe()).await,
             Err(e) => return self.script_failed(e.to_string()).await,
-        }
+        };
+        self.adopt_script_process(floor).await
+    }
+
+    /// Reads the pid `start.sh` (or `restart.sh`) wrote and watches it; without one,
+    /// the check script decides whether it runs.
+    async fn adopt_script_process(&mut self, floor: Option<u64>) -> ControlResult {
         self.instances = vec![None];
-        match self.read_pid_file() {
+        match self.read_pid_file(floor) {
             Some(record) => {
                 self.apply_limits(record.pid);
                 self.watch_foreign(0, record, false);
             }
-            None if !self.spec.model.manage_cmd.check.is_empty() => {} // the probe decides
+            None if self.health_kind() == HealthKind::Script => {}
             None => {
-                return self
-                    .script_failed(format!(
-                        "start script succeeded but wrote no pid to {}",
-                        self.spec.paths.pid_file.display()
-                    ))
-                    .await;
+                let file = self.spec.paths.pid_file.display().to_string();
+                return self.script_failed(format!("the start script succeeded but wrote no live pid to {file}")).await;
             }
         }
         self.after_spawn().await;
@@ -414,18 +468,26 @@ impl Actor {
         Err(ControlError::Failed(message))
     }
 
-    fn read_pid_file(&self) -> Option<ProcessRecord> {
+    /// The pid in `$APP_PID`, trusted only if it is a process that started no earlier
+    /// than the script (`floor`) and does not share the host's process group (or
+    /// init's): its group is what stop and kill signal.
+    fn read_pid_file(&self, floor: Option<u64>) -> Option<ProcessRecord> {
         let text = std::fs::read_to_string(&self.spec.paths.pid_file).ok()?;
-        let pid: i32 = text.trim().parse().ok().filter(|p| *p > 0)?;
+        let pid: i32 = text.trim().parse().ok().filter(|p| *p > 1)?;
         let start_ticks = procfs::start_ticks(pid)?;
-        let pgid = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid))).map(|p| p.as_raw()).unwrap_or(pid);
+        if floor.is_some_and(|f| start_ticks < f) {
+            tracing::warn!(service = %self.spec.name, pid, "pid file names a process older than the script: ignored");
+            return None;
+        }
+        let pgid = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid))).ok()?.as_raw();
+        if pgid <= 1 || pgid == nix::unistd::getpgrp().as_raw() {
+            tracing::warn!(service = %self.spec.name, pid, pgid, "pid file names a process in the host's group: ignored");
+            return None;
+        }
         Some(ProcessRecord { instance: 0, pid, pgid, start_ticks })
     }
 
-    async fn run_manage_script(
-        &self,
-        script: &str,
-    ) -> Result<super::script::ScriptOutcome, super::script::ScriptError> {
+    async fn run_manage_script(&self, script: &str) -> Result<ScriptOutcome, ScriptError> {
         // The contract's directories exist before any script runs, so `echo $! > $APP_PID`
         // works as written.
         let paths = &self.spec.paths;
@@ -457,10 +519,11 @@ impl Actor {
         self.restart_at = None;
         self.pending.clear();
         self.stop_probe();
+        self.health_failures = 0;
         if operator {
             self.stop_operation = true;
         }
-        if self.state == ServiceState::Stopped || self.state == ServiceState::Errored && self.live_instances() == 0 {
+        if self.live_instances() == 0 && matches!(self.state, ServiceState::Stopped | ServiceState::Errored) {
             self.set_state(ServiceState::Stopped).await;
             return Ok(self.status());
         }
@@ -484,6 +547,9 @@ impl Actor {
         let graceful = self.stop_processes(signal, wait).await;
         if !graceful {
             self.log.host_line(&format!("did not stop within {:?} of {signal}: killed", self.spec.kill_timeout()));
+        }
+        if self.spec.mode == Mode::Script {
+            let _ = std::fs::remove_file(&self.spec.paths.pid_file);
         }
         self.instances.clear();
         self.ports.release(&self.spec.name);
@@ -510,23 +576,24 @@ impl Actor {
     }
 
     async fn restart(&mut self) -> ControlResult {
-        if self.spec.mode == Mode::Script && !self.spec.model.manage_cmd.restart.is_empty() && self.state.is_active() {
+        let has_script = !self.spec.model.manage_cmd.restart.is_empty();
+        if self.spec.mode == Mode::Script && has_script && self.state.is_active() {
             self.set_state(ServiceState::Stopping).await;
             self.stop_probe();
+            let _ = std::fs::remove_file(&self.spec.paths.pid_file);
+            // restart.sh replaces the processes itself: forget the old ones, unsignalled.
+            for slot in &mut self.instances {
+                *slot = None;
+            }
             let outcome = self.run_manage_script(&self.spec.model.manage_cmd.restart.clone()).await;
-            match outcome {
-                Ok(o) if o.success() => {}
+            let floor = match outcome {
+                Ok(o) if o.success() => o.start_ticks,
                 Ok(o) => return self.script_failed(o.describe()).await,
                 Err(e) => return self.script_failed(e.to_string()).await,
-            }
-            self.instances = vec![None];
-            if let Some(record) = self.read_pid_file() {
-                self.watch_foreign(0, record, false);
-            }
+            };
             self.stop_operation = false;
             self.restarts += 1;
-            self.after_spawn().await;
-            return Ok(self.status());
+            return self.adopt_script_process(floor).await;
         }
         if self.state != ServiceState::Stopped {
             self.stop(false, false).await?;
@@ -542,7 +609,9 @@ impl Actor {
                 self.on_exit(instance, generation, code, signal).await
             }
             Note::Probe { generation, result } => {
-                if generation == self.probe_generation {
+                let probing =
+                    matches!(self.state, ServiceState::Starting | ServiceState::Running | ServiceState::Unhealthy);
+                if generation == self.probe_generation && probing {
                     self.on_probe(result).await;
                 }
             }
@@ -575,36 +644,52 @@ impl Actor {
                 RestartPolicy::Never => false,
             };
         if !restart {
-            if self.live_instances() == 0 {
+            // Only when nothing is left and nothing is waiting to restart.
+            if self.live_instances() == 0 && self.pending.is_empty() {
                 self.stop_probe();
                 self.ports.release(&self.spec.name);
-                let state = if clean { ServiceState::Stopped } else { ServiceState::Errored };
-                self.set_state(state).await;
+                self.set_state(if clean { ServiceState::Stopped } else { ServiceState::Errored }).await;
+            } else {
+                self.persist().await;
             }
             return;
         }
         // Planned replacements (unhealthy, over memory) go through the same backoff as
         // crashes, so a service that never becomes healthy slows down and finally stops.
         let delay = self.backoff.on_exit(ran_for, Duration::from_millis(self.spec.supervise.min_uptime_ms));
-
         if self.backoff.unstable_restarts() > self.spec.supervise.max_restarts {
-            let message = format!(
-                "gave up after {} unstable restarts (each run shorter than {} ms); fix it and start it again",
-                self.spec.supervise.max_restarts, self.spec.supervise.min_uptime_ms
-            );
-            self.log.host_line(&message);
-            self.message = message;
-            self.stop_processes(self.spec.stop_signal, self.spec.kill_timeout()).await;
-            self.stop_probe();
-            self.ports.release(&self.spec.name);
-            self.set_state(ServiceState::Errored).await;
-            self.events.publish(Event::RestartLimitReached { name: self.spec.name.clone(), restarts: self.restarts });
+            self.give_up().await;
             return;
         }
-        self.pending.push(instance);
-        self.restart_at = Some(Instant::now() + delay);
+        self.schedule_restart(instance, delay);
         self.log.host_line(&format!("restarting in {} ms", delay.as_millis()));
+        self.stop_probe();
         self.set_state(ServiceState::Backoff).await;
+    }
+
+    fn schedule_restart(&mut self, instance: u32, delay: Duration) {
+        if !self.pending.contains(&instance) {
+            self.pending.push(instance);
+        }
+        let at = Instant::now() + delay;
+        // One timer for the service: the earliest pending restart wins.
+        self.restart_at = Some(self.restart_at.map_or(at, |t| t.min(at)));
+    }
+
+    async fn give_up(&mut self) {
+        let message = format!(
+            "gave up after {} unstable restarts (each run shorter than {} ms); fix it and start it again",
+            self.spec.supervise.max_restarts, self.spec.supervise.min_uptime_ms
+        );
+        self.log.host_line(&message);
+        self.message = message;
+        self.restart_at = None;
+        self.pending.clear();
+        self.stop_processes(self.spec.stop_signal, self.spec.kill_timeout()).await;
+        self.stop_probe();
+        self.ports.release(&self.spec.name);
+        self.set_state(ServiceState::Errored).await;
+        self.events.publish(Event::RestartLimitReached { name: self.spec.name.clone(), restarts: self.restarts });
     }
 
     async fn on_restart_timer(&mut self) {
@@ -615,12 +700,24 @@ impl Actor {
                 for instance in pending {
                     self.restarts += 1;
                     if let Err(e) = self.spawn_one(instance, &argv, &cwd) {
+                        // A failed spawn is an unstable run: it counts toward the limit.
                         let message = format!("restart failed: {e}");
                         self.log.host_line(&message);
                         self.message = message;
-                        self.pending.push(instance);
-                        self.restart_at = Some(Instant::now() + self.backoff.delay());
+                        let delay = self
+                            .backoff
+                            .on_exit(Duration::ZERO, Duration::from_millis(self.spec.supervise.min_uptime_ms));
+                        if self.backoff.unstable_restarts() > self.spec.supervise.max_restarts {
+                            self.give_up().await;
+                            return;
+                        }
+                        self.schedule_restart(instance, delay);
                     }
+                }
+                if self.pending.is_empty() {
+                    self.after_spawn().await;
+                } else {
+                    self.persist().await;
                 }
             }
             Mode::Script => {
@@ -629,18 +726,15 @@ impl Actor {
                 if let Err(e) = self.start(false).await {
                     tracing::warn!(service = %self.spec.name, "scripted restart failed: {e}");
                 }
-                return;
             }
-            Mode::Unmanaged => return,
-        }
-        if self.pending.is_empty() {
-            self.after_spawn().await;
+            Mode::Unmanaged => {}
         }
     }
 
     fn start_probe(&mut self) {
         self.stop_probe();
-        if matches!(self.spec.health.kind, HealthKind::None) {
+        let kind = self.health_kind();
+        if kind == HealthKind::None {
             return;
         }
         let cancel = CancellationToken::new();
@@ -653,8 +747,11 @@ impl Actor {
             "" => Some(self.spec.script_path(&self.spec.model.manage_cmd.check)),
             s => Some(self.spec.script_path(s)),
         };
+        let mut check = self.spec.health.clone();
+        check.kind = kind;
         let probe = Probe {
-            check: self.spec.health.clone(),
+            check,
+            host: self.spec.host_ip,
             first_port: self.ports_in_effect.first().copied(),
             script,
             cwd: self.spec.paths.app_root.clone(),
@@ -672,7 +769,8 @@ impl Actor {
                     () = tokio::time::sleep(delay) => {}
                 }
                 let result = probe.run().await;
-                if notes.send(Note::Probe { generation, result }).await.is_err() {
+                // A probe that finished after its service was stopped reports nothing.
+                if cancel.is_cancelled() || notes.send(Note::Probe { generation, result }).await.is_err() {
                     return;
                 }
                 delay = interval;
@@ -684,6 +782,8 @@ impl Actor {
         if let Some(cancel) = self.probe_cancel.take() {
             cancel.cancel();
         }
+        // Whatever a finishing probe still sends no longer counts.
+        self.probe_generation = 0;
     }
 
     async fn on_probe(&mut self, mut result: Result<(), String>) {
@@ -716,12 +816,15 @@ impl Actor {
                     if self.spec.supervise.restart != RestartPolicy::Never {
                         self.replace_instances().await;
                     }
+                } else {
+                    self.publish_status();
                 }
             }
         }
     }
 
-    /// Restarts every instance on purpose (unhealthy): their exits are planned.
+    /// Restarts every instance on purpose (unhealthy). Supervised instances are only
+    /// signalled here; their exits come back as notes and restart through the backoff.
     async fn replace_instances(&mut self) {
         match self.spec.mode {
             Mode::Supervised { .. } => {
@@ -729,7 +832,8 @@ impl Actor {
                     self.instances.iter().flatten().map(|i| (i.record.instance, i.record.pgid)).collect();
                 for (instance, pgid) in groups {
                     self.replacing.push(instance);
-                    let _ = stop_group(pgid, self.spec.stop_signal, self.spec.kill_timeout()).await;
+                    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), self.spec.stop_signal);
+                    self.escalate_later(pgid);
                 }
             }
             Mode::Script => {
@@ -741,6 +845,17 @@ impl Actor {
             }
             Mode::Unmanaged => {}
         }
+    }
+
+    /// SIGKILL for a group still alive after `kill_timeout`, without blocking the actor.
+    fn escalate_later(&self, pgid: i32) {
+        let wait = self.spec.kill_timeout();
+        self.tracker.spawn(async move {
+            tokio::time::sleep(wait).await;
+            if !procfs::group_members(pgid).is_empty() {
+                let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), Signal::SIGKILL);
+            }
+        });
     }
 
     async fn housekeeping(&mut self) {
@@ -755,6 +870,7 @@ impl Actor {
             .instances
             .iter()
             .flatten()
+            .filter(|i| !self.replacing.contains(&i.record.instance))
             .filter_map(|i| {
                 procfs::rss_bytes(i.record.pid)
                     .filter(|rss| *rss > limit)
@@ -766,38 +882,68 @@ impl Actor {
                 "instance {instance} uses {rss} bytes > max_memory_restart {limit}: restarting it"
             ));
             self.replacing.push(instance);
-            let _ = stop_group(pgid, self.spec.stop_signal, self.spec.kill_timeout()).await;
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), self.spec.stop_signal);
+            self.escalate_later(pgid);
         }
     }
 
     // ----- host restarts ----------------------------------------------------------
 
-    /// Re-adopts processes that survived a host restart, or starts the service again
-    /// if it should be running; never both, so nothing is duplicated.
+    /// Re-adopts processes that survived a host restart (pid and start time match) and
+    /// fills in missing instances. Starting a service that died meanwhile is left to
+    /// the supervisor, which does it in dependency order; nothing is ever duplicated.
     async fn restore(&mut self, restored: Option<RuntimeRecord>) {
-        // `autostart` of fresh services is the supervisor's job (it honours run_dep).
         let Some(record) = restored else { return };
         self.stop_operation = record.stop_operation;
         self.restarts = record.restarts;
         let survivors: Vec<ProcessRecord> =
             record.processes.iter().copied().filter(|p| procfs::is_same_process(p.pid, p.start_ticks)).collect();
-        if !survivors.is_empty() {
-            self.ports.adopt(&self.spec.name, &record.ports);
-            self.ports_in_effect = record.ports.clone();
-            for p in survivors {
-                self.watch_foreign(p.instance, p, true);
+        if survivors.is_empty() {
+            if self.spec.mode == Mode::Script && !self.stop_operation && was_active(&record) {
+                // A script service without a pid: its check script says whether it runs.
+                self.adopt_by_check().await;
+            } else {
+                self.persist().await;
             }
-            self.log.host_line("re-adopted after a host restart");
-            self.after_spawn().await;
             return;
         }
-        let was_wanted =
-            record.last_status.parse::<ServiceState>().is_ok_and(|s| s.is_active() || s == ServiceState::Stopping);
-        if !record.stop_operation && was_wanted {
-            self.log.host_line("was running before the host restarted: starting it again");
-            let _ = self.start(false).await;
+        self.ports.adopt(&self.spec.name, &record.ports);
+        self.ports_in_effect = record.ports.clone();
+        for p in &survivors {
+            self.watch_foreign(p.instance, *p, true);
+        }
+        if self.stop_operation {
+            // An operator stop that the crash interrupted: finish it.
+            self.log.host_line("finishing a stop interrupted by a host restart");
+            let _ = self.stop(false, false).await;
+            return;
+        }
+        self.log.host_line("re-adopted after a host restart");
+        if let Mode::Supervised { argv, cwd } = self.spec.mode.clone() {
+            for instance in 0..self.spec.instances() {
+                if self.instances.get(instance as usize).is_none_or(Option::is_none)
+                    && let Err(e) = self.spawn_one(instance, &argv, &cwd)
+                {
+                    self.log.host_line(&format!("cannot start missing instance {instance}: {e}"));
+                }
+            }
+        }
+        self.after_spawn().await;
+    }
+
+    async fn adopt_by_check(&mut self) {
+        let check = self.spec.model.manage_cmd.check.clone();
+        if check.is_empty() {
+            self.persist().await;
+            return;
+        }
+        if let Ok(outcome) = self.run_manage_script(&check).await
+            && outcome.success()
+        {
+            self.log.host_line("check.sh says it is running: adopted after a host restart");
+            self.instances = vec![None];
+            self.after_spawn().await;
         } else {
-            // Keep the record's operator decision on disk as the new baseline.
             self.persist().await;
         }
     }
@@ -823,7 +969,9 @@ impl Actor {
         }
     }
 
+    /// Stores the runtime record and publishes the status.
     async fn persist(&self) {
+        self.publish_status();
         let record = RuntimeRecord {
             name: self.spec.name.clone(),
             pid: self.instances.iter().flatten().next().map(|i| i64::from(i.record.pid)),
@@ -839,6 +987,10 @@ impl Actor {
         }
     }
 
+    fn publish_status(&self) {
+        self.status_tx.send_replace(self.status());
+    }
+
     fn status(&self) -> ServiceStatus {
         let instances: Vec<InstanceStatus> = self
             .instances
@@ -848,19 +1000,14 @@ impl Actor {
                 instance: i.record.instance,
                 pid: Some(i.record.pid),
                 started_at: chrono::DateTime::from_timestamp_millis(i.started_at_ms).map(|t| t.to_rfc3339()),
-                rss_bytes: procfs::rss_bytes(i.record.pid),
+                rss_bytes: None,
                 adopted: i.adopted,
             })
             .collect();
         ServiceStatus {
             name: self.spec.name.clone(),
             state: self.state,
-            mode: match self.spec.mode {
-                Mode::Supervised { .. } => "supervised",
-                Mode::Script => "script",
-                Mode::Unmanaged => "unmanaged",
-            }
-            .into(),
+            mode: mode_name(&self.spec.mode).into(),
             pid: instances.first().and_then(|i| i.pid),
             instances,
             ports: self.ports_in_effect.clone(),
@@ -870,6 +1017,11 @@ impl Actor {
             message: self.message.clone(),
         }
     }
+}
+
+/// The record says the service was meant to be running when the host went away.
+pub fn was_active(record: &RuntimeRecord) -> bool {
+    record.last_status.parse::<ServiceState>().is_ok_and(|s| s.is_active() || s == ServiceState::Stopping)
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -15,6 +15,8 @@ use crate::model::{HealthCheck, HealthKind};
 #[derive(Debug, Clone)]
 pub struct Probe {
     pub check: HealthCheck,
+    /// Where the service listens (`run_data.host`); the unspecified address means loopback.
+    pub host: std::net::IpAddr,
     pub first_port: Option<u16>,
     pub script: Option<PathBuf>,
     pub cwd: PathBuf,
@@ -31,10 +33,12 @@ impl Probe {
             HealthKind::Tcp => {
                 let port = if self.check.port != 0 { Some(self.check.port) } else { self.first_port };
                 let port = port.ok_or("tcp check: no port (set health.port or run_data.ports)")?;
-                match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(("127.0.0.1", port))).await {
+                let host = if self.host.is_unspecified() { std::net::IpAddr::from([127, 0, 0, 1]) } else { self.host };
+                let addr = std::net::SocketAddr::new(host, port);
+                match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
                     Ok(Ok(_)) => Ok(()),
-                    Ok(Err(e)) => Err(format!("tcp 127.0.0.1:{port}: {e}")),
-                    Err(_) => Err(format!("tcp 127.0.0.1:{port}: no answer within {timeout:?}")),
+                    Ok(Err(e)) => Err(format!("tcp {addr}: {e}")),
+                    Err(_) => Err(format!("tcp {addr}: no answer within {timeout:?}")),
                 }
             }
             HealthKind::Http => {

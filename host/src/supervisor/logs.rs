@@ -51,8 +51,13 @@ impl ServiceLog {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(e),
         };
-        if size <= self.max_bytes || self.keep == 0 {
+        if size <= self.max_bytes {
             return Ok(false);
+        }
+        if self.keep == 0 {
+            // No history wanted: just start over.
+            OpenOptions::new().write(true).open(&self.path)?.set_len(0)?;
+            return Ok(true);
         }
         let numbered = |i: usize| PathBuf::from(format!("{}.{i}", self.path.display()));
         let _ = std::fs::remove_file(numbered(self.keep));
@@ -77,10 +82,15 @@ impl ServiceLog {
         Ok(lines)
     }
 
-    /// Polls for appended bytes and sends them line by line until the receiver goes
-    /// away. A truncation (rotation) restarts from the beginning of the file.
-    pub async fn follow(self, from_end: bool, tx: tokio::sync::mpsc::Sender<String>) {
-        let mut offset = if from_end { std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0) } else { 0 };
+    /// The file's current size, to hand to `follow` after a `tail` so no line falls
+    /// between the two.
+    pub fn size(&self) -> u64 {
+        std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Polls for bytes appended after `offset` and sends them line by line until the
+    /// receiver goes away. A truncation (rotation) restarts from the beginning.
+    pub async fn follow(self, mut offset: u64, tx: tokio::sync::mpsc::Sender<String>) {
         let mut partial = String::new();
         loop {
             let len = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);

@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{RwLock, mpsc, oneshot};
+use tokio::sync::{RwLock, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -36,7 +36,7 @@ use crate::config::Config;
 use crate::events::{Event, EventBus};
 use crate::registry::Registry;
 use crate::store::Store;
-use actor::Command;
+use actor::{ActorHandle, Command};
 use ports::PortAllocator;
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +55,8 @@ pub enum ControlError {
     Order(String),
     #[error("the supervisor is shutting down")]
     ShuttingDown,
+    #[error("service {0:?} was stopped by the operator; start it explicitly (apollo app start {0})")]
+    OperatorStopped(String),
 }
 
 pub type ControlResult = Result<ServiceStatus, ControlError>;
@@ -69,8 +71,10 @@ pub struct Supervisor {
     store: Arc<dyn Store>,
     events: EventBus,
     ports: Arc<PortAllocator>,
-    actors: RwLock<BTreeMap<String, mpsc::Sender<Command>>>,
+    actors: RwLock<BTreeMap<String, ActorHandle>>,
     tracker: TaskTracker,
+    /// Set by `shutdown`: no actor is created after it.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Supervisor {
@@ -94,6 +98,7 @@ impl Supervisor {
             ports: Arc::new(PortAllocator::default()),
             actors: RwLock::new(BTreeMap::new()),
             tracker: tracker.clone(),
+            closed: std::sync::atomic::AtomicBool::new(false),
         });
         let runtime: BTreeMap<String, crate::store::RuntimeRecord> = match supervisor.store.list_runtime().await {
             Ok(records) => records.into_iter().map(|r| (r.name.clone(), r)).collect(),
@@ -104,29 +109,35 @@ impl Supervisor {
         };
         let snapshot = registry.snapshot();
         // Dependencies first, so an autostarted service finds its run_dep already there.
-        let order = deps::start_waves(&snapshot, snapshot.apps.keys().cloned().collect()).concat();
-        for name in order {
+        let order_all = deps::start_waves(&snapshot, snapshot.apps.keys().cloned().collect()).concat();
+        for name in order_all.clone() {
             if let Some(loaded) = snapshot.apps.get(&name) {
                 supervisor.add_actor(&loaded.model, runtime.get(&name).cloned()).await;
             }
         }
-        // autostart, in dependency order through `start` (which waits for run_dep), in
-        // the background so the API is up meanwhile. Operator stops are respected.
-        let autostart: Vec<String> = deps::start_waves(&snapshot, snapshot.apps.keys().cloned().collect())
-            .concat()
+        // Start, in dependency order through `start` (which waits for run_dep) and in the
+        // background so the API is up meanwhile: `autostart` services, and services that
+        // were running before the host restarted and did not survive it. Operator stops
+        // are respected (the actors refuse non-operator starts of those).
+        let wanted: Vec<String> = order_all
             .into_iter()
-            .filter(|n| snapshot.apps[n].model.supervise.autostart && !runtime.get(n).is_some_and(|r| r.stop_operation))
+            .filter(|n| {
+                let record = runtime.get(n);
+                let stopped_by_operator = record.is_some_and(|r| r.stop_operation);
+                let was_running = record.is_some_and(actor::was_active);
+                !stopped_by_operator && (snapshot.apps[n].model.supervise.autostart || was_running)
+            })
             .collect();
-        if !autostart.is_empty() {
+        if !wanted.is_empty() {
             let starter = Arc::clone(&supervisor);
             let cancel = cancel.clone();
             tracker.spawn(async move {
-                for name in autostart {
+                for name in wanted {
                     if cancel.is_cancelled() {
                         return;
                     }
-                    if let Err(e) = starter.start(&name).await {
-                        tracing::warn!(service = %name, "autostart failed: {e}");
+                    if let Err(e) = starter.start_as(&name, false).await {
+                        tracing::warn!(service = %name, "not started with the host: {e}");
                     }
                 }
             });
@@ -136,9 +147,19 @@ impl Supervisor {
         supervisor
     }
 
+    /// Creates the service's actor, or reconfigures the existing one (a model seen
+    /// twice, e.g. after a resync, must never get a second owner of its processes).
     async fn add_actor(&self, model: &crate::model::Octopus, restored: Option<crate::store::RuntimeRecord>) {
         let spec = ServiceSpec::new(&self.config, model);
-        let tx = actor::spawn(
+        let mut actors = self.actors.write().await;
+        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        if let Some(existing) = actors.get(&model.name) {
+            let _ = existing.commands.send(Command::Reconfigure(Box::new(spec))).await;
+            return;
+        }
+        let handle = actor::spawn(
             spec,
             restored,
             Arc::clone(&self.store),
@@ -146,7 +167,19 @@ impl Supervisor {
             Arc::clone(&self.ports),
             &self.tracker,
         );
-        self.actors.write().await.insert(model.name.clone(), tx);
+        actors.insert(model.name.clone(), handle);
+    }
+
+    /// Stops and forgets a service whose model is gone. The map lock is released before
+    /// waiting, so the rest of the API is not held up by a slow stop.
+    async fn remove_actor(&self, name: &str) {
+        let removed = self.actors.write().await.remove(name);
+        if let Some(handle) = removed {
+            let (reply, done) = oneshot::channel();
+            if handle.commands.send(Command::Shutdown { stop_services: true, reply }).await.is_ok() {
+                let _ = done.await;
+            }
+        }
     }
 
     async fn follow_registry(
@@ -160,27 +193,17 @@ impl Supervisor {
                 event = changes.recv() => event,
             };
             match event {
-                Ok(Event::ModelAdded { name, .. }) => {
+                Ok(Event::ModelAdded { name, .. } | Event::ModelChanged { name, .. }) => {
                     if let Some(loaded) = self.registry.get(&name) {
                         let restored = self.store.get_runtime(&name).await.ok().flatten();
                         self.add_actor(&loaded.model, restored).await;
                     }
                 }
-                Ok(Event::ModelChanged { name, .. }) => {
-                    if let (Some(loaded), Some(tx)) = (self.registry.get(&name), self.actor(&name).await) {
-                        let _ = tx
-                            .send(Command::Reconfigure(Box::new(ServiceSpec::new(&self.config, &loaded.model))))
-                            .await;
-                    }
-                }
                 Ok(Event::ModelRemoved { name }) => {
-                    // A service whose model is gone is stopped, then forgotten.
-                    if let Some(tx) = self.actors.write().await.remove(&name) {
-                        let (reply, done) = oneshot::channel();
-                        if tx.send(Command::Shutdown { stop_services: true, reply }).await.is_ok() {
-                            let _ = done.await;
-                        }
-                    }
+                    // A service whose model is gone is stopped, then forgotten; in its own
+                    // task so registry events keep flowing meanwhile.
+                    let this = Arc::clone(&self);
+                    self.tracker.spawn(async move { this.remove_actor(&name).await });
                 }
                 Ok(_) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
@@ -192,45 +215,38 @@ impl Supervisor {
         }
     }
 
-    /// After missed events: add actors for new models, reconfigure all, drop removed.
+    /// After missed events: add or reconfigure actors for every model, drop removed.
     async fn resync(&self) {
         let snapshot = self.registry.snapshot();
-        let known: Vec<String> = self.actors.read().await.keys().cloned().collect();
         for (name, loaded) in &snapshot.apps {
-            match self.actor(name).await {
-                Some(tx) => {
-                    let _ =
-                        tx.send(Command::Reconfigure(Box::new(ServiceSpec::new(&self.config, &loaded.model)))).await;
-                }
-                None => self.add_actor(&loaded.model, self.store.get_runtime(name).await.ok().flatten()).await,
-            }
+            let restored = self.store.get_runtime(name).await.ok().flatten();
+            self.add_actor(&loaded.model, restored).await;
         }
+        let known: Vec<String> = self.actors.read().await.keys().cloned().collect();
         for name in known.iter().filter(|n| !snapshot.apps.contains_key(*n)) {
-            if let Some(tx) = self.actors.write().await.remove(name) {
-                let (reply, done) = oneshot::channel();
-                if tx.send(Command::Shutdown { stop_services: true, reply }).await.is_ok() {
-                    let _ = done.await;
-                }
-            }
+            self.remove_actor(name).await;
         }
     }
 
-    async fn actor(&self, name: &str) -> Option<mpsc::Sender<Command>> {
+    async fn actor(&self, name: &str) -> Option<ActorHandle> {
         self.actors.read().await.get(name).cloned()
     }
 
     async fn ask(&self, name: &str, make: impl FnOnce(oneshot::Sender<ControlResult>) -> Command) -> ControlResult {
-        let tx = self.actor(name).await.ok_or_else(|| ControlError::NotFound(name.to_string()))?;
+        let handle = self.actor(name).await.ok_or_else(|| ControlError::NotFound(name.to_string()))?;
         let (reply, answer) = oneshot::channel();
-        tx.send(make(reply)).await.map_err(|_| ControlError::ShuttingDown)?;
+        handle.commands.send(make(reply)).await.map_err(|_| ControlError::ShuttingDown)?;
         answer.await.map_err(|_| ControlError::ShuttingDown)?
     }
 
+    /// The latest published status (never waits for the actor), with fresh RSS figures.
     pub async fn status(&self, name: &str) -> ControlResult {
-        let tx = self.actor(name).await.ok_or_else(|| ControlError::NotFound(name.to_string()))?;
-        let (reply, answer) = oneshot::channel();
-        tx.send(Command::Status(reply)).await.map_err(|_| ControlError::ShuttingDown)?;
-        answer.await.map_err(|_| ControlError::ShuttingDown)
+        let handle = self.actor(name).await.ok_or_else(|| ControlError::NotFound(name.to_string()))?;
+        let mut status = handle.status.borrow().clone();
+        for instance in &mut status.instances {
+            instance.rss_bytes = instance.pid.and_then(procfs::rss_bytes);
+        }
+        Ok(status)
     }
 
     pub async fn statuses(&self) -> Vec<ServiceStatus> {
@@ -244,23 +260,31 @@ impl Supervisor {
         out
     }
 
-    /// Starts `name` after its `run_dep` closure, in topological order, waiting for each
-    /// dependency to be running (and healthy when it has a check).
+    /// Starts `name` for the operator after its `run_dep` closure, in topological order,
+    /// waiting for each dependency to be running (and healthy when it has a check).
     pub async fn start(&self, name: &str) -> ControlResult {
+        self.start_as(name, true).await
+    }
+
+    /// `operator == false` (autostart, after a host restart): services the operator
+    /// stopped are refused, dependencies included.
+    async fn start_as(&self, name: &str, operator: bool) -> ControlResult {
         let snapshot = self.registry.snapshot();
         if !snapshot.apps.contains_key(name) {
             return Err(ControlError::NotFound(name.to_string()));
         }
         let order = deps::start_order(&snapshot, name).map_err(ControlError::Order)?;
         for dependency in order.iter().filter(|d| *d != name) {
-            self.ask(dependency, Command::Start).await.map_err(|e| ControlError::Dependency {
-                service: name.to_string(),
-                dependency: dependency.clone(),
-                reason: e.to_string(),
+            self.ask(dependency, |reply| Command::Start { operator, reply }).await.map_err(|e| {
+                ControlError::Dependency {
+                    service: name.to_string(),
+                    dependency: dependency.clone(),
+                    reason: e.to_string(),
+                }
             })?;
             self.wait_running(name, dependency).await?;
         }
-        self.ask(name, Command::Start).await
+        self.ask(name, |reply| Command::Start { operator, reply }).await
     }
 
     async fn wait_running(&self, service: &str, dependency: &str) -> Result<(), ControlError> {
@@ -309,8 +333,8 @@ impl Supervisor {
     }
 
     pub async fn heartbeat(&self, name: &str) -> Result<(), ControlError> {
-        let tx = self.actor(name).await.ok_or_else(|| ControlError::NotFound(name.to_string()))?;
-        tx.send(Command::Heartbeat).await.map_err(|_| ControlError::ShuttingDown)
+        let handle = self.actor(name).await.ok_or_else(|| ControlError::NotFound(name.to_string()))?;
+        handle.commands.send(Command::Heartbeat).await.map_err(|_| ControlError::ShuttingDown)
     }
 
     /// Starts every service in waves: a wave's services in parallel, each wave after the
@@ -319,7 +343,9 @@ impl Supervisor {
         let snapshot = self.registry.snapshot();
         let mut results = Vec::new();
         for wave in deps::start_waves(&snapshot, snapshot.apps.keys().cloned().collect()) {
-            let starts = wave.iter().map(|name| async move { (name.clone(), self.ask(name, Command::Start).await) });
+            let starts = wave.iter().map(|name| async move {
+                (name.clone(), self.ask(name, |reply| Command::Start { operator: true, reply }).await)
+            });
             let outcomes = futures::future::join_all(starts).await;
             // Wait for the wave to be up before the next one needs it.
             for (name, outcome) in &outcomes {
@@ -357,11 +383,14 @@ impl Supervisor {
     /// Ends every actor; with `stop_services` their processes too (else they keep
     /// running and the next host re-adopts them).
     pub async fn shutdown(&self, stop_services: bool) {
-        let actors: Vec<mpsc::Sender<Command>> =
-            std::mem::take(&mut *self.actors.write().await).into_values().collect();
-        let stops = actors.into_iter().map(|tx| async move {
+        let actors: Vec<ActorHandle> = {
+            let mut map = self.actors.write().await;
+            self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+            std::mem::take(&mut *map).into_values().collect()
+        };
+        let stops = actors.into_iter().map(|handle| async move {
             let (reply, done) = oneshot::channel();
-            if tx.send(Command::Shutdown { stop_services, reply }).await.is_ok() {
+            if handle.commands.send(Command::Shutdown { stop_services, reply }).await.is_ok() {
                 let _ = done.await;
             }
         });

@@ -20,6 +20,9 @@ pub struct ScriptOutcome {
     pub code: Option<i32>,
     pub timed_out: bool,
     pub duration: Duration,
+    /// Start time of the script process (clock ticks after boot): anything it started
+    /// is no older than this.
+    pub start_ticks: Option<u64>,
 }
 
 impl ScriptOutcome {
@@ -101,10 +104,11 @@ pub async fn run_script(
         .spawn()
         .map_err(spawn_err)?;
     let pgid = child.id().map(|p| Pid::from_raw(p as i32));
+    let start_ticks = child.id().and_then(|p| super::procfs::start_ticks(p as i32));
     let outcome = match tokio::time::timeout(timeout, child.wait()).await {
         Ok(status) => {
             let status = status.map_err(spawn_err)?;
-            ScriptOutcome { script, code: status.code(), timed_out: false, duration: started.elapsed() }
+            ScriptOutcome { script, code: status.code(), timed_out: false, duration: started.elapsed(), start_ticks }
         }
         Err(_) => {
             // The whole group: a hung script's children go with it. A script that
@@ -113,7 +117,7 @@ pub async fn run_script(
                 let _ = killpg(pgid, Signal::SIGKILL);
             }
             let _ = child.wait().await;
-            ScriptOutcome { script, code: None, timed_out: true, duration: started.elapsed() }
+            ScriptOutcome { script, code: None, timed_out: true, duration: started.elapsed(), start_ticks }
         }
     };
     log.host_line(&outcome.describe());
