@@ -6,7 +6,7 @@
 //! committed transaction is in the WAL file); only an OS crash may lose the last few.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -17,7 +17,9 @@ use super::*;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     path: PathBuf,
-    conn: Arc<Mutex<Connection>>,
+    /// Async lock: callers queue here, not on blocking-pool threads (200 services
+    /// writing at once must not park 200 OS threads on a mutex).
+    conn: Arc<tokio::sync::Mutex<Connection>>,
 }
 
 impl SqliteStore {
@@ -35,7 +37,7 @@ impl SqliteStore {
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sql_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql_err)?;
         migrate(&mut conn, &display)?;
-        Ok(Self { path: path.to_path_buf(), conn: Arc::new(Mutex::new(conn)) })
+        Ok(Self { path: path.to_path_buf(), conn: Arc::new(tokio::sync::Mutex::new(conn)) })
     }
 
     pub fn path(&self) -> &Path {
@@ -47,16 +49,11 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
+        let mut guard = Arc::clone(&self.conn).lock_owned().await;
         let path = self.path.display().to_string();
-        tokio::task::spawn_blocking(move || {
-            // A panic while holding the lock poisons it; the connection itself is still
-            // consistent (SQLite rolled back), so keep using it.
-            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut guard).map_err(|source| StoreError::Sqlite { path, source })
-        })
-        .await
-        .map_err(|e| StoreError::Worker(e.to_string()))?
+        tokio::task::spawn_blocking(move || f(&mut guard).map_err(|source| StoreError::Sqlite { path, source }))
+            .await
+            .map_err(|e| StoreError::Worker(e.to_string()))?
     }
 }
 
