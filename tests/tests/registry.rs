@@ -145,9 +145,13 @@ async fn folder_changes_apply_live() {
     eventually("worker to go", wait, || async { (names(&client).await == vec!["web"]).then_some(()) }).await;
     assert_eq!(client.get::<Value>("/api/apps/worker").await.unwrap_err().status(), Some(404));
 
-    // The store mirrors the live set.
-    let stored = host.host.state.store.list_models().await.unwrap();
-    assert_eq!(stored.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), vec!["web"]);
+    // The store mirrors the live set (written right after the in-memory swap).
+    let store = &host.host.state.store;
+    eventually("the store to follow", wait, || async {
+        let stored = store.list_models().await.unwrap();
+        (stored.iter().map(|m| m.name.as_str()).collect::<Vec<_>>() == vec!["web"]).then_some(())
+    })
+    .await;
     host.shutdown().await;
 }
 
