@@ -479,6 +479,8 @@ async fn instances_autostart_limits_and_ttl() {
     let pids: Vec<i64> = multi["instances"].as_array().unwrap().iter().map(|i| i["pid"].as_i64().unwrap()).collect();
     assert_eq!(pids.len(), 3);
     assert_eq!(pids.iter().collect::<std::collections::BTreeSet<_>>().len(), 3, "distinct processes");
+    assert_eq!(read_pid(&d.root().join("pids/multi.pid")), pids[0] as i32, "pid files for supervised instances");
+    assert_eq!(read_pid(&d.root().join("pids/multi-2.pid")), pids[2] as i32);
     let ids_file = d.root().join("app/multi/instances");
     eventually("instance ids written", WAIT, || async {
         let text = std::fs::read_to_string(&ids_file).unwrap_or_default();

@@ -362,7 +362,26 @@ impl Actor {
             generation,
             adopted: false,
         });
+        self.write_pid_file(instance, spawned.record.pid);
         Ok(())
+    }
+
+    /// Supervised instances get pid files too (`<app_pids>/<name>.pid`, and
+    /// `<name>-<i>.pid` for further instances), for tools that expect them.
+    fn pid_file(&self, instance: u32) -> std::path::PathBuf {
+        let base = &self.spec.paths.pid_file;
+        if instance == 0 { base.clone() } else { base.with_file_name(format!("{}-{instance}.pid", self.spec.name)) }
+    }
+
+    fn write_pid_file(&self, instance: u32, pid: i32) {
+        let path = self.pid_file(instance);
+        let written = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&path, format!("{pid}\n")));
+        if let Err(e) = written {
+            tracing::warn!(service = %self.spec.name, file = %path.display(), "cannot write pid file: {e}");
+        }
     }
 
     /// Puts a process under the model's `resource_limit` (cgroup v1). Failing to is
@@ -548,8 +567,8 @@ impl Actor {
         if !graceful {
             self.log.host_line(&format!("did not stop within {:?} of {signal}: killed", self.spec.kill_timeout()));
         }
-        if self.spec.mode == Mode::Script {
-            let _ = std::fs::remove_file(&self.spec.paths.pid_file);
+        for instance in 0..self.spec.instances().max(self.instances.len() as u32) {
+            let _ = std::fs::remove_file(self.pid_file(instance));
         }
         self.instances.clear();
         self.ports.release(&self.spec.name);
