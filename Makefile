@@ -9,17 +9,20 @@ DEMO_CONFIG := examples/demo/apollo.pig
 
 .PHONY: build modules demo test fmt-check lint unit
 
+# Libraries too: module crates are cdylibs.
 build:
-	$(CARGO) build --release --workspace --bins
+	$(CARGO) build --release --workspace
 
-# Stages every module cdylib the workspace builds into modules-dist/.
-# (No module crates exist until the plugin-system issue; the loop then has work.)
+# Stages every module cdylib the workspace builds (modules/* are named module-*, plus
+# the hello-module template) into modules-dist/, by copy + rename so a running host's
+# reload never sees half a file.
 modules: build
 	mkdir -p modules-dist
-	@for so in $(TARGET_DIR)/release/libmodule_*.so; do \
+	@for so in $(TARGET_DIR)/release/libmodule_*.so $(TARGET_DIR)/release/libhello_module.so; do \
 		[ -e "$$so" ] || continue; \
-		cp "$$so" modules-dist/.tmp.so && mv modules-dist/.tmp.so "modules-dist/$$(basename "$$so" | sed 's/^lib//')"; \
-		echo "staged $$so"; \
+		name=$$(basename "$$so" .so | sed 's/^lib//'); \
+		cp "$$so" "modules-dist/.$$name.tmp" && mv "modules-dist/.$$name.tmp" "modules-dist/$$name.so"; \
+		echo "staged $$name.so"; \
 	done
 
 # The demo's manage scripts find demo-http on PATH.

@@ -46,6 +46,19 @@ pub enum Event {
         name: String,
         message: String,
     },
+    /// Module loading: `loaded` (with its generation) or `failed`.
+    ModuleLoad {
+        name: String,
+        file: String,
+        outcome: String,
+        generation: u64,
+    },
+    /// Published by a module through host services.
+    ModuleEvent {
+        module: String,
+        topic: String,
+        payload: String,
+    },
 }
 
 #[derive(Debug, Clone)]

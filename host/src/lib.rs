@@ -11,6 +11,7 @@ pub mod config;
 pub mod events;
 pub mod logging;
 pub mod model;
+pub mod modules;
 pub mod registry;
 pub mod server;
 pub mod state;

@@ -119,6 +119,16 @@ pub async fn build_state(
     let supervisor =
         Supervisor::launch(config.clone(), Arc::clone(&registry), Arc::clone(&store), events.clone(), tasks, cancel)
             .await;
+    let modules = Arc::new(crate::modules::ModuleHost::new(
+        config.modules.clone(),
+        &config.data_dir,
+        Arc::clone(&store),
+        Arc::clone(&supervisor),
+        events.clone(),
+        tasks.clone(),
+    ));
+    let loaded = modules.reload().await;
+    tracing::info!(dir = %modules.dir().display(), modules = loaded.modules.len(), problems = loaded.problems.len(), "modules loaded");
     let state = AppState::new(HostContext {
         config,
         registry,
@@ -127,6 +137,7 @@ pub async fn build_state(
         events,
         started_at: Instant::now(),
         supervisor,
+        modules,
         shutdown: cancel_for_state,
         tasks: tasks.clone(),
         data_dir_lock: lock,

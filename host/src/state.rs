@@ -23,6 +23,7 @@ pub struct HostContext {
     pub events: EventBus,
     pub started_at: Instant,
     pub supervisor: Arc<Supervisor>,
+    pub modules: Arc<crate::modules::ModuleHost>,
     /// Cancelled when the host shuts down: long-lived responses (log follow) end on it.
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Owner of background work started on behalf of requests.

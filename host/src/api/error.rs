@@ -29,6 +29,8 @@ pub enum ApiError {
     #[error("{0}")]
     BadGateway(String),
     #[error("{0}")]
+    GatewayTimeout(String),
+    #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -63,6 +65,7 @@ impl ApiError {
             Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::BadGateway(_) => (StatusCode::BAD_GATEWAY, "failed"),
+            Self::GatewayTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             Self::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),

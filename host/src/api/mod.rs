@@ -15,6 +15,7 @@ mod health;
 mod json;
 mod limits;
 mod models;
+mod modules;
 mod openapi;
 mod session;
 
@@ -59,6 +60,8 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(models::reload))
         .routes(routes!(models::problems))
         .routes(routes!(audit::list_audit))
+        .routes(routes!(modules::list))
+        .routes(routes!(modules::reload))
         .split_for_parts()
 }
 
@@ -67,6 +70,8 @@ pub fn router(state: AppState) -> Router {
     let (routes, doc) = api_routes();
     let body_limit = state.config.server.body_limit_bytes;
     routes
+        // Any method: the module's own route table decides (405 for the others).
+        .route("/api/module/{name}/{*rest}", axum::routing::any(modules::dispatch))
         .merge(SwaggerUi::new("/swagger").url("/api/openapi.json", doc))
         .fallback(limits::not_found)
         .method_not_allowed_fallback(limits::method_not_allowed)

@@ -167,12 +167,22 @@ impl Default for RegistryConfig {
     }
 }
 
-/// `modules.*` (ours): where module `.so` files are picked up (plugin-system issue).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// `modules.*` (ours): where module `.so` files are picked up, and their settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ModulesConfig {
     /// Default `modules-dist/` next to the config file (or the working directory).
     pub dir: PathBuf,
+    /// A module request taking longer is answered 504.
+    pub handler_timeout_secs: u64,
+    /// Each module's own configuration, by module name, handed to its `init`.
+    pub config: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+impl Default for ModulesConfig {
+    fn default() -> Self {
+        Self { dir: PathBuf::new(), handler_timeout_secs: 30, config: Default::default() }
+    }
 }
 
 /// `audit.*` (ours): retention of the audit log.

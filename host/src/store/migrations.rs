@@ -52,6 +52,16 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
         "ALTER TABLE runtime ADD COLUMN processes TEXT NOT NULL DEFAULT '[]';
          ALTER TABLE runtime ADD COLUMN restarts INTEGER NOT NULL DEFAULT 0;",
     ),
+    (
+        3,
+        // Each module's own key-value store (host services `kv_get` / `kv_set`).
+        "CREATE TABLE module_kv (
+             module TEXT NOT NULL,
+             key TEXT NOT NULL,
+             value TEXT NOT NULL,
+             PRIMARY KEY (module, key)
+         );",
+    ),
 ];
 
 /// The newest schema this build knows.

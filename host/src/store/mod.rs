@@ -71,4 +71,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn list_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>>;
     /// Keeps the newest `keep` entries; returns how many were dropped.
     async fn trim_audit(&self, keep: u64) -> StoreResult<u64>;
+
+    /// A module's own key-value data.
+    async fn module_kv_get(&self, module: &str, key: &str) -> StoreResult<Option<String>>;
+    async fn module_kv_set(&self, module: &str, key: &str, value: &str) -> StoreResult<()>;
 }

@@ -231,6 +231,28 @@ impl Store for SqliteStore {
         self.run(move |c| c.execute("DELETE FROM tokens WHERE expires_at_ms <= ?1", [now_ms]).map(|n| n as u64)).await
     }
 
+    async fn module_kv_get(&self, module: &str, key: &str) -> StoreResult<Option<String>> {
+        let (module, key) = (module.to_string(), key.to_string());
+        self.run(move |c| {
+            c.query_row("SELECT value FROM module_kv WHERE module = ?1 AND key = ?2", [module, key], |r| r.get(0))
+                .optional()
+        })
+        .await
+    }
+
+    async fn module_kv_set(&self, module: &str, key: &str, value: &str) -> StoreResult<()> {
+        let (module, key, value) = (module.to_string(), key.to_string(), value.to_string());
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO module_kv (module, key, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(module, key) DO UPDATE SET value = excluded.value",
+                [module, key, value],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
     async fn revoke_all_tokens(&self) -> StoreResult<u64> {
         self.run(|c| c.execute("DELETE FROM tokens", []).map(|n| n as u64)).await
     }

@@ -212,9 +212,11 @@ impl HostProcess {
     /// Spawns `command` (the binary, with env and stderr set by the caller) as
     /// `serve --config config` and waits up to 30 s for its listening line.
     pub fn spawn_with(config: &Path, mut command: Command) -> Self {
+        if !command.get_envs().any(|(k, _)| k == "RUST_LOG") {
+            command.env("RUST_LOG", "warn");
+        }
         let mut child = command
             .args(["serve", "--config", config.to_str().unwrap()])
-            .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawn apollo serve");

@@ -1,0 +1,77 @@
+//! The host side of `plugin_api::ffi::HostObj`: what a module may ask of the host —
+//! log (into the host's tracing, tagged with the module), its own persistent key-value
+//! store, a read-only view of the services, and publishing events. Calls come from the
+//! module's threads (its own tokio copy), so async host work is driven with
+//! `Handle::block_on`, which is allowed there because no host runtime runs on them.
+
+use std::sync::Arc;
+
+use abi_stable::std_types::{ROption, RResult, RStr, RString};
+use plugin_api::ffi::HostObj;
+
+use crate::events::{Event, EventBus};
+use crate::store::Store;
+use crate::supervisor::Supervisor;
+
+#[derive(Clone)]
+pub struct HostServices {
+    pub module: String,
+    pub store: Arc<dyn Store>,
+    pub supervisor: Arc<Supervisor>,
+    pub events: EventBus,
+    pub runtime: tokio::runtime::Handle,
+}
+
+impl std::fmt::Debug for HostServices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostServices").field("module", &self.module).finish()
+    }
+}
+
+/// Keys and values a module may store: bounded so one module cannot fill the disk.
+const MAX_KEY: usize = 256;
+const MAX_VALUE: usize = 1024 * 1024;
+
+impl HostObj for HostServices {
+    fn log(&self, level: u8, message: RStr<'_>) {
+        let module = self.module.as_str();
+        let message = message.as_str();
+        match level {
+            1 => tracing::error!(target: "module", module, "{message}"),
+            2 => tracing::warn!(target: "module", module, "{message}"),
+            3 => tracing::info!(target: "module", module, "{message}"),
+            4 => tracing::debug!(target: "module", module, "{message}"),
+            _ => tracing::trace!(target: "module", module, "{message}"),
+        }
+    }
+
+    fn kv_get(&self, key: RStr<'_>) -> RResult<ROption<RString>, RString> {
+        match self.runtime.block_on(self.store.module_kv_get(&self.module, key.as_str())) {
+            Ok(v) => RResult::ROk(v.map(RString::from).into()),
+            Err(e) => RResult::RErr(e.to_string().into()),
+        }
+    }
+
+    fn kv_set(&self, key: RStr<'_>, value: RStr<'_>) -> RResult<(), RString> {
+        if key.len() > MAX_KEY || value.len() > MAX_VALUE {
+            return RResult::RErr(format!("key over {MAX_KEY} or value over {MAX_VALUE} bytes").into());
+        }
+        match self.runtime.block_on(self.store.module_kv_set(&self.module, key.as_str(), value.as_str())) {
+            Ok(()) => RResult::ROk(()),
+            Err(e) => RResult::RErr(e.to_string().into()),
+        }
+    }
+
+    fn services_json(&self) -> RString {
+        let statuses = self.runtime.block_on(self.supervisor.statuses());
+        serde_json::to_string(&statuses).unwrap_or_else(|_| "[]".into()).into()
+    }
+
+    fn publish(&self, topic: RStr<'_>, payload: RStr<'_>) {
+        self.events.publish(Event::ModuleEvent {
+            module: self.module.clone(),
+            topic: topic.as_str().to_string(),
+            payload: payload.as_str().to_string(),
+        });
+    }
+}
