@@ -31,3 +31,11 @@ pub async fn healthz(State(state): State<AppState>) -> Json<Health> {
         model_problems: snapshot.problems.len(),
     })
 }
+
+/// `GET /api/ping`: the smallest authenticated round trip (`{"pong":true}`), also the
+/// native baseline the module benchmark compares a module route against.
+#[utoipa::path(get, path = "/api/ping", tag = "host",
+    responses((status = 200, description = "Authenticated and alive", body = Object), (status = 401, body = super::ErrorBody)))]
+pub async fn ping() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"pong": true}))
+}

@@ -1,0 +1,2 @@
+//! Module routing benchmark (being written).
+fn main() {}
