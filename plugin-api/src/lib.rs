@@ -60,10 +60,10 @@ pub mod ffi;
 mod sdk;
 
 pub use adapter::PANIC_HEADER;
+pub use sdk::{Host, Level, Module, Request, Response, Route};
 /// The tokio the module's runtime is built with: use this one (timers, spawn, I/O) so
 /// handlers run on the runtime that drives them.
 pub use tokio;
-pub use sdk::{Host, Level, Module, Request, Response, Route};
 
 /// Host features a module may rely on beyond the ABI itself. Bumped when the host
 /// starts offering something new that modules can check for.

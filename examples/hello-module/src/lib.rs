@@ -22,7 +22,7 @@ impl Module for Hello {
             Route::get("/count", "How many greetings so far"),
             Route::post("/echo", "Echo a JSON body"),
             Route::get("/services", "The host's services, read through host services"),
-                        Route::get("/panic", "Panics on purpose: the host answers 500 and keeps serving"),
+            Route::get("/panic", "Panics on purpose: the host answers 500 and keeps serving"),
             Route::get("/ping", "The smallest answer (benchmark twin of GET /api/ping)"),
             Route::get("/sleep/{ms}", "Answers after ms milliseconds (to see the host's handler timeout)"),
         ]
@@ -51,12 +51,12 @@ impl Module for Hello {
                 Err(bad_request) => bad_request,
             },
             "/services" => Response::json(&self.host.services()),
-                        "/panic" => panic!("asked to panic"),
+            "/panic" => panic!("asked to panic"),
             "/ping" => Response::json(&json!({ "pong": true })),
             "/sleep/{ms}" => {
                 let ms: u64 = req.param("ms").and_then(|v| v.parse().ok()).unwrap_or(0);
                 // The module's own runtime drives the timer.
-                                plugin_api::tokio::time::sleep(std::time::Duration::from_millis(ms.min(60_000))).await;
+                plugin_api::tokio::time::sleep(std::time::Duration::from_millis(ms.min(60_000))).await;
                 Response::json(&json!({ "slept_ms": ms }))
             }
             _ => Response::not_found(),

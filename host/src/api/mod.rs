@@ -42,7 +42,7 @@ use crate::state::AppState;
 /// The OpenAPI document and the routes it describes, before layers.
 pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-                .routes(routes!(health::healthz))
+        .routes(routes!(health::healthz))
         .routes(routes!(health::ping))
         .routes(routes!(session::login))
         .routes(routes!(session::logout))
