@@ -129,6 +129,7 @@ pub async fn build_state(
     ));
     let loaded = modules.reload().await;
     tracing::info!(dir = %modules.dir().display(), modules = loaded.modules.len(), problems = loaded.problems.len(), "modules loaded");
+    crate::modules::spawn_watcher(Arc::clone(&modules), tasks, cancel_for_state.clone());
     let state = AppState::new(HostContext {
         config,
         registry,

@@ -39,7 +39,7 @@ async fn modules_load_serve_and_survive_bad_neighbours() {
     let modules = listed["modules"].as_array().unwrap();
     assert_eq!(modules.len(), 1, "{listed:#}");
     assert_eq!(modules[0]["name"], "hello");
-    assert_eq!(modules[0]["routes"].as_array().unwrap().len(), 5);
+    assert_eq!(modules[0]["routes"].as_array().unwrap().len(), 7);
     let problems = listed["problems"].as_array().unwrap();
     let problem = |file: &str| {
         problems
@@ -118,4 +118,125 @@ async fn module_logs_reach_the_host_log_tagged_with_the_module() {
     std::io::Read::read_to_string(&mut stderr, &mut log).unwrap();
     let line = log.lines().find(|l| l.contains("greeted ada")).unwrap_or_else(|| panic!("no module line in:\n{log}"));
     assert!(line.contains("module=\"hello\"") || line.contains("module=hello"), "{line}");
+}
+
+fn fixture(name: &str) -> PathBuf {
+    let path = PathBuf::from(common::apollo_bin()).parent().unwrap().join(format!("libfixture_{name}.so"));
+    assert!(path.exists(), "build the fixtures first: cargo build --workspace");
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_modules_are_refused_with_one_line_each() {
+    let d = deployment();
+    let dir = d.root().join("modules");
+    for name in ["bad_init", "overlap", "plain", "old_abi"] {
+        std::fs::copy(fixture(name), dir.join(format!("{name}.so"))).unwrap();
+    }
+    let host = d.start().await;
+    let listed: Value = host.uds().get("/api/modules").await.unwrap();
+    let error = |file: &str| {
+        listed["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["file"].as_str().unwrap().ends_with(file))
+            .unwrap_or_else(|| panic!("{file} not refused: {listed:#}"))["error"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(error("bad_init.so"), "its init failed: database unreachable at db.invalid:5432");
+    assert!(error("overlap.so").starts_with("module overlap: route /item/{name} conflicts"), "{}", error("overlap.so"));
+    assert!(error("plain.so").starts_with("not an Apollo module"), "{}", error("plain.so"));
+    let old = error("old_abi.so");
+    assert!(old.contains("9.9.0") && old.contains(plugin_api::ABI_VERSION), "names both versions: {old}");
+    assert!(listed["problems"].as_array().unwrap().iter().all(|p| !p["error"].as_str().unwrap().contains('\n')));
+    // The good module next to them is in service.
+    let greeted: Value = host.uds().get("/api/module/hello/greet/ada").await.unwrap();
+    assert_eq!(greeted["count"], 1);
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_limits_degradation_and_openapi() {
+    let d = Deployment::with(json!({
+        "server": {"body_limit_bytes": 4096},
+        "modules": {"dir": "modules", "handler_timeout_secs": 1, "degraded_after_panics": 2}
+    }));
+    std::fs::create_dir_all(d.root().join("modules")).unwrap();
+    std::fs::copy(hello_so(), d.root().join("modules/hello.so")).unwrap();
+    let host = d.start().await;
+    let client = host.uds();
+
+    let slow = client.send(Method::GET, "/api/module/hello/sleep/3000", None).await.unwrap();
+    assert_eq!(slow.status, 504);
+    assert!(slow.json()["error"]["message"].as_str().unwrap().contains("module hello did not answer within 1 s"));
+    let quick: Value = client.get("/api/module/hello/sleep/10").await.unwrap();
+    assert_eq!(quick["slept_ms"], 10);
+
+    let big = json!({"blob": "x".repeat(10_000)});
+    let r = client.send(Method::POST, "/api/module/hello/echo", Some(&big)).await.unwrap();
+    assert_eq!(r.status, 413);
+    assert!(r.json()["error"]["code"].is_string(), "JSON error shape");
+
+    for _ in 0..2 {
+        assert_eq!(client.send(Method::GET, "/api/module/hello/panic", None).await.unwrap().status, 500);
+    }
+    let listed: Value = client.get("/api/modules").await.unwrap();
+    assert_eq!(listed["modules"][0]["state"], "degraded");
+    let ping: Value = client.get("/api/module/hello/ping").await.unwrap();
+    assert_eq!(ping, json!({"pong": true}), "a degraded module keeps serving");
+
+    let doc: Value = host.tcp().get("/api/openapi.json").await.unwrap();
+    let op = &doc["paths"]["/api/module/hello/greet/{name}"]["get"];
+    assert_eq!(op["summary"], "Greet someone (counts greetings in the module's store)");
+    assert_eq!(op["parameters"][0]["name"], "name");
+    assert!(doc["paths"]["/api/module/hello/echo"]["post"].is_object());
+    host.shutdown().await;
+}
+
+#[tokio::test]
+async fn drop_in_reload_and_enable_disable_survive_restarts() {
+    let d = Deployment::with(json!({"modules": {"dir": "modules"}}));
+    let dir = d.root().join("modules");
+    std::fs::create_dir_all(&dir).unwrap();
+    let host = d.spawn();
+    let client = host.uds();
+    let listed: Value = client.get("/api/modules").await.unwrap();
+    assert!(listed["modules"].as_array().unwrap().is_empty());
+
+    // Dropped in (copy + rename, as `make modules` does): live without a reload call.
+    let tmp = dir.join(".hello.tmp");
+    std::fs::copy(hello_so(), &tmp).unwrap();
+    std::fs::rename(&tmp, dir.join("hello.so")).unwrap();
+    common::eventually("hello to load by itself", std::time::Duration::from_secs(10), || async {
+        client.get::<Value>("/api/module/hello/ping").await.ok()
+    })
+    .await;
+
+    // The CLI sees it, and can disable it; disabled stays disabled across a restart.
+    let out = d.cli(&["module", "list"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("hello") && out.stdout.contains("loaded"), "{}", out.stdout);
+    let out = d.cli(&["module", "disable", "hello"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("disabled: hello"), "{}", out.stdout);
+    assert_eq!(client.send(Method::GET, "/api/module/hello/ping", None).await.unwrap().status, 404);
+    assert!(host.terminate().success());
+
+    let host = d.spawn();
+    let client = host.uds();
+    let listed: Value = client.get("/api/modules").await.unwrap();
+    assert!(listed["modules"].as_array().unwrap().is_empty(), "{listed:#}");
+    assert_eq!(listed["disabled"][0]["name"], "hello");
+    let out = d.cli(&["module", "enable", "hello"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let ping: Value = client.get("/api/module/hello/ping").await.unwrap();
+    assert_eq!(ping, json!({"pong": true}));
+    let out = d.cli(&["module", "reload", "hello"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let listed: Value = client.get("/api/modules").await.unwrap();
+    assert!(listed["modules"][0]["generation"].as_u64().unwrap() >= 2, "a named reload loads the file again");
+    assert_eq!(d.cli(&["module", "disable", "ghost"]).code, 1);
 }

@@ -28,6 +28,8 @@ pub use json::ApiJson;
 pub use openapi::ApiDoc;
 pub use session::{LoginResponse, WhoAmI};
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state};
@@ -63,17 +65,22 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(audit::list_audit))
         .routes(routes!(modules::list))
         .routes(routes!(modules::reload))
+        .routes(routes!(modules::disable))
+        .routes(routes!(modules::enable))
         .split_for_parts()
 }
 
 /// The complete application: API routes, OpenAPI JSON, Swagger UI, fallbacks, layers.
 pub fn router(state: AppState) -> Router {
     let (routes, doc) = api_routes();
+    // Served by our own handler so the routes of the modules loaded right now are in it.
+    let base_doc = Arc::new(serde_json::to_value(&doc).unwrap_or_default());
     let body_limit = state.config.server.body_limit_bytes;
     routes
         // Any method: the module's own route table decides (405 for the others).
         .route("/api/module/{name}/{*rest}", axum::routing::any(modules::dispatch))
-        .merge(SwaggerUi::new("/swagger").url("/api/openapi.json", doc))
+        .route("/api/openapi.json", axum::routing::get(move |state| openapi::document(state, Arc::clone(&base_doc))))
+        .merge(SwaggerUi::new("/swagger").config(utoipa_swagger_ui::Config::from("/api/openapi.json")))
         .fallback(limits::not_found)
         .method_not_allowed_fallback(limits::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

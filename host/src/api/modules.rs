@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use abi_stable::std_types::{RString, RVec, Tuple2};
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use plugin_api::ffi::FfiRequest;
@@ -25,7 +25,7 @@ pub struct ModuleInfo {
     pub description: String,
     pub api_level: u32,
     pub generation: u64,
-    /// `loaded`.
+    /// `loaded`, or `degraded` after repeated panics (still served).
     pub state: String,
     pub file: String,
     pub routes: Vec<RouteInfo>,
@@ -39,8 +39,17 @@ pub struct ModulesResponse {
     pub modules: Vec<ModuleInfo>,
     /// Libraries in the folder that are not loaded, one line each.
     pub problems: Vec<ModuleProblem>,
+    /// Modules an operator disabled (not loaded until enabled).
+    pub disabled: Vec<crate::modules::DisabledModule>,
     /// Old generations still mapped (libraries are never unloaded).
     pub leaked_generations: u64,
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReloadQuery {
+    /// Reload only this module (loading its file again even if unchanged).
+    pub name: Option<String>,
 }
 
 fn describe(state: &AppState, table: &ModuleTable) -> ModulesResponse {
@@ -55,7 +64,7 @@ fn describe(state: &AppState, table: &ModuleTable) -> ModulesResponse {
                 description: m.description.clone(),
                 api_level: m.api_level,
                 generation: m.generation,
-                state: "loaded".into(),
+                state: state.modules.state_of(m).into(),
                 file: m.file.display().to_string(),
                 routes: m.routes.clone(),
                 requests: m.requests.load(Ordering::Relaxed),
@@ -63,6 +72,7 @@ fn describe(state: &AppState, table: &ModuleTable) -> ModulesResponse {
             })
             .collect(),
         problems: table.problems.clone(),
+        disabled: table.disabled.clone(),
         leaked_generations: state.modules.leaked_generations(),
     }
 }
@@ -74,11 +84,51 @@ pub async fn list(State(state): State<AppState>) -> Json<ModulesResponse> {
     Json(describe(&state, &table))
 }
 
-#[utoipa::path(post, path = "/api/modules/reload", tag = "modules",
-    responses((status = 200, description = "Re-read the folder: changed libraries load as a new generation", body = ModulesResponse), (status = 401, body = super::ErrorBody)))]
-pub async fn reload(State(state): State<AppState>) -> Json<ModulesResponse> {
-    let table = state.modules.reload().await;
-    Json(describe(&state, &table))
+#[utoipa::path(post, path = "/api/modules/reload", tag = "modules", params(ReloadQuery),
+    responses((status = 200, description = "Re-read the folder: changed libraries load as a new generation", body = ModulesResponse),
+        (status = 404, body = super::ErrorBody), (status = 401, body = super::ErrorBody)))]
+pub async fn reload(
+    State(state): State<AppState>,
+    Query(q): Query<ReloadQuery>,
+) -> Result<Json<ModulesResponse>, ApiError> {
+    if let Some(name) = q.name.as_deref()
+        && !state.modules.table().modules.contains_key(name)
+    {
+        return Err(ApiError::NotFound(format!("no loaded module named {name:?}; GET /api/modules lists them")));
+    }
+    let table = state.modules.reload_with(q.name.as_deref()).await;
+    Ok(Json(describe(&state, &table)))
+}
+
+#[utoipa::path(post, path = "/api/modules/{name}/disable", tag = "modules",
+    params(("name" = String, Path, description = "Module name")),
+    responses((status = 200, description = "Out of service until enabled (also across restarts)", body = ModulesResponse),
+        (status = 404, body = super::ErrorBody), (status = 401, body = super::ErrorBody)))]
+pub async fn disable(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<ModulesResponse>, ApiError> {
+    let table = state.modules.disable(&name).await.map_err(module_error)?;
+    Ok(Json(describe(&state, &table)))
+}
+
+#[utoipa::path(post, path = "/api/modules/{name}/enable", tag = "modules",
+    params(("name" = String, Path, description = "Module name")),
+    responses((status = 200, description = "Loaded again", body = ModulesResponse),
+        (status = 404, body = super::ErrorBody), (status = 401, body = super::ErrorBody)))]
+pub async fn enable(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<ModulesResponse>, ApiError> {
+    let table = state.modules.enable(&name).await.map_err(module_error)?;
+    Ok(Json(describe(&state, &table)))
+}
+
+fn module_error(e: crate::modules::ModuleError) -> ApiError {
+    match e {
+        crate::modules::ModuleError::NotFound(_) => ApiError::NotFound(e.to_string()),
+        crate::modules::ModuleError::Store(s) => s.into(),
+    }
 }
 
 /// Routes a request into a module (mounted for every method).

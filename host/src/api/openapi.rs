@@ -35,3 +35,16 @@ impl Modify for BearerAuth {
         );
     }
 }
+
+/// `GET /api/openapi.json`: the generated document plus the routes of every module
+/// loaded right now (they change with reloads, so they are merged per request).
+pub async fn document(
+    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
+    base: std::sync::Arc<serde_json::Value>,
+) -> axum::Json<serde_json::Value> {
+    let mut doc = (*base).clone();
+    if let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) {
+        paths.extend(state.modules.openapi_paths());
+    }
+    axum::Json(doc)
+}

@@ -378,3 +378,54 @@ fn url_segment(name: &str) -> Result<&str, CliError> {
         Err(CliError::usage(format!("{name:?} is not a valid service name")))
     }
 }
+
+/// `apollo module list`: loaded modules, then refused libraries and disabled modules.
+pub async fn module_list(client: &ApiClient, json: bool) -> Result<(), CliError> {
+    let listing: Value = client.get("/api/modules").await?;
+    print_modules(&listing, json);
+    Ok(())
+}
+
+/// `apollo module reload [NAME] | enable NAME | disable NAME`.
+pub async fn module_action(client: &ApiClient, action: &str, name: Option<&str>, json: bool) -> Result<(), CliError> {
+    let path = match (action, name) {
+        ("reload", None) => "/api/modules/reload".to_string(),
+        ("reload", Some(n)) => format!("/api/modules/reload?name={}", url_segment(n)?),
+        (_, Some(n)) => format!("/api/modules/{}/{action}", url_segment(n)?),
+        _ => return Err(CliError::usage("give a module name")),
+    };
+    let listing: Value = client.post(&path, None).await?;
+    print_modules(&listing, json);
+    Ok(())
+}
+
+fn print_modules(listing: &Value, json: bool) {
+    if json {
+        print_json(listing);
+        return;
+    }
+    let empty = Vec::new();
+    let rows: Vec<Vec<String>> = listing["modules"]
+        .as_array()
+        .unwrap_or(&empty)
+        .iter()
+        .map(|m| {
+            vec![
+                m["name"].as_str().unwrap_or_default().to_string(),
+                m["version"].as_str().unwrap_or_default().to_string(),
+                m["state"].as_str().unwrap_or_default().to_string(),
+                m["generation"].to_string(),
+                m["routes"].as_array().map(|r| r.len()).unwrap_or(0).to_string(),
+                m["requests"].to_string(),
+                m["panics"].to_string(),
+            ]
+        })
+        .collect();
+    print_table(&["NAME", "VERSION", "STATE", "GEN", "ROUTES", "REQUESTS", "PANICS"], &rows);
+    for d in listing["disabled"].as_array().unwrap_or(&empty) {
+        println!("disabled: {} ({})", d["name"].as_str().unwrap_or_default(), d["file"].as_str().unwrap_or_default());
+    }
+    for p in listing["problems"].as_array().unwrap_or(&empty) {
+        println!("not loaded: {}: {}", p["file"].as_str().unwrap_or_default(), p["error"].as_str().unwrap_or_default());
+    }
+}

@@ -52,6 +52,9 @@ pub enum Command {
     /// Inspect services.
     #[command(subcommand)]
     App(AppCommand),
+    /// Runtime modules: list, reload, enable, disable.
+    #[command(subcommand)]
+    Module(ModuleCommand),
     /// Re-read the model folder now.
     Reload,
     /// Validate the config and every model file without a running host.
@@ -86,6 +89,18 @@ pub enum Command {
     },
     /// Interactive shell with history and completion.
     Shell,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModuleCommand {
+    /// Loaded modules, refused libraries, disabled modules.
+    List,
+    /// Re-read the modules folder (or load one module's file again).
+    Reload { name: Option<String> },
+    /// Put a disabled module back in service.
+    Enable { name: String },
+    /// Take a module out of service (kept out across restarts).
+    Disable { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -233,6 +248,19 @@ pub async fn run(cli: Cli, admin_password: Option<String>) -> Result<(), CliErro
             }
         }
         Command::Reload => commands::reload(&connect(g)?, g.json).await,
+        Command::Module(m) => {
+            let client = connect(g)?;
+            match m {
+                ModuleCommand::List => commands::module_list(&client, g.json).await,
+                ModuleCommand::Reload { name } => {
+                    commands::module_action(&client, "reload", name.as_deref(), g.json).await
+                }
+                ModuleCommand::Enable { name } => commands::module_action(&client, "enable", Some(&name), g.json).await,
+                ModuleCommand::Disable { name } => {
+                    commands::module_action(&client, "disable", Some(&name), g.json).await
+                }
+            }
+        }
         Command::Version => commands::version(g).await,
         Command::Audit { limit } => commands::audit(&connect(g)?, limit, g.json).await,
         Command::Shell => shell::run(connect(g)?, g.clone()).await,

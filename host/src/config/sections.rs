@@ -175,13 +175,15 @@ pub struct ModulesConfig {
     pub dir: PathBuf,
     /// A module request taking longer is answered 504.
     pub handler_timeout_secs: u64,
+    /// Panics after which a module is reported `degraded` (it keeps serving).
+    pub degraded_after_panics: u64,
     /// Each module's own configuration, by module name, handed to its `init`.
     pub config: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 impl Default for ModulesConfig {
     fn default() -> Self {
-        Self { dir: PathBuf::new(), handler_timeout_secs: 30, config: Default::default() }
+        Self { dir: PathBuf::new(), handler_timeout_secs: 30, degraded_after_panics: 5, config: Default::default() }
     }
 }
 

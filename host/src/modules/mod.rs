@@ -9,9 +9,11 @@
 
 mod host_services;
 mod loader;
+mod watch;
 
 pub use host_services::HostServices;
 pub use loader::{LoadedModule, RouteInfo};
+pub use watch::spawn_watcher;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -36,11 +38,32 @@ pub struct ModuleProblem {
     pub error: String,
 }
 
+/// A module an operator disabled: not loaded again until enabled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+pub struct DisabledModule {
+    pub name: String,
+    pub file: String,
+    /// The library's hash when it was disabled: that build is not even opened again.
+    pub hash: String,
+}
+
 /// The modules in service; replaced as a whole on reload.
 #[derive(Debug, Default)]
 pub struct ModuleTable {
     pub modules: BTreeMap<String, Arc<LoadedModule>>,
     pub problems: Vec<ModuleProblem>,
+    pub disabled: Vec<DisabledModule>,
+}
+
+/// The store setting that lists disabled modules.
+const DISABLED_SETTING: &str = "modules.disabled";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModuleError {
+    #[error("no module named {0:?}; GET /api/modules lists them")]
+    NotFound(String),
+    #[error("cannot store the module state: {0}")]
+    Store(#[from] crate::store::StoreError),
 }
 
 #[derive(Debug)]
@@ -99,14 +122,59 @@ impl ModuleHost {
         Duration::from_secs(self.config.handler_timeout_secs.max(1))
     }
 
+    /// `loaded`, or `degraded` once a module has panicked `degraded_after_panics` times.
+    pub fn state_of(&self, module: &LoadedModule) -> &'static str {
+        let panics = module.panics.load(Ordering::Relaxed);
+        if panics >= self.config.degraded_after_panics.max(1) { "degraded" } else { "loaded" }
+    }
+
+    /// The OpenAPI path items of every loaded module's routes, for `/api/openapi.json`.
+    pub fn openapi_paths(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut paths = serde_json::Map::new();
+        for m in self.table().modules.values() {
+            for r in &m.routes {
+                let path = format!("/api/module/{}{}", m.name, r.path);
+                let params: Vec<serde_json::Value> = r
+                    .path
+                    .split('/')
+                    .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+                    .map(|p| serde_json::json!({"name": p.trim_start_matches('*'), "in": "path", "required": true, "schema": {"type": "string"}}))
+                    .collect();
+                let operation = serde_json::json!({
+                    "tags": [format!("module {}", m.name)],
+                    "summary": r.summary,
+                    "description": format!("Served by module {} {} (generation {}).", m.name, m.version, m.generation),
+                    "parameters": params,
+                    "security": [{"bearer": []}],
+                    "responses": {
+                        "200": {"description": "The module's answer"},
+                        "401": {"description": "Missing or invalid token"},
+                        "500": {"description": "The handler panicked"},
+                        "504": {"description": "The handler timed out"}
+                    }
+                });
+                let item = paths.entry(path).or_insert_with(|| serde_json::json!({}));
+                item[r.method.to_lowercase()] = operation;
+            }
+        }
+        paths
+    }
+
     /// Re-reads the folder: new and changed libraries are loaded (a changed file as a
     /// new generation), unchanged ones kept, removed ones retired. Never fails as a
     /// whole: each library's failure is its own problem line.
     pub async fn reload(&self) -> Arc<ModuleTable> {
+        self.reload_with(None).await
+    }
+
+    /// `force`: load this module's file again even if it did not change (an operator's
+    /// `reload?name=`).
+    pub async fn reload_with(&self, force: Option<&str>) -> Arc<ModuleTable> {
         let _serial = self.reload_lock.lock().await;
         let previous = self.table();
         let files = library_files(&self.config.dir);
-        let mut next = ModuleTable::default();
+        let disabled = self.disabled().await;
+        let mut next = ModuleTable { disabled: disabled.clone(), ..ModuleTable::default() };
         for file in files {
             let file_name = file.display().to_string();
             let hash = match std::fs::read(&file) {
@@ -116,13 +184,21 @@ impl ModuleHost {
                     continue;
                 }
             };
-            if let Some(same) = previous.modules.values().find(|m| m.file == file && m.hash == hash) {
+            if disabled.iter().any(|d| d.hash == hash) {
+                continue; // listed under `disabled`, never opened
+            }
+            let unchanged = previous.modules.values().find(|m| m.file == file && m.hash == hash);
+            if let Some(same) = unchanged.filter(|m| force != Some(m.name.as_str())) {
                 next.modules.insert(same.name.clone(), Arc::clone(same));
                 continue;
             }
             let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
             let loaded = self.load_blocking(file.clone(), hash, generation).await;
             match loaded {
+                Ok(module) if disabled.iter().any(|d| d.name == module.name) => {
+                    // A new build of a disabled module stays out of service.
+                    self.retire(module);
+                }
                 Ok(module) if next.modules.contains_key(&module.name) => {
                     let other = next.modules[&module.name].file.display().to_string();
                     next.problems.push(ModuleProblem {
@@ -161,6 +237,47 @@ impl ModuleHost {
             }
         }
         next
+    }
+
+    async fn disabled(&self) -> Vec<DisabledModule> {
+        match self.store.get_setting(DISABLED_SETTING).await {
+            Ok(Some(json)) => serde_json::from_str(&json).unwrap_or_default(),
+            Ok(None) => Vec::new(),
+            Err(e) => {
+                tracing::warn!("cannot read disabled modules: {e}");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Takes a module out of service and keeps it out (across restarts) until enabled.
+    pub async fn disable(&self, name: &str) -> Result<Arc<ModuleTable>, ModuleError> {
+        let table = self.table();
+        let module = table.modules.get(name).ok_or_else(|| ModuleError::NotFound(name.to_string()))?;
+        let mut disabled = self.disabled().await;
+        disabled.retain(|d| d.name != name);
+        disabled.push(DisabledModule {
+            name: name.to_string(),
+            file: module.file.display().to_string(),
+            hash: module.hash.clone(),
+        });
+        self.store.put_setting(DISABLED_SETTING, &serde_json::to_string(&disabled).unwrap_or_default()).await?;
+        tracing::info!(module = name, "module disabled");
+        Ok(self.reload().await)
+    }
+
+    /// Puts a disabled module back (loading its library again).
+    pub async fn enable(&self, name: &str) -> Result<Arc<ModuleTable>, ModuleError> {
+        let mut disabled = self.disabled().await;
+        let before = disabled.len();
+        disabled.retain(|d| d.name != name);
+        if disabled.len() == before {
+            let loaded = self.table().modules.contains_key(name);
+            return if loaded { Ok(self.table()) } else { Err(ModuleError::NotFound(name.to_string())) };
+        }
+        self.store.put_setting(DISABLED_SETTING, &serde_json::to_string(&disabled).unwrap_or_default()).await?;
+        tracing::info!(module = name, "module enabled");
+        Ok(self.reload().await)
     }
 
     async fn load_blocking(&self, file: PathBuf, hash: String, generation: u64) -> Result<Arc<LoadedModule>, String> {
