@@ -102,6 +102,21 @@ async fn modules_load_serve_and_survive_bad_neighbours() {
     assert!(reloaded["leaked_generations"].as_u64().unwrap() >= 1);
     let greeted: Value = client.get("/api/module/hello/greet/linus").await.unwrap();
     assert_eq!(greeted["count"], 3);
+
+    // A real new build (same name, changed code) replaces the old one: new answers, no
+    // host restart; the old generation is retired once its requests are done.
+    let tmp = dir.join(".hello.so.tmp");
+    std::fs::copy(fixture("hello_v2"), &tmp).unwrap();
+    std::fs::rename(&tmp, dir.join("hello.so")).unwrap();
+    let reloaded: Value = client.post("/api/modules/reload", None).await.unwrap();
+    assert_eq!(reloaded["modules"][0]["version"], "2.0.0");
+    let pong: Value = client.get("/api/module/hello/ping").await.unwrap();
+    assert_eq!(pong, json!({"pong": "v2"}));
+    assert_eq!(
+        client.send(Method::GET, "/api/module/hello/count", None).await.unwrap().status,
+        404,
+        "old routes are gone"
+    );
     host.shutdown().await;
 }
 
