@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod events;
+pub mod files;
 pub mod logging;
 pub mod model;
 pub mod modules;
@@ -17,6 +18,7 @@ pub mod server;
 pub mod state;
 pub mod store;
 pub mod supervisor;
+pub mod tasks;
 
 /// The host's version (also the API version reported by `/healthz`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

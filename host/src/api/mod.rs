@@ -10,6 +10,7 @@ mod audit;
 mod audit_trail;
 mod control;
 mod error;
+mod files;
 mod guard;
 mod health;
 mod json;
@@ -18,6 +19,7 @@ mod models;
 mod modules;
 mod openapi;
 mod session;
+mod tasks;
 
 pub use apps::{AppDetail, AppSummary};
 pub use control::{BulkOutcome, LogLines};
@@ -67,6 +69,8 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(modules::reload))
         .routes(routes!(modules::disable))
         .routes(routes!(modules::enable))
+                .merge(files::routes())
+        .merge(tasks::routes())
         .split_for_parts()
 }
 

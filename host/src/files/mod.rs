@@ -1,0 +1,1 @@
+//! File manager (being written by the managers issue).

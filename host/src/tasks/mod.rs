@@ -1,0 +1,1 @@
+//! Task manager (being written by the managers issue).
