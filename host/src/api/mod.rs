@@ -10,6 +10,7 @@ mod audit;
 mod audit_trail;
 mod control;
 mod error;
+mod events;
 mod files;
 mod guard;
 mod health;
@@ -65,11 +66,12 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(models::reload))
         .routes(routes!(models::problems))
         .routes(routes!(audit::list_audit))
+        .routes(routes!(events::events))
         .routes(routes!(modules::list))
         .routes(routes!(modules::reload))
         .routes(routes!(modules::disable))
         .routes(routes!(modules::enable))
-                .merge(files::routes())
+        .merge(files::routes())
         .merge(tasks::routes())
         .split_for_parts()
 }

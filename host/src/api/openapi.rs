@@ -16,7 +16,8 @@ use utoipa::{Modify, OpenApi};
         (name = "apps", description = "Registered services"),
         (name = "control", description = "Start, stop, restart, kill, logs"),
         (name = "models", description = "Model files and reload"),
-                (name = "audit", description = "Log of mutating calls"),
+                        (name = "audit", description = "Log of mutating calls"),
+        (name = "events", description = "Websocket of host events"),
         (name = "modules", description = "Runtime modules and their routes"),
     )
 )]

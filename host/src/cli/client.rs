@@ -245,6 +245,62 @@ impl ApiClient {
     }
 }
 
+impl ApiClient {
+    /// Opens the websocket at `path` and calls `on_text` with every text frame until
+    /// the server closes it.
+    pub async fn websocket(&self, path: &str, mut on_text: impl FnMut(&str)) -> Result<(), ClientError> {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+        let connect_err = |source| ClientError::Connect { endpoint: self.endpoint.to_string(), source };
+        let host = match &self.endpoint {
+            Endpoint::Unix(_) => "localhost".to_string(),
+            Endpoint::Tcp(a) => a.clone(),
+        };
+        let mut request =
+            format!("ws://{host}{path}").into_client_request().map_err(|e| ClientError::Protocol(e.to_string()))?;
+        if let Some(token) = &self.token {
+            let value = format!("Bearer {token}")
+                .parse()
+                .map_err(|_| ClientError::Usage("the token is not a valid header value".into()))?;
+            request.headers_mut().insert(header::AUTHORIZATION, value);
+        }
+        let ws_err = |e: tokio_tungstenite::tungstenite::Error| match e {
+            tokio_tungstenite::tungstenite::Error::Http(response) => ClientError::Api {
+                status: response.status().as_u16(),
+                code: "websocket".into(),
+                message: String::from_utf8_lossy(response.body().as_deref().unwrap_or_default()).into_owned(),
+            },
+            other => ClientError::Protocol(other.to_string()),
+        };
+        let mut socket = match &self.endpoint {
+            Endpoint::Unix(p) => {
+                let stream = tokio::net::UnixStream::connect(p).await.map_err(connect_err)?;
+                tokio_tungstenite::client_async(request, tokio_util::either::Either::Left(stream))
+                    .await
+                    .map_err(ws_err)?
+                    .0
+            }
+            Endpoint::Tcp(a) => {
+                let stream = tokio::net::TcpStream::connect(a).await.map_err(connect_err)?;
+                tokio_tungstenite::client_async(request, tokio_util::either::Either::Right(stream))
+                    .await
+                    .map_err(ws_err)?
+                    .0
+            }
+        };
+        while let Some(frame) = socket.next().await {
+            match frame.map_err(ws_err)? {
+                Message::Text(text) => on_text(text.as_str()),
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 async fn exchange<S>(stream: S, request: Request<Full<Bytes>>) -> Result<RawResponse, ClientError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,

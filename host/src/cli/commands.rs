@@ -429,3 +429,21 @@ fn print_modules(listing: &Value, json: bool) {
         println!("not loaded: {}: {}", p["file"].as_str().unwrap_or_default(), p["error"].as_str().unwrap_or_default());
     }
 }
+
+/// `apollo events`: one JSON event per line until the host closes the stream.
+pub async fn events(client: &ApiClient, kinds: Option<&str>, name: Option<&str>) -> Result<(), CliError> {
+    let mut query = Vec::new();
+    if let Some(k) = kinds {
+        query.push(format!("kinds={k}"));
+    }
+    if let Some(n) = name {
+        query.push(format!("name={}", url_segment(n)?));
+    }
+    let path = if query.is_empty() { "/api/events".to_string() } else { format!("/api/events?{}", query.join("&")) };
+    client
+        .websocket(&path, |text| {
+            println!("{text}");
+        })
+        .await?;
+    Ok(())
+}

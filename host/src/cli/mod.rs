@@ -75,6 +75,15 @@ pub enum Command {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Follow the host's events (service states, model changes, module loads, …).
+    Events {
+        /// Comma-separated kinds, e.g. service_state,model_added.
+        #[arg(long)]
+        kinds: Option<String>,
+        /// Only events about this service or module.
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Show the audit log of mutating calls.
     Audit {
         #[arg(long, default_value_t = 20)]
@@ -262,6 +271,7 @@ pub async fn run(cli: Cli, admin_password: Option<String>) -> Result<(), CliErro
             }
         }
         Command::Version => commands::version(g).await,
+        Command::Events { kinds, name } => commands::events(&connect(g)?, kinds.as_deref(), name.as_deref()).await,
         Command::Audit { limit } => commands::audit(&connect(g)?, limit, g.json).await,
         Command::Shell => shell::run(connect(g)?, g.clone()).await,
     }
