@@ -18,6 +18,32 @@ pub struct Spawned {
     pub record: ProcessRecord,
 }
 
+/// The one way the supervisor starts anything (services and manage scripts alike):
+/// directly (no shell), in `cwd` (created if missing), with exactly `env`, stdin closed,
+/// stdout and stderr appended to the service log, as the leader of a new process group
+/// (so stop and kill reach its whole tree), and not killed when its handle is dropped.
+pub fn group_leader(
+    program: impl AsRef<std::ffi::OsStr>,
+    cwd: &std::path::Path,
+    env: &[(String, String)],
+    log: &ServiceLog,
+) -> std::io::Result<tokio::process::Command> {
+    std::fs::create_dir_all(cwd)?;
+    let out = log.open_append()?;
+    let err = out.try_clone()?;
+    let mut command = tokio::process::Command::new(program);
+    command
+        .current_dir(cwd)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .kill_on_drop(false);
+    Ok(command)
+}
+
 pub fn spawn_instance(
     argv: &[String],
     cwd: &std::path::Path,
@@ -26,20 +52,7 @@ pub fn spawn_instance(
     instance: u32,
 ) -> std::io::Result<Spawned> {
     let (program, args) = argv.split_first().ok_or_else(|| std::io::Error::other("run_data.command is empty"))?;
-    std::fs::create_dir_all(cwd)?;
-    let out = log.open_append()?;
-    let err = out.try_clone()?;
-    let child = tokio::process::Command::new(program)
-        .args(args)
-        .current_dir(cwd)
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .process_group(0)
-        .kill_on_drop(false)
-        .spawn()?;
+    let child = group_leader(program, cwd, env, log)?.args(args).spawn()?;
     let pid =
         child.id().map(|p| p as i32).ok_or_else(|| std::io::Error::other("child exited before its pid was read"))?;
     let start_ticks = procfs::start_ticks(pid).unwrap_or(0);

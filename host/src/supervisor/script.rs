@@ -4,7 +4,6 @@
 //! its own process group, and killed (the whole group) when it outlives its timeout.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
@@ -87,22 +86,10 @@ pub async fn run_script(
         });
     }
     let spawn_err = |source| ScriptError::Spawn { script: script.clone(), source };
-    std::fs::create_dir_all(cwd).map_err(spawn_err)?;
-    let out = log.open_append().map_err(spawn_err)?;
-    let err = out.try_clone().map_err(spawn_err)?;
+    let mut command = super::child::group_leader(path, cwd, env, log).map_err(spawn_err)?;
     log.host_line(&format!("running {script}"));
     let started = Instant::now();
-    let mut child = tokio::process::Command::new(path)
-        .current_dir(cwd)
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .process_group(0)
-        .kill_on_drop(false)
-        .spawn()
-        .map_err(spawn_err)?;
+    let mut child = command.spawn().map_err(spawn_err)?;
     let pgid = child.id().map(|p| Pid::from_raw(p as i32));
     let start_ticks = child.id().and_then(|p| super::procfs::start_ticks(p as i32));
     let outcome = match tokio::time::timeout(timeout, child.wait()).await {
