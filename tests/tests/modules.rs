@@ -33,12 +33,16 @@ async fn modules_load_serve_and_survive_bad_neighbours() {
     let bytes = std::fs::read(hello_so()).unwrap();
     std::fs::write(dir.join("truncated.so"), &bytes[..bytes.len() / 3]).unwrap();
     std::fs::copy(hello_so(), dir.join("zz-duplicate.so")).unwrap();
+    let sys_so = PathBuf::from(common::apollo_bin()).parent().unwrap().join("libmodule_sys.so");
+    assert!(sys_so.exists(), "build it first: cargo build -p module-sys (cargo test --workspace does)");
+    std::fs::copy(sys_so, dir.join("sys.so")).unwrap();
     let host = d.start().await;
 
     let listed: Value = host.uds().get("/api/modules").await.unwrap();
     let modules = listed["modules"].as_array().unwrap();
-    assert_eq!(modules.len(), 1, "{listed:#}");
+    assert_eq!(modules.len(), 2, "{listed:#}");
     assert_eq!(modules[0]["name"], "hello");
+    assert_eq!(modules[1]["name"], "sys");
     assert_eq!(modules[0]["routes"].as_array().unwrap().len(), 7);
     let problems = listed["problems"].as_array().unwrap();
     let problem = |file: &str| {
@@ -75,6 +79,8 @@ async fn modules_load_serve_and_survive_bad_neighbours() {
     assert_eq!(panicked.json()["error"]["code"], "module_panic");
     assert!(panicked.json()["error"]["message"].as_str().unwrap().contains("module hello panicked: asked to panic"));
     assert!(panicked.headers.get(plugin_api::PANIC_HEADER).is_none(), "the internal marker is stripped");
+    let load: Value = client.get("/api/module/sys/system/load").await.unwrap();
+    assert!(load["load_1m"].is_number(), "the next request, to another module, succeeds: {load}");
     let count: Value = client.get("/api/module/hello/count").await.unwrap();
     assert_eq!(count["count"], 2);
     let _: Value = client.get("/healthz").await.unwrap();
