@@ -59,6 +59,16 @@ pub enum Event {
         topic: String,
         payload: String,
     },
+    /// A scheduled task finished a run (`ok`, `error`) or skipped one (`skipped`: the
+    /// previous run was still going when this one was due).
+    TaskRun {
+        task: String,
+        /// `schedule` or `manual`.
+        trigger: String,
+        result: String,
+        message: String,
+        duration_ms: u64,
+    },
 }
 
 #[derive(Debug, Clone)]

@@ -130,6 +130,17 @@ pub async fn build_state(
     let loaded = modules.reload().await;
     tracing::info!(dir = %modules.dir().display(), modules = loaded.modules.len(), problems = loaded.problems.len(), "modules loaded");
     crate::modules::spawn_watcher(Arc::clone(&modules), tasks, cancel_for_state.clone());
+    let builtins =
+        crate::tasks::builtin::builtins(&config, Arc::clone(&registry), Arc::clone(&supervisor), Arc::clone(&store));
+    let task_manager = crate::tasks::TaskManager::launch(
+        builtins,
+        Arc::clone(&store),
+        events.clone(),
+        config.tasks.history_keep,
+        tasks,
+        cancel_for_state.clone(),
+    )
+    .await;
     let state = AppState::new(HostContext {
         config,
         registry,
@@ -139,6 +150,7 @@ pub async fn build_state(
         started_at: Instant::now(),
         supervisor,
         modules,
+        task_manager,
         shutdown: cancel_for_state,
         tasks: tasks.clone(),
         data_dir_lock: lock,

@@ -24,6 +24,8 @@ pub struct HostContext {
     pub started_at: Instant,
     pub supervisor: Arc<Supervisor>,
     pub modules: Arc<crate::modules::ModuleHost>,
+    /// The scheduler of the built-in tasks (`/api/tasks`).
+    pub task_manager: Arc<crate::tasks::TaskManager>,
     /// Cancelled when the host shuts down: long-lived responses (log follow) end on it.
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Owner of background work started on behalf of requests.

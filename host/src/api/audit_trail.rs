@@ -20,7 +20,8 @@ pub async fn record_mutations(State(state): State<AppState>, req: Request, next:
         return next.run(req).await;
     }
     let method = req.method().to_string();
-    let path = req.uri().path().to_string();
+    // With the query: for the file manager it names the file acted on.
+    let path = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
     let remote = match req.extensions().get::<Transport>() {
         Some(Transport::UnixSocket) => "unix".to_string(),
         _ => req

@@ -13,6 +13,12 @@ use crate::state::AppState;
 
 /// Answers 503 `timeout` when a handler runs past `server.request_timeout_secs`.
 pub async fn deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    // Uploads are bounded by files.max_upload_bytes and stream for as long as the
+    // client sends; cutting them at the request deadline would fail large files.
+    let path = req.uri().path();
+    if path == "/api/files/content" && req.method() == Method::PUT || path == "/api/files/upload" {
+        return next.run(req).await;
+    }
     let limit = Duration::from_secs(state.config.server.request_timeout_secs.max(1));
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(response) => response,

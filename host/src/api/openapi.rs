@@ -17,7 +17,9 @@ use utoipa::{Modify, OpenApi};
         (name = "control", description = "Start, stop, restart, kill, logs"),
         (name = "models", description = "Model files and reload"),
                         (name = "audit", description = "Log of mutating calls"),
-        (name = "events", description = "Websocket of host events"),
+                (name = "events", description = "Websocket of host events"),
+                (name = "files", description = "File manager over app_root"),
+        (name = "tasks", description = "Scheduled tasks: cron, interval, one-shot"),
         (name = "modules", description = "Runtime modules and their routes"),
     )
 )]

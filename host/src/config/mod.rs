@@ -46,6 +46,8 @@ pub struct Config {
     pub modules: ModulesConfig,
     pub audit: AuditConfig,
     pub supervisor: SupervisorConfig,
+    pub files: FilesConfig,
+    pub tasks: TasksConfig,
     /// Set by `load`: the file this config came from, for messages.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -177,6 +179,9 @@ impl Config {
         }
         if !self.auth.admin_password_hash.is_empty() && !self.auth.admin_password_hash.starts_with("$argon2") {
             return fail("auth.admin_password_hash", "is not an argon2 hash; generate one with `apollo passwd`".into());
+        }
+        if let Err((key, message)) = crate::tasks::validate_config(&self.tasks) {
+            return fail(&key, message);
         }
         Ok(())
     }

@@ -209,3 +209,68 @@ pub struct SupervisorConfig {
     /// running and the next host re-adopts them (a host upgrade causes no downtime).
     pub stop_services_on_exit: bool,
 }
+
+/// `tasks.*` (ours): the built-in scheduled tasks (`crate::tasks::builtin`). Each task
+/// takes at most one of `cron`, `every_secs`, `once_after_secs`; with none it keeps its
+/// default schedule, and `"enabled": false` turns it off. The config key is the task id
+/// with `_` for `-` (`tasks.reload_models` is the task `reload-models`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TasksConfig {
+    /// Run history kept per task in the store (the newest entries).
+    pub history_keep: u32,
+    /// Re-read the model folder. Default: every 300 s.
+    pub reload_models: TaskConfig,
+    /// Check the store's runtime records against the supervisor. Default: every 60 s.
+    pub sync_runtime: TaskConfig,
+    /// Report the size of the service logs. Default: cron `0 0 * * * *` (hourly).
+    pub log_rotation: TaskConfig,
+    /// Count services by state. Default: every 30 s.
+    pub recheck_services: TaskConfig,
+}
+
+impl Default for TasksConfig {
+    fn default() -> Self {
+        Self {
+            history_keep: 500,
+            reload_models: TaskConfig::default(),
+            sync_runtime: TaskConfig::default(),
+            log_rotation: TaskConfig::default(),
+            recheck_services: TaskConfig::default(),
+        }
+    }
+}
+
+/// One task's schedule in `tasks.*`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TaskConfig {
+    pub enabled: bool,
+    /// 6 fields (`sec min hour day-of-month month day-of-week`) or 7 (+ year), UTC,
+    /// e.g. `"0 */5 * * * *"`; or `@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`.
+    pub cron: Option<String>,
+    /// Every N seconds, the first run N seconds after the host starts.
+    pub every_secs: Option<u64>,
+    /// Once, N seconds after the host starts.
+    pub once_after_secs: Option<u64>,
+}
+
+impl Default for TaskConfig {
+    fn default() -> Self {
+        Self { enabled: true, cron: None, every_secs: None, once_after_secs: None }
+    }
+}
+
+/// `files.*` (ours): the file manager over `app_root`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FilesConfig {
+    /// Largest file accepted by upload (streamed to disk, never held in memory).
+    pub max_upload_bytes: u64,
+}
+
+impl Default for FilesConfig {
+    fn default() -> Self {
+        Self { max_upload_bytes: 512 * 1024 * 1024 }
+    }
+}

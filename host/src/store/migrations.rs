@@ -62,6 +62,20 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
              PRIMARY KEY (module, key)
          );",
     ),
+    (
+        4,
+        // The task manager's run history (ok, error, skipped), newest kept per task.
+        "CREATE TABLE task_runs (
+             id INTEGER PRIMARY KEY AUTOINCREMENT,
+             task TEXT NOT NULL,
+             trigger TEXT NOT NULL,
+             started_at_ms INTEGER NOT NULL,
+             duration_ms INTEGER NOT NULL,
+             result TEXT NOT NULL,
+             message TEXT NOT NULL
+         );
+         CREATE INDEX task_runs_task ON task_runs(task, id);",
+    ),
 ];
 
 /// The newest schema this build knows.

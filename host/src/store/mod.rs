@@ -1,6 +1,7 @@
 //! Persistence behind one trait, so the SQLite store (here) and a MongoDB store (a
 //! later issue) are interchangeable. The store keeps what must survive a host crash:
-//! models as loaded, runtime data, login tokens (hashed), settings, the audit log.
+//! models as loaded, runtime data, login tokens (hashed), settings, the audit log,
+//! task run history.
 //! It knows nothing about HTTP or processes.
 
 mod migrations;
@@ -75,4 +76,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// A module's own key-value data.
     async fn module_kv_get(&self, module: &str, key: &str) -> StoreResult<Option<String>>;
     async fn module_kv_set(&self, module: &str, key: &str, value: &str) -> StoreResult<()>;
+
+    /// Appends a task run and returns its id.
+    async fn append_task_run(&self, run: &TaskRunRecord) -> StoreResult<i64>;
+    /// A task's runs, newest first.
+    async fn list_task_runs(&self, task: &str, limit: u32) -> StoreResult<Vec<TaskRunRecord>>;
+    /// Keeps a task's newest `keep` runs; returns how many were dropped.
+    async fn trim_task_runs(&self, task: &str, keep: u64) -> StoreResult<u64>;
 }

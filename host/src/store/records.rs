@@ -81,6 +81,20 @@ pub struct AuditQuery {
     pub actor: Option<String>,
 }
 
+/// One run (or skipped run) of a scheduled task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRunRecord {
+    pub id: i64,
+    pub task: String,
+    /// `schedule` or `manual`.
+    pub trigger: String,
+    pub started_at_ms: i64,
+    pub duration_ms: i64,
+    /// `ok`, `error` or `skipped`.
+    pub result: String,
+    pub message: String,
+}
+
 /// Milliseconds since the Unix epoch: the store's one time format.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()

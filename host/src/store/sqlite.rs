@@ -296,6 +296,56 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn append_task_run(&self, run: &TaskRunRecord) -> StoreResult<i64> {
+        let r = run.clone();
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO task_runs (task, trigger, started_at_ms, duration_ms, result, message)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![r.task, r.trigger, r.started_at_ms, r.duration_ms, r.result, r.message],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+        .await
+    }
+
+    async fn list_task_runs(&self, task: &str, limit: u32) -> StoreResult<Vec<TaskRunRecord>> {
+        let task = task.to_string();
+        self.run(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT id, task, trigger, started_at_ms, duration_ms, result, message FROM task_runs
+                 WHERE task = ?1 ORDER BY id DESC LIMIT ?2",
+            )?;
+            stmt.query_map(params![task, limit], |row| {
+                Ok(TaskRunRecord {
+                    id: row.get(0)?,
+                    task: row.get(1)?,
+                    trigger: row.get(2)?,
+                    started_at_ms: row.get(3)?,
+                    duration_ms: row.get(4)?,
+                    result: row.get(5)?,
+                    message: row.get(6)?,
+                })
+            })?
+            .collect()
+        })
+        .await
+    }
+
+    async fn trim_task_runs(&self, task: &str, keep: u64) -> StoreResult<u64> {
+        let task = task.to_string();
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+        self.run(move |c| {
+            c.execute(
+                "DELETE FROM task_runs WHERE task = ?1 AND id <= (SELECT id FROM task_runs WHERE task = ?1
+                     ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+                params![task, keep],
+            )
+            .map(|n| n as u64)
+        })
+        .await
+    }
+
     async fn list_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {
         let limit = query.limit.unwrap_or(100).clamp(1, 1000);
         let before = query.before_id.unwrap_or(i64::MAX);
