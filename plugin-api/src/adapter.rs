@@ -1,10 +1,15 @@
 //! The glue `export_module!` installs: wraps an author's [`Module`] in the FFI module
 //! object, gives it its own tokio runtime (a cdylib has its own copy of tokio, which
-//! the host's runtime does not drive), and catches every panic at the boundary
-//! (a panic unwinding through an abi_stable shim would abort the host).
+//! the host's runtime does not drive) in whose context every handler is polled, and
+//! catches every panic at the boundary (a panic unwinding through an abi_stable shim
+//! would abort the host). Handlers must not block their thread (it is a host worker
+//! while they are polled): blocking work goes to `plugin_api::tokio::task::spawn_blocking`.
 
+use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RResult, RString, RVec, Tuple2};
@@ -20,6 +25,7 @@ pub const PANIC_HEADER: &str = "x-apollo-module-panic";
 /// mostly I/O-bound and the host's own runtime does the heavy lifting.
 fn runtime(name: &str) -> Result<&'static tokio::runtime::Runtime, String> {
     static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    let _ = MODULE_NAME.set(name.to_string());
     RUNTIME
         .get_or_init(|| {
             tokio::runtime::Builder::new_multi_thread()
@@ -102,17 +108,8 @@ impl<M: Module> ModuleObj for Adapter<M> {
     fn handle(&self, request: FfiRequest) -> FfiFuture<FfiResponse> {
         let module = Arc::clone(&self.module);
         let request = from_ffi(request);
-        // A panic in the handler is caught by the module's runtime (JoinError) and
-        // turned into a 500; it never unwinds into the host.
-        let task = self.runtime.spawn(async move { module.handle(request).await });
-        async move {
-            match task.await {
-                Ok(response) => to_ffi(response),
-                Err(e) if e.is_panic() => panic_response(M::NAME, &panic_message(&*e.into_panic())),
-                Err(_) => to_ffi(Response::error(503, "cancelled", "the module is shutting down")),
-            }
-        }
-        .into_ffi()
+        InModuleRuntime { inner: Some(Box::pin(async move { module.handle(request).await })), runtime: self.runtime }
+            .into_ffi()
     }
 
     fn health(&self) -> RResult<RString, RString> {
@@ -127,6 +124,46 @@ impl<M: Module> ModuleObj for Adapter<M> {
         let _ = catch_unwind(AssertUnwindSafe(|| self.module.shutdown()));
     }
 }
+
+/// A handler's future, polled on the host's thread (no hand-off to another thread per
+/// request: that doubled the cost of a trivial route) but always inside the module's
+/// runtime context, so its timers, I/O and spawns belong to the module's own tokio.
+/// Each poll is guarded by `catch_unwind`: a panic ends the future with a 500.
+struct InModuleRuntime {
+    inner: Option<Pin<Box<dyn Future<Output = Response> + Send>>>,
+    runtime: &'static tokio::runtime::Runtime,
+}
+
+impl Future for InModuleRuntime {
+    type Output = FfiResponse;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<FfiResponse> {
+        let runtime = self.runtime;
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(to_ffi(Response::error(500, "internal", "polled after completion")));
+        };
+        let _entered = runtime.enter();
+        match catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(response)) => {
+                self.inner = None;
+                Poll::Ready(to_ffi(response))
+            }
+            Err(payload) => {
+                // Drop the half-run future now, still inside the module's context.
+                self.inner = None;
+                Poll::Ready(panic_response(&module_name(), &panic_message(&*payload)))
+            }
+        }
+    }
+}
+
+/// The module's name for messages, recorded when the runtime is built.
+fn module_name() -> String {
+    MODULE_NAME.get().cloned().unwrap_or_else(|| "module".into())
+}
+
+static MODULE_NAME: OnceLock<String> = OnceLock::new();
 
 /// The body of the `init` entry point `export_module!` generates.
 pub fn init<M: Module>(host: HostBox, config: RString) -> RResult<ModuleBox, RString> {

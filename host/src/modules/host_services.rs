@@ -1,8 +1,11 @@
 //! The host side of `plugin_api::ffi::HostObj`: what a module may ask of the host —
 //! log (into the host's tracing, tagged with the module), its own persistent key-value
-//! store, a read-only view of the services, and publishing events. Calls come from the
-//! module's threads (its own tokio copy), so async host work is driven with
-//! `Handle::block_on`, which is allowed there because no host runtime runs on them.
+//! store, a read-only view of the services, and publishing events. Calls come from a
+//! host worker (handlers are polled there) or from the module's own threads, so async
+//! host work runs under `block_in_place` + `Handle::block_on`: the worker is handed
+//! over for the moment and no runtime is started inside another. (The host therefore
+//! needs the multi-threaded runtime, which `apollo serve` uses.) No call may unwind into
+//! the module: every method catches panics and answers an error or an empty value.
 
 use std::sync::Arc;
 
@@ -32,46 +35,70 @@ impl std::fmt::Debug for HostServices {
 const MAX_KEY: usize = 256;
 const MAX_VALUE: usize = 1024 * 1024;
 
+impl HostServices {
+    fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        tokio::task::block_in_place(|| self.runtime.block_on(future))
+    }
+}
+
+/// Runs `f`, turning a panic into `fallback` (a panic must not cross the FFI boundary).
+fn guarded<T>(what: &str, fallback: T, f: impl FnOnce() -> T) -> T {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        tracing::error!("host service {what} panicked; answered with a fallback");
+        fallback
+    })
+}
+
 impl HostObj for HostServices {
     fn log(&self, level: u8, message: RStr<'_>) {
-        let module = self.module.as_str();
-        let message = message.as_str();
-        match level {
-            1 => tracing::error!(target: "module", module, "{message}"),
-            2 => tracing::warn!(target: "module", module, "{message}"),
-            3 => tracing::info!(target: "module", module, "{message}"),
-            4 => tracing::debug!(target: "module", module, "{message}"),
-            _ => tracing::trace!(target: "module", module, "{message}"),
-        }
+        guarded("log", (), || {
+            let module = self.module.as_str();
+            let message = message.as_str();
+            match level {
+                1 => tracing::error!(target: "module", module, "{message}"),
+                2 => tracing::warn!(target: "module", module, "{message}"),
+                3 => tracing::info!(target: "module", module, "{message}"),
+                4 => tracing::debug!(target: "module", module, "{message}"),
+                _ => tracing::trace!(target: "module", module, "{message}"),
+            }
+        })
     }
 
     fn kv_get(&self, key: RStr<'_>) -> RResult<ROption<RString>, RString> {
-        match self.runtime.block_on(self.store.module_kv_get(&self.module, key.as_str())) {
-            Ok(v) => RResult::ROk(v.map(RString::from).into()),
-            Err(e) => RResult::RErr(e.to_string().into()),
-        }
+        guarded("kv_get", RResult::RErr("the host failed to answer".into()), || {
+            match self.block_on(self.store.module_kv_get(&self.module, key.as_str())) {
+                Ok(v) => RResult::ROk(v.map(RString::from).into()),
+                Err(e) => RResult::RErr(e.to_string().into()),
+            }
+        })
     }
 
     fn kv_set(&self, key: RStr<'_>, value: RStr<'_>) -> RResult<(), RString> {
         if key.len() > MAX_KEY || value.len() > MAX_VALUE {
             return RResult::RErr(format!("key over {MAX_KEY} or value over {MAX_VALUE} bytes").into());
         }
-        match self.runtime.block_on(self.store.module_kv_set(&self.module, key.as_str(), value.as_str())) {
-            Ok(()) => RResult::ROk(()),
-            Err(e) => RResult::RErr(e.to_string().into()),
-        }
+        guarded("kv_set", RResult::RErr("the host failed to answer".into()), || {
+            match self.block_on(self.store.module_kv_set(&self.module, key.as_str(), value.as_str())) {
+                Ok(()) => RResult::ROk(()),
+                Err(e) => RResult::RErr(e.to_string().into()),
+            }
+        })
     }
 
     fn services_json(&self) -> RString {
-        let statuses = self.runtime.block_on(self.supervisor.statuses());
-        serde_json::to_string(&statuses).unwrap_or_else(|_| "[]".into()).into()
+        guarded("services_json", RString::from("[]"), || {
+            let statuses = self.block_on(self.supervisor.statuses());
+            serde_json::to_string(&statuses).unwrap_or_else(|_| "[]".into()).into()
+        })
     }
 
     fn publish(&self, topic: RStr<'_>, payload: RStr<'_>) {
-        self.events.publish(Event::ModuleEvent {
-            module: self.module.clone(),
-            topic: topic.as_str().to_string(),
-            payload: payload.as_str().to_string(),
-        });
+        guarded("publish", (), || {
+            self.events.publish(Event::ModuleEvent {
+                module: self.module.clone(),
+                topic: topic.as_str().to_string(),
+                payload: payload.as_str().to_string(),
+            })
+        })
     }
 }
