@@ -130,8 +130,19 @@ pub async fn build_state(
     let loaded = modules.reload().await;
     tracing::info!(dir = %modules.dir().display(), modules = loaded.modules.len(), problems = loaded.problems.len(), "modules loaded");
     crate::modules::spawn_watcher(Arc::clone(&modules), tasks, cancel_for_state.clone());
-    let builtins =
-        crate::tasks::builtin::builtins(&config, Arc::clone(&registry), Arc::clone(&supervisor), Arc::clone(&store));
+    let backups = Arc::new(crate::backup::BackupManager::new(
+        &config,
+        Arc::clone(&store),
+        Arc::clone(&registry),
+        Arc::clone(&supervisor),
+    ));
+    let builtins = crate::tasks::builtin::builtins(
+        &config,
+        Arc::clone(&registry),
+        Arc::clone(&supervisor),
+        Arc::clone(&store),
+        Arc::clone(&backups),
+    );
     let task_manager = crate::tasks::TaskManager::launch(
         builtins,
         Arc::clone(&store),
@@ -151,6 +162,7 @@ pub async fn build_state(
         supervisor,
         modules,
         task_manager,
+        backups,
         shutdown: cancel_for_state,
         tasks: tasks.clone(),
         data_dir_lock: lock,

@@ -26,6 +26,8 @@ pub struct HostContext {
     pub modules: Arc<crate::modules::ModuleHost>,
     /// The scheduler of the built-in tasks (`/api/tasks`).
     pub task_manager: Arc<crate::tasks::TaskManager>,
+    /// Backups in `app_back_up`: create, list, restore (`/api/backups`).
+    pub backups: Arc<crate::backup::BackupManager>,
     /// Cancelled when the host shuts down: long-lived responses (log follow) end on it.
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Owner of background work started on behalf of requests.

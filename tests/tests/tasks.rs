@@ -36,7 +36,8 @@ async fn cron_interval_and_one_shot_tasks_fire_and_show_in_history() {
         "recheck_services": {"cron": "*/1 * * * * *"},
         "sync_runtime": {"every_secs": 1},
         "log_rotation": {"once_after_secs": 1},
-        "reload_models": {"enabled": false}
+                "reload_models": {"enabled": false},
+        "backup": {"enabled": false}
     }));
     let host = d.start().await;
     let client = host.uds();

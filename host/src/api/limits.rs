@@ -16,7 +16,11 @@ pub async fn deadline(State(state): State<AppState>, req: Request, next: Next) -
     // Uploads are bounded by files.max_upload_bytes and stream for as long as the
     // client sends; cutting them at the request deadline would fail large files.
     let path = req.uri().path();
-    if path == "/api/files/content" && req.method() == Method::PUT || path == "/api/files/upload" {
+    // Backups and restores run to the end in the background anyway; the client waits.
+    let long_running = path == "/api/files/content" && req.method() == Method::PUT
+        || path == "/api/files/upload"
+        || req.method() == Method::POST && path.starts_with("/api/backups");
+    if long_running {
         return next.run(req).await;
     }
     let limit = Duration::from_secs(state.config.server.request_timeout_secs.max(1));

@@ -8,6 +8,7 @@
 mod apps;
 mod audit;
 mod audit_trail;
+mod backups;
 mod control;
 mod error;
 mod events;
@@ -72,6 +73,7 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(modules::disable))
         .routes(routes!(modules::enable))
         .merge(files::routes())
+        .merge(backups::routes())
         .merge(tasks::routes())
         .split_for_parts()
 }

@@ -9,6 +9,7 @@ use super::output::{or_dash, print_json, print_table};
 use super::{ApiClient, CliError, Endpoint, GlobalArgs, load_config};
 use crate::api::{AppSummary, BulkOutcome, Health, LogLines, LoginResponse};
 use crate::auth::hash_password;
+use crate::backup::{BackupEntry, RestoreReport};
 use crate::config::Config;
 use crate::registry::{ReloadReport, check_folder};
 use crate::store::AuditEntry;
@@ -445,5 +446,91 @@ pub async fn events(client: &ApiClient, kinds: Option<&str>, name: Option<&str>)
             println!("{text}");
         })
         .await?;
+    Ok(())
+}
+
+fn backup_path(id: &str, action: &str) -> Result<String, CliError> {
+    crate::backup::id::validate(id).map_err(CliError::usage)?;
+    Ok(format!("/api/backups/{id}{action}"))
+}
+
+fn size(bytes: u64) -> String {
+    match bytes {
+        b if b < 1024 => format!("{b} B"),
+        b if b < 1024 * 1024 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0)),
+    }
+}
+
+/// `apollo backup [create]`: writes a backup now and prints its id.
+pub async fn backup_create(client: &ApiClient, json: bool) -> Result<(), CliError> {
+    let entry: BackupEntry = client.post("/api/backups", None).await?;
+    if json {
+        print_json(&entry);
+    } else {
+        println!(
+            "backup {} written: {}, {} file(s), services: {}",
+            entry.id,
+            size(entry.size_bytes),
+            entry.files,
+            or_dash(entry.services.join(","))
+        );
+    }
+    Ok(())
+}
+
+/// `apollo backup list`: newest first.
+pub async fn backup_list(client: &ApiClient, json: bool) -> Result<(), CliError> {
+    let entries: Vec<BackupEntry> = client.get("/api/backups").await?;
+    if json {
+        print_json(&entries);
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| {
+            vec![
+                e.id.clone(),
+                e.created_at.clone(),
+                size(e.size_bytes),
+                e.problem.clone().map(|p| format!("unreadable: {p}")).unwrap_or_else(|| or_dash(e.services.join(","))),
+            ]
+        })
+        .collect();
+    print_table(&["ID", "CREATED", "SIZE", "SERVICES"], &rows);
+    Ok(())
+}
+
+/// `apollo backup restore ID`.
+pub async fn backup_restore(client: &ApiClient, id: &str, json: bool) -> Result<(), CliError> {
+    let report: RestoreReport = client.post(&backup_path(id, "/restore")?, None).await?;
+    if json {
+        print_json(&report);
+        return Ok(());
+    }
+    println!(
+        "restored {}: {} file(s), {} dir(s), {} symlink(s); models generation {}",
+        report.id, report.files, report.dirs, report.symlinks, report.models.generation
+    );
+    println!(
+        "  stopped: {}; started again: {}",
+        or_dash(report.stopped.join(",")),
+        or_dash(report.restarted.join(","))
+    );
+    for failed in &report.not_restarted {
+        println!("  not started again: {}: {}", failed.name, failed.error);
+    }
+    println!("  note: {}", report.store);
+    if report.not_restarted.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::failed("restored, but some services did not start again"))
+    }
+}
+
+/// `apollo backup delete ID`.
+pub async fn backup_delete(client: &ApiClient, id: &str) -> Result<(), CliError> {
+    let _: Value = client.call(http::Method::DELETE, &backup_path(id, "")?, None).await?;
+    println!("deleted {id}");
     Ok(())
 }

@@ -84,6 +84,11 @@ pub enum Command {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Backups: with no subcommand, write one now; `list`, `restore ID`, `delete ID`.
+    Backup {
+        #[command(subcommand)]
+        action: Option<BackupCommand>,
+    },
     /// Show the audit log of mutating calls.
     Audit {
         #[arg(long, default_value_t = 20)]
@@ -110,6 +115,19 @@ pub enum ModuleCommand {
     Enable { name: String },
     /// Take a module out of service (kept out across restarts).
     Disable { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Write a backup now (the same as `apollo backup`).
+    Create,
+    /// Backups in app_back_up, newest first.
+    List,
+    /// Restore app_root and the manage scripts from a backup, restarting the services
+    /// that were running.
+    Restore { id: String },
+    /// Delete a backup.
+    Delete { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -272,6 +290,15 @@ pub async fn run(cli: Cli, admin_password: Option<String>) -> Result<(), CliErro
         }
         Command::Version => commands::version(g).await,
         Command::Events { kinds, name } => commands::events(&connect(g)?, kinds.as_deref(), name.as_deref()).await,
+        Command::Backup { action } => {
+            let client = connect(g)?;
+            match action {
+                None | Some(BackupCommand::Create) => commands::backup_create(&client, g.json).await,
+                Some(BackupCommand::List) => commands::backup_list(&client, g.json).await,
+                Some(BackupCommand::Restore { id }) => commands::backup_restore(&client, &id, g.json).await,
+                Some(BackupCommand::Delete { id }) => commands::backup_delete(&client, &id).await,
+            }
+        }
         Command::Audit { limit } => commands::audit(&connect(g)?, limit, g.json).await,
         Command::Shell => shell::run(connect(g)?, g.clone()).await,
     }

@@ -15,7 +15,7 @@ use crate::api::{AppSummary, Health};
 const COMMANDS: &[(&str, &str, &str)] = &[
     ("address", "address [URL]", "show the host address, or switch to http://HOST:PORT / unix:/path"),
     ("app", "app list | app info NAME", "list services, or show one"),
-    ("backup", "backup", "back up app_root, models and store (not available yet: lands with the managers issue)"),
+    ("backup", "backup [list | restore ID]", "back up app_root, scripts and store; list backups; restore one"),
     ("check", "check", "show model files that failed to load"),
     ("clear", "clear", "clear the screen"),
     ("exit", "exit", "leave the shell (also: quit, Ctrl-D)"),
@@ -127,7 +127,9 @@ pub async fn run(mut client: ApiClient, g: GlobalArgs) -> Result<(), CliError> {
                 commands::app_action(&client, action, Some(name), false, g.json).await
             }
             ["logs", name] => commands::app_logs(&client, name, false, 50).await,
-            ["backup", ..] => Err(CliError::failed("backup: not available yet; it lands with the managers issue")),
+            ["backup"] => commands::backup_create(&client, g.json).await,
+            ["backup", "list"] => commands::backup_list(&client, g.json).await,
+            ["backup", "restore", id] => commands::backup_restore(&client, id, g.json).await,
             _ => Err(CliError::usage(format!("unknown command {line:?}; type help"))),
         };
         if let Err(e) = outcome {

@@ -48,6 +48,7 @@ pub struct Config {
     pub supervisor: SupervisorConfig,
     pub files: FilesConfig,
     pub tasks: TasksConfig,
+    pub backup: BackupConfig,
     /// Set by `load`: the file this config came from, for messages.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -179,6 +180,9 @@ impl Config {
         }
         if !self.auth.admin_password_hash.is_empty() && !self.auth.admin_password_hash.starts_with("$argon2") {
             return fail("auth.admin_password_hash", "is not an argon2 hash; generate one with `apollo passwd`".into());
+        }
+        if self.backup.retention == 0 {
+            return fail("backup.retention", "must be at least 1 (the number of backups kept)".into());
         }
         if let Err((key, message)) = crate::tasks::validate_config(&self.tasks) {
             return fail(&key, message);

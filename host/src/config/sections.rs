@@ -227,6 +227,8 @@ pub struct TasksConfig {
     pub log_rotation: TaskConfig,
     /// Count services by state. Default: every 30 s.
     pub recheck_services: TaskConfig,
+    /// Write a backup (see `backup.*`). Default: cron `0 0 3 * * *` (daily, 03:00 UTC).
+    pub backup: TaskConfig,
 }
 
 impl Default for TasksConfig {
@@ -237,6 +239,7 @@ impl Default for TasksConfig {
             sync_runtime: TaskConfig::default(),
             log_rotation: TaskConfig::default(),
             recheck_services: TaskConfig::default(),
+            backup: TaskConfig::default(),
         }
     }
 }
@@ -258,6 +261,20 @@ pub struct TaskConfig {
 impl Default for TaskConfig {
     fn default() -> Self {
         Self { enabled: true, cron: None, every_secs: None, once_after_secs: None }
+    }
+}
+
+/// `backup.*` (ours): backups in `app_back_up`; their schedule is `tasks.backup`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BackupConfig {
+    /// Backups kept: after each new one, all but the newest `retention` are deleted.
+    pub retention: u32,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self { retention: 7 }
     }
 }
 

@@ -83,4 +83,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn list_task_runs(&self, task: &str, limit: u32) -> StoreResult<Vec<TaskRunRecord>>;
     /// Keeps a task's newest `keep` runs; returns how many were dropped.
     async fn trim_task_runs(&self, task: &str, keep: u64) -> StoreResult<u64>;
+
+    /// Writes a consistent copy of the whole store to `dest` (which must not exist)
+    /// while the host keeps running, for backups. Never a copy of the live files: those
+    /// may be mid-transaction, and the WAL holds commits the main file does not.
+    async fn snapshot_to(&self, dest: &std::path::Path) -> StoreResult<()>;
 }

@@ -1,15 +1,14 @@
 //! The built-in tasks and their default schedules (each overridable or disabled under
 //! `tasks.<id with _>`): `reload-models`, `sync-runtime`, `log-rotation`,
-//! `recheck-services`. Several of them make visible and schedulable what other
+//! `recheck-services`, `backup`. Several of them make visible and schedulable what other
 //! subsystems already do on their own; each description says so rather than pretend.
-//!
-//! Not here: `backup` belongs to the backup manager (issue 5, item 4). It registers its
-//! own `TaskSpec` with the scheduler, next to these, with a `tasks.backup` key.
+//! The backup itself lives in `crate::backup`; the task only calls it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::backup::BackupManager;
 use crate::config::{Config, TaskConfig, TasksConfig};
 use crate::registry::Registry;
 use crate::store::Store;
@@ -18,15 +17,18 @@ use crate::supervisor::{ServiceState, Supervisor};
 use super::{JobResult, Schedule, TaskSpec};
 
 /// Every built-in's config key (under `tasks.`), its config and its default schedule.
-pub fn configured(config: &TasksConfig) -> [(&'static str, &TaskConfig, Schedule); 4] {
+pub fn configured(config: &TasksConfig) -> [(&'static str, &TaskConfig, Schedule); 5] {
     let every = |secs| Schedule::Every(Duration::from_secs(secs));
     // A fixed, tested expression: it cannot fail to parse.
     let hourly = Schedule::cron("0 0 * * * *").unwrap_or_else(|_| every(3600));
+    // Daily at 03:00 UTC, away from the top of the hour when other jobs cluster.
+    let daily = Schedule::cron("0 0 3 * * *").unwrap_or_else(|_| every(86_400));
     [
         ("reload_models", &config.reload_models, every(300)),
         ("sync_runtime", &config.sync_runtime, every(60)),
         ("log_rotation", &config.log_rotation, hourly),
         ("recheck_services", &config.recheck_services, every(30)),
+        ("backup", &config.backup, daily),
     ]
 }
 
@@ -37,6 +39,7 @@ pub fn builtins(
     registry: Arc<Registry>,
     supervisor: Arc<Supervisor>,
     store: Arc<dyn Store>,
+    backups: Arc<BackupManager>,
 ) -> Vec<TaskSpec> {
     let mut specs = Vec::new();
     for (key, task_config, default) in configured(&config.tasks) {
@@ -86,6 +89,18 @@ pub fn builtins(
                     move || log_sizes(dir.clone()),
                 )
             }
+            "backup" => {
+                let backups = Arc::clone(&backups);
+                TaskSpec::new(
+                    &id,
+                    "Backup",
+                    "Writes a backup of app_root (models included), the manage scripts and a store snapshot to \
+                     app_back_up, then deletes all but the newest backup.retention. Restoring is never scheduled: \
+                     it is POST /api/backups/{id}/restore or `apollo backup restore ID`.",
+                    schedule,
+                    move || backup(Arc::clone(&backups)),
+                )
+            }
             _ => {
                 let supervisor = Arc::clone(&supervisor);
                 TaskSpec::new(
@@ -102,6 +117,21 @@ pub fn builtins(
         specs.push(spec);
     }
     specs
+}
+
+async fn backup(backups: Arc<BackupManager>) -> JobResult {
+    let created = backups.create().await.map_err(|e| e.to_string())?;
+    let removed = match created.removed.len() {
+        0 => String::new(),
+        n => format!("; {n} old backup(s) removed"),
+    };
+    Ok(format!(
+        "{}: {}, {} file(s), {} service(s){removed}",
+        created.entry.id,
+        human_bytes(created.entry.size_bytes),
+        created.entry.files,
+        created.entry.services.len()
+    ))
 }
 
 async fn reload_models(registry: Arc<Registry>) -> JobResult {
@@ -269,6 +299,7 @@ mod tests {
                 ("sync_runtime", "every 60s".to_string()),
                 ("log_rotation", "0 0 * * * *".to_string()),
                 ("recheck_services", "every 30s".to_string()),
+                ("backup", "0 0 3 * * *".to_string()),
             ]
         );
     }
