@@ -310,6 +310,7 @@ impl RunningHost {
         let served = self.server.await.unwrap_or_else(|e| Err(HostError::Serve(std::io::Error::other(e))));
         // The server may also have stopped on its own (an I/O error): stop the rest too.
         self.cancel.cancel();
+        self.state.modules.shutdown_all().await;
         let stop_services = self.state.config.supervisor.stop_services_on_exit;
         self.state.supervisor.shutdown(stop_services).await;
         self.tasks.close();

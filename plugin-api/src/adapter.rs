@@ -8,7 +8,7 @@
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 
 use abi_stable::sabi_trait::TD_Opaque;
@@ -21,27 +21,39 @@ use crate::sdk::{Host, Module, Request, Response};
 /// The header a host reads to learn that a response came from a panicking handler.
 pub const PANIC_HEADER: &str = "x-apollo-module-panic";
 
-/// One runtime per module library, built on first use, with few threads: modules are
-/// mostly I/O-bound and the host's own runtime does the heavy lifting.
-fn runtime(name: &str) -> Result<&'static tokio::runtime::Runtime, String> {
-    static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+/// One runtime per module library (each loaded generation is a separate copy of the
+/// library, so a separate runtime), built on first use, with few threads: modules are
+/// mostly I/O-bound and their handlers are polled on the host's threads anyway. Shut
+/// down when the module is (or when its init fails), so retired generations leave no
+/// threads behind.
+static RUNTIME: Mutex<Option<tokio::runtime::Runtime>> = Mutex::new(None);
+
+fn runtime(name: &str) -> Result<tokio::runtime::Handle, String> {
     let _ = MODULE_NAME.set(name.to_string());
-    RUNTIME
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_name(format!("module-{name}"))
-                .enable_all()
-                .build()
-                .map_err(|e| format!("cannot start the module's runtime: {e}"))
-        })
-        .as_ref()
-        .map_err(Clone::clone)
+    let mut slot = RUNTIME.lock().unwrap_or_else(|p| p.into_inner());
+    if slot.is_none() {
+        let built = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name(format!("module-{name}"))
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the module's runtime: {e}"))?;
+        *slot = Some(built);
+    }
+    Ok(slot.as_ref().map(|rt| rt.handle().clone()).expect("just built"))
+}
+
+/// Stops the module's runtime without waiting for its tasks (they belong to a module
+/// the host no longer serves).
+fn stop_runtime() {
+    if let Some(rt) = RUNTIME.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        rt.shutdown_background();
+    }
 }
 
 struct Adapter<M: Module> {
     module: Arc<M>,
-    runtime: &'static tokio::runtime::Runtime,
+    runtime: tokio::runtime::Handle,
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -96,20 +108,17 @@ pub(crate) fn manifest<M: Module>() -> FfiManifest {
 
 impl<M: Module> ModuleObj for Adapter<M> {
     fn manifest(&self) -> FfiManifest {
-        catch_unwind(manifest::<M>).unwrap_or_else(|p| FfiManifest {
-            name: M::NAME.into(),
-            version: M::VERSION.into(),
-            description: format!("routes() panicked: {}", panic_message(&*p)).into(),
-            api_level: crate::API_LEVEL,
-            routes: RVec::new(),
-        })
+        manifest_entry::<M>()
     }
 
     fn handle(&self, request: FfiRequest) -> FfiFuture<FfiResponse> {
         let module = Arc::clone(&self.module);
         let request = from_ffi(request);
-        InModuleRuntime { inner: Some(Box::pin(async move { module.handle(request).await })), runtime: self.runtime }
-            .into_ffi()
+        InModuleRuntime {
+            inner: Some(Box::pin(async move { module.handle(request).await })),
+            runtime: self.runtime.clone(),
+        }
+        .into_ffi()
     }
 
     fn health(&self) -> RResult<RString, RString> {
@@ -121,7 +130,10 @@ impl<M: Module> ModuleObj for Adapter<M> {
     }
 
     fn shutdown(&self) {
+        let _entered = self.runtime.enter();
         let _ = catch_unwind(AssertUnwindSafe(|| self.module.shutdown()));
+        drop(_entered);
+        stop_runtime();
     }
 }
 
@@ -131,14 +143,26 @@ impl<M: Module> ModuleObj for Adapter<M> {
 /// Each poll is guarded by `catch_unwind`: a panic ends the future with a 500.
 struct InModuleRuntime {
     inner: Option<Pin<Box<dyn Future<Output = Response> + Send>>>,
-    runtime: &'static tokio::runtime::Runtime,
+    runtime: tokio::runtime::Handle,
+}
+
+/// A handler dropped before it finished (timeout, client gone) is dropped inside the
+/// module's context and under `catch_unwind`: async-ffi aborts the process if a drop
+/// unwinds through it.
+impl Drop for InModuleRuntime {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.take() {
+            let _entered = self.runtime.enter();
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(inner)));
+        }
+    }
 }
 
 impl Future for InModuleRuntime {
     type Output = FfiResponse;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<FfiResponse> {
-        let runtime = self.runtime;
+        let runtime = self.runtime.clone();
         let Some(inner) = self.inner.as_mut() else {
             return Poll::Ready(to_ffi(Response::error(500, "internal", "polled after completion")));
         };
@@ -151,7 +175,8 @@ impl Future for InModuleRuntime {
             }
             Err(payload) => {
                 // Drop the half-run future now, still inside the module's context.
-                self.inner = None;
+                let broken = self.inner.take();
+                let _ = catch_unwind(AssertUnwindSafe(move || drop(broken)));
                 Poll::Ready(panic_response(&module_name(), &panic_message(&*payload)))
             }
         }
@@ -165,6 +190,18 @@ fn module_name() -> String {
 
 static MODULE_NAME: OnceLock<String> = OnceLock::new();
 
+/// The body of the `manifest` entry point: never unwinds (a panicking `routes()`
+/// yields a manifest without routes that says so).
+pub fn manifest_entry<M: Module>() -> FfiManifest {
+    catch_unwind(manifest::<M>).unwrap_or_else(|p| FfiManifest {
+        name: M::NAME.into(),
+        version: M::VERSION.into(),
+        description: format!("routes() panicked: {}", panic_message(&*p)).into(),
+        api_level: crate::API_LEVEL,
+        routes: RVec::new(),
+    })
+}
+
 /// The body of the `init` entry point `export_module!` generates.
 pub fn init<M: Module>(host: HostBox, config: RString) -> RResult<ModuleBox, RString> {
     let built = catch_unwind(AssertUnwindSafe(|| -> Result<ModuleBox, String> {
@@ -173,11 +210,17 @@ pub fn init<M: Module>(host: HostBox, config: RString) -> RResult<ModuleBox, RSt
         // Inside the module's runtime, so `init` may spawn tasks or start timers.
         let _entered = runtime.enter();
         let module = M::init(Host::new(host), config)?;
-        Ok(ModuleObj_TO::from_value(Adapter { module: Arc::new(module), runtime }, TD_Opaque))
+        Ok(ModuleObj_TO::from_value(Adapter { module: Arc::new(module), runtime: runtime.clone() }, TD_Opaque))
     }));
     match built {
         Ok(Ok(module)) => RResult::ROk(module),
-        Ok(Err(e)) => RResult::RErr(e.into()),
-        Err(p) => RResult::RErr(format!("init panicked: {}", panic_message(&*p)).into()),
+        Ok(Err(e)) => {
+            stop_runtime();
+            RResult::RErr(e.into())
+        }
+        Err(p) => {
+            stop_runtime();
+            RResult::RErr(format!("init panicked: {}", panic_message(&*p)).into())
+        }
     }
 }

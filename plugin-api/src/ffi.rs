@@ -96,6 +96,9 @@ pub type HostBox = HostObj_TO<'static, RBox<()>>;
 #[sabi(kind(Prefix(prefix_ref = ModuleRootRef)))]
 #[sabi(missing_field(panic))]
 pub struct ModuleRoot {
+    /// The module's manifest, readable before `init`: the host names the module's
+    /// services, config and store after it.
+    pub manifest: extern "C" fn() -> FfiManifest,
     /// Builds the module with the host's services and the module's config (JSON).
     #[sabi(last_prefix_field)]
     pub init: extern "C" fn(host: HostBox, config: RString) -> RResult<ModuleBox, RString>,

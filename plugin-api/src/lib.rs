@@ -85,8 +85,8 @@ macro_rules! __root_module_symbol {
 /// Items `export_module!` expands to. Not part of the API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::adapter::init;
-    pub use crate::ffi::{HostBox, ModuleBox, ModuleRoot, ModuleRootRef};
+    pub use crate::adapter::{init, manifest_entry};
+    pub use crate::ffi::{FfiManifest, HostBox, ModuleBox, ModuleRoot, ModuleRootRef};
     pub use abi_stable::library::{__call_root_module_loader, CheckTypeLayout, LibHeader, RootModuleResult};
     pub use abi_stable::prefix_type::PrefixTypeTrait;
     pub use abi_stable::std_types::{RResult, RString};
@@ -108,8 +108,12 @@ macro_rules! export_module {
                 p::init::<$module>(host, config)
             }
 
+            extern "C" fn manifest() -> p::FfiManifest {
+                p::manifest_entry::<$module>()
+            }
+
             fn root_module() -> p::ModuleRootRef {
-                p::ModuleRoot { init }.leak_into_prefix()
+                p::ModuleRoot { manifest, init }.leak_into_prefix()
             }
 
             extern "C" fn load_root_module() -> p::RootModuleResult {

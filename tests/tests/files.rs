@@ -433,7 +433,8 @@ async fn uploads_are_limited_and_audited() {
 
 #[tokio::test]
 async fn multipart_uploads_land_atomically_in_the_named_directory() {
-    let d = Deployment::new();
+    // A small JSON body limit must not cap a form: parts are bounded by max_upload_bytes.
+    let d = Deployment::with(json!({"server": {"body_limit_bytes": 4096}}));
     let app = d.root().join("app");
     std::fs::create_dir_all(app.join("web/static")).unwrap();
     let host = d.start().await;
@@ -444,7 +445,9 @@ async fn multipart_uploads_land_atomically_in_the_named_directory() {
             "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n{body}\r\n"
         )
     };
-    let form = format!("{}{}--{boundary}--\r\n", part("a.txt", "alpha"), part("b.txt", "bravo"));
+    let big = "z".repeat(20_000);
+    let form =
+        format!("{}{}{}--{boundary}--\r\n", part("a.txt", "alpha"), part("b.txt", "bravo"), part("big.txt", &big));
     let r = raw(
         c.addr,
         "POST",
@@ -456,6 +459,7 @@ async fn multipart_uploads_land_atomically_in_the_named_directory() {
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(std::fs::read_to_string(app.join("web/static/a.txt")).unwrap(), "alpha");
     assert_eq!(std::fs::read_to_string(app.join("web/static/b.txt")).unwrap(), "bravo");
+    assert_eq!(std::fs::read(app.join("web/static/big.txt")).unwrap().len(), 20_000);
 
     // A part whose file name tries to leave the directory is refused, and nothing lands.
     let evil = format!("{}--{boundary}--\r\n", part("../../escape.txt", "x"));

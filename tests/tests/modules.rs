@@ -21,7 +21,7 @@ fn hello_so() -> PathBuf {
 fn deployment() -> Deployment {
     let d = Deployment::with(json!({"modules": {"dir": "modules", "config": {"hello": {"greeting": "ahoy"}}}}));
     std::fs::create_dir_all(d.root().join("modules")).unwrap();
-    std::fs::copy(hello_so(), d.root().join("modules/hello.so")).unwrap();
+    std::fs::copy(hello_so(), d.root().join("modules/hello_module.so")).unwrap();
     d
 }
 
@@ -102,7 +102,7 @@ async fn modules_load_serve_and_survive_bad_neighbours() {
     changed.extend_from_slice(b"\0rebuilt");
     let tmp = dir.join(".hello.so.tmp");
     std::fs::write(&tmp, &changed).unwrap();
-    std::fs::rename(&tmp, dir.join("hello.so")).unwrap();
+    std::fs::rename(&tmp, dir.join("hello_module.so")).unwrap();
     let reloaded: Value = client.post("/api/modules/reload", None).await.unwrap();
     assert!(reloaded["modules"][0]["generation"].as_u64().unwrap() > first_generation, "{reloaded:#}");
     assert!(reloaded["leaked_generations"].as_u64().unwrap() >= 1);
@@ -113,7 +113,7 @@ async fn modules_load_serve_and_survive_bad_neighbours() {
     // host restart; the old generation is retired once its requests are done.
     let tmp = dir.join(".hello.so.tmp");
     std::fs::copy(fixture("hello_v2"), &tmp).unwrap();
-    std::fs::rename(&tmp, dir.join("hello.so")).unwrap();
+    std::fs::rename(&tmp, dir.join("hello_module.so")).unwrap();
     let reloaded: Value = client.post("/api/modules/reload", None).await.unwrap();
     assert_eq!(reloaded["modules"][0]["version"], "2.0.0");
     let pong: Value = client.get("/api/module/hello/ping").await.unwrap();
@@ -167,7 +167,7 @@ async fn bad_modules_are_refused_with_one_line_each() {
             .unwrap()
             .to_string()
     };
-    assert_eq!(error("bad_init.so"), "its init failed: database unreachable at db.invalid:5432");
+    assert_eq!(error("bad_init.so"), "module bad-init: its init failed: database unreachable at db.invalid:5432");
     assert!(error("overlap.so").starts_with("module overlap: route /item/{name} conflicts"), "{}", error("overlap.so"));
     assert!(error("plain.so").starts_with("not an Apollo module"), "{}", error("plain.so"));
     let old = error("old_abi.so");
@@ -235,6 +235,13 @@ async fn drop_in_reload_and_enable_disable_survive_restarts() {
         client.get::<Value>("/api/module/hello/ping").await.ok()
     })
     .await;
+
+    // Loading reads the file: that must not look like a change (no reload loop).
+    let before: Value = client.get("/api/modules").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let after: Value = client.get("/api/modules").await.unwrap();
+    assert_eq!(before["modules"][0]["generation"], after["modules"][0]["generation"], "{after:#}");
+    assert_eq!(after["leaked_generations"], 0);
 
     // The CLI sees it, and can disable it; disabled stays disabled across a restart.
     let out = d.cli(&["module", "list"]);

@@ -32,7 +32,12 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list, remove))
         .routes(routes!(stat))
         .routes(routes!(download, upload))
-        .routes(routes!(upload_multipart))
+        // Each part is bounded by files.max_upload_bytes while it streams to disk; the
+        // router-wide body limit (meant for JSON) must not cap the form as a whole.
+        .routes(utoipa_axum::router::UtoipaMethodRouterExt::layer(
+            routes!(upload_multipart),
+            axum::extract::DefaultBodyLimit::disable(),
+        ))
         .routes(routes!(mkdir))
         .routes(routes!(rename))
 }

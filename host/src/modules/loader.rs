@@ -57,7 +57,7 @@ pub fn load(
     hash: &str,
     copy_dir: &Path,
     generation: u64,
-    config: &serde_json::Value,
+    configs: &std::collections::BTreeMap<String, serde_json::Value>,
     services: &dyn Fn(&str) -> HostServices,
 ) -> Result<Arc<LoadedModule>, String> {
     check_elf(file)?;
@@ -69,22 +69,14 @@ pub fn load(
     // Mapped (or failed): the copy is no longer needed on disk either way.
     let _ = std::fs::remove_file(&copy);
     let root = root.map_err(describe)?;
-    // The module's name is only known after init; host services learn it from the
-    // file stem first and are rebuilt below if the manifest says otherwise.
-    let provisional = services(stem);
-    let host = HostObj_TO::from_value(provisional, TD_Opaque);
-    let object = match (root.init())(host, config.to_string().into()) {
-        RResult::ROk(object) => object,
-        RResult::RErr(e) => return Err(format!("its init failed: {e}")),
-    };
-    let manifest = object.manifest();
+    // The manifest comes first: the module is checked before its init runs, and its
+    // services, config and store are named after the module, whatever the file is called.
+    let manifest = (root.manifest())();
     let name = manifest.name.to_string();
     if !crate::model::is_valid_service_name(&name) {
-        object.shutdown();
         return Err(format!("module name {name:?} is not valid (letters, digits, '-', '_', '.')"));
     }
     if manifest.api_level > plugin_api::API_LEVEL {
-        object.shutdown();
         return Err(format!(
             "module {name} needs host api level {} but this host offers {}",
             manifest.api_level,
@@ -100,12 +92,12 @@ pub fn load(
             summary: r.summary.to_string(),
         })
         .collect();
-    let router = match build_router(&routes) {
-        Ok(router) => router,
-        Err(e) => {
-            object.shutdown();
-            return Err(format!("module {name}: {e}"));
-        }
+    let router = build_router(&routes).map_err(|e| format!("module {name}: {e}"))?;
+    let config = configs.get(&name).cloned().unwrap_or(serde_json::Value::Null);
+    let host = HostObj_TO::from_value(services(&name), TD_Opaque);
+    let object = match (root.init())(host, config.to_string().into()) {
+        RResult::ROk(object) => object,
+        RResult::RErr(e) => return Err(format!("module {name}: its init failed: {e}")),
     };
     Ok(Arc::new(LoadedModule {
         name,

@@ -55,6 +55,11 @@ pub struct ModuleTable {
     pub disabled: Vec<DisabledModule>,
 }
 
+/// How long loading one library (dlopen + the module's init) may take.
+const LOAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one module's `shutdown` may take at host exit.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The store setting that lists disabled modules.
 const DISABLED_SETTING: &str = "modules.disabled";
 
@@ -81,6 +86,11 @@ pub struct ModuleHost {
     tasks: TaskTracker,
     /// Reloads are serialised.
     reload_lock: tokio::sync::Mutex<()>,
+    /// Libraries refused before, by path and hash: not opened again (each load of a
+    /// library maps it for good) until the file changes.
+    refused: std::sync::Mutex<BTreeMap<PathBuf, (String, String)>>,
+    /// Serialises changes to the disabled list (read, change, write).
+    disabled_edit: tokio::sync::Mutex<()>,
 }
 
 impl ModuleHost {
@@ -103,6 +113,8 @@ impl ModuleHost {
             events,
             tasks,
             reload_lock: tokio::sync::Mutex::new(()),
+            refused: std::sync::Mutex::new(BTreeMap::new()),
+            disabled_edit: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -163,22 +175,48 @@ impl ModuleHost {
     /// Re-reads the folder: new and changed libraries are loaded (a changed file as a
     /// new generation), unchanged ones kept, removed ones retired. Never fails as a
     /// whole: each library's failure is its own problem line.
-    pub async fn reload(&self) -> Arc<ModuleTable> {
+    pub async fn reload(self: &Arc<Self>) -> Arc<ModuleTable> {
         self.reload_with(None).await
     }
 
     /// `force`: load this module's file again even if it did not change (an operator's
-    /// `reload?name=`).
-    pub async fn reload_with(&self, force: Option<&str>) -> Arc<ModuleTable> {
+    /// `reload?name=`). The work runs as a task of its own: a client that goes away
+    /// mid-reload cannot leave half-loaded generations behind.
+    pub async fn reload_with(self: &Arc<Self>, force: Option<&str>) -> Arc<ModuleTable> {
+        let this = Arc::clone(self);
+        let force = force.map(str::to_string);
+        let task = self.tasks.spawn(async move { this.reload_now(force.as_deref()).await });
+        match task.await {
+            Ok(table) => table,
+            Err(e) => {
+                tracing::error!("module reload failed: {e}");
+                self.table()
+            }
+        }
+    }
+
+    async fn reload_now(&self, force: Option<&str>) -> Arc<ModuleTable> {
         let _serial = self.reload_lock.lock().await;
         let previous = self.table();
-        let files = library_files(&self.config.dir);
+        let dir = self.config.dir.clone();
+        // Listing and hashing read every library: off the async workers.
+        let files = tokio::task::spawn_blocking(move || {
+            library_files(&dir)
+                .into_iter()
+                .map(|file| {
+                    let hash = std::fs::read(&file).map(|bytes| hex(&Sha256::digest(&bytes)));
+                    (file, hash)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
         let disabled = self.disabled().await;
         let mut next = ModuleTable { disabled: disabled.clone(), ..ModuleTable::default() };
-        for file in files {
+        for (file, hash) in files {
             let file_name = file.display().to_string();
-            let hash = match std::fs::read(&file) {
-                Ok(bytes) => hex(&Sha256::digest(&bytes)),
+            let hash = match hash {
+                Ok(hash) => hash,
                 Err(e) => {
                     next.problems.push(ModuleProblem { file: file_name, error: format!("cannot read: {e}") });
                     continue;
@@ -187,45 +225,66 @@ impl ModuleHost {
             if disabled.iter().any(|d| d.hash == hash) {
                 continue; // listed under `disabled`, never opened
             }
-            let unchanged = previous.modules.values().find(|m| m.file == file && m.hash == hash);
-            if let Some(same) = unchanged.filter(|m| force != Some(m.name.as_str())) {
-                next.modules.insert(same.name.clone(), Arc::clone(same));
+            let serving = previous.modules.values().find(|m| m.file == file);
+            if let Some(same) = serving.filter(|m| m.hash == hash && force != Some(m.name.as_str())) {
+                self.admit(&mut next, Arc::clone(same), &file_name);
+                continue;
+            }
+            let refused = self.refused.lock().unwrap_or_else(|p| p.into_inner()).get(&file).cloned();
+            if let Some((_, error)) = refused.filter(|(h, _)| *h == hash) {
+                // Refused before and unchanged: not opened again.
+                next.problems.push(ModuleProblem { file: file_name, error });
                 continue;
             }
             let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
-            let loaded = self.load_blocking(file.clone(), hash, generation).await;
+            let loaded =
+                match tokio::time::timeout(LOAD_TIMEOUT, self.load_blocking(file.clone(), hash.clone(), generation))
+                    .await
+                {
+                    Ok(result) => result,
+                    Err(_) => {
+                        Err(format!("did not finish loading within {} s (does its init hang?)", LOAD_TIMEOUT.as_secs()))
+                    }
+                };
             match loaded {
                 Ok(module) if disabled.iter().any(|d| d.name == module.name) => {
                     // A new build of a disabled module stays out of service.
                     self.retire(module);
                 }
-                Ok(module) if next.modules.contains_key(&module.name) => {
-                    let other = next.modules[&module.name].file.display().to_string();
-                    next.problems.push(ModuleProblem {
-                        file: file_name,
-                        error: format!("duplicate module name {:?} (already loaded from {other})", module.name),
-                    });
-                    self.retire(module);
-                }
                 Ok(module) => {
-                    tracing::info!(module = %module.name, version = %module.version, generation, file = %file_name, "module loaded");
-                    self.events.publish(Event::ModuleLoad {
-                        name: module.name.clone(),
-                        file: file_name,
-                        outcome: "loaded".into(),
-                        generation,
-                    });
-                    next.modules.insert(module.name.clone(), module);
+                    if self.admit(&mut next, Arc::clone(&module), &file_name) {
+                        tracing::info!(module = %module.name, version = %module.version, generation, file = %file_name, "module loaded");
+                        self.events.publish(Event::ModuleLoad {
+                            name: module.name.clone(),
+                            file: file_name,
+                            outcome: "loaded".into(),
+                            generation,
+                        });
+                    } else {
+                        self.retire(module);
+                    }
                 }
                 Err(error) => {
                     tracing::warn!(file = %file_name, "module not loaded: {error}");
+                    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
                     self.events.publish(Event::ModuleLoad {
-                        name: String::new(),
+                        name: stem,
                         file: file_name.clone(),
                         outcome: format!("failed: {error}"),
                         generation,
                     });
-                    next.problems.push(ModuleProblem { file: file_name, error });
+                    self.refused.lock().unwrap_or_else(|p| p.into_inner()).insert(file.clone(), (hash, error.clone()));
+                    match serving {
+                        // A broken new build never takes a working one out of service.
+                        Some(old) => {
+                            next.problems.push(ModuleProblem {
+                                file: file_name.clone(),
+                                error: format!("{error}; generation {} keeps serving", old.generation),
+                            });
+                            self.admit(&mut next, Arc::clone(old), &file_name);
+                        }
+                        None => next.problems.push(ModuleProblem { file: file_name, error }),
+                    }
                 }
             }
         }
@@ -237,6 +296,36 @@ impl ModuleHost {
             }
         }
         next
+    }
+
+    /// Puts `module` into `next` unless its name is taken (first file by name wins);
+    /// `false` (and a problem line) when it is a duplicate.
+    fn admit(&self, next: &mut ModuleTable, module: Arc<LoadedModule>, file_name: &str) -> bool {
+        if let Some(other) = next.modules.get(&module.name) {
+            let other = other.file.display().to_string();
+            next.problems.push(ModuleProblem {
+                file: file_name.to_string(),
+                error: format!("duplicate module name {:?} (already loaded from {other})", module.name),
+            });
+            return false;
+        }
+        next.modules.insert(module.name.clone(), module);
+        true
+    }
+
+    /// Takes every module out of service at host shutdown, running each `shutdown`.
+    pub async fn shutdown_all(&self) {
+        let table = std::mem::take(&mut *self.table.write().unwrap_or_else(|p| p.into_inner()));
+        for module in table.modules.values() {
+            let module = Arc::clone(module);
+            let name = module.name.clone();
+            let done =
+                tokio::time::timeout(SHUTDOWN_TIMEOUT, tokio::task::spawn_blocking(move || module.object.shutdown()))
+                    .await;
+            if done.is_err() {
+                tracing::warn!(module = %name, "shutdown did not return within {} s", SHUTDOWN_TIMEOUT.as_secs());
+            }
+        }
     }
 
     async fn disabled(&self) -> Vec<DisabledModule> {
@@ -251,7 +340,8 @@ impl ModuleHost {
     }
 
     /// Takes a module out of service and keeps it out (across restarts) until enabled.
-    pub async fn disable(&self, name: &str) -> Result<Arc<ModuleTable>, ModuleError> {
+    pub async fn disable(self: &Arc<Self>, name: &str) -> Result<Arc<ModuleTable>, ModuleError> {
+        let edit = self.disabled_edit.lock().await;
         let table = self.table();
         let module = table.modules.get(name).ok_or_else(|| ModuleError::NotFound(name.to_string()))?;
         let mut disabled = self.disabled().await;
@@ -263,11 +353,13 @@ impl ModuleHost {
         });
         self.store.put_setting(DISABLED_SETTING, &serde_json::to_string(&disabled).unwrap_or_default()).await?;
         tracing::info!(module = name, "module disabled");
+        drop(edit);
         Ok(self.reload().await)
     }
 
     /// Puts a disabled module back (loading its library again).
-    pub async fn enable(&self, name: &str) -> Result<Arc<ModuleTable>, ModuleError> {
+    pub async fn enable(self: &Arc<Self>, name: &str) -> Result<Arc<ModuleTable>, ModuleError> {
+        let edit = self.disabled_edit.lock().await;
         let mut disabled = self.disabled().await;
         let before = disabled.len();
         disabled.retain(|d| d.name != name);
@@ -277,13 +369,13 @@ impl ModuleHost {
         }
         self.store.put_setting(DISABLED_SETTING, &serde_json::to_string(&disabled).unwrap_or_default()).await?;
         tracing::info!(module = name, "module enabled");
+        drop(edit);
         Ok(self.reload().await)
     }
 
     async fn load_blocking(&self, file: PathBuf, hash: String, generation: u64) -> Result<Arc<LoadedModule>, String> {
         let copy_dir = self.copy_dir.clone();
-        let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
-        let config = self.config.config.get(module_name_guess(&stem)).cloned().unwrap_or(serde_json::Value::Null);
+        let configs = self.config.config.clone();
         let (store, supervisor, events) = (Arc::clone(&self.store), Arc::clone(&self.supervisor), self.events.clone());
         let runtime = tokio::runtime::Handle::current();
         // dlopen and the module's init are blocking (and init may call host services,
@@ -296,7 +388,7 @@ impl ModuleHost {
                 events: events.clone(),
                 runtime: runtime.clone(),
             };
-            loader::load(&file, &hash, &copy_dir, generation, &config, &services)
+            loader::load(&file, &hash, &copy_dir, generation, &configs, &services)
         })
         .await
         .map_err(|e| format!("loading panicked: {e}"))?
@@ -313,13 +405,6 @@ impl ModuleHost {
             let _ = tokio::task::spawn_blocking(move || module.object.shutdown()).await;
         });
     }
-}
-
-/// `libhello_module.so` → `hello_module` → the config key is the module name, which
-/// authors usually derive from the crate name; both spellings are looked up.
-fn module_name_guess(stem: &str) -> &str {
-    let stem = stem.strip_prefix("lib").unwrap_or(stem);
-    stem.strip_prefix("module_").unwrap_or(stem).trim_end_matches("_module")
 }
 
 fn library_files(dir: &Path) -> Vec<PathBuf> {

@@ -24,7 +24,13 @@ pub fn spawn_watcher(host: Arc<ModuleHost>, tracker: &TaskTracker, cancel: Cance
     }
     let (tx, mut rx) = mpsc::channel::<()>(1);
     let made = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if res.is_ok() {
+        // Only changes count. Reading a library (which every reload does) raises open
+        // and close-after-read events: reacting to those would reload for ever.
+        use notify::EventKind::{Access, Create, Modify, Remove};
+        use notify::event::{AccessKind, AccessMode};
+        if let Ok(event) = res
+            && matches!(event.kind, Create(_) | Modify(_) | Remove(_) | Access(AccessKind::Close(AccessMode::Write)))
+        {
             let _ = tx.try_send(());
         }
     });
