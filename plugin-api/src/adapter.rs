@@ -209,7 +209,9 @@ pub fn init<M: Module>(host: HostBox, config: RString) -> RResult<ModuleBox, RSt
         let config = serde_json::from_str(config.as_str()).unwrap_or(serde_json::Value::Null);
         // Inside the module's runtime, so `init` may spawn tasks or start timers.
         let _entered = runtime.enter();
-        let module = M::init(Host::new(host), config)?;
+        let host = Host::new(host);
+        crate::logging::install(host.clone());
+        let module = M::init(host, config)?;
         Ok(ModuleObj_TO::from_value(Adapter { module: Arc::new(module), runtime: runtime.clone() }, TD_Opaque))
     }));
     match built {

@@ -84,8 +84,11 @@ pub trait HostObj: Send + Sync {
     /// The registered services with state, pid and ports, as a JSON array.
     fn services_json(&self) -> RString;
     /// Publishes an event (`topic`, JSON `payload`) on the host's event bus.
-    #[sabi(last_prefix_field)]
     fn publish(&self, topic: RStr<'_>, payload: RStr<'_>);
+    /// The next event on the host's bus (JSON), waiting for one. A module that falls
+    /// behind gets `{"kind":"lagged","missed":N}` and continues with newer events.
+    #[sabi(last_prefix_field)]
+    fn next_event(&self) -> FfiFuture<RString>;
 }
 
 pub type HostBox = HostObj_TO<'static, RBox<()>>;

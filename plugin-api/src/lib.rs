@@ -57,6 +57,7 @@
 
 mod adapter;
 pub mod ffi;
+mod logging;
 mod sdk;
 
 pub use adapter::PANIC_HEADER;
@@ -64,6 +65,8 @@ pub use sdk::{Host, Level, Module, Request, Response, Route};
 /// The tokio the module's runtime is built with: use this one (timers, spawn, I/O) so
 /// handlers run on the runtime that drives them.
 pub use tokio;
+/// The `tracing` whose events are forwarded to the host's log (INFO and above).
+pub use tracing;
 
 /// Host features a module may rely on beyond the ABI itself. Bumped when the host
 /// starts offering something new that modules can check for.

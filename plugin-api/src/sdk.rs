@@ -195,6 +195,13 @@ impl Host {
     pub fn publish(&self, topic: &str, payload: &serde_json::Value) {
         self.inner.publish(RStr::from(topic), RStr::from(payload.to_string().as_str()));
     }
+
+    /// Waits for the next event on the host's bus (service states, model changes,
+    /// module loads, task runs…): `{"kind": …, …}`. Each `Host` shares one subscription.
+    pub async fn next_event(&self) -> serde_json::Value {
+        let event = self.inner.next_event().await;
+        serde_json::from_str(event.as_str()).unwrap_or(serde_json::Value::Null)
+    }
 }
 
 /// What a module author implements. The handler runs on the module's own tokio

@@ -43,7 +43,7 @@ async fn modules_load_serve_and_survive_bad_neighbours() {
     assert_eq!(modules.len(), 2, "{listed:#}");
     assert_eq!(modules[0]["name"], "hello");
     assert_eq!(modules[1]["name"], "sys");
-    assert_eq!(modules[0]["routes"].as_array().unwrap().len(), 7);
+    assert_eq!(modules[0]["routes"].as_array().unwrap().len(), 8);
     let problems = listed["problems"].as_array().unwrap();
     let problem = |file: &str| {
         problems
@@ -267,4 +267,21 @@ async fn drop_in_reload_and_enable_disable_survive_restarts() {
     let listed: Value = client.get("/api/modules").await.unwrap();
     assert!(listed["modules"][0]["generation"].as_u64().unwrap() >= 2, "a named reload loads the file again");
     assert_eq!(d.cli(&["module", "disable", "ghost"]).code, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modules_subscribe_to_host_events() {
+    let d = deployment();
+    let host = d.start().await;
+    let client = host.uds();
+    let waiting = tokio::spawn({
+        let client = client.clone();
+        async move { client.get::<Value>("/api/module/hello/events/next?kind=model_added").await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    d.write_model("fresh.pig", &common::model("fresh", "app_fresh", &[]));
+    let event = waiting.await.unwrap().unwrap();
+    assert_eq!(event["kind"], "model_added");
+    assert_eq!(event["name"], "fresh");
+    host.shutdown().await;
 }

@@ -25,6 +25,7 @@ impl Module for Hello {
             Route::get("/panic", "Panics on purpose: the host answers 500 and keeps serving"),
             Route::get("/ping", "The smallest answer (benchmark twin of GET /api/ping)"),
             Route::get("/sleep/{ms}", "Answers after ms milliseconds (to see the host's handler timeout)"),
+            Route::get("/events/next", "The next host event of ?kind= (waits up to 10 s)"),
         ]
     }
 
@@ -42,7 +43,8 @@ impl Module for Hello {
                 if let Err(e) = self.host.kv_set("greetings", &count.to_string()) {
                     return Response::error(500, "store", &e);
                 }
-                self.host.info(&format!("greeted {name}"));
+                // The module's tracing is forwarded into the host's log.
+                plugin_api::tracing::info!(count, "greeted {name}");
                 Response::json(&json!({ "message": format!("{}, {name}!", self.greeting), "count": count }))
             }
             "/count" => Response::json(&json!({ "count": self.count() })),
@@ -53,6 +55,21 @@ impl Module for Hello {
             "/services" => Response::json(&self.host.services()),
             "/panic" => panic!("asked to panic"),
             "/ping" => Response::json(&json!({ "pong": true })),
+            "/events/next" => {
+                let kind = req.query_param("kind");
+                let wait = async {
+                    loop {
+                        let event = self.host.next_event().await;
+                        if kind.as_deref().is_none_or(|k| event["kind"] == k) {
+                            return event;
+                        }
+                    }
+                };
+                match plugin_api::tokio::time::timeout(std::time::Duration::from_secs(10), wait).await {
+                    Ok(event) => Response::json(&event),
+                    Err(_) => Response::error(504, "timeout", "no such event within 10 s"),
+                }
+            }
             "/sleep/{ms}" => {
                 let ms: u64 = req.param("ms").and_then(|v| v.parse().ok()).unwrap_or(0);
                 // The module's own runtime drives the timer.

@@ -19,6 +19,8 @@ use crate::supervisor::Supervisor;
 #[derive(Clone)]
 pub struct HostServices {
     pub module: String,
+    /// This module's subscription to the event bus (for `next_event`).
+    pub subscription: Arc<tokio::sync::Mutex<tokio::sync::broadcast::Receiver<Event>>>,
     pub store: Arc<dyn Store>,
     pub supervisor: Arc<Supervisor>,
     pub events: EventBus,
@@ -100,5 +102,21 @@ impl HostObj for HostServices {
                 payload: payload.as_str().to_string(),
             })
         })
+    }
+
+    fn next_event(&self) -> async_ffi::FfiFuture<RString> {
+        use async_ffi::FutureExt;
+        use tokio::sync::broadcast::error::RecvError;
+        let subscription = Arc::clone(&self.subscription);
+        async move {
+            let mut receiver = subscription.lock().await;
+            let text = match receiver.recv().await {
+                Ok(event) => serde_json::to_string(&event).unwrap_or_default(),
+                Err(RecvError::Lagged(missed)) => serde_json::json!({"kind": "lagged", "missed": missed}).to_string(),
+                Err(RecvError::Closed) => serde_json::json!({"kind": "closed"}).to_string(),
+            };
+            RString::from(text)
+        }
+        .into_ffi()
     }
 }

@@ -383,6 +383,7 @@ impl ModuleHost {
         tokio::task::spawn_blocking(move || {
             let services = |name: &str| HostServices {
                 module: name.to_string(),
+                subscription: Arc::new(tokio::sync::Mutex::new(events.subscribe())),
                 store: Arc::clone(&store),
                 supervisor: Arc::clone(&supervisor),
                 events: events.clone(),
