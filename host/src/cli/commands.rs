@@ -5,7 +5,7 @@ use std::io::{BufRead, IsTerminal};
 
 use serde_json::{Value, json};
 
-use super::output::{or_dash, print_json, print_table};
+use super::output::{or_dash, print_json, print_list, print_table};
 use super::{ApiClient, CliError, Endpoint, GlobalArgs, load_config};
 use crate::api::{AppSummary, BulkOutcome, Health, LogLines, LoginResponse};
 use crate::auth::hash_password;
@@ -25,25 +25,17 @@ fn when(ms: i64) -> String {
 
 pub async fn app_list(client: &ApiClient, json: bool) -> Result<(), CliError> {
     let apps: Vec<AppSummary> = client.get("/api/apps").await?;
-    if json {
-        print_json(&apps);
-        return Ok(());
-    }
-    let rows: Vec<Vec<String>> = apps
-        .iter()
-        .map(|a| {
-            vec![
-                a.name.clone(),
-                a.state.as_str().to_string(),
-                a.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
-                ports(&a.ports),
-                or_dash(a.mode.clone()),
-                or_dash(a.run_dep.join(",")),
-                or_dash(a.description.clone()),
-            ]
-        })
-        .collect();
-    print_table(&["NAME", "STATE", "PID", "PORTS", "MODE", "DEPENDS ON", "DESCRIPTION"], &rows);
+    print_list(&apps, json, &["NAME", "STATE", "PID", "PORTS", "MODE", "DEPENDS ON", "DESCRIPTION"], |a| {
+        vec![
+            a.name.clone(),
+            a.state.as_str().to_string(),
+            a.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+            ports(&a.ports),
+            or_dash(a.mode.clone()),
+            or_dash(a.run_dep.join(",")),
+            or_dash(a.description.clone()),
+        ]
+    });
     Ok(())
 }
 
@@ -252,25 +244,17 @@ pub async fn host_version(client: &ApiClient, json: bool) -> Result<(), CliError
 
 pub async fn audit(client: &ApiClient, limit: u32, json: bool) -> Result<(), CliError> {
     let entries: Vec<AuditEntry> = client.get(&format!("/api/audit?limit={limit}")).await?;
-    if json {
-        print_json(&entries);
-        return Ok(());
-    }
-    let rows: Vec<Vec<String>> = entries
-        .iter()
-        .map(|e| {
-            vec![
-                e.id.to_string(),
-                when(e.at_ms),
-                e.actor.clone(),
-                e.remote.clone(),
-                e.method.clone(),
-                e.path.clone(),
-                e.status.to_string(),
-            ]
-        })
-        .collect();
-    print_table(&["ID", "WHEN (UTC)", "ACTOR", "FROM", "METHOD", "PATH", "STATUS"], &rows);
+    print_list(&entries, json, &["ID", "WHEN (UTC)", "ACTOR", "FROM", "METHOD", "PATH", "STATUS"], |e| {
+        vec![
+            e.id.to_string(),
+            when(e.at_ms),
+            e.actor.clone(),
+            e.remote.clone(),
+            e.method.clone(),
+            e.path.clone(),
+            e.status.to_string(),
+        ]
+    });
     Ok(())
 }
 
@@ -482,22 +466,14 @@ pub async fn backup_create(client: &ApiClient, json: bool) -> Result<(), CliErro
 /// `apollo backup list`: newest first.
 pub async fn backup_list(client: &ApiClient, json: bool) -> Result<(), CliError> {
     let entries: Vec<BackupEntry> = client.get("/api/backups").await?;
-    if json {
-        print_json(&entries);
-        return Ok(());
-    }
-    let rows: Vec<Vec<String>> = entries
-        .iter()
-        .map(|e| {
-            vec![
-                e.id.clone(),
-                e.created_at.clone(),
-                size(e.size_bytes),
-                e.problem.clone().map(|p| format!("unreadable: {p}")).unwrap_or_else(|| or_dash(e.services.join(","))),
-            ]
-        })
-        .collect();
-    print_table(&["ID", "CREATED", "SIZE", "SERVICES"], &rows);
+    print_list(&entries, json, &["ID", "CREATED", "SIZE", "SERVICES"], |e| {
+        vec![
+            e.id.clone(),
+            e.created_at.clone(),
+            size(e.size_bytes),
+            e.problem.clone().map(|p| format!("unreadable: {p}")).unwrap_or_else(|| or_dash(e.services.join(","))),
+        ]
+    });
     Ok(())
 }
 

@@ -22,6 +22,15 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
+/// A list as JSON (`--json`) or as a table with one row per item.
+pub fn print_list<T: Serialize>(items: &[T], json: bool, header: &[&str], row: impl Fn(&T) -> Vec<String>) {
+    if json {
+        print_json(&items);
+    } else {
+        print_table(header, &items.iter().map(row).collect::<Vec<_>>());
+    }
+}
+
 pub fn print_json<T: Serialize>(value: &T) {
     match serde_json::to_string_pretty(value) {
         Ok(text) => println!("{text}"),
