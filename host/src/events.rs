@@ -1,5 +1,5 @@
 //! The in-process event bus: a broadcast channel every subsystem publishes to
-//! (model changes, service states; alarms, tasks and modules as those land).
+//! (model changes, service states, alarms, tasks and modules).
 //! Subscribers that fall behind lose the oldest events and are told how many
 //! (`RecvError::Lagged`), so a slow consumer never blocks a publisher.
 
@@ -68,6 +68,20 @@ pub enum Event {
         result: String,
         message: String,
         duration_ms: u64,
+    },
+    /// A new alarm (repeats of an unresolved one only bump its count).
+    AlarmRaised {
+        id: i64,
+        alarm_kind: String,
+        subject: String,
+        severity: String,
+        message: String,
+    },
+    /// An alarm's subject recovered.
+    AlarmResolved {
+        id: i64,
+        alarm_kind: String,
+        subject: String,
     },
 }
 

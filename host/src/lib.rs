@@ -4,6 +4,7 @@
 //! The binary is one line over [`cli::main`]; everything testable lives here.
 //! ARCHITECTURE.md has the map and the invariants.
 
+pub mod alarms;
 pub mod api;
 pub mod auth;
 pub mod backup;

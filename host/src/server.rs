@@ -107,6 +107,9 @@ pub async fn build_state(
     let (auth, password_source, generated_password) =
         AuthService::bootstrap(&config.auth, Arc::clone(&store), env_admin_password).await?;
     let events = EventBus::new();
+    // Subscribed before anything publishes, so no failure at start-up goes unnoticed.
+    let alarms =
+        crate::alarms::AlarmManager::launch(&config, Arc::clone(&store), events.clone(), tasks, cancel.clone());
     let registry = Arc::new(Registry::new(config.models_dir(), Arc::clone(&store), events.clone()));
     let report = registry.reload().await?;
     tracing::info!(
@@ -162,6 +165,7 @@ pub async fn build_state(
         supervisor,
         modules,
         task_manager,
+        alarms,
         backups,
         shutdown: cancel_for_state,
         tasks: tasks.clone(),

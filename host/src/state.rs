@@ -26,6 +26,8 @@ pub struct HostContext {
     pub modules: Arc<crate::modules::ModuleHost>,
     /// The scheduler of the built-in tasks (`/api/tasks`).
     pub task_manager: Arc<crate::tasks::TaskManager>,
+    /// Alarms raised from events and the disk check (`/api/alarms`).
+    pub alarms: Arc<crate::alarms::AlarmManager>,
     /// Backups in `app_back_up`: create, list, restore (`/api/backups`).
     pub backups: Arc<crate::backup::BackupManager>,
     /// Cancelled when the host shuts down: long-lived responses (log follow) end on it.

@@ -5,6 +5,7 @@
 //! Layers, outermost first: JSON errors, audit of mutating calls, auth gate, request
 //! deadline, body limit, tracing.
 
+mod alarms;
 mod apps;
 mod audit;
 mod audit_trail;
@@ -73,6 +74,7 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(modules::disable))
         .routes(routes!(modules::enable))
         .merge(files::routes())
+        .merge(alarms::routes())
         .merge(backups::routes())
         .merge(tasks::routes())
         .split_for_parts()

@@ -20,6 +20,7 @@ use utoipa::{Modify, OpenApi};
                 (name = "events", description = "Websocket of host events"),
                 (name = "files", description = "File manager over app_root"),
         (name = "backups", description = "Backups of app_root, the manage scripts and the store; restore"),
+        (name = "alarms", description = "Alarms raised from host events and the disk check; ack, delete"),
         (name = "tasks", description = "Scheduled tasks: cron, interval, one-shot"),
         (name = "modules", description = "Runtime modules and their routes"),
     )

@@ -49,6 +49,7 @@ pub struct Config {
     pub files: FilesConfig,
     pub tasks: TasksConfig,
     pub backup: BackupConfig,
+    pub alarms: AlarmsConfig,
     /// Set by `load`: the file this config came from, for messages.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -183,6 +184,9 @@ impl Config {
         }
         if self.backup.retention == 0 {
             return fail("backup.retention", "must be at least 1 (the number of backups kept)".into());
+        }
+        if let Err((key, message)) = crate::alarms::validate_config(&self.alarms) {
+            return fail(&key, message);
         }
         if let Err((key, message)) = crate::tasks::validate_config(&self.tasks) {
             return fail(&key, message);

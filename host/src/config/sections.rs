@@ -291,3 +291,136 @@ impl Default for FilesConfig {
         Self { max_upload_bytes: 512 * 1024 * 1024 }
     }
 }
+
+/// `alarms.*` (ours): alarms raised from host events and the disk check, their
+/// retention, and who is notified of new ones.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AlarmsConfig {
+    /// Check the filesystem of `service_root` this often (0: never).
+    pub disk_check_secs: u64,
+    /// A `disk_full` alarm (critical) when this share of the filesystem is used.
+    pub disk_full_percent: u8,
+    /// A service's crash alarms resolve once it has been running this long.
+    pub resolve_after_running_secs: u64,
+    /// Resolved alarms older than this are dropped (checked hourly and at start).
+    pub retention_days: u64,
+    /// At most this many alarms are kept (the newest).
+    pub max_alarms: u64,
+    /// JSON POST of each new alarm (`http://` only).
+    pub webhooks: Vec<WebhookConfig>,
+    /// E-mail of each new alarm over SMTP.
+    pub email: Vec<EmailConfig>,
+}
+
+impl Default for AlarmsConfig {
+    fn default() -> Self {
+        Self {
+            disk_check_secs: 60,
+            disk_full_percent: 90,
+            resolve_after_running_secs: 30,
+            retention_days: 30,
+            max_alarms: 10_000,
+            webhooks: Vec::new(),
+            email: Vec::new(),
+        }
+    }
+}
+
+/// How a notifier retries: `retries` more attempts after the first, waiting
+/// `backoff_ms`, then twice that, and so on; each attempt bounded by `timeout_ms`.
+/// (The same three keys sit in each webhook and e-mail entry.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryConfig {
+    pub timeout_ms: u64,
+    pub retries: u32,
+    pub backoff_ms: u64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self { timeout_ms: 5000, retries: 3, backoff_ms: 500 }
+    }
+}
+
+/// One webhook in `alarms.webhooks`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebhookConfig {
+    /// e.g. `http://127.0.0.1:8080/alarms`.
+    pub url: String,
+    /// The severities sent here (`info`, `warning`, `critical`).
+    pub severities: Vec<String>,
+    /// Each attempt's bound.
+    pub timeout_ms: u64,
+    /// Attempts after the first; the waits between double from `backoff_ms`.
+    pub retries: u32,
+    pub backoff_ms: u64,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        let d = DeliveryConfig::default();
+        Self {
+            url: String::new(),
+            severities: default_severities(),
+            timeout_ms: d.timeout_ms,
+            retries: d.retries,
+            backoff_ms: d.backoff_ms,
+        }
+    }
+}
+
+/// One SMTP recipient list in `alarms.email` (plain SMTP, no TLS).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EmailConfig {
+    pub host: String,
+    pub port: u16,
+    pub from: String,
+    pub to: Vec<String>,
+    /// Optional SMTP AUTH; empty: none.
+    pub username: String,
+    #[serde(skip_serializing)]
+    pub password: String,
+    /// The severities mailed here (`info`, `warning`, `critical`).
+    pub severities: Vec<String>,
+    /// Each attempt's bound.
+    pub timeout_ms: u64,
+    /// Attempts after the first; the waits between double from `backoff_ms`.
+    pub retries: u32,
+    pub backoff_ms: u64,
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 25,
+            from: "apollo@localhost".into(),
+            to: Vec::new(),
+            username: String::new(),
+            password: String::new(),
+            severities: default_severities(),
+            timeout_ms: DeliveryConfig::default().timeout_ms,
+            retries: DeliveryConfig::default().retries,
+            backoff_ms: DeliveryConfig::default().backoff_ms,
+        }
+    }
+}
+
+impl WebhookConfig {
+    pub fn delivery(&self) -> DeliveryConfig {
+        DeliveryConfig { timeout_ms: self.timeout_ms, retries: self.retries, backoff_ms: self.backoff_ms }
+    }
+}
+
+impl EmailConfig {
+    pub fn delivery(&self) -> DeliveryConfig {
+        DeliveryConfig { timeout_ms: self.timeout_ms, retries: self.retries, backoff_ms: self.backoff_ms }
+    }
+}
+
+fn default_severities() -> Vec<String> {
+    vec!["warning".into(), "critical".into()]
+}

@@ -76,6 +76,24 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
          );
          CREATE INDEX task_runs_task ON task_runs(task, id);",
     ),
+    (
+        5,
+        // Alarms: one row per (kind, subject) while unresolved; repeats bump `count`.
+        "CREATE TABLE alarms (
+             id INTEGER PRIMARY KEY AUTOINCREMENT,
+             kind TEXT NOT NULL,
+             subject TEXT NOT NULL,
+             severity TEXT NOT NULL,
+             message TEXT NOT NULL,
+             state TEXT NOT NULL,
+             count INTEGER NOT NULL,
+             first_seen_ms INTEGER NOT NULL,
+             last_seen_ms INTEGER NOT NULL,
+             acked_at_ms INTEGER,
+             resolved_at_ms INTEGER
+         );
+         CREATE INDEX alarms_key ON alarms(kind, subject, state);",
+    ),
 ];
 
 /// The newest schema this build knows.

@@ -84,6 +84,22 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Keeps a task's newest `keep` runs; returns how many were dropped.
     async fn trim_task_runs(&self, task: &str, keep: u64) -> StoreResult<u64>;
 
+    /// Records an occurrence: bumps the unresolved alarm with the same kind and subject
+    /// or inserts a new open one. `true` with a new alarm.
+    async fn raise_alarm(&self, raise: &AlarmRaise) -> StoreResult<(AlarmRecord, bool)>;
+    /// `state`: `open`, `acked`, `resolved`, or `None` for all; newest first.
+    async fn list_alarms(&self, state: Option<&str>) -> StoreResult<Vec<AlarmRecord>>;
+    async fn get_alarm(&self, id: i64) -> StoreResult<Option<AlarmRecord>>;
+    /// Marks an open alarm acked (an acked one stays as it was); `None` if unknown.
+    async fn ack_alarm(&self, id: i64, at_ms: i64) -> StoreResult<Option<AlarmRecord>>;
+    /// `true` when an alarm was deleted.
+    async fn delete_alarm(&self, id: i64) -> StoreResult<bool>;
+    /// Resolves the unresolved alarms of `subject` whose kind is in `kinds`.
+    async fn resolve_alarms(&self, subject: &str, kinds: &[&str], at_ms: i64) -> StoreResult<Vec<AlarmRecord>>;
+    /// Drops resolved alarms last seen before `before_ms`, then all but the newest
+    /// `keep` alarms; returns how many were dropped.
+    async fn trim_alarms(&self, before_ms: i64, keep: u64) -> StoreResult<u64>;
+
     /// Writes a consistent copy of the whole store to `dest` (which must not exist)
     /// while the host keeps running, for backups. Never a copy of the live files: those
     /// may be mid-transaction, and the WAL holds commits the main file does not.

@@ -95,6 +95,38 @@ pub struct TaskRunRecord {
     pub message: String,
 }
 
+/// An alarm as stored. `state` is `open`, `acked` or `resolved`; while not resolved
+/// the same `(kind, subject)` is never stored twice (a repeat bumps `count`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AlarmRecord {
+    pub id: i64,
+    /// e.g. `service_crashed`, `restart_limit`, `disk_full`.
+    pub kind: String,
+    /// What the alarm is about: a service, module, task or path.
+    pub subject: String,
+    /// `info`, `warning` or `critical`.
+    pub severity: String,
+    /// The latest occurrence's message.
+    pub message: String,
+    pub state: String,
+    /// Occurrences while unresolved.
+    pub count: i64,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+    pub acked_at_ms: Option<i64>,
+    pub resolved_at_ms: Option<i64>,
+}
+
+/// An occurrence to record: a new alarm, or a repeat of an unresolved one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlarmRaise {
+    pub kind: String,
+    pub subject: String,
+    pub severity: String,
+    pub message: String,
+    pub at_ms: i64,
+}
+
 /// Milliseconds since the Unix epoch: the store's one time format.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()

@@ -149,6 +149,25 @@ fn runtime_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RuntimeRecord> 
     })
 }
 
+const ALARM_SELECT: &str = "SELECT id, kind, subject, severity, message, state, count, first_seen_ms, last_seen_ms,
+     acked_at_ms, resolved_at_ms FROM alarms";
+
+fn alarm_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AlarmRecord> {
+    Ok(AlarmRecord {
+        id: row.get(0)?,
+        kind: row.get(1)?,
+        subject: row.get(2)?,
+        severity: row.get(3)?,
+        message: row.get(4)?,
+        state: row.get(5)?,
+        count: row.get(6)?,
+        first_seen_ms: row.get(7)?,
+        last_seen_ms: row.get(8)?,
+        acked_at_ms: row.get(9)?,
+        resolved_at_ms: row.get(10)?,
+    })
+}
+
 fn audit_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
     Ok(AuditEntry {
         id: row.get(0)?,
@@ -387,6 +406,112 @@ impl Store for SqliteStore {
                 params![task, keep],
             )
             .map(|n| n as u64)
+        })
+        .await
+    }
+
+    async fn raise_alarm(&self, raise: &AlarmRaise) -> StoreResult<(AlarmRecord, bool)> {
+        let r = raise.clone();
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            let existing: Option<i64> = tx
+                .query_row(
+                    "SELECT id FROM alarms WHERE kind = ?1 AND subject = ?2 AND state != 'resolved'
+                     ORDER BY id DESC LIMIT 1",
+                    params![r.kind, r.subject],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            let (id, new) = match existing {
+                Some(id) => {
+                    tx.execute(
+                        "UPDATE alarms SET count = count + 1, last_seen_ms = ?2, message = ?3, severity = ?4
+                         WHERE id = ?1",
+                        params![id, r.at_ms, r.message, r.severity],
+                    )?;
+                    (id, false)
+                }
+                None => {
+                    tx.execute(
+                        "INSERT INTO alarms (kind, subject, severity, message, state, count, first_seen_ms, last_seen_ms)
+                         VALUES (?1, ?2, ?3, ?4, 'open', 1, ?5, ?5)",
+                        params![r.kind, r.subject, r.severity, r.message, r.at_ms],
+                    )?;
+                    (tx.last_insert_rowid(), true)
+                }
+            };
+            let record = tx.query_row(&format!("{ALARM_SELECT} WHERE id = ?1"), params![id], alarm_from_row)?;
+            tx.commit()?;
+            Ok((record, new))
+        })
+        .await
+    }
+
+    async fn list_alarms(&self, state: Option<&str>) -> StoreResult<Vec<AlarmRecord>> {
+        let state = state.map(str::to_string);
+        self.run(move |c| {
+            let mut stmt = c.prepare(&format!(
+                "{ALARM_SELECT} WHERE ?1 IS NULL OR state = ?1 ORDER BY last_seen_ms DESC, id DESC"
+            ))?;
+            stmt.query_map(params![state], alarm_from_row)?.collect()
+        })
+        .await
+    }
+
+    async fn get_alarm(&self, id: i64) -> StoreResult<Option<AlarmRecord>> {
+        self.run(move |c| c.query_row(&format!("{ALARM_SELECT} WHERE id = ?1"), params![id], alarm_from_row).optional())
+            .await
+    }
+
+    async fn ack_alarm(&self, id: i64, at_ms: i64) -> StoreResult<Option<AlarmRecord>> {
+        self.run(move |c| {
+            c.execute(
+                "UPDATE alarms SET state = 'acked', acked_at_ms = ?2 WHERE id = ?1 AND state = 'open'",
+                params![id, at_ms],
+            )?;
+            c.query_row(&format!("{ALARM_SELECT} WHERE id = ?1"), params![id], alarm_from_row).optional()
+        })
+        .await
+    }
+
+    async fn delete_alarm(&self, id: i64) -> StoreResult<bool> {
+        self.run(move |c| c.execute("DELETE FROM alarms WHERE id = ?1", params![id]).map(|n| n > 0)).await
+    }
+
+    async fn resolve_alarms(&self, subject: &str, kinds: &[&str], at_ms: i64) -> StoreResult<Vec<AlarmRecord>> {
+        let subject = subject.to_string();
+        let kinds = serde_json::to_string(kinds).unwrap_or_else(|_| "[]".into());
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            let filter = "WHERE subject = ?1 AND state != 'resolved' AND kind IN (SELECT value FROM json_each(?2))";
+            let ids: Vec<i64> = tx
+                .prepare(&format!("SELECT id FROM alarms {filter}"))?
+                .query_map(params![subject, kinds], |row| row.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            tx.execute(
+                &format!("UPDATE alarms SET state = 'resolved', resolved_at_ms = ?3 {filter}"),
+                params![subject, kinds, at_ms],
+            )?;
+            let mut resolved = Vec::with_capacity(ids.len());
+            for id in ids {
+                resolved.push(tx.query_row(&format!("{ALARM_SELECT} WHERE id = ?1"), params![id], alarm_from_row)?);
+            }
+            tx.commit()?;
+            Ok(resolved)
+        })
+        .await
+    }
+
+    async fn trim_alarms(&self, before_ms: i64, keep: u64) -> StoreResult<u64> {
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+        self.run(move |c| {
+            let old =
+                c.execute("DELETE FROM alarms WHERE state = 'resolved' AND last_seen_ms < ?1", params![before_ms])?;
+            let over = c.execute(
+                "DELETE FROM alarms WHERE id <= (SELECT id FROM alarms ORDER BY id DESC LIMIT 1 OFFSET ?1)",
+                params![keep],
+            )?;
+            Ok((old + over) as u64)
         })
         .await
     }
