@@ -7,7 +7,7 @@ CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 DEMO_CONFIG := examples/demo/apollo.pig
 
-.PHONY: build modules demo test fmt-check lint unit
+.PHONY: build modules demo test fmt-check lint unit test-deps
 
 # Libraries too: module crates are cdylibs.
 build:
@@ -35,7 +35,12 @@ fmt-check:
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-unit:
+# Real components the integration tests talk to (a local dockerd and its image);
+# idempotent, so a warm machine pays only a ping.
+test-deps:
+	./.ci/docker-up.sh
+
+unit: test-deps
 	$(CARGO) test --workspace --no-fail-fast
 
 test: fmt-check lint unit

@@ -155,6 +155,8 @@ pub async fn build_state(
         cancel_for_state.clone(),
     )
     .await;
+    // Connects on first use: the host starts and serves with no engine at all.
+    let docker = Arc::new(crate::docker::DockerManager::new(config.ci.clone()));
     let state = AppState::new(HostContext {
         config,
         registry,
@@ -167,6 +169,7 @@ pub async fn build_state(
         task_manager,
         alarms,
         backups,
+        docker,
         shutdown: cancel_for_state,
         tasks: tasks.clone(),
         data_dir_lock: lock,

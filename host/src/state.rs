@@ -30,6 +30,8 @@ pub struct HostContext {
     pub alarms: Arc<crate::alarms::AlarmManager>,
     /// Backups in `app_back_up`: create, list, restore (`/api/backups`).
     pub backups: Arc<crate::backup::BackupManager>,
+    /// Containers and images of the engine at `ci.docker_host` (`/api/docker`).
+    pub docker: Arc<crate::docker::DockerManager>,
     /// Cancelled when the host shuts down: long-lived responses (log follow) end on it.
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Owner of background work started on behalf of requests.

@@ -11,6 +11,7 @@ mod audit;
 mod audit_trail;
 mod backups;
 mod control;
+mod docker;
 mod error;
 mod events;
 mod files;
@@ -74,6 +75,7 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(modules::disable))
         .routes(routes!(modules::enable))
         .merge(files::routes())
+        .merge(docker::routes())
         .merge(alarms::routes())
         .merge(backups::routes())
         .merge(tasks::routes())

@@ -22,6 +22,7 @@ use utoipa::{Modify, OpenApi};
         (name = "backups", description = "Backups of app_root, the manage scripts and the store; restore"),
         (name = "alarms", description = "Alarms raised from host events and the disk check; ack, delete"),
         (name = "tasks", description = "Scheduled tasks: cron, interval, one-shot"),
+        (name = "docker", description = "Containers and images of the Docker engine at ci.docker_host"),
         (name = "modules", description = "Runtime modules and their routes"),
     )
 )]
