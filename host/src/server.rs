@@ -146,11 +146,12 @@ pub async fn build_state(
         Arc::clone(&store),
         Arc::clone(&backups),
     );
-    let task_manager = crate::tasks::TaskManager::launch(
+    let task_manager = crate::tasks::TaskManager::launch_with(
         builtins,
         Arc::clone(&store),
         events.clone(),
         config.tasks.history_keep,
+        std::time::Duration::from_secs(config.tasks.run_timeout_secs.max(1)),
         tasks,
         cancel_for_state.clone(),
     )

@@ -219,6 +219,8 @@ pub struct SupervisorConfig {
 pub struct TasksConfig {
     /// Run history kept per task in the store (the newest entries).
     pub history_keep: u32,
+    /// A run taking longer is abandoned and reported as an error.
+    pub run_timeout_secs: u64,
     /// Re-read the model folder. Default: every 300 s.
     pub reload_models: TaskConfig,
     /// Check the store's runtime records against the supervisor. Default: every 60 s.
@@ -235,6 +237,7 @@ impl Default for TasksConfig {
     fn default() -> Self {
         Self {
             history_keep: 500,
+            run_timeout_secs: 3600,
             reload_models: TaskConfig::default(),
             sync_runtime: TaskConfig::default(),
             log_rotation: TaskConfig::default(),

@@ -63,7 +63,12 @@ pub struct TaskManager {
     wake: Notify,
     /// When the scheduler started: interval and one-shot tasks count from here.
     origin: DateTime<Utc>,
+    /// A run taking longer is abandoned and reported (`tasks.run_timeout_secs`).
+    run_timeout: std::time::Duration,
 }
+
+/// The run timeout when none is configured.
+pub const DEFAULT_RUN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
 
 #[derive(Debug)]
 struct Task {
@@ -116,6 +121,19 @@ impl TaskManager {
         tracker: &TaskTracker,
         cancel: CancellationToken,
     ) -> Arc<Self> {
+        Self::launch_with(specs, store, events, history_keep, DEFAULT_RUN_TIMEOUT, tracker, cancel).await
+    }
+
+    /// [`TaskManager::launch`] with a run timeout.
+    pub async fn launch_with(
+        specs: Vec<TaskSpec>,
+        store: Arc<dyn Store>,
+        events: EventBus,
+        history_keep: u32,
+        run_timeout: std::time::Duration,
+        tracker: &TaskTracker,
+        cancel: CancellationToken,
+    ) -> Arc<Self> {
         let history = History::new(store, events, history_keep);
         let origin = Utc::now();
         let mut tasks: Vec<Arc<Task>> = Vec::with_capacity(specs.len());
@@ -136,7 +154,15 @@ impl TaskManager {
             let state = TaskState { paused, next_run, last, ..TaskState::default() };
             tasks.push(Arc::new(Task { spec, state: Mutex::new(state) }));
         }
-        let manager = Arc::new(Self { tasks, history, tracker: tracker.clone(), cancel, wake: Notify::new(), origin });
+        let manager = Arc::new(Self {
+            tasks,
+            history,
+            tracker: tracker.clone(),
+            cancel,
+            wake: Notify::new(),
+            origin,
+            run_timeout,
+        });
         tracker.spawn(Arc::clone(&manager).run_loop());
         tracing::info!(tasks = manager.tasks.len(), "task scheduler started");
         manager
@@ -191,7 +217,7 @@ impl TaskManager {
         let task = Arc::clone(task);
         self.tracker.spawn(async move {
             let clock = Instant::now();
-            let outcome = run::execute(Arc::clone(&task.spec.job), manager.cancel.clone()).await;
+            let outcome = run::execute(Arc::clone(&task.spec.job), manager.cancel.clone(), manager.run_timeout).await;
             let record = TaskRunRecord {
                 id: 0,
                 task: task.spec.id.clone(),
