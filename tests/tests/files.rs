@@ -475,3 +475,28 @@ async fn multipart_uploads_land_atomically_in_the_named_directory() {
     assert!(!d.root().join("escape.txt").exists() && !app.join("escape.txt").exists());
     host.shutdown().await;
 }
+
+#[tokio::test]
+async fn moves_and_new_directories_are_audited_with_their_paths() {
+    let d = Deployment::new();
+    std::fs::write(d.root().join("app/a.txt"), "x").unwrap();
+    let host = d.start().await;
+    let c = ctx(&host).await;
+    let _: Value = c.client.post("/api/files/mkdir", Some(&json!({"path": "docs"}))).await.unwrap();
+    let _: Value = c.client.post("/api/files/move", Some(&json!({"from": "a.txt", "to": "docs/a.txt"}))).await.unwrap();
+    let refused = c
+        .client
+        .send(Method::POST, "/api/files/move", Some(&json!({"from": "docs/a.txt", "to": "../x"})))
+        .await
+        .unwrap();
+    assert_eq!(refused.status, 403);
+    let audit: Vec<Value> = c.client.get("/api/audit?limit=10").await.unwrap();
+    let details: Vec<&str> =
+        audit.iter().map(|e| e["detail"].as_str().unwrap_or("")).filter(|d| !d.is_empty()).collect();
+    assert_eq!(
+        details,
+        ["from=docs/a.txt to=../x", "from=a.txt to=docs/a.txt", "path=docs"],
+        "newest first: {audit:#?}"
+    );
+    host.shutdown().await;
+}

@@ -12,7 +12,7 @@ use axum::response::Response;
 
 use super::guard::{Principal, Transport};
 use crate::state::AppState;
-use crate::store::{AuditEntry, now_ms};
+use crate::store::{AuditDetail, AuditEntry, now_ms};
 
 pub async fn record_mutations(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let mutating = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
@@ -42,6 +42,7 @@ pub async fn record_mutations(State(state): State<AppState>, req: Request, next:
         path,
         status: status.as_u16(),
         result: if status.is_success() { "ok" } else { "error" }.into(),
+        detail: response.extensions().get::<AuditDetail>().map(|d| d.0.clone()).unwrap_or_default(),
     };
     if let Err(e) = state.store.append_audit(&entry).await {
         // The change itself happened; losing its audit line is logged loudly rather than

@@ -251,10 +251,24 @@ pub async fn upload_multipart(
         (status = 200, description = "Already a directory", body = Made),
         (status = 400, body = ErrorBody), (status = 403, description = "The path leaves app_root", body = ErrorBody),
         (status = 409, description = "A file is in the way", body = ErrorBody), (status = 401, body = ErrorBody)))]
-pub async fn mkdir(State(state): State<AppState>, ApiJson(req): ApiJson<MkdirRequest>) -> Result<Response, FilesError> {
-    let made = run(&state, move |fm| fm.mkdir(&req.path)).await?;
-    let status = if made.created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(made)).into_response())
+pub async fn mkdir(State(state): State<AppState>, ApiJson(req): ApiJson<MkdirRequest>) -> Response {
+    let detail = format!("path={}", req.path);
+    let made = run(&state, move |fm| fm.mkdir(&req.path)).await.map(|made| {
+        let status = if made.created { StatusCode::CREATED } else { StatusCode::OK };
+        (status, Json(made)).into_response()
+    });
+    audited(made, detail)
+}
+
+/// The response, success or failure, labelled with what the body asked to change (the
+/// path alone does not say), for the audit log.
+fn audited(result: Result<Response, FilesError>, detail: String) -> Response {
+    let mut response = match result {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    response.extensions_mut().insert(crate::store::AuditDetail(detail));
+    response
 }
 
 #[utoipa::path(post, path = "/api/files/move", tag = "files", request_body = MoveRequest,
@@ -265,11 +279,10 @@ pub async fn mkdir(State(state): State<AppState>, ApiJson(req): ApiJson<MkdirReq
         (status = 404, description = "`from`, or the directory of `to`, does not exist", body = ErrorBody),
         (status = 409, description = "`to` exists (pass overwrite), or another file system", body = ErrorBody),
         (status = 401, body = ErrorBody)))]
-pub async fn rename(
-    State(state): State<AppState>,
-    ApiJson(req): ApiJson<MoveRequest>,
-) -> Result<Json<FileEntry>, FilesError> {
-    Ok(Json(run(&state, move |fm| fm.rename(&req.from, &req.to, req.overwrite)).await?))
+pub async fn rename(State(state): State<AppState>, ApiJson(req): ApiJson<MoveRequest>) -> Response {
+    let detail = format!("from={} to={}", req.from, req.to);
+    let moved = run(&state, move |fm| fm.rename(&req.from, &req.to, req.overwrite)).await;
+    audited(moved.map(|entry| Json(entry).into_response()), detail)
 }
 
 #[utoipa::path(delete, path = "/api/files", tag = "files", params(RemoveQuery),

@@ -94,6 +94,12 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
          );
          CREATE INDEX alarms_key ON alarms(kind, subject, state);",
     ),
+    (
+        6,
+        // What a mutating call acted on when that is not in its path (a move's `from`
+        // and `to`, a new directory), so the audit log names it.
+        "ALTER TABLE audit ADD COLUMN detail TEXT NOT NULL DEFAULT '';",
+    ),
 ];
 
 /// The newest schema this build knows.

@@ -68,7 +68,15 @@ pub struct AuditEntry {
     pub status: u16,
     /// `ok` or `error`.
     pub result: String,
+    /// What the call acted on when the path does not say (e.g. `from -> to` of a move).
+    #[serde(default)]
+    pub detail: String,
 }
+
+/// Put on a response by a handler whose request body names what it changed; the audit
+/// trail records it as the entry's `detail`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditDetail(pub String);
 
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

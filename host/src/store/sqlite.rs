@@ -178,6 +178,7 @@ fn audit_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
         path: row.get(5)?,
         status: row.get(6)?,
         result: row.get(7)?,
+        detail: row.get(8)?,
     })
 }
 
@@ -343,8 +344,9 @@ impl Store for SqliteStore {
         let e = entry.clone();
         self.run(move |c| {
             c.execute(
-                "INSERT INTO audit (at_ms, actor, remote, method, path, status, result) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![e.at_ms, e.actor, e.remote, e.method, e.path, e.status, e.result],
+                "INSERT INTO audit (at_ms, actor, remote, method, path, status, result, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![e.at_ms, e.actor, e.remote, e.method, e.path, e.status, e.result, e.detail],
             )?;
             Ok(c.last_insert_rowid())
         })
@@ -536,7 +538,7 @@ impl Store for SqliteStore {
         let actor = query.actor.clone();
         self.run(move |c| {
             let mut stmt = c.prepare(
-                "SELECT id, at_ms, actor, remote, method, path, status, result FROM audit
+                "SELECT id, at_ms, actor, remote, method, path, status, result, detail FROM audit
                  WHERE id < ?1 AND (?2 IS NULL OR actor = ?2) ORDER BY id DESC LIMIT ?3",
             )?;
             stmt.query_map(params![before, actor, limit], audit_from_row)?.collect()
@@ -561,6 +563,7 @@ mod tests {
                 path: format!("/{i}"),
                 status: 200,
                 result: "ok".into(),
+                detail: String::new(),
             };
             s.append_audit(&e).await.unwrap();
         }
@@ -592,6 +595,7 @@ mod tests {
                 path: "/api/reload".into(),
                 status: 200,
                 result: "ok".into(),
+                detail: String::new(),
             };
             s.append_audit(&entry).await.unwrap();
         }
