@@ -209,3 +209,18 @@ async fn control_commands_start_stop_and_show_logs() {
     let out = d.cli(&["app", "start", "ghost"]);
     assert_eq!(out.code, 1);
 }
+
+#[tokio::test]
+async fn alarms_from_the_cli() {
+    let d = Deployment::new();
+    let _host = d.spawn();
+    let out = d.cli(&["alarm", "list"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.starts_with("ID"), "{}", out.stdout);
+    let out = d.cli(&["--json", "alarm", "list", "--state", "all"]);
+    assert_eq!(serde_json::from_str::<Value>(&out.stdout).unwrap(), json!([]));
+    assert_eq!(d.cli(&["alarm", "list", "--state", "bogus"]).code, 2);
+    let out = d.cli(&["alarm", "ack", "999"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("HTTP 404"), "{}", out.stderr);
+}

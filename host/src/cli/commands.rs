@@ -12,7 +12,7 @@ use crate::auth::hash_password;
 use crate::backup::{BackupEntry, RestoreReport};
 use crate::config::Config;
 use crate::registry::{ReloadReport, check_folder};
-use crate::store::AuditEntry;
+use crate::store::{AlarmRecord, AuditEntry};
 use crate::supervisor::ServiceStatus;
 
 fn ports(p: &[u16]) -> String {
@@ -508,5 +508,42 @@ pub async fn backup_restore(client: &ApiClient, id: &str, json: bool) -> Result<
 pub async fn backup_delete(client: &ApiClient, id: &str) -> Result<(), CliError> {
     let _: Value = client.call(http::Method::DELETE, &backup_path(id, "")?, None).await?;
     println!("deleted {id}");
+    Ok(())
+}
+
+/// `apollo alarm list [--state S]`: newest first.
+pub async fn alarm_list(client: &ApiClient, state: &str, json: bool) -> Result<(), CliError> {
+    if !matches!(state, "open" | "acked" | "resolved" | "all") {
+        return Err(CliError::usage("--state is one of open, acked, resolved, all"));
+    }
+    let alarms: Vec<AlarmRecord> = client.get(&format!("/api/alarms?state={state}")).await?;
+    print_list(
+        &alarms,
+        json,
+        &["ID", "SEVERITY", "STATE", "KIND", "SUBJECT", "COUNT", "LAST SEEN (UTC)", "MESSAGE"],
+        |a| {
+            vec![
+                a.id.to_string(),
+                a.severity.clone(),
+                a.state.clone(),
+                a.kind.clone(),
+                a.subject.clone(),
+                a.count.to_string(),
+                when(a.last_seen_ms),
+                or_dash(a.message.clone()),
+            ]
+        },
+    );
+    Ok(())
+}
+
+/// `apollo alarm ack ID`.
+pub async fn alarm_ack(client: &ApiClient, id: i64, json: bool) -> Result<(), CliError> {
+    let alarm: AlarmRecord = client.post(&format!("/api/alarms/{id}/ack"), None).await?;
+    if json {
+        print_json(&alarm);
+    } else {
+        println!("alarm {} ({} {}) acknowledged", alarm.id, alarm.kind, alarm.subject);
+    }
     Ok(())
 }

@@ -52,6 +52,9 @@ pub enum Command {
     /// Inspect services.
     #[command(subcommand)]
     App(AppCommand),
+    /// Alarms: list (open by default), acknowledge.
+    #[command(subcommand)]
+    Alarm(AlarmCommand),
     /// Runtime modules: list, reload, enable, disable.
     #[command(subcommand)]
     Module(ModuleCommand),
@@ -103,6 +106,18 @@ pub enum Command {
     },
     /// Interactive shell with history and completion.
     Shell,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlarmCommand {
+    /// Open alarms, or those in another state.
+    List {
+        /// open, acked, resolved or all.
+        #[arg(long, default_value = "open")]
+        state: String,
+    },
+    /// Acknowledge an alarm (it stays until resolved, counting repeats).
+    Ack { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -275,6 +290,13 @@ pub async fn run(cli: Cli, admin_password: Option<String>) -> Result<(), CliErro
             }
         }
         Command::Reload => commands::reload(&connect(g)?, g.json).await,
+        Command::Alarm(a) => {
+            let client = connect(g)?;
+            match a {
+                AlarmCommand::List { state } => commands::alarm_list(&client, &state, g.json).await,
+                AlarmCommand::Ack { id } => commands::alarm_ack(&client, id, g.json).await,
+            }
+        }
         Command::Module(m) => {
             let client = connect(g)?;
             match m {
