@@ -23,8 +23,10 @@
 //! once, status line + Content-Length body parsed), on a single-threaded runtime: it
 //! adds no dependency, and costs the host as little of the machine's CPU as possible.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -401,7 +403,7 @@ impl Host {
             .stdout(Stdio::piped())
             .spawn()
             .context("spawn apollo serve")?;
-        let addr = match listening_addr(&mut child) {
+        let addr = match support::listening(&mut child).map(|(addr, _)| addr) {
             Ok(addr) => addr,
             Err(e) => {
                 let _ = child.kill();
@@ -434,27 +436,6 @@ impl Drop for Host {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Reads `apollo listening on http://ADDR and unix:PATH` from the host's stdout.
-fn listening_addr(child: &mut Child) -> Result<String> {
-    let stdout = child.stdout.take().context("no stdout")?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        let _ = reader.read_line(&mut line);
-        let _ = tx.send(line);
-        // Keep draining: a closed pipe would make a later println! in the host fail.
-        let _ = std::io::copy(&mut reader, &mut std::io::sink());
-    });
-    let line = rx.recv_timeout(Duration::from_secs(30)).context("apollo serve printed no listening line in 30 s")?;
-    let (addr, _) = line
-        .trim()
-        .strip_prefix("apollo listening on http://")
-        .and_then(|rest| rest.split_once(" and unix:"))
-        .with_context(|| format!("unexpected first line from apollo serve: {line:?}"))?;
-    Ok(addr.to_string())
 }
 
 // ----- host CPU by thread ------------------------------------------------------------------

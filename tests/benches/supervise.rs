@@ -17,8 +17,11 @@
 //! state is touched), talks over unix sockets only, and is stopped with everything it
 //! started before the next one runs, also when a step fails.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -412,7 +415,7 @@ impl Apollo {
             .stdout(Stdio::piped())
             .spawn()
             .context("spawn apollo serve")?;
-        let socket = match listening_socket(&mut child) {
+        let socket = match support::listening(&mut child).map(|(_, socket)| socket) {
             Ok(s) => s,
             Err(e) => {
                 let _ = child.kill();
@@ -438,26 +441,6 @@ impl Apollo {
         let list: Value = self.rt.block_on(self.client.get("/api/apps"))?;
         Ok(list.as_array().cloned().unwrap_or_default())
     }
-}
-
-/// Reads `apollo listening on http://ADDR and unix:PATH` from the host's stdout.
-fn listening_socket(child: &mut Child) -> Result<PathBuf> {
-    let stdout = child.stdout.take().context("no stdout")?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        let _ = reader.read_line(&mut line);
-        let _ = tx.send(line);
-        // Keep draining: a closed pipe would make a later println! in the host fail.
-        let _ = std::io::copy(&mut reader, &mut std::io::sink());
-    });
-    let line = rx.recv_timeout(Duration::from_secs(30)).context("apollo serve printed no listening line in 30 s")?;
-    let (_, socket) = line
-        .trim()
-        .split_once(" and unix:")
-        .with_context(|| format!("unexpected first line from apollo serve: {line:?}"))?;
-    Ok(PathBuf::from(socket))
 }
 
 impl Manager for Apollo {
