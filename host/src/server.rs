@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::events::EventBus;
 use crate::registry::{Registry, spawn_watcher};
 use crate::state::{AppState, HostContext};
-use crate::store::{SqliteStore, Store, StoreError};
+use crate::store::{Store, StoreError};
 use crate::supervisor::Supervisor;
 
 #[derive(Debug, thiserror::Error)]
@@ -98,12 +98,7 @@ pub async fn build_state(
 ) -> Result<(AppState, Bootstrap), HostError> {
     std::fs::create_dir_all(&config.app_root)
         .map_err(|source| HostError::CreateDir { path: config.app_root.display().to_string(), source })?;
-    let sqlite_path = config.db.sqlite.path.clone();
-    let store: Arc<dyn Store> = Arc::new(
-        tokio::task::spawn_blocking(move || SqliteStore::open(&sqlite_path))
-            .await
-            .map_err(|e| StoreError::Worker(e.to_string()))??,
-    );
+    let store: Arc<dyn Store> = crate::store::open_configured(&config.db).await?;
     let (auth, password_source, generated_password) =
         AuthService::bootstrap(&config.auth, Arc::clone(&store), env_admin_password).await?;
     let events = EventBus::new();

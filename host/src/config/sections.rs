@@ -66,16 +66,23 @@ pub struct SqliteConfig {
     pub path: PathBuf,
 }
 
-/// `db.mongo`: used by the MongoDB store backend (a later issue); parsed now so seed
-/// files load.
+/// `db.mongo`: a non-empty `url` selects the MongoDB store instead of SQLite.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MongoConfig {
+    /// Database name (default `apollo`).
     pub name: String,
+    /// `mongodb://host:port` or the seed's bare `host:port`; empty: use SQLite.
     pub url: String,
     pub user: String,
     #[serde(alias = "passwd", skip_serializing)]
     pub pass_wd: String,
+    /// Ours: tag of this host's records in a shared database (default: hostname).
+    pub scope: String,
+    /// Ours: how long to wait for the database at start (default 30).
+    pub start_timeout_secs: u64,
+    /// Ours: how long one call waits for a server (default 5).
+    pub timeout_secs: u64,
 }
 
 /// `server.*`: where the API listens.

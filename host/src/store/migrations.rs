@@ -2,11 +2,20 @@
 //! transaction together with the `user_version` bump, so a crash mid-migration leaves
 //! the previous version intact. Never edit a shipped step: append a new one.
 
-/// `(version, sql)`; versions are consecutive from 1.
-pub const MIGRATIONS: &[(u32, &str)] = &[
-    (
-        1,
-        "CREATE TABLE models (
+/// One schema step.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    pub version: u32,
+    pub description: &'static str,
+    pub sql: &'static str,
+}
+
+/// Versions are consecutive from 1.
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "models, runtime, tokens, settings and audit tables",
+        sql: "CREATE TABLE models (
          name TEXT PRIMARY KEY,
          id TEXT NOT NULL,
          file TEXT NOT NULL,
@@ -44,28 +53,31 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
          result TEXT NOT NULL
      );
      CREATE INDEX audit_actor ON audit(actor, id);",
-    ),
-    (
-        2,
+    },
+    Migration {
+        version: 2,
+        description: "runtime: processes to re-adopt and the restart counter",
         // The processes of a supervised service (one per instance) with the identity
         // needed to re-adopt them after a host crash, and the restart counter.
-        "ALTER TABLE runtime ADD COLUMN processes TEXT NOT NULL DEFAULT '[]';
+        sql: "ALTER TABLE runtime ADD COLUMN processes TEXT NOT NULL DEFAULT '[]';
          ALTER TABLE runtime ADD COLUMN restarts INTEGER NOT NULL DEFAULT 0;",
-    ),
-    (
-        3,
+    },
+    Migration {
+        version: 3,
+        description: "module_kv: each module's own key-value data",
         // Each module's own key-value store (host services `kv_get` / `kv_set`).
-        "CREATE TABLE module_kv (
+        sql: "CREATE TABLE module_kv (
              module TEXT NOT NULL,
              key TEXT NOT NULL,
              value TEXT NOT NULL,
              PRIMARY KEY (module, key)
          );",
-    ),
-    (
-        4,
+    },
+    Migration {
+        version: 4,
+        description: "task_runs: the task manager's run history",
         // The task manager's run history (ok, error, skipped), newest kept per task.
-        "CREATE TABLE task_runs (
+        sql: "CREATE TABLE task_runs (
              id INTEGER PRIMARY KEY AUTOINCREMENT,
              task TEXT NOT NULL,
              trigger TEXT NOT NULL,
@@ -75,11 +87,12 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
              message TEXT NOT NULL
          );
          CREATE INDEX task_runs_task ON task_runs(task, id);",
-    ),
-    (
-        5,
+    },
+    Migration {
+        version: 5,
+        description: "alarms: one row per (kind, subject) while unresolved",
         // Alarms: one row per (kind, subject) while unresolved; repeats bump `count`.
-        "CREATE TABLE alarms (
+        sql: "CREATE TABLE alarms (
              id INTEGER PRIMARY KEY AUTOINCREMENT,
              kind TEXT NOT NULL,
              subject TEXT NOT NULL,
@@ -93,16 +106,17 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
              resolved_at_ms INTEGER
          );
          CREATE INDEX alarms_key ON alarms(kind, subject, state);",
-    ),
-    (
-        6,
+    },
+    Migration {
+        version: 6,
+        description: "audit: detail column (what a call changed when its path does not say)",
         // What a mutating call acted on when that is not in its path (a move's `from`
         // and `to`, a new directory), so the audit log names it.
-        "ALTER TABLE audit ADD COLUMN detail TEXT NOT NULL DEFAULT '';",
-    ),
+        sql: "ALTER TABLE audit ADD COLUMN detail TEXT NOT NULL DEFAULT '';",
+    },
 ];
 
 /// The newest schema this build knows.
 pub fn latest_version() -> u32 {
-    MIGRATIONS.last().map(|m| m.0).unwrap_or(0)
+    MIGRATIONS.last().map(|m| m.version).unwrap_or(0)
 }

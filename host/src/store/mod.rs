@@ -1,15 +1,21 @@
-//! Persistence behind one trait, so the SQLite store (here) and a MongoDB store (a
-//! later issue) are interchangeable. The store keeps what must survive a host crash:
+//! Persistence behind one trait, so the SQLite store (one file, the default) and the
+//! MongoDB store (one database several hosts can share) are interchangeable. The store keeps what must survive a host crash:
 //! models as loaded, runtime data, login tokens (hashed), settings, the audit log,
 //! task run history.
 //! It knows nothing about HTTP or processes.
 
 mod migrations;
+mod mongo;
+mod open;
 mod records;
 mod sqlite;
+pub mod transfer;
 
+pub use mongo::{MongoStore, MongoTarget};
+pub use open::{StoreTarget, open_configured, open_target};
 pub use records::*;
 pub use sqlite::SqliteStore;
+pub use transfer::{Collection, MigrationStep, RecordKey};
 
 use async_trait::async_trait;
 
@@ -35,6 +41,17 @@ pub enum StoreError {
     Corrupt { what: String, detail: String },
     #[error("store worker stopped: {0}")]
     Worker(String),
+    #[error("store mongodb {target}: {what}: {detail}")]
+    Mongo { target: String, what: &'static str, detail: String },
+    /// The database does not answer; calls fail fast until a background probe sees it
+    /// again (the host keeps serving from memory meanwhile).
+    #[error("store mongodb {target} is unreachable ({detail}); retrying in the background with backoff")]
+    Unavailable { target: String, detail: String },
+    /// A record handed to `import_records` is not one of its collection.
+    #[error("store: {collection} record {index}: {detail}")]
+    InvalidRecord { collection: &'static str, index: usize, detail: String },
+    #[error("store: {0}")]
+    InvalidTarget(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -104,4 +121,22 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// while the host keeps running, for backups. Never a copy of the live files: those
     /// may be mid-transaction, and the WAL holds commits the main file does not.
     async fn snapshot_to(&self, dest: &std::path::Path) -> StoreResult<()>;
+
+    /// Up to `limit` records of `collection` in key order, after `after` (exclusive),
+    /// each in its backend-neutral JSON form (see `transfer`).
+    async fn export_page(
+        &self,
+        collection: Collection,
+        after: Option<&RecordKey>,
+        limit: u32,
+    ) -> StoreResult<Vec<serde_json::Value>>;
+    /// Upserts records by key (ids kept as they are); every record is checked before
+    /// any is written. Returns how many were written.
+    async fn import_records(&self, collection: Collection, records: &[serde_json::Value]) -> StoreResult<u64>;
+    async fn count_records(&self, collection: Collection) -> StoreResult<u64>;
+
+    /// The schema version this store is at, and every step this build knows.
+    async fn migrations(&self) -> StoreResult<(u32, Vec<MigrationStep>)>;
+    /// Applies the steps above the store's version, in order; returns those applied.
+    async fn apply_migrations(&self) -> StoreResult<Vec<MigrationStep>>;
 }

@@ -24,6 +24,7 @@ pub struct RuntimeRecord {
     pub pid: Option<i64>,
     pub ports: Vec<u16>,
     /// The operator stopped it on purpose: do not restart it.
+    #[serde(deserialize_with = "bool_or_int")]
     pub stop_operation: bool,
     pub last_status: String,
     pub updated_at_ms: i64,
@@ -46,7 +47,7 @@ pub struct ProcessRecord {
 }
 
 /// A login token, stored only as the SHA-256 of its value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenRecord {
     pub token_hash: String,
     pub user: String,
@@ -133,6 +134,21 @@ pub struct AlarmRaise {
     pub severity: String,
     pub message: String,
     pub at_ms: i64,
+}
+
+/// Accepts `0`/`1` for a boolean: the MongoDB-wire test server (nx-27017, SQLite
+/// underneath) returns stored booleans as integers.
+fn bool_or_int<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Int(i64),
+    }
+    Ok(match Flag::deserialize(d)? {
+        Flag::Bool(b) => b,
+        Flag::Int(i) => i != 0,
+    })
 }
 
 /// Milliseconds since the Unix epoch: the store's one time format.

@@ -11,7 +11,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
+use serde_json::Value;
+
 use super::migrations::{MIGRATIONS, latest_version};
+use super::transfer::{ModuleKvRecord, SettingRecord, to_record, typed};
 use super::*;
 
 #[derive(Debug, Clone)]
@@ -25,6 +28,12 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database and brings its schema up to date.
     pub fn open(path: &Path) -> StoreResult<Self> {
+        Self::open_with(path, true)
+    }
+
+    /// Opens the database as it is, migrating only when asked: module-db-migrate shows
+    /// a foreign store's pending steps (and a dry run) before anything changes it.
+    pub fn open_with(path: &Path, migrate_schema: bool) -> StoreResult<Self> {
         let display = path.display().to_string();
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
@@ -36,12 +45,22 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql_err)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sql_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql_err)?;
-        migrate(&mut conn, &display)?;
+        if migrate_schema {
+            migrate(&mut conn, &display)?;
+        } else {
+            check_not_newer(&conn, &display)?;
+        }
         Ok(Self { path: path.to_path_buf(), conn: Arc::new(tokio::sync::Mutex::new(conn)) })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Leaves the file self-contained (no `-wal` beside it) for an archive: used by
+    /// the MongoDB store's backup snapshot once it has copied every record in.
+    pub async fn into_single_file(self) -> StoreResult<()> {
+        self.run(|c| c.pragma_update(None, "journal_mode", "DELETE")).await
     }
 
     async fn run<T, F>(&self, f: F) -> StoreResult<T>
@@ -102,20 +121,246 @@ fn snapshot_file(source: &Path, dest: &Path) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn migrate(conn: &mut Connection, path: &str) -> StoreResult<()> {
-    let sql_err = |source| StoreError::Sqlite { path: path.to_string(), source };
-    let current: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(sql_err)?;
+fn check_not_newer(conn: &Connection, path: &str) -> StoreResult<u32> {
+    let current: u32 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(|source| StoreError::Sqlite { path: path.to_string(), source })?;
     if current > latest_version() {
         return Err(StoreError::SchemaTooNew { found: current, supported: latest_version() });
     }
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+    Ok(current)
+}
+
+/// Runs the steps above the file's version; returns the versions applied.
+fn migrate(conn: &mut Connection, path: &str) -> StoreResult<Vec<u32>> {
+    let sql_err = |source| StoreError::Sqlite { path: path.to_string(), source };
+    let current = check_not_newer(conn, path)?;
+    let mut applied = Vec::new();
+    for step in MIGRATIONS.iter().filter(|m| m.version > current) {
         let tx = conn.transaction().map_err(sql_err)?;
-        tx.execute_batch(sql).map_err(sql_err)?;
-        tx.pragma_update(None, "user_version", version).map_err(sql_err)?;
+        tx.execute_batch(step.sql).map_err(sql_err)?;
+        tx.pragma_update(None, "user_version", step.version).map_err(sql_err)?;
         tx.commit().map_err(sql_err)?;
-        tracing::info!(version, "store schema migrated");
+        tracing::info!(version = step.version, "store schema migrated");
+        applied.push(step.version);
     }
-    Ok(())
+    Ok(applied)
+}
+
+fn migration_steps() -> Vec<MigrationStep> {
+    MIGRATIONS
+        .iter()
+        .map(|m| MigrationStep { version: m.version, description: m.description.into(), statements: m.sql.into() })
+        .collect()
+}
+
+fn to_json_col<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "[]".into())
+}
+
+/// Exported records, converted in the connection's thread.
+fn export_rows(
+    c: &Connection,
+    collection: Collection,
+    after: Option<RecordKey>,
+    limit: u32,
+) -> rusqlite::Result<Vec<Value>> {
+    let (text, second, id) = match after {
+        Some(RecordKey::Text(t)) => (Some(t), None, None),
+        Some(RecordKey::Pair(a, b)) => (Some(a), Some(b), None),
+        Some(RecordKey::Id(i)) => (None, None, Some(i)),
+        None => (None, None, None),
+    };
+    let json = |v: Result<Value, StoreError>| {
+        v.map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(std::io::Error::other(e.to_string()))))
+    };
+    let by_text = "(?1 IS NULL OR {k} > ?1) ORDER BY {k} LIMIT ?2";
+    let by_id = "(?1 IS NULL OR id > ?1) ORDER BY id LIMIT ?2";
+    let mut out = Vec::new();
+    match collection {
+        Collection::Settings => {
+            let mut stmt =
+                c.prepare(&format!("SELECT key, value FROM settings WHERE {}", by_text.replace("{k}", "key")))?;
+            let rows =
+                stmt.query_map(params![text, limit], |r| Ok(SettingRecord { key: r.get(0)?, value: r.get(1)? }))?;
+            for r in rows {
+                out.push(json(to_record(&r?))?);
+            }
+        }
+        Collection::Models => {
+            let sql = format!(
+                "SELECT name, id, file, hash, model, loaded_at_ms FROM models WHERE {}",
+                by_text.replace("{k}", "name")
+            );
+            for r in c.prepare(&sql)?.query_map(params![text, limit], model_from_row)? {
+                out.push(json(to_record(&r?))?);
+            }
+        }
+        Collection::Runtime => {
+            let sql = format!("SELECT {RUNTIME_COLUMNS} FROM runtime WHERE {}", by_text.replace("{k}", "name"));
+            for r in c.prepare(&sql)?.query_map(params![text, limit], runtime_from_row)? {
+                out.push(json(to_record(&r?))?);
+            }
+        }
+        Collection::Tokens => {
+            let sql = format!(
+                "SELECT token_hash, user, created_at_ms, expires_at_ms FROM tokens WHERE {}",
+                by_text.replace("{k}", "token_hash")
+            );
+            let mut stmt = c.prepare(&sql)?;
+            let rows = stmt.query_map(params![text, limit], |row| {
+                Ok(TokenRecord {
+                    token_hash: row.get(0)?,
+                    user: row.get(1)?,
+                    created_at_ms: row.get(2)?,
+                    expires_at_ms: row.get(3)?,
+                })
+            })?;
+            for r in rows {
+                out.push(json(to_record(&r?))?);
+            }
+        }
+        Collection::ModuleKv => {
+            let sql = "SELECT module, key, value FROM module_kv WHERE ?1 IS NULL OR (module, key) > (?1, ?2)
+                       ORDER BY module, key LIMIT ?3";
+            let mut stmt = c.prepare(sql)?;
+            let rows = stmt.query_map(params![text, second, limit], |r| {
+                Ok(ModuleKvRecord { module: r.get(0)?, key: r.get(1)?, value: r.get(2)? })
+            })?;
+            for r in rows {
+                out.push(json(to_record(&r?))?);
+            }
+        }
+        Collection::Audit => {
+            let sql = format!(
+                "SELECT id, at_ms, actor, remote, method, path, status, result, detail FROM audit WHERE {by_id}"
+            );
+            for r in c.prepare(&sql)?.query_map(params![id, limit], audit_from_row)? {
+                out.push(json(to_record(&r?))?);
+            }
+        }
+        Collection::TaskRuns => {
+            let sql = format!(
+                "SELECT id, task, trigger, started_at_ms, duration_ms, result, message FROM task_runs WHERE {by_id}"
+            );
+            for r in c.prepare(&sql)?.query_map(params![id, limit], task_run_from_row)? {
+                out.push(json(to_record(&r?))?);
+            }
+        }
+        Collection::Alarms => {
+            let sql = format!("{ALARM_SELECT} WHERE {by_id}");
+            for r in c.prepare(&sql)?.query_map(params![id, limit], alarm_from_row)? {
+                out.push(json(to_record(&r?))?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Upserts already-checked records in one transaction.
+fn import_rows(c: &mut Connection, collection: Collection, records: &[Value]) -> rusqlite::Result<u64> {
+    let tx = c.transaction()?;
+    let bad = |e: String| rusqlite::Error::ToSqlConversionFailure(Box::new(std::io::Error::other(e)));
+    for record in records {
+        match collection {
+            Collection::Settings => {
+                let r: SettingRecord = typed(record).map_err(bad)?;
+                tx.execute(
+                    "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    params![r.key, r.value],
+                )?;
+            }
+            Collection::Models => {
+                let r: ModelRecord = typed(record).map_err(bad)?;
+                tx.execute(
+                    "INSERT OR REPLACE INTO models (name, id, file, hash, model, loaded_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![r.name, r.id, r.file, r.hash, r.model.to_string(), r.loaded_at_ms],
+                )?;
+            }
+            Collection::Runtime => {
+                let r: RuntimeRecord = typed(record).map_err(bad)?;
+                tx.execute(
+                    &format!(
+                        "INSERT OR REPLACE INTO runtime ({RUNTIME_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                    ),
+                    params![
+                        r.name,
+                        r.pid,
+                        to_json_col(&r.ports),
+                        r.stop_operation,
+                        r.last_status,
+                        r.updated_at_ms,
+                        to_json_col(&r.processes),
+                        r.restarts
+                    ],
+                )?;
+            }
+            Collection::Tokens => {
+                let r: TokenRecord = typed(record).map_err(bad)?;
+                tx.execute(
+                    "INSERT OR REPLACE INTO tokens (token_hash, user, created_at_ms, expires_at_ms) VALUES (?1, ?2, ?3, ?4)",
+                    params![r.token_hash, r.user, r.created_at_ms, r.expires_at_ms],
+                )?;
+            }
+            Collection::ModuleKv => {
+                let r: ModuleKvRecord = typed(record).map_err(bad)?;
+                tx.execute(
+                    "INSERT OR REPLACE INTO module_kv (module, key, value) VALUES (?1, ?2, ?3)",
+                    params![r.module, r.key, r.value],
+                )?;
+            }
+            Collection::Audit => {
+                let e: AuditEntry = typed(record).map_err(bad)?;
+                tx.execute(
+                    "INSERT OR REPLACE INTO audit (id, at_ms, actor, remote, method, path, status, result, detail)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![e.id, e.at_ms, e.actor, e.remote, e.method, e.path, e.status, e.result, e.detail],
+                )?;
+            }
+            Collection::TaskRuns => {
+                let r: TaskRunRecord = typed(record).map_err(bad)?;
+                tx.execute(
+                    "INSERT OR REPLACE INTO task_runs (id, task, trigger, started_at_ms, duration_ms, result, message)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![r.id, r.task, r.trigger, r.started_at_ms, r.duration_ms, r.result, r.message],
+                )?;
+            }
+            Collection::Alarms => {
+                let a: AlarmRecord = typed(record).map_err(bad)?;
+                tx.execute(
+                    "INSERT OR REPLACE INTO alarms (id, kind, subject, severity, message, state, count, first_seen_ms,
+                         last_seen_ms, acked_at_ms, resolved_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    params![
+                        a.id,
+                        a.kind,
+                        a.subject,
+                        a.severity,
+                        a.message,
+                        a.state,
+                        a.count,
+                        a.first_seen_ms,
+                        a.last_seen_ms,
+                        a.acked_at_ms,
+                        a.resolved_at_ms
+                    ],
+                )?;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(records.len() as u64)
+}
+
+fn task_run_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<TaskRunRecord> {
+    Ok(TaskRunRecord {
+        id: row.get(0)?,
+        task: row.get(1)?,
+        trigger: row.get(2)?,
+        started_at_ms: row.get(3)?,
+        duration_ms: row.get(4)?,
+        result: row.get(5)?,
+        message: row.get(6)?,
+    })
 }
 
 fn json_col<T: serde::de::DeserializeOwned>(idx: usize, text: String) -> rusqlite::Result<T> {
@@ -382,18 +627,7 @@ impl Store for SqliteStore {
                 "SELECT id, task, trigger, started_at_ms, duration_ms, result, message FROM task_runs
                  WHERE task = ?1 ORDER BY id DESC LIMIT ?2",
             )?;
-            stmt.query_map(params![task, limit], |row| {
-                Ok(TaskRunRecord {
-                    id: row.get(0)?,
-                    task: row.get(1)?,
-                    trigger: row.get(2)?,
-                    started_at_ms: row.get(3)?,
-                    duration_ms: row.get(4)?,
-                    result: row.get(5)?,
-                    message: row.get(6)?,
-                })
-            })?
-            .collect()
+            stmt.query_map(params![task, limit], task_run_from_row)?.collect()
         })
         .await
     }
@@ -530,6 +764,50 @@ impl Store for SqliteStore {
         })
         .await
         .map_err(|e| StoreError::Worker(e.to_string()))?
+    }
+
+    async fn export_page(
+        &self,
+        collection: Collection,
+        after: Option<&RecordKey>,
+        limit: u32,
+    ) -> StoreResult<Vec<Value>> {
+        let after = after.cloned();
+        self.run(move |c| export_rows(c, collection, after, limit)).await
+    }
+
+    async fn import_records(&self, collection: Collection, records: &[Value]) -> StoreResult<u64> {
+        for (index, record) in records.iter().enumerate() {
+            collection.key_of(record).map_err(|detail| StoreError::InvalidRecord {
+                collection: collection.name(),
+                index,
+                detail,
+            })?;
+        }
+        let records = records.to_vec();
+        self.run(move |c| import_rows(c, collection, &records)).await
+    }
+
+    async fn count_records(&self, collection: Collection) -> StoreResult<u64> {
+        // The table name comes from the closed `Collection` set, never from input.
+        let sql = format!("SELECT COUNT(*) FROM {}", collection.name());
+        self.run(move |c| c.query_row(&sql, [], |r| r.get::<_, i64>(0)).map(|n| n as u64)).await
+    }
+
+    async fn migrations(&self) -> StoreResult<(u32, Vec<MigrationStep>)> {
+        let version = self.schema_version().await?;
+        Ok((version, migration_steps()))
+    }
+
+    async fn apply_migrations(&self) -> StoreResult<Vec<MigrationStep>> {
+        let path = self.path.display().to_string();
+        let applied = {
+            let mut guard = Arc::clone(&self.conn).lock_owned().await;
+            tokio::task::spawn_blocking(move || migrate(&mut guard, &path))
+                .await
+                .map_err(|e| StoreError::Worker(e.to_string()))??
+        };
+        Ok(migration_steps().into_iter().filter(|s| applied.contains(&s.version)).collect())
     }
 
     async fn list_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>> {

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod mongo;
+
 use apollo_host::cli::{ApiClient, Endpoint};
 use apollo_host::config::Config;
 use apollo_host::server::RunningHost;
