@@ -117,7 +117,9 @@ impl Config {
         let create_database = match get("create_database") {
             None => true,
             Some(Value::Bool(b)) => *b,
-            Some(other) => return Err(format!("{SECTION}.create_database: expected true or false, got {}", kind(other))),
+            Some(other) => {
+                return Err(format!("{SECTION}.create_database: expected true or false, got {}", kind(other)));
+            }
         };
         let config = Self {
             endpoint,

@@ -58,9 +58,12 @@ impl Endpoint {
 /// Why a write did not succeed, and so what the writer does with the batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteError {
-    /// Worth another try later: InfluxDB is down, overloaded, missing the database
-    /// (it may be created yet) or refusing the credentials (they may be fixed).
+    /// Worth another try later: InfluxDB is down, overloaded or refusing the
+    /// credentials (they may be fixed).
     Retry(String),
+    /// 404: the database does not exist (yet, or any more). Retried too, after
+    /// creating it when the config allows.
+    NoDatabase(String),
     /// The points themselves were refused (bad line, field type conflict, beyond the
     /// retention policy): retrying would fail forever, so the batch is dropped.
     Rejected(String),
@@ -123,7 +126,8 @@ impl Client {
         match answer.status {
             200..=299 => Ok(()),
             401 | 403 => Err(WriteError::Retry(format!("{} (check username/password)", detail()))),
-            404 | 408 | 429 => Err(WriteError::Retry(detail())),
+            404 => Err(WriteError::NoDatabase(detail())),
+            408 | 429 => Err(WriteError::Retry(detail())),
             400..=499 => Err(WriteError::Rejected(detail())),
             _ => Err(WriteError::Retry(detail())),
         }

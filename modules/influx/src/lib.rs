@@ -45,7 +45,7 @@ use crate::procfs::ProcFs;
 use crate::query::SeriesRequest;
 use crate::sample::Sampler;
 use crate::state::{Shared, now_ms};
-use crate::writer::{FINAL_FLUSH, FlushRequest, Writer};
+use crate::writer::{FINAL_FLUSH, FlushRequest, Log, Writer};
 
 #[derive(Debug)]
 pub struct Influx {
@@ -92,7 +92,7 @@ impl Module for Influx {
             interval: config.interval,
         };
         let writer = Writer {
-            host: host.clone(),
+            log: Log::host(host.clone()),
             client: client.clone(),
             shared: Arc::clone(&shared),
             batch_size: config.batch_size,
@@ -100,10 +100,8 @@ impl Module for Influx {
             backoff: Backoff { initial: config.retry_initial, max: config.retry_max },
             database_ready: false,
         };
-        let tasks = vec![
-            tokio::spawn(collector.run(stop_rx.clone())),
-            tokio::spawn(writer.run(wake, flush_rx, stop_rx)),
-        ];
+        let tasks =
+            vec![tokio::spawn(collector.run(stop_rx.clone())), tokio::spawn(writer.run(wake, flush_rx, stop_rx))];
         host.info(&format!(
             "module-influx {} ready: every {} s to {} database {:?}{}",
             Self::VERSION,

@@ -67,7 +67,8 @@ impl Point {
         }
         let mut line = escape(self.measurement, &[',', ' ']);
         // Sorted tags are what InfluxDB stores anyway; sending them sorted spares it work.
-        let mut tags: Vec<_> = self.tags.iter().map(|(k, v)| (*k, tag_value(v))).filter(|(_, v)| !v.is_empty()).collect();
+        let mut tags: Vec<_> =
+            self.tags.iter().map(|(k, v)| (*k, tag_value(v))).filter(|(_, v)| !v.is_empty()).collect();
         tags.sort_by(|a, b| a.0.cmp(b.0));
         for (key, value) in tags {
             let _ = write!(line, ",{}={}", escape(key, KEY_SPECIALS), escape(&value, KEY_SPECIALS));
@@ -136,10 +137,7 @@ mod tests {
 
     #[test]
     fn escapes_what_the_parser_treats_as_syntax() {
-        let p = Point::new("m e,x", 1)
-            .tag("ta g", "a,b=c d")
-            .float("f=1", Some(2.0))
-            .string("s", r#"say "hi" \o/"#);
+        let p = Point::new("m e,x", 1).tag("ta g", "a,b=c d").float("f=1", Some(2.0)).string("s", r#"say "hi" \o/"#);
         assert_eq!(p.encode().unwrap(), r#"m\ e\,x,ta\ g=a\,b\=c\ d f\=1=2,s="say \"hi\" \\o/" 1"#);
     }
 

@@ -189,7 +189,10 @@ mod tests {
         assert_eq!(parse_loadavg("0.52 0.58 0.59 1/467 12345\n"), Some([0.52, 0.58, 0.59]));
         assert_eq!(parse_loadavg("x"), None);
         let m = parse_meminfo("MemTotal:  1000 kB\nMemFree: 1 kB\nMemAvailable:   400 kB\nSwapTotal: 0 kB\n").unwrap();
-        assert_eq!((m.total_bytes, m.available_bytes, m.swap_total_bytes, m.swap_free_bytes), (1_024_000, 409_600, 0, 0));
+        assert_eq!(
+            (m.total_bytes, m.available_bytes, m.swap_total_bytes, m.swap_free_bytes),
+            (1_024_000, 409_600, 0, 0)
+        );
         assert_eq!(parse_meminfo("MemFree: 1 kB\n"), None);
         let dev = "Inter-|   Receive |  Transmit\n face |bytes packets errs drop fifo frame compressed multicast|bytes\n    lo: 500 5 0 0 0 0 0 0 500 5 0 0 0 0 0 0\n  eth0: 1000 10 0 0 0 0 0 0 2000 20 0 0 0 0 0 0\n  eth1: 1 1 0 0 0 0 0 0 2 2 0 0 0 0 0 0\n";
         assert_eq!(parse_net_dev(dev), Some((1001, 2002)));

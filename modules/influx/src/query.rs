@@ -183,7 +183,9 @@ impl SeriesRequest {
                 "SELECT {}({field}) AS {value} FROM {from} WHERE {filter} GROUP BY time({every}ms) fill(none)",
                 self.aggregate
             ),
-            None => format!("SELECT {field} AS {value} FROM {from} WHERE {filter} ORDER BY time ASC LIMIT {MAX_POINTS}"),
+            None => {
+                format!("SELECT {field} AS {value} FROM {from} WHERE {filter} ORDER BY time ASC LIMIT {MAX_POINTS}")
+            }
         }
     }
 
@@ -249,7 +251,8 @@ mod tests {
                 NOW - 3_600_000
             )
         );
-        let r = req(Some("o'neil"), &[("field", "rss_bytes"), ("every", "1m"), ("agg", "max"), ("from", "-2h")]).unwrap();
+        let r =
+            req(Some("o'neil"), &[("field", "rss_bytes"), ("every", "1m"), ("agg", "max"), ("from", "-2h")]).unwrap();
         assert_eq!(
             r.influxql("b\"x", Some("two weeks")),
             format!(
@@ -297,7 +300,10 @@ mod tests {
             "values": [[1000, 1.5], [2000, null], [3000, 7]]}]});
         let a = r.answer(&result);
         assert_eq!(a["points"], json!([[1000, 1.5], [3000, 7.0]]));
-        assert_eq!((a["service"].as_str(), a["field"].as_str(), a["truncated"].as_bool()), (Some("api"), Some("cpu_percent"), Some(false)));
+        assert_eq!(
+            (a["service"].as_str(), a["field"].as_str(), a["truncated"].as_bool()),
+            (Some("api"), Some("cpu_percent"), Some(false))
+        );
         assert_eq!(r.answer(&json!({"statement_id": 0}))["points"], json!([]));
     }
 }

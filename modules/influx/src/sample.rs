@@ -56,7 +56,9 @@ pub fn parse_services(services: &Value) -> Vec<ServiceInfo> {
                 .map(|l| {
                     l.iter()
                         .enumerate()
-                        .filter_map(|(i, inst)| Some((inst["instance"].as_u64().unwrap_or(i as u64), pid(&inst["pid"])?)))
+                        .filter_map(|(i, inst)| {
+                            Some((inst["instance"].as_u64().unwrap_or(i as u64), pid(&inst["pid"])?))
+                        })
                         .collect()
                 })
                 .unwrap_or_default();
@@ -216,7 +218,13 @@ mod tests {
     fn a_round_on_this_machine() {
         let me = std::process::id() as i32;
         let services = vec![
-            ServiceInfo { name: "me".into(), state: "running".into(), restarts: 3, health_failures: 0, pids: vec![(0, me)] },
+            ServiceInfo {
+                name: "me".into(),
+                state: "running".into(),
+                restarts: 3,
+                health_failures: 0,
+                pids: vec![(0, me)],
+            },
             ServiceInfo { name: "off".into(), state: "stopped".into(), restarts: 0, health_failures: 0, pids: vec![] },
         ];
         let mut sampler = Sampler::new(ProcFs::default(), "box".into());

@@ -5,7 +5,8 @@
 //! module keeps its dependencies to plain, small crates.
 
 /// Milliseconds per unit suffix.
-const UNITS: &[(&str, i64)] = &[("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000), ("w", 604_800_000)];
+const UNITS: &[(&str, i64)] =
+    &[("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000), ("w", 604_800_000)];
 
 /// A positive duration like `10s`, in milliseconds.
 pub fn parse_duration(s: &str) -> Result<i64, String> {
@@ -32,7 +33,9 @@ pub fn parse_time(s: &str, now_ms: i64) -> Result<i64, String> {
         return s.parse().map_err(|_| format!("epoch milliseconds out of range: {s:?}"));
     }
     parse_rfc3339(s).ok_or_else(|| {
-        format!("expected epoch milliseconds, now, now-<duration> or an RFC 3339 time (2026-01-02T03:04:05Z), got {s:?}")
+        format!(
+            "expected epoch milliseconds, now, now-<duration> or an RFC 3339 time (2026-01-02T03:04:05Z), got {s:?}"
+        )
     })
 }
 
@@ -42,13 +45,22 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
         let part = s.get(range)?;
         part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok())?
     };
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':'
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
     {
         return None;
     }
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month) || !(1..=days_in_month(year, month)).contains(&day) || hour > 23 || minute > 59 || second > 60
+    if !(1..=12).contains(&month)
+        || !(1..=days_in_month(year, month)).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
     {
         return None;
     }

@@ -32,7 +32,12 @@ pub async fn send(
     }
 }
 
-async fn exchange(host: &str, port: u16, request: http::Request<Full<Bytes>>, max_body: usize) -> Result<Answer, String> {
+async fn exchange(
+    host: &str,
+    port: u16,
+    request: http::Request<Full<Bytes>>,
+    max_body: usize,
+) -> Result<Answer, String> {
     let stream = tokio::net::TcpStream::connect((host, port))
         .await
         .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
