@@ -208,10 +208,15 @@ async fn points_reach_influxdb_survive_its_restart_and_read_back() {
     let written_before = status().await["written"].as_u64().unwrap();
     influxd.kill();
     let outage_from = now_ms();
+    // One round may have been timed before `outage_from` and counted after it: four
+    // more rounds make at least three timed inside the outage.
+    let samples_at_kill = status().await["samples"].as_u64().unwrap();
     let during = eventually("points buffer while InfluxDB is down", Duration::from_secs(30), || async {
         let s = status().await;
-        // Three rounds at least: a host, a service and an instance point each.
-        (s["buffered"].as_u64()? >= 9 && s["consecutive_failures"].as_u64()? > 0).then_some(s)
+        (s["samples"].as_u64()? >= samples_at_kill + 4
+            && s["buffered"].as_u64()? >= 9
+            && s["consecutive_failures"].as_u64()? > 0)
+            .then_some(s)
     })
     .await;
     assert!(during["last_error"]["message"].as_str().unwrap().contains(&influxd.port.to_string()), "{during:#}");
