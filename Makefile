@@ -39,6 +39,7 @@ lint:
 # idempotent, so a warm machine pays only a ping.
 test-deps:
 	./.ci/docker-up.sh
+	./.ci/influx-up.sh
 
 unit: test-deps
 	$(CARGO) test --workspace --no-fail-fast
