@@ -35,11 +35,13 @@ fmt-check:
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-# Real components the integration tests talk to (a local dockerd and its image);
+# Real components the integration tests talk to (a local dockerd and its image,
+# influxd's package, the nx-27017 MongoDB-wire server in a venv);
 # idempotent, so a warm machine pays only a ping.
 test-deps:
 	./.ci/docker-up.sh
 	./.ci/influx-up.sh
+	./.ci/mongo-up.sh
 
 unit: test-deps
 	$(CARGO) test --workspace --no-fail-fast
