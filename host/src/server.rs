@@ -117,10 +117,18 @@ pub async fn build_state(
     let supervisor =
         Supervisor::launch(config.clone(), Arc::clone(&registry), Arc::clone(&store), events.clone(), tasks, cancel)
             .await;
+    let store_admin = Arc::new(crate::modules::StoreAdmin::new(
+        Arc::clone(&store),
+        crate::store::StoreTarget::configured(&config.db),
+        &config.data_dir,
+        crate::store::MongoTarget::from(&config.db.mongo).scope(),
+        config.modules.store_access.clone(),
+    ));
     let modules = Arc::new(crate::modules::ModuleHost::new(
         config.modules.clone(),
         &config.data_dir,
         Arc::clone(&store),
+        store_admin,
         Arc::clone(&supervisor),
         events.clone(),
         tasks.clone(),

@@ -89,6 +89,10 @@ pub trait HostObj: Send + Sync {
     /// behind gets `{"kind":"lagged","missed":N}` and continues with newer events.
     #[sabi(last_prefix_field)]
     fn next_event(&self) -> FfiFuture<RString>;
+    /// A store-administration request (JSON; see the host's `modules/store_service.rs`),
+    /// answered `Ok(JSON)` or `Err(message)`. Only for modules the host's config grants
+    /// it (`modules.store_access`); others get an error saying so.
+    fn store_call(&self, request: RStr<'_>) -> FfiFuture<RResult<RString, RString>>;
 }
 
 pub type HostBox = HostObj_TO<'static, RBox<()>>;

@@ -56,6 +56,7 @@
 //! modules you trust.
 
 mod adapter;
+pub mod digest;
 pub mod ffi;
 mod logging;
 mod sdk;

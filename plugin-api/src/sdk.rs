@@ -202,6 +202,16 @@ impl Host {
         let event = self.inner.next_event().await;
         serde_json::from_str(event.as_str()).unwrap_or(serde_json::Value::Null)
     }
+
+    /// A store-administration request to the host (`{"op": ...}`), for modules the
+    /// host's `modules.store_access` names; `Err` carries the host's one-line reason.
+    pub async fn store(&self, request: &serde_json::Value) -> Result<serde_json::Value, String> {
+        let answer = self.inner.store_call(RStr::from(request.to_string().as_str())).await;
+        match answer {
+            RResult::ROk(text) => serde_json::from_str(text.as_str()).map_err(|e| format!("bad store answer: {e}")),
+            RResult::RErr(message) => Err(message.into_string()),
+        }
+    }
 }
 
 /// What a module author implements. The handler runs on the module's own tokio

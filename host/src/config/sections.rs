@@ -186,11 +186,20 @@ pub struct ModulesConfig {
     pub degraded_after_panics: u64,
     /// Each module's own configuration, by module name, handed to its `init`.
     pub config: std::collections::BTreeMap<String, serde_json::Value>,
+    /// Modules allowed to administer the store (read and write every record, run
+    /// migrations): default `["db-migrate"]`.
+    pub store_access: Vec<String>,
 }
 
 impl Default for ModulesConfig {
     fn default() -> Self {
-        Self { dir: PathBuf::new(), handler_timeout_secs: 30, degraded_after_panics: 5, config: Default::default() }
+        Self {
+            dir: PathBuf::new(),
+            handler_timeout_secs: 30,
+            degraded_after_panics: 5,
+            config: Default::default(),
+            store_access: vec!["db-migrate".into()],
+        }
     }
 }
 

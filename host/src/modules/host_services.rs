@@ -1,6 +1,7 @@
 //! The host side of `plugin_api::ffi::HostObj`: what a module may ask of the host —
 //! log (into the host's tracing, tagged with the module), its own persistent key-value
-//! store, a read-only view of the services, and publishing events. Calls come from a
+//! store, a read-only view of the services, publishing events, and (for the modules
+//! granted it) store administration (`store_service.rs`). Calls come from a
 //! host worker (handlers are polled there) or from the module's own threads, so async
 //! host work runs under `block_in_place` + `Handle::block_on`: the worker is handed
 //! over for the moment and no runtime is started inside another. (The host therefore
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use abi_stable::std_types::{ROption, RResult, RStr, RString};
 use plugin_api::ffi::HostObj;
 
+use super::store_service::StoreAdmin;
 use crate::events::{Event, EventBus};
 use crate::store::Store;
 use crate::supervisor::Supervisor;
@@ -25,6 +27,8 @@ pub struct HostServices {
     pub supervisor: Arc<Supervisor>,
     pub events: EventBus,
     pub runtime: tokio::runtime::Handle,
+    /// Store administration, for the modules `modules.store_access` names.
+    pub store_admin: Arc<StoreAdmin>,
 }
 
 impl std::fmt::Debug for HostServices {
@@ -116,6 +120,22 @@ impl HostObj for HostServices {
                 Err(RecvError::Closed) => serde_json::json!({"kind": "closed"}).to_string(),
             };
             RString::from(text)
+        }
+        .into_ffi()
+    }
+
+    fn store_call(&self, request: RStr<'_>) -> async_ffi::FfiFuture<RResult<RString, RString>> {
+        use async_ffi::FutureExt;
+        let (admin, module, request) = (Arc::clone(&self.store_admin), self.module.clone(), request.to_string());
+        // The work (database I/O, blocking-pool SQLite calls) needs the host's runtime,
+        // but the module polls this future on its own: run it there and await the handle.
+        let work = self.runtime.spawn(async move { admin.call(&module, &request).await });
+        async move {
+            match work.await {
+                Ok(Ok(value)) => RResult::ROk(RString::from(value.to_string())),
+                Ok(Err(message)) => RResult::RErr(RString::from(message)),
+                Err(e) => RResult::RErr(RString::from(format!("store call failed in the host: {e}"))),
+            }
         }
         .into_ffi()
     }

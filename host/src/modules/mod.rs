@@ -9,10 +9,12 @@
 
 mod host_services;
 mod loader;
+mod store_service;
 mod watch;
 
 pub use host_services::HostServices;
 pub use loader::{LoadedModule, RouteInfo};
+pub use store_service::StoreAdmin;
 pub use watch::spawn_watcher;
 
 use std::collections::BTreeMap;
@@ -81,6 +83,7 @@ pub struct ModuleHost {
     /// stays mapped: libraries are never unloaded).
     leaked: AtomicU64,
     store: Arc<dyn Store>,
+    store_admin: Arc<StoreAdmin>,
     supervisor: Arc<Supervisor>,
     events: EventBus,
     tasks: TaskTracker,
@@ -98,11 +101,13 @@ impl ModuleHost {
         config: ModulesConfig,
         data_dir: &Path,
         store: Arc<dyn Store>,
+        store_admin: Arc<StoreAdmin>,
         supervisor: Arc<Supervisor>,
         events: EventBus,
         tasks: TaskTracker,
     ) -> Self {
         Self {
+            store_admin,
             config,
             copy_dir: data_dir.join("modules").join("loaded"),
             table: RwLock::new(Arc::new(ModuleTable::default())),
@@ -377,6 +382,7 @@ impl ModuleHost {
         let copy_dir = self.copy_dir.clone();
         let configs = self.config.config.clone();
         let (store, supervisor, events) = (Arc::clone(&self.store), Arc::clone(&self.supervisor), self.events.clone());
+        let store_admin = Arc::clone(&self.store_admin);
         let runtime = tokio::runtime::Handle::current();
         // dlopen and the module's init are blocking (and init may call host services,
         // which block on the host runtime): off the async workers.
@@ -388,6 +394,7 @@ impl ModuleHost {
                 supervisor: Arc::clone(&supervisor),
                 events: events.clone(),
                 runtime: runtime.clone(),
+                store_admin: Arc::clone(&store_admin),
             };
             loader::load(&file, &hash, &copy_dir, generation, &configs, &services)
         })

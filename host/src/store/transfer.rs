@@ -8,9 +8,9 @@
 //! It does not decide *where* records go (that is the caller's) and never deletes:
 //! an import upserts by key, so re-running a page after an interruption is harmless.
 
+use plugin_api::digest::RecordDigest;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use super::*;
 
@@ -134,9 +134,8 @@ pub fn to_record<T: Serialize>(record: &T) -> StoreResult<Value> {
     serde_json::to_value(record).map_err(|e| StoreError::Corrupt { what: "record".into(), detail: e.to_string() })
 }
 
-/// Count and checksum of one collection. The checksum is the wrapping sum of each
-/// record's SHA-256 (first 16 bytes, canonical JSON), so it does not depend on the
-/// order a backend returns records in.
+/// Count and checksum of one collection, by `plugin_api::digest` (the rule
+/// module-db-migrate uses too): order-free, and key order does not matter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CollectionDigest {
     pub count: u64,
@@ -146,12 +145,9 @@ pub struct CollectionDigest {
 
 impl CollectionDigest {
     pub fn add(&mut self, canonical: &Value) {
-        let bytes = serde_json::to_vec(canonical).unwrap_or_default();
-        let hash = Sha256::digest(&bytes);
-        let mut first = [0u8; 16];
-        first.copy_from_slice(&hash[..16]);
-        self.count += 1;
-        self.checksum = self.checksum.wrapping_add(u128::from_be_bytes(first));
+        let mut digest = RecordDigest { count: self.count, checksum: self.checksum };
+        digest.add(canonical);
+        (self.count, self.checksum) = (digest.count, digest.checksum);
     }
 }
 
