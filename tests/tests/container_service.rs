@@ -84,11 +84,23 @@ fn docker_kill(id: &str) {
     assert!(out.status.success(), "docker kill {id}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// Removes the test's container (by its own name) however the test ends.
+struct RemoveOnDrop(String);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["-H", &format!("unix://{SOCKET}"), "rm", "-f", &self.0])
+            .output();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn container_service_runs_restarts_after_a_kill_and_stops() {
     let d = Deployment::with(json!({"ci": {"docker_host": format!("unix://{SOCKET}")}}));
     let name = format!("ctr-{}", std::process::id());
     let container = format!("apollo-{name}");
+    let _cleanup = RemoveOnDrop(container.clone());
     d.write_model(&format!("{name}.pig"), &container_model(&name, json!({})));
     let host = d.start().await;
     let client = host.uds();
@@ -143,6 +155,64 @@ async fn container_service_runs_restarts_after_a_kill_and_stops() {
     assert_eq!(stopped["state"], "stopped", "{stopped}");
     assert!(stopped.get("container").is_none_or(Value::is_null), "{stopped}");
     assert!(engine_containers(&client, &container).await.is_empty(), "the container is gone after stop");
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autostarted_container_is_readopted_after_a_host_crash() {
+    let d = Deployment::with(json!({"ci": {"docker_host": format!("unix://{SOCKET}")}}));
+    let name = format!("adopt-{}", std::process::id());
+    let container = format!("apollo-{name}");
+    let _cleanup = RemoveOnDrop(container.clone());
+    d.write_model(&format!("{name}.pig"), &container_model(&name, json!({"supervise": {"autostart": true}})));
+
+    let first = d.spawn();
+    let client = first.uds();
+    require_engine(&client).await;
+    let running = eventually("the autostarted service running", WAIT, || async {
+        let s = status(&client, &name).await;
+        (s["state"] == "running").then_some(s)
+    })
+    .await;
+    let id = running["container"]["id"].as_str().unwrap().to_string();
+    first.crash();
+
+    // The container outlives the host and the next host adopts it: same container.
+    let second = d.spawn();
+    let client = second.uds();
+    let adopted = eventually("the container re-adopted", WAIT, || async {
+        let s = status(&client, &name).await;
+        (s["state"] == "running").then_some(s)
+    })
+    .await;
+    assert_eq!(adopted["container"]["id"], id.as_str(), "{adopted}");
+    assert_eq!(adopted["instances"][0]["adopted"], true, "{adopted}");
+    assert_eq!(engine_containers(&client, &container).await.len(), 1);
+    // Its output keeps reaching the log after adoption.
+    let before = log_lines(&client, &name).await.iter().filter(|l| *l == "tick").count();
+    eventually("more output after adoption", WAIT, || async {
+        let now = log_lines(&client, &name).await.iter().filter(|l| *l == "tick").count();
+        (now > before).then_some(())
+    })
+    .await;
+    second.crash();
+
+    // Dead while the host was down: the stale container is replaced by a new one.
+    docker_kill(&id);
+    let third = d.spawn();
+    let client = third.uds();
+    let fresh = eventually("a new container", WAIT, || async {
+        let s = status(&client, &name).await;
+        let new_id = s["container"]["id"].as_str().is_some_and(|c| c != id);
+        (s["state"] == "running" && new_id).then_some(s)
+    })
+    .await;
+    assert_eq!(engine_containers(&client, &container).await.len(), 1, "{fresh}");
+    // A clean shutdown with stop_services_on_exit stops and removes it.
+    assert!(third.terminate().success());
+    let probe = Deployment::with(json!({"ci": {"docker_host": format!("unix://{SOCKET}")}}));
+    let host = probe.start().await;
+    assert!(engine_containers(&host.uds(), &container).await.is_empty(), "removed with the host's services");
     host.shutdown().await;
 }
 
