@@ -254,6 +254,9 @@ async fn bad_container_sections_are_model_problems() {
     let mut seed = container_model("seed", json!({"type": "NoEngine"}));
     seed.as_object_mut().unwrap().remove("container");
     d.write_model("seed.pig", &seed);
+    // The shipped example stays valid.
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/container/ticker.pig");
+    d.write_model_text("ticker.pig", &std::fs::read_to_string(example).unwrap());
     let host = d.start().await;
     let client = host.uds();
 
@@ -278,7 +281,7 @@ async fn bad_container_sections_are_model_problems() {
     let (_, apps) = send(&client, Method::GET, "/api/apps").await;
     let mut names: Vec<&str> = apps.as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
     names.sort_unstable();
-    assert_eq!(names, vec!["good", "seed"]);
+    assert_eq!(names, vec!["good", "seed", "ticker"]);
     let seed = status(&client, "seed").await;
     assert_eq!(seed["mode"], "unmanaged", "a seed NoEngine model without a section is not a container: {seed}");
     host.shutdown().await;
