@@ -114,9 +114,18 @@ pub async fn build_state(
         "models loaded"
     );
     let cancel_for_state = cancel.clone();
-    let supervisor =
-        Supervisor::launch(config.clone(), Arc::clone(&registry), Arc::clone(&store), events.clone(), tasks, cancel)
-            .await;
+    // Connects on first use: the host starts and serves with no engine at all.
+    let docker = Arc::new(crate::docker::DockerManager::new(config.ci.clone()));
+    let supervisor = Supervisor::launch(
+        config.clone(),
+        Arc::clone(&registry),
+        Arc::clone(&store),
+        events.clone(),
+        Arc::clone(&docker),
+        tasks,
+        cancel,
+    )
+    .await;
     let store_admin = Arc::new(crate::modules::StoreAdmin::new(
         Arc::clone(&store),
         crate::store::StoreTarget::configured(&config.db),
@@ -159,8 +168,6 @@ pub async fn build_state(
         cancel_for_state.clone(),
     )
     .await;
-    // Connects on first use: the host starts and serves with no engine at all.
-    let docker = Arc::new(crate::docker::DockerManager::new(config.ci.clone()));
     let state = AppState::new(HostContext {
         config,
         registry,

@@ -226,6 +226,9 @@ impl Config {
         if !self.log.log_file.as_os_str().is_empty() {
             self.log.log_file = join(&self.log.log_file);
         }
+        for root in &mut self.ci.container_mount_roots {
+            *root = join(root);
+        }
         self.modules.dir =
             if self.modules.dir.as_os_str().is_empty() { base.join("modules-dist") } else { join(&self.modules.dir) };
     }

@@ -112,18 +112,25 @@ impl Default for ServerConfig {
     }
 }
 
-/// `ci.*`: Docker engine settings, used by the Docker manager (a later issue).
+/// `ci.*`: Docker engine settings, used by the Docker manager and container services.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CiConfig {
     pub docker_host: String,
     pub docker_timeout: u64,
     pub docker_api_version: String,
+    /// Host directories (besides `app_root`) that container services may bind-mount.
+    pub container_mount_roots: Vec<PathBuf>,
 }
 
 impl Default for CiConfig {
     fn default() -> Self {
-        Self { docker_host: "unix:///var/run/docker.sock".into(), docker_timeout: 5, docker_api_version: "1.41".into() }
+        Self {
+            docker_host: "unix:///var/run/docker.sock".into(),
+            docker_timeout: 5,
+            docker_api_version: "1.41".into(),
+            container_mount_roots: Vec::new(),
+        }
     }
 }
 

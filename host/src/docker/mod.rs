@@ -4,10 +4,12 @@
 //! callers then get [`DockerError::Unavailable`].
 
 mod error;
+mod lifecycle;
 mod spec;
 mod types;
 
 pub use error::DockerError;
+pub use lifecycle::FoundContainer;
 pub use spec::{ContainerSpec, MountSpec, NETWORK_MODE};
 pub use types::{ContainerLogs, ContainerSummary, CreatedContainer, ImageSummary};
 

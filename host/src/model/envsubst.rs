@@ -1,6 +1,6 @@
 //! `"$VAR"` substitution in model files: a string value that is exactly `$NAME`,
 //! `${NAME}` or `${NAME:-default}` is replaced from the environment, and so is the value
-//! part of a `run_data.envs` entry (`DB_URL=$DB_URL`). Partial interpolation inside
+//! part of a `run_data.envs` or `container.env` entry (`DB_URL=$DB_URL`). Partial interpolation inside
 //! longer strings is deliberately not done: `$` is common in commands and passwords.
 
 use serde_json::Value;
@@ -17,7 +17,7 @@ pub fn substitute(value: &mut Value, lookup: &dyn Fn(&str) -> Option<String>) ->
 fn walk(value: &mut Value, path: String, lookup: &dyn Fn(&str) -> Option<String>) -> Result<(), (String, String)> {
     match value {
         Value::String(s) => {
-            let is_env_entry = path.starts_with("run_data.envs[");
+            let is_env_entry = path.starts_with("run_data.envs[") || path.starts_with("container.env[");
             if is_env_entry {
                 if let Some((name, rest)) = s.split_once('=')
                     && let Some(v) = resolve(rest, lookup).map_err(|m| (path.clone(), m))?

@@ -4,13 +4,15 @@
 //! saying where and why. Checks that need the other models (duplicates, unknown
 //! dependencies, cycles) live in `crate::registry`; this module sees one file at a time.
 
+mod container;
 mod envsubst;
 mod octopus;
 mod script_env;
 mod validate;
 
+pub use container::{CONTAINER_TYPES, ContainerMount, ContainerSection, NETWORKS, PortMapping};
 pub use octopus::*;
-pub use script_env::{ScriptPaths, script_env};
+pub use script_env::{STATUS_CODES, ScriptPaths, script_env};
 pub use validate::{is_valid_service_name, validate_model};
 
 use serde::Serialize;

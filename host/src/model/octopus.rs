@@ -33,6 +33,9 @@ pub struct Octopus {
     pub supervise: Supervise,
     /// Ours: how the host checks that the service works.
     pub health: HealthCheck,
+    /// Ours: run the service as a Docker container (with `type` `Container` or `NoEngine`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<super::ContainerSection>,
     /// Keys this version does not know, kept verbatim.
     #[serde(flatten)]
     #[schema(value_type = Object)]

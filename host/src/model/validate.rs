@@ -112,6 +112,7 @@ pub fn validate_model(m: &Octopus) -> Result<(), FieldProblem> {
     if !h.script.is_empty() && !is_plain_file_name(&h.script) {
         return problem("health.script", "must be a file name inside the service's manager directory".into());
     }
+    super::container::validate_container(m)?;
     for (key, dep) in m.references() {
         if dep == m.name {
             return problem(key, format!("{:?} names the service itself", dep));
@@ -123,7 +124,7 @@ pub fn validate_model(m: &Octopus) -> Result<(), FieldProblem> {
     Ok(())
 }
 
-fn is_env_name(k: &str) -> bool {
+pub(super) fn is_env_name(k: &str) -> bool {
     !k.is_empty()
         && !k.starts_with(|c: char| c.is_ascii_digit())
         && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')

@@ -3,7 +3,10 @@
 //! at a time, so no two operations on one service ever interleave; process exits and
 //! probe results arrive on a second channel, tagged with a generation so that stale
 //! ones are ignored. The status is published on a watch channel, so reading it never
-//! waits behind a slow script or a stop in progress.
+//! waits behind a slow script or a stop in progress. Container mode's parts of the
+//! actor are in `actor/container.rs`.
+
+mod container;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -23,8 +26,9 @@ use super::ports::PortAllocator;
 use super::procfs;
 use super::script::{ScriptError, ScriptOutcome, run_script};
 use super::spec::{Mode, ServiceSpec};
-use super::state::{InstanceStatus, ServiceState, ServiceStatus};
+use super::state::{ContainerStatus, InstanceStatus, ServiceState, ServiceStatus};
 use super::{ControlError, ControlResult};
+use crate::docker::DockerManager;
 use crate::events::{Event, EventBus};
 use crate::model::{HealthKind, RestartPolicy};
 use crate::store::{ProcessRecord, RuntimeRecord, Store, now_ms};
@@ -119,6 +123,11 @@ pub struct Actor {
     /// Instances being replaced on purpose (memory limit, unhealthy): they restart
     /// whatever the policy says.
     replacing: Vec<u32>,
+    docker: Arc<DockerManager>,
+    /// Container mode: the container of the current (or last) run, and what ends its
+    /// waiter and log pump.
+    container: Option<ContainerStatus>,
+    container_tasks: Option<CancellationToken>,
 }
 
 impl std::fmt::Debug for Actor {
@@ -134,6 +143,7 @@ pub fn spawn(
     store: Arc<dyn Store>,
     events: EventBus,
     ports: Arc<PortAllocator>,
+    docker: Arc<DockerManager>,
     tracker: &TaskTracker,
 ) -> ActorHandle {
     let (tx, rx) = mpsc::channel(64);
@@ -154,6 +164,7 @@ pub fn spawn(
         stop_operation: restored.as_ref().is_some_and(|r| r.stop_operation),
         health_failures: 0,
         message: String::new(),
+        container: None,
     };
     let (status_tx, status_rx) = watch::channel(initial);
     let actor = Actor {
@@ -179,6 +190,9 @@ pub fn spawn(
         probe_cancel: None,
         probe_generation: 0,
         replacing: Vec::new(),
+        docker,
+        container: None,
+        container_tasks: None,
         spec,
     };
     tracker.spawn(actor.run(rx, notes_rx, restored));
@@ -189,6 +203,7 @@ fn mode_name(mode: &Mode) -> &'static str {
     match mode {
         Mode::Supervised { .. } => "supervised",
         Mode::Script => "script",
+        Mode::Container => "container",
         Mode::Unmanaged => "unmanaged",
     }
 }
@@ -285,6 +300,7 @@ impl Actor {
             Mode::Unmanaged => Err(ControlError::Unmanaged(self.spec.name.clone())),
             Mode::Supervised { argv, cwd } => self.start_supervised(&argv, &cwd).await,
             Mode::Script => self.start_script().await,
+            Mode::Container => self.start_container().await,
         }
     }
 
@@ -543,6 +559,10 @@ impl Actor {
             self.stop_operation = true;
         }
         if self.live_instances() == 0 && matches!(self.state, ServiceState::Stopped | ServiceState::Errored) {
+            // An exited container is kept for inspection until the service is stopped.
+            if self.container.is_some() && self.stop_container(true).await.is_err() {
+                return self.container_failed().await;
+            }
             self.set_state(ServiceState::Stopped).await;
             return Ok(self.status());
         }
@@ -553,6 +573,9 @@ impl Actor {
         // recorded process group is signalled whatever the script did, and the script's
         // failure is reported in the status message.
         let mut note = None;
+        if self.container.is_some() && self.stop_container(force).await.is_err() {
+            return self.container_failed().await;
+        }
         if self.spec.mode == Mode::Script {
             let script = if force { &self.spec.model.manage_cmd.force_kill } else { &self.spec.model.manage_cmd.stop };
             if !script.is_empty() {
@@ -585,7 +608,12 @@ impl Actor {
 
     /// Signals every instance's group in parallel; `true` when all went gracefully.
     async fn stop_processes(&mut self, signal: Signal, wait: Duration) -> bool {
-        let groups: Vec<i32> = self.instances.iter().flatten().map(|i| i.record.pgid).collect();
+        if self.container.is_some() {
+            return self.stop_container(signal == Signal::SIGKILL).await.is_ok();
+        }
+        // Never group 0 or 1: that would be the host's own group, or everything.
+        let groups: Vec<i32> =
+            self.instances.iter().flatten().map(|i| i.record.pgid).filter(|pgid| *pgid > 1).collect();
         // Their exits are expected now: the waiters' notes will find no instance.
         for slot in &mut self.instances {
             *slot = None;
@@ -650,6 +678,7 @@ impl Actor {
             (None, Some(s)) => format!("was killed by signal {s}"),
             (None, None) => "is gone".to_string(),
         };
+        self.container_exited(code);
         let planned = self.replacing.contains(&instance);
         self.replacing.retain(|i| *i != instance);
         let message = format!("instance {instance} {how} after {:.1} s", ran_for.as_secs_f64());
@@ -739,6 +768,7 @@ impl Actor {
                     self.persist().await;
                 }
             }
+            Mode::Container => self.restart_container().await,
             Mode::Script => {
                 self.restarts += 1;
                 self.set_state(ServiceState::Stopped).await;
@@ -855,6 +885,7 @@ impl Actor {
                     self.escalate_later(pgid);
                 }
             }
+            Mode::Container => self.replace_container(),
             Mode::Script => {
                 let _ = self.stop(false, false).await;
                 self.restarts += 1;
@@ -889,7 +920,7 @@ impl Actor {
             .instances
             .iter()
             .flatten()
-            .filter(|i| !self.replacing.contains(&i.record.instance))
+            .filter(|i| !self.replacing.contains(&i.record.instance) && i.record.pgid > 1)
             .filter_map(|i| {
                 procfs::rss_bytes(i.record.pid)
                     .filter(|rss| *rss > limit)
@@ -913,6 +944,9 @@ impl Actor {
     /// the supervisor, which does it in dependency order; nothing is ever duplicated.
     async fn restore(&mut self, restored: Option<RuntimeRecord>) {
         let Some(record) = restored else { return };
+        if self.spec.mode == Mode::Container {
+            return self.restore_container(record).await;
+        }
         self.stop_operation = record.stop_operation;
         self.restarts = record.restarts;
         let survivors: Vec<ProcessRecord> =
@@ -1034,6 +1068,7 @@ impl Actor {
             stop_operation: self.stop_operation,
             health_failures: self.health_failures,
             message: self.message.clone(),
+            container: self.container.clone(),
         }
     }
 }

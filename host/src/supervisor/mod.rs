@@ -4,6 +4,9 @@
 //! to actors, orders multi-service operations (run_dep, stop_chain, waves) and keeps
 //! the set of actors in step with the registry.
 //!
+//! Container-mode services (`container.rs`, `actor/container.rs`) go through the same
+//! actors, so restarts, dependencies, health checks and logs work alike.
+//!
 //! It knows nothing about HTTP. What in-process supervision cannot do: a service that
 //! daemonizes itself out of its process group escapes group signals (use the script
 //! mode's pid file for those).
@@ -12,6 +15,7 @@ mod actor;
 mod backoff;
 mod cgroup;
 mod child;
+mod container;
 pub mod deps;
 mod health;
 pub mod logs;
@@ -22,7 +26,7 @@ mod spec;
 mod state;
 
 pub use spec::{Mode, ServiceSpec};
-pub use state::{InstanceStatus, ServiceState, ServiceStatus};
+pub use state::{ContainerStatus, InstanceStatus, ServiceState, ServiceStatus};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -33,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::docker::DockerManager;
 use crate::events::{Event, EventBus};
 use crate::registry::Registry;
 use crate::store::Store;
@@ -43,7 +48,7 @@ use ports::PortAllocator;
 pub enum ControlError {
     #[error("no service named {0:?}; GET /api/apps lists them")]
     NotFound(String),
-    #[error("service {0:?} has neither run_data.command nor manage_cmd.start: nothing to run")]
+    #[error("service {0:?} has neither run_data.command, manage_cmd.start nor a container section: nothing to run")]
     Unmanaged(String),
     #[error("{0}")]
     Port(String),
@@ -71,6 +76,8 @@ pub struct Supervisor {
     store: Arc<dyn Store>,
     events: EventBus,
     ports: Arc<PortAllocator>,
+    /// The engine container-mode services run on (connects on first use).
+    docker: Arc<DockerManager>,
     actors: RwLock<BTreeMap<String, ActorHandle>>,
     tracker: TaskTracker,
     /// Set by `shutdown`: no actor is created after it.
@@ -85,6 +92,7 @@ impl Supervisor {
         registry: Arc<Registry>,
         store: Arc<dyn Store>,
         events: EventBus,
+        docker: Arc<DockerManager>,
         tracker: &TaskTracker,
         cancel: CancellationToken,
     ) -> Arc<Self> {
@@ -96,6 +104,7 @@ impl Supervisor {
             store,
             events,
             ports: Arc::new(PortAllocator::default()),
+            docker,
             actors: RwLock::new(BTreeMap::new()),
             tracker: tracker.clone(),
             closed: std::sync::atomic::AtomicBool::new(false),
@@ -165,6 +174,7 @@ impl Supervisor {
             Arc::clone(&self.store),
             self.events.clone(),
             Arc::clone(&self.ports),
+            Arc::clone(&self.docker),
             &self.tracker,
         );
         actors.insert(model.name.clone(), handle);

@@ -1,5 +1,5 @@
 //! What the supervisor needs to know about one service, derived from its model and the
-//! host config: how it runs (a supervised command or manage scripts), where its files
+//! host config: how it runs (a supervised command, manage scripts or a container), where its files
 //! are, its ports, restart and stop settings. Rebuilt whenever the model changes.
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -18,6 +18,8 @@ pub enum Mode {
     Supervised { argv: Vec<String>, cwd: PathBuf },
     /// The seed's way: `manage_cmd` scripts start and stop it; the pid file tells.
     Script,
+    /// A Docker container from the model's `container` section (`supervisor/container.rs`).
+    Container,
     /// Neither a command nor a start script: it can be listed, not started.
     Unmanaged,
 }
@@ -48,7 +50,9 @@ const INHERITED: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TZ", "USER", "LO
 impl ServiceSpec {
     pub fn new(config: &Config, model: &Octopus) -> Self {
         let paths = ScriptPaths::new(config, &model.name);
-        let mode = if !model.run_data.command.is_empty() {
+        let mode = if model.runs_as_container() {
+            Mode::Container
+        } else if !model.run_data.command.is_empty() {
             let cwd = if model.run_data.cwd.is_empty() {
                 paths.app_root.clone()
             } else {

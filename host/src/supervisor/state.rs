@@ -69,7 +69,7 @@ pub struct InstanceStatus {
 pub struct ServiceStatus {
     pub name: String,
     pub state: ServiceState,
-    /// `supervised`, `script` or `unmanaged`.
+    /// `supervised`, `script`, `container` or `unmanaged`.
     pub mode: String,
     pub pid: Option<i32>,
     pub instances: Vec<InstanceStatus>,
@@ -82,4 +82,18 @@ pub struct ServiceStatus {
     pub health_failures: u32,
     /// The latest notable thing: last exit, script result, health error.
     pub message: String,
+    /// Container mode: the service's container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerStatus>,
+}
+
+/// The container of a container-mode service, as the supervisor last saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ContainerStatus {
+    pub id: String,
+    /// `apollo-<service>`.
+    pub name: String,
+    pub image: String,
+    /// `running`, `exited (code N)`, ...
+    pub state: String,
 }
