@@ -176,16 +176,21 @@ pub async fn digest(store: &dyn Store, collection: Collection) -> StoreResult<Co
                 .map_err(|detail| StoreError::Corrupt { what: collection.name().into(), detail })?;
             digest.add(&canonical);
         }
-        match page.last() {
-            Some(last) if page.len() == PAGE as usize => {
-                after = Some(
-                    collection
-                        .key_of(last)
-                        .map_err(|detail| StoreError::Corrupt { what: collection.name().into(), detail })?,
-                )
-            }
-            _ => return Ok(digest),
+        match next_after(collection, &page)? {
+            Some(key) => after = Some(key),
+            None => return Ok(digest),
         }
+    }
+}
+
+/// Where the walk goes on after a page: its last key, or `None` when it was the last.
+fn next_after(collection: Collection, page: &[Value]) -> StoreResult<Option<RecordKey>> {
+    match page.last() {
+        Some(last) if page.len() == PAGE as usize => collection
+            .key_of(last)
+            .map(Some)
+            .map_err(|detail| StoreError::Corrupt { what: collection.name().into(), detail }),
+        _ => Ok(None),
     }
 }
 
@@ -199,15 +204,9 @@ pub async fn copy_all(from: &dyn Store, to: &dyn Store) -> StoreResult<u64> {
         loop {
             let page = from.export_page(collection, after.as_ref(), PAGE).await?;
             copied += to.import_records(collection, &page).await?;
-            match page.last() {
-                Some(last) if page.len() == PAGE as usize => {
-                    after = Some(
-                        collection
-                            .key_of(last)
-                            .map_err(|detail| StoreError::Corrupt { what: collection.name().into(), detail })?,
-                    )
-                }
-                _ => break,
+            match next_after(collection, &page)? {
+                Some(key) => after = Some(key),
+                None => break,
             }
         }
     }
