@@ -423,3 +423,50 @@ async fn the_host_runs_on_mongodb() {
     assert!(store.count_records(Collection::Tokens).await.unwrap() >= 1);
     assert!(store.get_setting("auth.admin_password_hash").await.unwrap().is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_keeps_serving_while_mongodb_is_down() {
+    let mut server = MongoServer::start();
+    if !server.is_local() {
+        return; // a shared real server is not ours to stop
+    }
+    let deployment = common::Deployment::with(json!({
+        "db": {"mongo": {"url": server.url, "name": server.database, "start_timeout_secs": 20, "timeout_secs": 1}}
+    }));
+    let mut sleeper = common::model("sleeper", "app_sleeper", &[]);
+    sleeper["run_data"]["command"] = json!(["/bin/sleep", "1000"]);
+    deployment.write_model("sleeper.pig", &sleeper);
+    let host = deployment.start().await;
+    let socket = host.uds();
+    server.stop();
+
+    // What the host holds in memory still serves: health, the services, control.
+    let health = host.tcp().send(http::Method::GET, "/healthz", None).await.unwrap();
+    assert_eq!(health.status, 200);
+    let _: serde_json::Value = socket.post("/api/apps/sleeper/start", None).await.unwrap();
+    common::eventually("sleeper running without the database", Duration::from_secs(20), || async {
+        let s: serde_json::Value = socket.get("/api/apps/sleeper/status").await.ok()?;
+        (s["state"] == "running").then_some(())
+    })
+    .await;
+
+    // What needs the database says so: a login is 503 naming the database.
+    let login = json!({"username": "admin", "password": common::ADMIN_PASSWORD});
+    let refused = common::eventually("a login refused as unavailable", Duration::from_secs(30), || async {
+        let r = host.tcp().send(http::Method::POST, "/api/auth/login", Some(&login)).await.ok()?;
+        (r.status == 503).then_some(r.json())
+    })
+    .await;
+    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("unreachable") && message.contains(&server.database), "{refused}");
+
+    // Back: logins work again without restarting the host.
+    server.restart();
+    common::eventually("a login once the database is back", Duration::from_secs(60), || async {
+        let r = host.tcp().send(http::Method::POST, "/api/auth/login", Some(&login)).await.ok()?;
+        (r.status == 200).then_some(())
+    })
+    .await;
+    let _: serde_json::Value = socket.post("/api/apps/sleeper/stop", None).await.unwrap();
+    host.shutdown().await;
+}

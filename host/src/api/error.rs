@@ -113,7 +113,11 @@ impl IntoResponse for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        Self::Internal(e.to_string())
+        match e {
+            // A database that does not answer is not a bug of ours: 503, with the why.
+            StoreError::Unavailable { .. } => Self::Unavailable(e.to_string()),
+            _ => Self::Internal(e.to_string()),
+        }
     }
 }
 

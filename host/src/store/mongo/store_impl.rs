@@ -13,6 +13,9 @@ use super::{MongoStore, schema};
 use crate::store::transfer::{self, ModuleKvRecord, SettingRecord, to_record};
 use crate::store::*;
 
+/// Upserts in flight at once during an import.
+const IMPORT_CONCURRENCY: usize = 16;
+
 fn one<T>(mut found: Vec<T>) -> Option<T> {
     if found.is_empty() { None } else { Some(found.swap_remove(0)) }
 }
@@ -269,8 +272,14 @@ impl Store for MongoStore {
                 Err(detail) => return Err(StoreError::InvalidRecord { collection: collection.name(), index, detail }),
             }
         }
-        for record in records {
-            self.upsert(collection, record).await?;
+        // One round trip per record (an upsert by key has no bulk form every server
+        // speaks), so several are in flight at once over the driver's pool.
+        for chunk in records.chunks(IMPORT_CONCURRENCY) {
+            let mut in_flight = Vec::with_capacity(chunk.len());
+            for record in chunk {
+                in_flight.push(self.upsert(collection, record));
+            }
+            futures::future::try_join_all(in_flight).await?;
         }
         if let Some(id) = max_id {
             self.raise_counter(collection, id).await?;
