@@ -77,6 +77,21 @@ async fn container_lifecycle_through_the_api() {
     assert_eq!(status, StatusCode::OK, "{stats}");
     assert!(stats.get("memory_stats").is_some(), "{stats}");
 
+    let started_at = |info: &Value| info["State"]["StartedAt"].as_str().unwrap_or_default().to_string();
+    let (_, before) = send(&client, Method::GET, &format!("/api/docker/containers/{id}"), None).await;
+    let (status, body) = send(&client, Method::POST, &format!("/api/docker/containers/{id}/restart"), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (_, info) = send(&client, Method::GET, &format!("/api/docker/containers/{id}"), None).await;
+    assert_eq!(info["State"]["Running"], true, "{info}");
+    assert_ne!(started_at(&info), started_at(&before), "a restart starts it again");
+
+    let (status, body) = send(&client, Method::POST, &format!("/api/docker/containers/{id}/kill"), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (_, info) = send(&client, Method::GET, &format!("/api/docker/containers/{id}"), None).await;
+    assert_eq!((info["State"]["Running"].as_bool(), info["State"]["ExitCode"].as_i64()), (Some(false), Some(137)));
+
+    let (status, body) = send(&client, Method::POST, &format!("/api/docker/containers/{id}/start"), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     let (status, body) = send(&client, Method::POST, &format!("/api/docker/containers/{id}/stop"), None).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     let (_, info) = send(&client, Method::GET, &format!("/api/docker/containers/{id}"), None).await;

@@ -27,6 +27,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(start_container))
         .routes(routes!(stop_container))
         .routes(routes!(restart_container))
+        .routes(routes!(kill_container))
         .routes(routes!(container_logs))
         .routes(routes!(container_stats))
         .routes(routes!(list_images))
@@ -143,6 +144,15 @@ pub async fn stop_container(State(state): State<AppState>, Path(id): Path<String
         (status = 503, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn restart_container(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     state.docker.restart_container(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/docker/containers/{id}/kill", tag = "docker",
+    params(("id" = String, Path, description = "Container id or name")),
+    responses((status = 204, description = "Killed (SIGKILL now); a container that was not running is left as it is"),
+        (status = 404, body = ErrorBody), (status = 503, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn kill_container(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    state.docker.kill(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
