@@ -25,6 +25,8 @@ use crate::store::{Collection, MongoTarget, RecordKey, Store, StoreTarget, open_
 const MAX_PAGE: u32 = 5_000;
 /// Foreign stores kept open at once.
 const MAX_OPEN: usize = 8;
+/// How long a MongoDB target named by a module may take to answer at first.
+const TARGET_CONNECT_SECS: u64 = 5;
 
 #[derive(Debug)]
 pub struct StoreAdmin {
@@ -190,6 +192,11 @@ impl StoreAdmin {
             TargetSpec::Mongo(mut mongo) => {
                 if mongo.scope.is_empty() {
                     mongo.scope = self.scope.clone();
+                }
+                // A wrong address must fail within the module's handler timeout, not
+                // after the 30 s a host gives its own database at start.
+                if mongo.start_timeout_secs == 0 {
+                    mongo.start_timeout_secs = TARGET_CONNECT_SECS;
                 }
                 StoreTarget::Mongo(mongo)
             }
