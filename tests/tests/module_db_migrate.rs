@@ -235,6 +235,14 @@ async fn migrations_status_dry_run_and_up_on_sqlite_and_mongodb() {
         assert_eq!(code, 400, "{bad}: {message}");
         assert!(message.contains("relative path"), "{message}");
     }
+
+    // A MongoDB that does not answer: 503 naming it, within a few seconds, no password echoed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dead =
+        json!({"target": {"mongo": {"url": format!("127.0.0.1:{port}"), "user": "u", "pass_wd": "hunter2-secret"}}});
+    let (code, message) = api_error(&client, &format!("{BASE}/migrations"), &dead).await;
+    assert_eq!(code, 503, "{message}");
+    assert!(message.contains(&format!("127.0.0.1:{port}/apollo")) && !message.contains("hunter2"), "{message}");
     host.shutdown().await;
 }
 
