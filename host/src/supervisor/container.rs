@@ -105,12 +105,20 @@ pub fn container_env(model: &Octopus, ports: &[u16]) -> Vec<String> {
 /// `allowed_roots`. A relative source is inside the service's directory and is created
 /// (as a directory) when missing, but only once its existing parent is known to be
 /// inside the allowed roots. Errors name the model key.
+///
+/// `protected` are the host's own folders (the model folder, the manage scripts, the
+/// data directory): a mount may neither lie inside one nor contain one, and `app_root`
+/// itself is never mounted, or a container could drop a model or script that the host
+/// then runs as its own user.
 pub fn resolve_mounts(
     mounts: &[ContainerMount],
     service_dir: &Path,
     app_root: &Path,
     allowed_roots: &[PathBuf],
+    protected: &[PathBuf],
 ) -> Result<Vec<Mount>, String> {
+    let app_root_canonical = canonical(app_root);
+    let protected: Vec<PathBuf> = protected.iter().map(|p| canonical(p).unwrap_or_else(|| p.clone())).collect();
     let roots: Vec<PathBuf> =
         std::iter::once(app_root).chain(allowed_roots.iter().map(PathBuf::as_path)).filter_map(canonical).collect();
     let inside = |p: &Path| roots.iter().any(|r| p.starts_with(r));
@@ -142,6 +150,18 @@ pub fn resolve_mounts(
         let resolved = canonical(&path).ok_or_else(|| format!("{key}: cannot resolve {}", path.display()))?;
         if !inside(&resolved) {
             return Err(refuse(&key, &m.source, &resolved));
+        }
+        if app_root_canonical.as_deref() == Some(resolved.as_path()) {
+            return Err(format!("{key}: {:?} is app_root itself; mount a folder inside it", m.source));
+        }
+        if let Some(host_dir) = protected.iter().find(|p| resolved.starts_with(p) || p.starts_with(&resolved)) {
+            return Err(format!(
+                "{key}: {:?} resolves to {}, which is or holds the host's own folder {} (models, manage scripts \
+                 or data): refused, a container must not write what the host runs",
+                m.source,
+                resolved.display(),
+                host_dir.display()
+            ));
         }
         out.push(Mount {
             source: Some(resolved.display().to_string()),
@@ -314,24 +334,46 @@ mod tests {
         let mount = |source: &str| ContainerMount { source: source.into(), target: "/data".into(), read_only: true };
 
         // A relative source is created inside the service's directory.
-        let ok = resolve_mounts(&[mount("data")], &service_dir, &app_root, &[]).unwrap();
+        let ok = resolve_mounts(&[mount("data")], &service_dir, &app_root, &[], &[]).unwrap();
         assert!(service_dir.join("data").is_dir());
         assert_eq!(ok[0].read_only, Some(true));
         assert_eq!(ok[0].typ, Some(MountType::BIND));
 
         // A symlink leading out is refused, and nothing is created through it.
-        let err = resolve_mounts(&[mount("link/new")], &service_dir, &app_root, &[]).unwrap_err();
+        let err = resolve_mounts(&[mount("link/new")], &service_dir, &app_root, &[], &[]).unwrap_err();
         assert!(err.starts_with("container.mounts[0].source: "), "{err}");
         assert!(err.contains("outside app_root"), "{err}");
         assert!(!outside.join("new").exists());
 
         // Absolute paths: inside app_root or an allowed root only.
         let abs = outside.display().to_string();
-        assert!(resolve_mounts(&[mount(&abs)], &service_dir, &app_root, &[]).is_err());
-        assert!(resolve_mounts(&[mount(&abs)], &service_dir, &app_root, std::slice::from_ref(&outside)).is_ok());
+        assert!(resolve_mounts(&[mount(&abs)], &service_dir, &app_root, &[], &[]).is_err());
+        assert!(resolve_mounts(&[mount(&abs)], &service_dir, &app_root, std::slice::from_ref(&outside), &[]).is_ok());
         let missing = tmp.path().join("missing").display().to_string();
         assert!(
-            resolve_mounts(&[mount(&missing)], &service_dir, &app_root, &[]).unwrap_err().contains("does not exist")
+            resolve_mounts(&[mount(&missing)], &service_dir, &app_root, &[], &[])
+                .unwrap_err()
+                .contains("does not exist")
         );
+    }
+
+    #[test]
+    fn mounts_never_reach_the_hosts_own_folders() {
+        let tmp = tempfile::tempdir().unwrap();
+        let app_root = tmp.path().join("app");
+        let service_dir = app_root.join("web");
+        let models = app_root.join(".octopus");
+        std::fs::create_dir_all(&service_dir).unwrap();
+        std::fs::create_dir_all(models.join("sub")).unwrap();
+        let mount = |source: &str| ContainerMount { source: source.into(), target: "/data".into(), read_only: false };
+        let protected = std::slice::from_ref(&models);
+        for source in [models.display().to_string(), models.join("sub").display().to_string()] {
+            let err = resolve_mounts(&[mount(&source)], &service_dir, &app_root, &[], protected).unwrap_err();
+            assert!(err.contains("host's own folder"), "{source}: {err}");
+        }
+        let err = resolve_mounts(&[mount(&app_root.display().to_string())], &service_dir, &app_root, &[], protected)
+            .unwrap_err();
+        assert!(err.contains("app_root itself"), "{err}");
+        assert!(resolve_mounts(&[mount("data")], &service_dir, &app_root, &[], protected).is_ok());
     }
 }

@@ -121,6 +121,7 @@ impl Actor {
             &self.spec.paths.app_root,
             &self.spec.config.app_root,
             &self.spec.config.ci.container_mount_roots,
+            &[self.spec.config.models_dir(), self.spec.config.app_manager.clone(), self.spec.config.data_dir.clone()],
         )?;
         let published: Vec<PortMapping> = plan::wanted_ports(&self.spec.model)
             .iter()
