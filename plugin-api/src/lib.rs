@@ -62,7 +62,7 @@ mod logging;
 mod sdk;
 
 pub use adapter::PANIC_HEADER;
-pub use sdk::{Host, Level, Module, Request, Response, Route};
+pub use sdk::{Host, Level, Module, Request, Response, Route, StoreCallError};
 /// The tokio the module's runtime is built with: use this one (timers, spawn, I/O) so
 /// handlers run on the runtime that drives them.
 pub use tokio;
@@ -70,8 +70,10 @@ pub use tokio;
 pub use tracing;
 
 /// Host features a module may rely on beyond the ABI itself. Bumped when the host
-/// starts offering something new that modules can check for.
-pub const API_LEVEL: u32 = 1;
+/// starts offering something new that modules can check for; a host refuses, at load
+/// and in one line, a module built for a higher level than its own.
+/// 1: log, kv, services, publish, next_event. 2: store_call (store administration).
+pub const API_LEVEL: u32 = 2;
 
 /// The plugin ABI version: this crate's version.
 pub const ABI_VERSION: &str = env!("CARGO_PKG_VERSION");

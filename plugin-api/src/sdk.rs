@@ -204,13 +204,30 @@ impl Host {
     }
 
     /// A store-administration request to the host (`{"op": ...}`), for modules the
-    /// host's `modules.store_access` names; `Err` carries the host's one-line reason.
-    pub async fn store(&self, request: &serde_json::Value) -> Result<serde_json::Value, String> {
+    /// host's `modules.store_access` names; `Err` carries the host's code and one-line
+    /// reason.
+    pub async fn store(&self, request: &serde_json::Value) -> Result<serde_json::Value, StoreCallError> {
         let answer = self.inner.store_call(RStr::from(request.to_string().as_str())).await;
         match answer {
-            RResult::ROk(text) => serde_json::from_str(text.as_str()).map_err(|e| format!("bad store answer: {e}")),
-            RResult::RErr(message) => Err(message.into_string()),
+            RResult::ROk(text) => serde_json::from_str(text.as_str())
+                .map_err(|e| StoreCallError { code: "internal".into(), message: format!("bad store answer: {e}") }),
+            RResult::RErr(text) => Err(serde_json::from_str(text.as_str())
+                .unwrap_or_else(|_| StoreCallError { code: "internal".into(), message: text.into_string() })),
         }
+    }
+}
+
+/// Why the host refused or failed a [`Host::store`] call. `code` is one of
+/// `bad_request`, `not_found`, `forbidden`, `unavailable`, `conflict`, `internal`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct StoreCallError {
+    pub code: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for StoreCallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
     }
 }
 

@@ -400,6 +400,16 @@ async fn hosts_sharing_a_database_keep_their_own_services() {
     let ib = b.append_audit(&audit(1, "admin", "/b")).await.unwrap();
     assert_ne!(ia, ib);
     assert_eq!(a.list_audit(&AuditQuery::default()).await.unwrap().len(), 1);
+    // Each host brings its own SQLite history along, with the same ids: both land.
+    let history = json!({"id": 900, "at_ms": 1, "actor": "admin", "remote": "unix", "method": "POST",
+        "path": "/old", "status": 200, "result": "ok", "detail": ""});
+    a.import_records(Collection::Audit, std::slice::from_ref(&history)).await.unwrap();
+    b.import_records(Collection::Audit, std::slice::from_ref(&history)).await.unwrap();
+    for store in [&a, &b] {
+        let listed = store.list_audit(&AuditQuery::default()).await.unwrap();
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[0].id, 900);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

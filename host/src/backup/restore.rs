@@ -54,7 +54,9 @@ pub struct NotRestarted {
 
 /// Why the live store is left alone; also in the report.
 const STORE_NOTE: &str = "store tables (audit log, tokens, settings) were not replaced on the running host; the \
-     snapshot's checksum was verified. To restore them, stop the host and extract store/apollo.db over db.sqlite.path";
+     snapshot's checksum was verified. To restore them on SQLite, stop the host and extract store/apollo.db over \
+     db.sqlite.path; on MongoDB, extract it under <data_dir>/stores/ and copy it in with module-db-migrate \
+     (POST /api/module/db-migrate/copy {\"from\": {\"sqlite\": \"apollo.db\"}, \"to\": \"active\"})";
 
 /// Removes staging directories of an abandoned restore, off the async threads.
 async fn discard(dirs: Vec<std::path::PathBuf>) {

@@ -133,8 +133,14 @@ impl HostObj for HostServices {
         async move {
             match work.await {
                 Ok(Ok(value)) => RResult::ROk(RString::from(value.to_string())),
-                Ok(Err(message)) => RResult::RErr(RString::from(message)),
-                Err(e) => RResult::RErr(RString::from(format!("store call failed in the host: {e}"))),
+                Ok(Err(error)) => RResult::RErr(RString::from(error.to_json())),
+                Err(e) => {
+                    let error = super::store_service::CallError {
+                        code: "internal",
+                        message: format!("store call failed in the host: {e}"),
+                    };
+                    RResult::RErr(RString::from(error.to_json()))
+                }
             }
         }
         .into_ffi()

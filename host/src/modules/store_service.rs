@@ -6,10 +6,13 @@
 //!
 //! Targets: `"active"` (or no target) is the host's own store; `{"sqlite": "name.db"}`
 //! is a file under `<data_dir>/stores/` (a relative path with no `..`: a module cannot
-//! make the host open or create files elsewhere); `{"mongo": {"url", "name", "user",
-//! "pass_wd"}}` is a MongoDB database, tagged with this host's scope. Opened targets
-//! are kept for later calls (a copy makes thousands). It never logs or returns a
-//! password, and does not decide what to copy when: that is the module's.
+//! make the host open or create files elsewhere; reading one that does not exist is an
+//! error, only writes create it); `{"mongo": {"url", "name", "user", "pass_wd"}}` is a
+//! MongoDB database, always with this host's scope. Opened targets are kept for later
+//! calls (a copy makes thousands), keyed by everything that decides what they reach,
+//! the password included. Errors carry a code the module maps to an HTTP status. It
+//! never logs or returns a password, and does not decide what to copy when: that is
+//! the module's.
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
@@ -17,16 +20,66 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use crate::store::transfer::{self, PAGE};
-use crate::store::{Collection, MongoTarget, RecordKey, Store, StoreTarget, open_target};
+use crate::store::{
+    Collection, MongoTarget, RecordKey, Store, StoreError, StoreTarget, open_target, sqlite_migration_steps,
+};
 
 /// At most this many records per page or import call.
 const MAX_PAGE: u32 = 5_000;
 /// Foreign stores kept open at once.
 const MAX_OPEN: usize = 8;
-/// How long a MongoDB target named by a module may take to answer at first.
+/// How long a MongoDB target named by a module may take to answer at first, and per
+/// call: a wrong address must fail within the module's handler timeout.
 const TARGET_CONNECT_SECS: u64 = 5;
+const TARGET_CALL_SECS: u64 = 5;
+
+/// A refused or failed call: `code` is what the module maps to an HTTP status
+/// (`bad_request`, `not_found`, `forbidden`, `unavailable`, `conflict`, `internal`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl CallError {
+    fn bad(message: impl Into<String>) -> Self {
+        CallError { code: "bad_request", message: message.into() }
+    }
+
+    /// The JSON the module receives.
+    pub fn to_json(&self) -> String {
+        json!({"code": self.code, "message": self.message}).to_string()
+    }
+}
+
+impl From<StoreError> for CallError {
+    fn from(e: StoreError) -> Self {
+        let code = match &e {
+            StoreError::Unavailable { .. } => "unavailable",
+            StoreError::InvalidRecord { .. } | StoreError::InvalidTarget(_) => "bad_request",
+            StoreError::SchemaTooNew { .. } => "conflict",
+            _ => "internal",
+        };
+        CallError { code, message: e.to_string() }
+    }
+}
+
+/// What a call does to its target, which decides how the target is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Reads records: the store must exist (a typo must not create an empty one).
+    Read,
+    /// Writes records: created if missing, schema brought up to date.
+    Write,
+    /// Looks at the schema: opened as it is, never created or migrated.
+    Inspect,
+    /// Applies migrations: opened as it is (created if missing), so the steps it
+    /// lacks are the ones applied and reported.
+    Migrate,
+}
 
 #[derive(Debug)]
 pub struct StoreAdmin {
@@ -63,6 +116,20 @@ struct Request {
     dry_run: bool,
 }
 
+/// Identifies an opened store: everything that decides what the connection can reach,
+/// the password included (hashed), so a call without the right password never gets a
+/// store opened with it.
+fn target_key(target: &StoreTarget) -> String {
+    match target {
+        StoreTarget::Sqlite(path) => format!("sqlite:{}", path.display()),
+        StoreTarget::Mongo(m) => {
+            let secret = Sha256::digest(format!("{}\0{}", m.url, m.pass_wd).as_bytes());
+            let secret: String = secret.iter().take(16).map(|b| format!("{b:02x}")).collect();
+            format!("mongo:{}:{}:{}:{}", m.display(), m.user, m.scope, secret)
+        }
+    }
+}
+
 impl StoreAdmin {
     pub fn new(
         active: Arc<dyn Store>,
@@ -86,165 +153,200 @@ impl StoreAdmin {
     }
 
     /// Runs one operation for `module`; errors are one line saying what and how to fix.
-    pub async fn call(&self, module: &str, request: &str) -> Result<Value, String> {
+    pub async fn call(&self, module: &str, request: &str) -> Result<Value, CallError> {
         if !self.allows(module) {
-            return Err(format!(
-                "forbidden: module {module} may not administer the store; add it to modules.store_access"
-            ));
+            return Err(CallError {
+                code: "forbidden",
+                message: format!("module {module} may not administer the store; add it to modules.store_access"),
+            });
         }
-        let request: Request = serde_json::from_str(request).map_err(|e| format!("bad store request: {e}"))?;
-        let collection = || -> Result<Collection, String> {
-            let name = request.collection.as_deref().ok_or("missing `collection`")?;
+        let request: Request =
+            serde_json::from_str(request).map_err(|e| CallError::bad(format!("bad store request: {e}")))?;
+        let collection = || -> Result<Collection, CallError> {
+            let name = request.collection.as_deref().ok_or_else(|| CallError::bad("missing `collection`"))?;
             Collection::parse(name).ok_or_else(|| {
                 let known: Vec<_> = Collection::ALL.iter().map(|c| c.name()).collect();
-                format!("unknown collection {name:?}; known: {}", known.join(", "))
+                CallError::bad(format!("unknown collection {name:?}; known: {}", known.join(", ")))
             })
         };
-        let err = |e: crate::store::StoreError| e.to_string();
+        let target = request.target.as_ref();
         match request.op.as_str() {
             "info" => {
-                let (target, store) = self.resolve(request.target.as_ref(), true).await?;
+                let (target, store) = self.resolve(target, Access::Read).await?;
                 let mut counts = serde_json::Map::new();
                 for c in Collection::ALL {
-                    counts.insert(c.name().into(), json!(store.count_records(c).await.map_err(err)?));
+                    counts.insert(c.name().into(), json!(store.count_records(c).await?));
                 }
                 Ok(json!({
                     "target": target.describe(),
                     "backend": store.backend(),
-                    "schema_version": store.schema_version().await.map_err(err)?,
+                    "schema_version": store.schema_version().await?,
                     "counts": counts,
                 }))
             }
-            "migrations" | "migrate" => {
-                let (target, store) = self.resolve(request.target.as_ref(), false).await?;
-                let (version, steps) = store.migrations().await.map_err(err)?;
-                let pending: Vec<_> = steps.iter().filter(|s| s.version > version).cloned().collect();
-                let listed: Vec<Value> = steps
-                    .iter()
-                    .map(|s| json!({"version": s.version, "description": s.description, "applied": s.version <= version}))
-                    .collect();
-                if request.op == "migrations" {
-                    return Ok(json!({
-                        "target": target.describe(),
-                        "backend": store.backend(),
-                        "version": version,
-                        "latest": steps.last().map(|s| s.version).unwrap_or(0),
-                        "steps": listed,
-                        "pending": pending.len(),
-                    }));
-                }
-                if request.dry_run {
-                    return Ok(
-                        json!({"target": target.describe(), "dry_run": true, "version": version, "would_apply": pending}),
-                    );
-                }
-                let applied = store.apply_migrations().await.map_err(err)?;
-                let now = store.schema_version().await.map_err(err)?;
-                Ok(json!({"target": target.describe(), "dry_run": false, "version": now, "applied": applied}))
-            }
+            "migrations" | "migrate" => self.migrations(target, &request).await,
             "count" => {
-                let (_, store) = self.resolve(request.target.as_ref(), true).await?;
-                Ok(json!({"count": store.count_records(collection()?).await.map_err(err)?}))
+                let (_, store) = self.resolve(target, Access::Read).await?;
+                Ok(json!({"count": store.count_records(collection()?).await?}))
             }
             "digest" => {
-                let (_, store) = self.resolve(request.target.as_ref(), true).await?;
-                let digest = transfer::digest(store.as_ref(), collection()?).await.map_err(err)?;
+                let (_, store) = self.resolve(target, Access::Read).await?;
+                let digest = transfer::digest(store.as_ref(), collection()?).await?;
                 Ok(serde_json::to_value(digest).unwrap_or(Value::Null))
             }
             "export_page" => {
-                let (_, store) = self.resolve(request.target.as_ref(), true).await?;
+                let (_, store) = self.resolve(target, Access::Read).await?;
                 let collection = collection()?;
                 let limit = request.limit.unwrap_or(PAGE).clamp(1, MAX_PAGE);
-                let records = store.export_page(collection, request.after.as_ref(), limit).await.map_err(err)?;
+                let records = store.export_page(collection, request.after.as_ref(), limit).await?;
                 let last = records.last().and_then(|r| collection.key_of(r).ok());
                 Ok(json!({"records": records, "last": last, "more": records.len() == limit as usize}))
             }
             "import" => {
                 if request.records.len() > MAX_PAGE as usize {
-                    return Err(format!("at most {MAX_PAGE} records per import call"));
+                    return Err(CallError::bad(format!("at most {MAX_PAGE} records per import call")));
                 }
-                let (_, store) = self.resolve(request.target.as_ref(), true).await?;
-                let written = store.import_records(collection()?, &request.records).await.map_err(err)?;
+                let collection = collection()?;
+                let (_, store) = self.resolve(target, Access::Write).await?;
+                let written = store.import_records(collection, &request.records).await?;
                 Ok(json!({"written": written}))
             }
-            other => Err(format!(
+            other => Err(CallError::bad(format!(
                 "unknown store op {other:?}; known: info, migrations, migrate, count, digest, export_page, import"
-            )),
+            ))),
         }
     }
 
-    /// The store a request names. `migrated` targets are cached; a look at a foreign
-    /// store's migrations opens it as it is, without changing it.
-    async fn resolve(&self, target: Option<&Value>, migrated: bool) -> Result<(StoreTarget, Arc<dyn Store>), String> {
+    /// `migrations` (status) and `migrate` (apply, or a dry run). A SQLite target that
+    /// does not exist yet is at version 0 with every step pending; only a real `migrate`
+    /// creates it.
+    async fn migrations(&self, target: Option<&Value>, request: &Request) -> Result<Value, CallError> {
+        let inspect_only = request.op == "migrations" || request.dry_run;
+        let access = if inspect_only { Access::Inspect } else { Access::Migrate };
+        let (described, version, steps, store) = match self.resolve(target, access).await {
+            Ok((t, store)) => {
+                let (version, steps) = store.migrations().await?;
+                (t.describe(), version, steps, Some(store))
+            }
+            Err(missing) if missing.code == "not_found" && inspect_only => {
+                let path = self.sqlite_path(target)?;
+                (StoreTarget::Sqlite(path).describe(), 0, sqlite_migration_steps(), None)
+            }
+            Err(e) => return Err(e),
+        };
+        let pending: Vec<_> = steps.iter().filter(|s| s.version > version).cloned().collect();
+        if request.op == "migrations" {
+            let listed: Vec<Value> = steps
+                .iter()
+                .map(|s| json!({"version": s.version, "description": s.description, "applied": s.version <= version}))
+                .collect();
+            return Ok(json!({
+                "target": described,
+                "exists": store.is_some(),
+                "backend": store.as_ref().map(|s| s.backend()).unwrap_or("sqlite"),
+                "version": version,
+                "latest": steps.last().map(|s| s.version).unwrap_or(0),
+                "steps": listed,
+                "pending": pending.len(),
+            }));
+        }
+        if request.dry_run {
+            return Ok(json!({"target": described, "dry_run": true, "version": version, "would_apply": pending}));
+        }
+        let store = store.ok_or_else(|| CallError { code: "internal", message: "store not opened".into() })?;
+        let applied = store.apply_migrations().await?;
+        let now = store.schema_version().await?;
+        Ok(json!({"target": described, "dry_run": false, "version": now, "applied": applied}))
+    }
+
+    /// The SQLite path a request names (for a target that does not exist yet).
+    fn sqlite_path(&self, target: Option<&Value>) -> Result<PathBuf, CallError> {
+        match target.map(TargetSpec::deserialize) {
+            Some(Ok(TargetSpec::Sqlite(name))) => self.confined(&name),
+            _ => Err(CallError::bad("not a sqlite target")),
+        }
+    }
+
+    /// The store a request names, opened for `access`. Stores opened for reading and
+    /// writing are kept for later calls; a look at the schema opens it as it is.
+    async fn resolve(
+        &self,
+        target: Option<&Value>,
+        access: Access,
+    ) -> Result<(StoreTarget, Arc<dyn Store>), CallError> {
         let spec = match target {
             None => return Ok((self.active_target.clone(), Arc::clone(&self.active))),
             Some(Value::String(s)) if s == "active" => {
                 return Ok((self.active_target.clone(), Arc::clone(&self.active)));
             }
             Some(v) => TargetSpec::deserialize(v).map_err(|e| {
-                format!(
+                CallError::bad(format!(
                     "bad target: {e}; use \"active\", {{\"sqlite\": \"name.db\"}} or {{\"mongo\": {{\"url\": ...}}}}"
-                )
+                ))
             })?,
         };
         let target = match spec {
-            TargetSpec::Sqlite(name) => StoreTarget::Sqlite(self.confined(&name)?),
+            TargetSpec::Sqlite(name) => {
+                let path = self.confined(&name)?;
+                if matches!(access, Access::Read | Access::Inspect) && !path.exists() {
+                    return Err(CallError {
+                        code: "not_found",
+                        message: format!(
+                            "no store {name:?} under {} (an import or a copy creates it)",
+                            self.stores_dir.display()
+                        ),
+                    });
+                }
+                StoreTarget::Sqlite(path)
+            }
             TargetSpec::Mongo(mut mongo) => {
-                if mongo.scope.is_empty() {
-                    mongo.scope = self.scope.clone();
-                }
-                // A wrong address must fail within the module's handler timeout, not
-                // after the 30 s a host gives its own database at start.
-                if mongo.start_timeout_secs == 0 {
-                    mongo.start_timeout_secs = TARGET_CONNECT_SECS;
-                }
+                // Always this host's records: a module cannot reach another host's.
+                mongo.scope = self.scope.clone();
+                mongo.start_timeout_secs = TARGET_CONNECT_SECS;
+                mongo.timeout_secs = TARGET_CALL_SECS;
                 StoreTarget::Mongo(mongo)
             }
         };
-        let key = match &target {
-            StoreTarget::Sqlite(path) => format!("sqlite:{}", path.display()),
-            StoreTarget::Mongo(m) => format!("mongo:{}:{}:{}", m.display(), m.user, m.scope),
-        };
-        if key == self.active_key() {
+        let key = target_key(&target);
+        if key == target_key(&self.active_target) {
             return Ok((target, Arc::clone(&self.active)));
         }
-        if !migrated {
-            let store = open_target(&target, false).await.map_err(|e| e.to_string())?;
+        if let StoreTarget::Sqlite(path) = &target
+            && matches!(access, Access::Write | Access::Migrate)
+        {
+            std::fs::create_dir_all(path.parent().unwrap_or(&self.stores_dir)).map_err(|e| CallError {
+                code: "internal",
+                message: format!("cannot create {}: {e}", self.stores_dir.display()),
+            })?;
+        }
+        if matches!(access, Access::Inspect | Access::Migrate) {
+            let store = open_target(&target, false).await?;
             return Ok((target, store));
         }
-        let mut open = self.open.lock().await;
-        if let Some(store) = open.get(&key) {
+        if let Some(store) = self.open.lock().await.get(&key) {
             return Ok((target, Arc::clone(store)));
         }
+        // Connected without holding the lock: one slow or wrong target must not hold
+        // up calls to the others. Two first calls may both connect; one is kept.
+        let store = open_target(&target, true).await?;
+        let mut open = self.open.lock().await;
         if open.len() >= MAX_OPEN {
             open.clear();
         }
-        if let StoreTarget::Sqlite(path) = &target {
-            std::fs::create_dir_all(path.parent().unwrap_or(&self.stores_dir))
-                .map_err(|e| format!("cannot create {}: {e}", self.stores_dir.display()))?;
-        }
-        let store = open_target(&target, true).await.map_err(|e| e.to_string())?;
-        open.insert(key, Arc::clone(&store));
+        let store = Arc::clone(open.entry(key).or_insert(store));
         Ok((target, store))
     }
 
-    fn active_key(&self) -> String {
-        match &self.active_target {
-            StoreTarget::Sqlite(path) => format!("sqlite:{}", path.display()),
-            StoreTarget::Mongo(m) => format!("mongo:{}:{}:{}", m.display(), m.user, self.scope),
-        }
-    }
-
     /// `name` under `<data_dir>/stores/`: relative, plain components only.
-    fn confined(&self, name: &str) -> Result<PathBuf, String> {
+    fn confined(&self, name: &str) -> Result<PathBuf, CallError> {
         let path = Path::new(name);
         let plain =
             !name.is_empty() && !name.contains('\0') && path.components().all(|c| matches!(c, Component::Normal(_)));
         if !plain {
-            return Err(format!(
+            return Err(CallError::bad(format!(
                 "sqlite target {name:?} must be a relative path without `..` (it is a file under {})",
                 self.stores_dir.display()
-            ));
+            )));
         }
         let full = self.stores_dir.join(path);
         // A symlink planted under stores/ must not lead the host elsewhere.
@@ -252,7 +354,7 @@ impl StoreAdmin {
         for component in path.components() {
             walked.push(component);
             if walked.symlink_metadata().map(|m| m.file_type().is_symlink()).unwrap_or(false) {
-                return Err(format!("sqlite target {name:?} goes through a symlink; refused"));
+                return Err(CallError::bad(format!("sqlite target {name:?} goes through a symlink; refused")));
             }
         }
         Ok(full)
@@ -275,17 +377,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let admin = admin(dir.path()).await;
         let err = admin.call("sys", r#"{"op":"info"}"#).await.unwrap_err();
-        assert!(err.contains("modules.store_access"), "{err}");
+        assert_eq!(err.code, "forbidden");
+        assert!(err.message.contains("modules.store_access"), "{err:?}");
         for bad in ["../x.db", "/etc/x.db", "a/../../x.db", ""] {
             let req = json!({"op": "count", "collection": "audit", "target": {"sqlite": bad}}).to_string();
             let err = admin.call("db-migrate", &req).await.unwrap_err();
-            assert!(err.contains("relative path"), "{bad}: {err}");
+            assert!(err.message.contains("relative path"), "{bad}: {err:?}");
         }
         std::fs::create_dir_all(dir.path().join("stores")).unwrap();
         std::os::unix::fs::symlink("/tmp", dir.path().join("stores/link")).unwrap();
         let req = json!({"op": "count", "collection": "audit", "target": {"sqlite": "link/x.db"}}).to_string();
-        assert!(admin.call("db-migrate", &req).await.unwrap_err().contains("symlink"));
+        assert!(admin.call("db-migrate", &req).await.unwrap_err().message.contains("symlink"));
+        // Reading a store that is not there is an error, not a new empty store.
         let req = json!({"op": "count", "collection": "audit", "target": {"sqlite": "copy.db"}}).to_string();
+        assert_eq!(admin.call("db-migrate", &req).await.unwrap_err().code, "not_found");
+        assert!(!dir.path().join("stores/copy.db").exists());
+        let import = json!({"op": "import", "collection": "settings", "target": {"sqlite": "copy.db"},
+            "records": [{"key": "k", "value": "v"}]});
+        assert_eq!(admin.call("db-migrate", &import.to_string()).await.unwrap(), json!({"written": 1}));
         assert_eq!(admin.call("db-migrate", &req).await.unwrap(), json!({"count": 0}));
         assert!(dir.path().join("stores/copy.db").exists());
     }
@@ -295,10 +404,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let admin = admin(dir.path()).await;
         let err = admin.call("db-migrate", r#"{"op":"count","collection":"nope"}"#).await.unwrap_err();
-        assert!(err.contains("unknown collection") && err.contains("task_runs"), "{err}");
+        assert!(err.message.contains("unknown collection") && err.message.contains("task_runs"), "{err:?}");
         let err = admin.call("db-migrate", r#"{"op":"explode"}"#).await.unwrap_err();
-        assert!(err.contains("known: info"), "{err}");
+        assert!(err.message.contains("known: info"), "{err:?}");
         let err = admin.call("db-migrate", r#"{"op":"info","target":{"ftp":"x"}}"#).await.unwrap_err();
-        assert!(err.contains("bad target"), "{err}");
+        assert_eq!(err.code, "bad_request");
+        assert!(err.message.contains("bad target"), "{err:?}");
+        let bad = json!({"op": "import", "collection": "settings", "records": [{"key": "k"}]}).to_string();
+        assert_eq!(admin.call("db-migrate", &bad).await.unwrap_err().code, "bad_request");
     }
 }

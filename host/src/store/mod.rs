@@ -14,7 +14,7 @@ pub mod transfer;
 pub use mongo::{MongoStore, MongoTarget};
 pub use open::{StoreTarget, open_configured, open_target};
 pub use records::*;
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, sqlite_migration_steps};
 pub use transfer::{Collection, MigrationStep, RecordKey};
 
 use async_trait::async_trait;

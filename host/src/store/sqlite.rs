@@ -147,6 +147,11 @@ fn migrate(conn: &mut Connection, path: &str) -> StoreResult<Vec<u32>> {
     Ok(applied)
 }
 
+/// Every schema step of the SQLite store, for a file that does not exist yet.
+pub fn sqlite_migration_steps() -> Vec<MigrationStep> {
+    migration_steps()
+}
+
 fn migration_steps() -> Vec<MigrationStep> {
     MIGRATIONS
         .iter()

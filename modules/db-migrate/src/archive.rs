@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::store::{COLLECTIONS, StoreClient};
+use crate::store::{COLLECTIONS, Failure, StoreClient};
 use crate::target::Target;
 use plugin_api::digest::RecordDigest;
 
@@ -18,7 +18,7 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-pub async fn export(client: &StoreClient, target: &Target, page_size: u32) -> Result<Value, String> {
+pub async fn export(client: &StoreClient, target: &Target, page_size: u32) -> Result<Value, Failure> {
     let info = client.info(target).await?;
     let mut collections = Map::new();
     for collection in COLLECTIONS {
@@ -97,8 +97,8 @@ pub async fn import(
     archive: &Value,
     dry_run: bool,
     page_size: u32,
-) -> Result<Value, String> {
-    let sections = verify(archive)?;
+) -> Result<Value, Failure> {
+    let sections = verify(archive).map_err(Failure::bad_request)?;
     let mut report = Map::new();
     for (collection, records) in sections {
         let mut written = 0;

@@ -223,11 +223,13 @@ impl Job {
             Ok(Stop::Finished) => {
                 self.copies.update(|p| p.state = "verifying".into());
                 match self.verify().await {
-                    Ok(()) => {
+                    Ok(Stop::Finished) => {
                         // Done: nothing left to resume.
                         let _ = self.host.kv_set(CHECKPOINT_KEY, "");
                         ("done", None)
                     }
+                    // Every record is copied; a resume verifies again.
+                    Ok(_) => ("cancelled", None),
                     Err(e) => ("failed", Some(e)),
                 }
             }
@@ -262,7 +264,7 @@ impl Job {
             let total = self.client.count(&self.plan.from, collection).await?;
             self.copies.update(|p| p.collections[index].total = Some(total));
             loop {
-                if self.copies.cancelled.load(std::sync::atomic::Ordering::SeqCst) {
+                if self.cancelled() {
                     return Ok(Stop::Cancelled);
                 }
                 if self.plan.max_pages.is_some_and(|max| pages >= max) {
@@ -298,12 +300,20 @@ impl Job {
         Ok(Stop::Finished)
     }
 
+    fn cancelled(&self) -> bool {
+        self.copies.cancelled.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Compares both sides per collection; recopies the ones that differ (bounded).
-    async fn verify(&mut self) -> Result<(), String> {
+    /// `Stop::Cancelled` when asked to stop meanwhile.
+    async fn verify(&mut self) -> Result<Stop, String> {
         let mut differing = Vec::new();
         for pass in 0..=CATCH_UP_PASSES {
             differing.clear();
             for (index, collection) in COLLECTIONS.iter().enumerate() {
+                if self.cancelled() {
+                    return Ok(Stop::Cancelled);
+                }
                 let source = self.client.digest(&self.plan.from, collection).await?;
                 let dest = self.client.digest(&self.plan.to, collection).await?;
                 let (s, d) = (digest_of(&source), digest_of(&dest));
@@ -323,7 +333,7 @@ impl Job {
                 }
             }
             if differing.is_empty() {
-                return Ok(());
+                return Ok(Stop::Finished);
             }
             if pass < CATCH_UP_PASSES {
                 for (_, collection, _) in &differing {
@@ -342,6 +352,9 @@ impl Job {
     async fn recopy(&self, collection: &str) -> Result<(), String> {
         let mut after = Value::Null;
         loop {
+            if self.cancelled() {
+                return Ok(());
+            }
             let page = self.client.page(&self.plan.from, collection, &after, self.plan.page_size).await?;
             if !page.records.is_empty() {
                 self.client.import(&self.plan.to, collection, &page.records).await?;

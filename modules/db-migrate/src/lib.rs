@@ -35,7 +35,7 @@ use plugin_api::{Host, Module, Request, Response, Route, export_module};
 use serde_json::{Value, json};
 
 use crate::copy::{Copies, CopyPlan};
-use crate::store::StoreClient;
+use crate::store::{Failure, StoreClient};
 use crate::target::Target;
 
 const DEFAULT_PAGE: u32 = 500;
@@ -55,21 +55,17 @@ fn bad_request(message: &str) -> Response {
     Response::error(400, "bad_request", message)
 }
 
-/// Host-side failures: a refused target or record is the caller's (400), a store
-/// that does not answer is 503, the rest 500; the message is the host's.
-fn store_error(message: String) -> Response {
-    if message.contains("unreachable") {
-        Response::error(503, "unavailable", &message)
-    } else if message.contains("forbidden") {
-        Response::error(403, "forbidden", &message)
-    } else if ["bad target", "relative path", "symlink", "record", "unknown", "a mongo target", "db.mongo.url"]
-        .iter()
-        .any(|m| message.contains(m))
-    {
-        bad_request(&message)
-    } else {
-        Response::error(500, "store_error", &message)
-    }
+/// The host's error code decides the status; the message says what and where.
+fn failure(f: Failure) -> Response {
+    let status = match f.code.as_str() {
+        "bad_request" => 400,
+        "forbidden" => 403,
+        "not_found" => 404,
+        "conflict" => 409,
+        "unavailable" => 503,
+        _ => 500,
+    };
+    Response::error(status, &f.code, &f.message)
 }
 
 /// The body as JSON (an empty body is `{}`).
@@ -134,10 +130,15 @@ impl Module for DbMigrate {
         }
     }
 
+    /// A running copy stops at once (its checkpoint is saved after every page, so a
+    /// resume loses nothing): this instance is going away, and a newer generation must
+    /// not find an old job still writing the same checkpoint.
     fn shutdown(&self) {
         self.copies.cancel();
-        if let Ok(mut job) = self.job.lock() {
-            job.take();
+        if let Ok(mut job) = self.job.lock()
+            && let Some(job) = job.take()
+        {
+            job.abort();
         }
     }
 }
@@ -146,7 +147,7 @@ impl DbMigrate {
     async fn route(&self, req: Request) -> Result<Response, Response> {
         match (req.method.as_str(), req.route.as_str()) {
             ("GET", "/status") => {
-                let store = self.client.info(&Target::active()).await.map_err(store_error)?;
+                let store = self.client.info(&Target::active()).await.map_err(failure)?;
                 Ok(Response::json(&json!({
                     "store": store,
                     "copy": self.copies.progress(),
@@ -154,17 +155,17 @@ impl DbMigrate {
                 })))
             }
             ("GET", "/migrations") => {
-                Ok(Response::json(&self.client.migrations(&Target::active()).await.map_err(store_error)?))
+                Ok(Response::json(&self.client.migrations(&Target::active()).await.map_err(failure)?))
             }
             ("POST", "/migrations") => {
                 let target = target_of(&body(&req)?, "target")?;
-                Ok(Response::json(&self.client.migrations(&target).await.map_err(store_error)?))
+                Ok(Response::json(&self.client.migrations(&target).await.map_err(failure)?))
             }
             ("POST", "/migrations/up") => {
                 let body = body(&req)?;
                 let target = target_of(&body, "target")?;
                 let dry_run = body["dry_run"].as_bool().unwrap_or(false);
-                Ok(Response::json(&self.client.migrate(&target, dry_run).await.map_err(store_error)?))
+                Ok(Response::json(&self.client.migrate(&target, dry_run).await.map_err(failure)?))
             }
             ("GET", "/export") => self.export(&Target::active()).await,
             ("POST", "/export") => self.export(&target_of(&body(&req)?, "target")?).await,
@@ -180,13 +181,7 @@ impl DbMigrate {
                     (target_of(&body, "target")?, archive, dry_query || body["dry_run"].as_bool().unwrap_or(false))
                 };
                 let report =
-                    archive::import(&self.client, &target, archive, dry_run, self.page_size).await.map_err(|e| {
-                        if e.starts_with("archive") || e.starts_with("not an") {
-                            bad_request(&e)
-                        } else {
-                            store_error(e)
-                        }
-                    })?;
+                    archive::import(&self.client, &target, archive, dry_run, self.page_size).await.map_err(failure)?;
                 Ok(Response::json(&report))
             }
             ("POST", "/copy") => {
@@ -228,7 +223,7 @@ impl DbMigrate {
     }
 
     async fn export(&self, target: &Target) -> Result<Response, Response> {
-        let archive = archive::export(&self.client, target, self.page_size).await.map_err(store_error)?;
+        let archive = archive::export(&self.client, target, self.page_size).await.map_err(failure)?;
         let mut response = Response::json(&archive);
         response.headers.push((
             "content-disposition".into(),

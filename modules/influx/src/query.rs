@@ -118,12 +118,13 @@ impl SeriesRequest {
         };
         let from_ms = match param("from") {
             Some(f) => parse_time(&f, now_ms).map_err(|e| format!("from: {e}"))?,
-            None => to_ms - 3_600_000,
+            None => to_ms.saturating_sub(3_600_000),
         };
         if from_ms >= to_ms {
             return Err(format!("from ({from_ms}) must be before to ({to_ms})"));
         }
-        if to_ms - from_ms > MAX_RANGE_MS {
+        // Checked: extreme times must be refused, not wrap past the range check.
+        if to_ms.checked_sub(from_ms).is_none_or(|span| span > MAX_RANGE_MS) {
             return Err(format!("the range may span at most {} days", MAX_RANGE_MS / 86_400_000));
         }
         let every_ms = match param("every") {

@@ -27,7 +27,7 @@ pub fn parse_time(s: &str, now_ms: i64) -> Result<i64, String> {
         return Ok(now_ms);
     }
     if let Some(ago) = s.strip_prefix("now-").or_else(|| s.strip_prefix('-')) {
-        return Ok(now_ms - parse_duration(ago)?);
+        return now_ms.checked_sub(parse_duration(ago)?).ok_or_else(|| format!("{s:?} is too far back"));
     }
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
         return s.parse().map_err(|_| format!("epoch milliseconds out of range: {s:?}"));

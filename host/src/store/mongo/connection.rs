@@ -91,13 +91,15 @@ impl MongoTarget {
             .unwrap_or_else(|| "localhost".into())
     }
 
+    /// Default 30 s, at most an hour.
     pub fn start_timeout(&self) -> Duration {
-        Duration::from_secs(if self.start_timeout_secs == 0 { 30 } else { self.start_timeout_secs })
+        Duration::from_secs(if self.start_timeout_secs == 0 { 30 } else { self.start_timeout_secs.min(3600) })
     }
 
-    /// How long one call may wait for a server before it counts as unreachable.
+    /// How long one call may wait for a server before it counts as unreachable
+    /// (default 5 s, at most 5 minutes).
     fn call_timeout(&self) -> Duration {
-        Duration::from_secs(if self.timeout_secs == 0 { 5 } else { self.timeout_secs })
+        Duration::from_secs(if self.timeout_secs == 0 { 5 } else { self.timeout_secs.min(300) })
     }
 
     pub async fn client_options(&self) -> StoreResult<ClientOptions> {
@@ -178,6 +180,10 @@ pub async fn wait_reachable(db: &Database, target: &str, limit: Duration) -> Sto
     loop {
         match ping(db).await {
             Ok(()) => return Ok(()),
+            // Refused credentials or a bad option will not get better by waiting.
+            Err(e) if !is_connectivity(&e) => {
+                return Err(StoreError::Mongo { target: target.to_string(), what: "connect", detail: e.to_string() });
+            }
             Err(e) if tokio::time::Instant::now() + backoff < deadline => {
                 tracing::warn!(target: "store", %target, error = %e, retry_in_ms = backoff.as_millis() as u64,
                     "MongoDB not reachable yet");

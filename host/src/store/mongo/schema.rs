@@ -36,11 +36,13 @@ const STEPS: &[Step] = &[Step {
             ("models", doc! {"host": 1, "name": 1}, true),
             ("runtime", doc! {"host": 1, "name": 1}, true),
             ("module_kv", doc! {"host": 1, "module": 1, "key": 1}, true),
-            ("audit", doc! {"id": 1}, true),
+            // Ids are unique per host: a database shared by hosts holds each one's
+            // audit, runs and alarms, and an imported host keeps its own ids.
+            ("audit", doc! {"host": 1, "id": 1}, true),
             ("audit", doc! {"host": 1, "actor": 1, "id": 1}, false),
-            ("task_runs", doc! {"id": 1}, true),
+            ("task_runs", doc! {"host": 1, "id": 1}, true),
             ("task_runs", doc! {"host": 1, "task": 1, "id": 1}, false),
-            ("alarms", doc! {"id": 1}, true),
+            ("alarms", doc! {"host": 1, "id": 1}, true),
             ("alarms", doc! {"host": 1, "kind": 1, "subject": 1, "state": 1}, false),
         ]
     },
