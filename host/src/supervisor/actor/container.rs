@@ -178,7 +178,9 @@ impl Actor {
 
     /// Appends the container's stdout and stderr to the service's log file until the
     /// output ends (the container stopped), so `/api/apps/{name}/logs` reads it like a
-    /// process's.
+    /// process's. When the output breaks off with an error (the engine went away), it
+    /// follows again from the second of the last chunk, like the exit waiter asks again
+    /// (a line at that second may be written twice).
     fn spawn_log_pump(&self, id: &str, since: i64, cancel: CancellationToken) {
         let docker = Arc::clone(&self.docker);
         let log = self.log.clone();
@@ -187,13 +189,26 @@ impl Actor {
         let service = self.spec.name.clone();
         self.tracker.spawn(async move {
             let pump = async {
-                let mut file = log.open_append().map_err(|e| e.to_string())?;
-                let mut output = docker.follow_output(&id, since).await.map_err(|e| e.to_string())?;
-                while let Some(chunk) = output.next().await {
-                    let bytes = chunk.map_err(|e| e.to_string())?;
-                    file.write_all(&bytes).map_err(|e| e.to_string())?;
+                let mut since = since;
+                loop {
+                    let mut file = log.open_append().map_err(|e| e.to_string())?;
+                    let error = match docker.follow_output(&id, since).await {
+                        Ok(mut output) => loop {
+                            match output.next().await {
+                                None => return Ok::<(), String>(()),
+                                Some(Ok(bytes)) => {
+                                    file.write_all(&bytes).map_err(|e| e.to_string())?;
+                                    since = now_ms() / 1000;
+                                }
+                                Some(Err(e)) => break e.to_string(),
+                            }
+                        },
+                        Err(DockerError::NotFound(_)) => return Ok(()),
+                        Err(e) => e.to_string(),
+                    };
+                    tracing::debug!(service = %service, "container output broke off ({error}); following again");
+                    tokio::time::sleep(REWAIT).await;
                 }
-                Ok::<(), String>(())
             };
             tokio::select! {
                 result = pump => {
