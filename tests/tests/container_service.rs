@@ -291,3 +291,52 @@ async fn bad_container_sections_are_model_problems() {
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stdout.contains("escape.pig: ") && out.stdout.contains("container.mounts[0].source: "), "{out:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_takes_over_our_running_container() {
+    // The engine is reached through a symlink the test removes and puts back, so the
+    // next host starts while the engine seems gone and sees it return.
+    let link = format!("/tmp/apollo-test-docker-link-{}.sock", std::process::id());
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(SOCKET, &link).unwrap();
+    let d = Deployment::with(json!({"ci": {"docker_host": format!("unix://{link}")}}));
+    let name = format!("takeover-{}", std::process::id());
+    let _cleanup = RemoveOnDrop(format!("apollo-{name}"));
+    d.write_model(&format!("{name}.pig"), &container_model(&name, json!({})));
+
+    let first = d.spawn();
+    let client = first.uds();
+    require_engine(&client).await;
+    let (code, body) = send(&client, Method::POST, &format!("/api/apps/{name}/start")).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let id = eventually("running", WAIT, || async {
+        let s = status(&client, &name).await;
+        (s["state"] == "running").then(|| s["container"]["id"].as_str().unwrap().to_string())
+    })
+    .await;
+    first.crash();
+
+    // The next host cannot reach the engine: the container is not re-adopted.
+    std::fs::remove_file(&link).unwrap();
+    let second = d.spawn();
+    let client = second.uds();
+    eventually("the service not running", WAIT, || async {
+        let s = status(&client, &name).await;
+        (s["state"] != "running" && !s["message"].as_str().unwrap_or_default().is_empty()).then_some(())
+    })
+    .await;
+
+    // The engine is back: a start takes over the container that kept running.
+    std::os::unix::fs::symlink(SOCKET, &link).unwrap();
+    let (code, body) = send(&client, Method::POST, &format!("/api/apps/{name}/start")).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let s = status(&client, &name).await;
+    assert_eq!((s["state"].as_str(), s["container"]["id"].as_str()), (Some("running"), Some(id.as_str())), "{s}");
+    assert_eq!(s["instances"][0]["adopted"], true, "{s}");
+    assert_eq!(engine_containers(&client, &format!("apollo-{name}")).await.len(), 1);
+    let (code, body) = send(&client, Method::POST, &format!("/api/apps/{name}/stop")).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert!(engine_containers(&client, &format!("apollo-{name}")).await.is_empty());
+    drop(second);
+    let _ = std::fs::remove_file(&link);
+}

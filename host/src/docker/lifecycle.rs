@@ -30,6 +30,8 @@ pub struct FoundContainer {
     pub labels: HashMap<String, String>,
     /// The engine's `State.Status`: `created`, `running`, `exited`, ...
     pub status: String,
+    /// The host ports it was created with (its `PORTS` variable, set by the host).
+    pub ports: Vec<u16>,
 }
 
 impl DockerManager {
@@ -63,7 +65,15 @@ impl DockerManager {
             Err(e) => return Err(e),
         };
         let state = info.state.unwrap_or_default();
+        let ports = info
+            .config
+            .as_ref()
+            .and_then(|c| c.env.as_ref())
+            .and_then(|env| env.iter().find_map(|e| e.strip_prefix("PORTS=")))
+            .map(|v| v.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+            .unwrap_or_default();
         Ok(Some(FoundContainer {
+            ports,
             id: info.id.unwrap_or_default(),
             running: state.running.unwrap_or(false),
             pid: state.pid.and_then(|p| i32::try_from(p).ok()).unwrap_or(0),

@@ -31,6 +31,9 @@ const REWAIT: Duration = Duration::from_secs(1);
 
 impl Actor {
     pub(super) async fn start_container(&mut self) -> ControlResult {
+        if self.adopt_running_container().await {
+            return Ok(self.status());
+        }
         if let Err(e) = self.claim_container_ports() {
             self.message = e.to_string();
             self.log.host_line(&format!("start refused: {e}"));
@@ -52,6 +55,26 @@ impl Actor {
                 Err(ControlError::Failed(message))
             }
         }
+    }
+
+    /// A start that finds our container already running (the engine was down when the
+    /// host restarted, or a stop failed) takes it over with the ports it was created
+    /// with, before claiming any: those ports are its own.
+    async fn adopt_running_container(&mut self) -> bool {
+        let name = plan::container_name(&self.spec.name);
+        let Ok(Some(found)) = self.docker.find(&name).await else { return false };
+        if !found.running || plan::owner(&found.labels, &self.spec.name, &plan::host_label(&self.spec)) != Owner::Us {
+            return false;
+        }
+        let image = self.spec.model.container.as_ref().map(|c| c.image.clone()).unwrap_or_default();
+        self.ports.release(&self.spec.name);
+        self.ports.adopt(&self.spec.name, &found.ports);
+        self.ports_in_effect = found.ports.clone();
+        self.set_state(ServiceState::Starting).await;
+        self.log.host_line(&format!("container {name} ({}) is already running: adopted", short(&found.id)));
+        self.watch_container(&found.id, found.pid, &image, true, log_mtime_secs(self));
+        self.after_spawn().await;
+        true
     }
 
     /// Network `host`: the ports are the container's own, claimed like a process's.
