@@ -8,10 +8,23 @@
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Serialised as `{"count": N, "checksum": "<32 hex digits>"}` (JSON has no u128).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RecordDigest {
     pub count: u64,
+    #[serde(with = "hex_u128")]
     pub checksum: u128,
+}
+
+mod hex_u128 {
+    pub fn serialize<S: serde::Serializer>(v: &u128, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{v:032x}"))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u128, D::Error> {
+        let text = <String as serde::Deserialize>::deserialize(d)?;
+        u128::from_str_radix(&text, 16).map_err(serde::de::Error::custom)
+    }
 }
 
 impl RecordDigest {
@@ -26,10 +39,6 @@ impl RecordDigest {
     /// The checksum as 32 hex digits.
     pub fn hex(&self) -> String {
         format!("{:032x}", self.checksum)
-    }
-
-    pub fn parse_hex(text: &str) -> Option<u128> {
-        u128::from_str_radix(text, 16).ok()
     }
 }
 
@@ -85,6 +94,8 @@ mod tests {
         y.add(&b);
         y.add(&a);
         assert_eq!(x, y);
-        assert_eq!(RecordDigest::parse_hex(&x.hex()), Some(x.checksum));
+        let json = serde_json::to_value(x).unwrap();
+        assert_eq!(json["checksum"], x.hex());
+        assert_eq!(serde_json::from_value::<RecordDigest>(json).unwrap(), x);
     }
 }

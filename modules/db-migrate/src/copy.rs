@@ -369,9 +369,7 @@ impl Job {
 
 /// Reads the host's `{count, checksum}` answer.
 fn digest_of(answer: &Value) -> Option<RecordDigest> {
-    let count = answer["count"].as_u64()?;
-    let checksum = RecordDigest::parse_hex(answer["checksum"].as_str()?)?;
-    Some(RecordDigest { count, checksum })
+    RecordDigest::deserialize(answer).ok()
 }
 
 /// The saved checkpoint, for `GET /copy` after a restart.

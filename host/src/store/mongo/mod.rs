@@ -156,8 +156,9 @@ impl MongoStore {
         Ok(document)
     }
 
-    /// The record a document holds, in canonical form.
-    fn from_document(collection: Collection, mut document: Document) -> StoreResult<Value> {
+    /// The record a document holds, as JSON (typed reads deserialise it once; exports
+    /// put it in canonical form).
+    fn record_of(collection: Collection, mut document: Document) -> StoreResult<Value> {
         document.remove("_id");
         document.remove("host");
         let mut value = Bson::Document(document).into_relaxed_extjson();
@@ -168,7 +169,7 @@ impl MongoStore {
             *model = serde_json::from_str(text)
                 .map_err(|e| StoreError::Corrupt { what: "models.model".into(), detail: e.to_string() })?;
         }
-        collection.canonical(&value).map_err(|detail| StoreError::Corrupt { what: collection.name().into(), detail })
+        Ok(value)
     }
 
     async fn find_records(
@@ -190,7 +191,7 @@ impl MongoStore {
             action.await?.try_collect::<Vec<Document>>().await
         };
         let documents = self.call("find", find).await?;
-        documents.into_iter().map(|d| Self::from_document(collection, d)).collect()
+        documents.into_iter().map(|d| Self::record_of(collection, d)).collect()
     }
 
     async fn find_typed<T: serde::de::DeserializeOwned>(
@@ -216,8 +217,13 @@ impl MongoStore {
         let key = collection
             .key_of(record)
             .map_err(|detail| StoreError::Corrupt { what: collection.name().into(), detail })?;
+        self.upsert_keyed(collection, &key, record).await
+    }
+
+    /// `upsert` for a record whose key the caller already took (and so checked).
+    async fn upsert_keyed(&self, collection: Collection, key: &RecordKey, record: &Value) -> StoreResult<()> {
         let document = self.to_document(collection, record)?;
-        let filter = self.key_filter(collection, &key);
+        let filter = self.key_filter(collection, key);
         self.call("upsert", self.coll(collection).update_one(filter, doc! {"$set": document}).upsert(true)).await?;
         Ok(())
     }

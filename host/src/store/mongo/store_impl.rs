@@ -163,7 +163,7 @@ impl Store for MongoStore {
             )
             .return_document(ReturnDocument::After);
         if let Some(document) = self.call("raise alarm", bump).await? {
-            let record = MongoStore::from_document(Collection::Alarms, document)?;
+            let record = MongoStore::record_of(Collection::Alarms, document)?;
             let alarm =
                 transfer::typed(&record).map_err(|detail| StoreError::Corrupt { what: "alarms".into(), detail })?;
             return Ok((alarm, false));
@@ -260,27 +260,39 @@ impl Store for MongoStore {
             }
             Some(RecordKey::Pair(a, b)) => doc! {"$or": [{"module": {"$gt": a}}, {"module": a, "key": {"$gt": b}}]},
         };
-        self.find_records(collection, filter, MongoStore::sort(collection), 0, i64::from(limit.max(1))).await
+        let records =
+            self.find_records(collection, filter, MongoStore::sort(collection), 0, i64::from(limit.max(1))).await?;
+        // Exports are compared with other backends' byte for byte: the record types'
+        // own JSON (booleans as booleans, numbers as the types say).
+        records
+            .iter()
+            .map(|r| {
+                collection.canonical(r).map_err(|detail| StoreError::Corrupt { what: collection.name().into(), detail })
+            })
+            .collect()
     }
 
     async fn import_records(&self, collection: Collection, records: &[Value]) -> StoreResult<u64> {
-        let mut max_id = None;
+        let mut keys = Vec::with_capacity(records.len());
         for (index, record) in records.iter().enumerate() {
-            match collection.key_of(record) {
-                Ok(RecordKey::Id(id)) => max_id = max_id.max(Some(id)),
-                Ok(_) => {}
-                Err(detail) => return Err(StoreError::InvalidRecord { collection: collection.name(), index, detail }),
-            }
+            let key = collection.key_of(record).map_err(|detail| StoreError::InvalidRecord {
+                collection: collection.name(),
+                index,
+                detail,
+            })?;
+            keys.push(key);
         }
         // One round trip per record (an upsert by key has no bulk form every server
         // speaks), so several are in flight at once over the driver's pool.
-        for chunk in records.chunks(IMPORT_CONCURRENCY) {
+        let pairs: Vec<_> = keys.iter().zip(records).collect();
+        for chunk in pairs.chunks(IMPORT_CONCURRENCY) {
             let mut in_flight = Vec::with_capacity(chunk.len());
-            for record in chunk {
-                in_flight.push(self.upsert(collection, record));
+            for (key, record) in chunk {
+                in_flight.push(self.upsert_keyed(collection, key, record));
             }
             futures::future::try_join_all(in_flight).await?;
         }
+        let max_id = keys.iter().filter_map(|k| if let RecordKey::Id(id) = k { Some(*id) } else { None }).max();
         if let Some(id) = max_id {
             self.raise_counter(collection, id).await?;
         }
