@@ -43,7 +43,11 @@ test-deps:
 	./.ci/influx-up.sh
 	./.ci/mongo-up.sh
 
+# `cargo test` builds test harnesses, not the artifacts the integration tests load
+# (module .so files, fixture modules, demo-http, the apollo binary beside them): build
+# those first, or a fresh CARGO_TARGET_DIR finds nothing to load.
 unit: test-deps
+	$(CARGO) build --workspace
 	$(CARGO) test --workspace --no-fail-fast
 
 test: fmt-check lint unit
