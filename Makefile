@@ -25,8 +25,18 @@ modules: build
 		echo "staged $$name.so"; \
 	done
 
+# The demo loads, from its own folder, the modules that need nothing but this machine:
+# module-influx needs an InfluxDB server, which a fresh machine does not run, so it is
+# built and staged in modules-dist/ but not given to the demo (copy it into
+# $(DEMO_MODULES) next to a running influxd to see it work).
 # The demo's manage scripts find demo-http on PATH.
+DEMO_MODULES := apollo-data/demo/modules
+DEMO_MODULE_FILES := module_sys.so module_db_migrate.so hello_module.so
 demo: modules
+	mkdir -p $(DEMO_MODULES)
+	@for so in $(DEMO_MODULE_FILES); do \
+		cp "modules-dist/$$so" "$(DEMO_MODULES)/.$$so.tmp" && mv "$(DEMO_MODULES)/.$$so.tmp" "$(DEMO_MODULES)/$$so"; \
+	done
 	PATH="$(TARGET_DIR)/release:$$PATH" $(TARGET_DIR)/release/apollo serve --config $(DEMO_CONFIG)
 
 fmt-check:

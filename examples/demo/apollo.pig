@@ -11,7 +11,7 @@
     "port": 9090
   },
   "modules": {
-    "dir": "../../modules-dist"
+    "dir": "../../apollo-data/demo/modules"
   },
   "supervisor": {
     "stop_services_on_exit": true

@@ -32,6 +32,11 @@ impl Buffer {
         Self { lines: VecDeque::new(), capacity: capacity.max(1), next_seq: 0, dropped: 0 }
     }
 
+    /// Points held at most; beyond it the oldest go first.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     pub fn push(&mut self, line: String) {
         if self.lines.len() >= self.capacity {
             self.lines.pop_front();

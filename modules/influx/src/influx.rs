@@ -104,6 +104,11 @@ impl Client {
         }
     }
 
+    /// Where the writes go (no credentials: they never appear in a URL here).
+    pub fn url(&self) -> String {
+        self.endpoint.url()
+    }
+
     /// `CREATE DATABASE` is a no-op in 1.x when the database exists.
     pub async fn create_database(&self) -> Result<(), String> {
         let q = format!("CREATE DATABASE {}", crate::query::identifier(&self.database));

@@ -24,6 +24,7 @@ mod influx;
 mod line;
 mod procfs;
 mod query;
+mod reports;
 mod sample;
 mod state;
 mod timespec;
@@ -43,6 +44,7 @@ use crate::config::Config;
 use crate::influx::Client;
 use crate::procfs::ProcFs;
 use crate::query::SeriesRequest;
+use crate::reports::FailureReports;
 use crate::sample::Sampler;
 use crate::state::{Shared, now_ms};
 use crate::writer::{FINAL_FLUSH, FlushRequest, Log, Writer};
@@ -99,6 +101,7 @@ impl Module for Influx {
             create_database: config.create_database,
             backoff: Backoff { initial: config.retry_initial, max: config.retry_max },
             database_ready: false,
+            reports: FailureReports::default(),
         };
         let tasks =
             vec![tokio::spawn(collector.run(stop_rx.clone())), tokio::spawn(writer.run(wake, flush_rx, stop_rx))];

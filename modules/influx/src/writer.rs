@@ -19,6 +19,7 @@ use serde::Serialize;
 
 use crate::backoff::Backoff;
 use crate::influx::{Client, WriteError};
+use crate::reports::FailureReports;
 use crate::state::{Shared, now_ms};
 
 /// The last attempt at shutdown: the host gives a module's `shutdown` 5 s in all.
@@ -68,6 +69,8 @@ pub struct Writer {
     pub backoff: Backoff,
     /// `CREATE DATABASE` succeeded (only tried when `create_database` is set).
     pub database_ready: bool,
+    /// Which failures get a log line (an absent InfluxDB must not flood the host's log).
+    pub reports: FailureReports,
 }
 
 enum Trigger {
@@ -148,6 +151,7 @@ impl Writer {
                         let failures = s.consecutive_failures;
                         s.consecutive_failures = 0;
                         drop(s);
+                        self.reports.reset();
                         self.log.say(
                             Level::Info,
                             &format!("InfluxDB writes succeed again after {failures} failed attempts"),
@@ -190,22 +194,36 @@ impl Writer {
     }
 
     /// Records a retryable failure and schedules the next attempt. Logged on the
-    /// first failure of a run and then at growing intervals, not on every retry.
-    fn failed(&self, message: String, outcome: &mut FlushOutcome) {
+    /// first failure of a run (saying what happens meanwhile) and then at growing gaps
+    /// (`reports.rs`), not on every retry: status and health show every one.
+    fn failed(&mut self, message: String, outcome: &mut FlushOutcome) {
         let mut s = self.shared.lock();
         s.consecutive_failures = s.consecutive_failures.saturating_add(1);
         s.write_failures += 1;
         let failures = s.consecutive_failures;
         let delay = self.backoff.delay(failures);
-        s.next_retry_ms = Some(now_ms() + delay.as_millis() as i64);
-        s.last_error = Some((now_ms(), message.clone()));
+        let now = now_ms();
+        s.next_retry_ms = Some(now + delay.as_millis() as i64);
+        s.last_error = Some((now, message.clone()));
         let buffered = s.buffer.len();
+        let capacity = s.buffer.capacity();
         drop(s);
-        if failures.is_power_of_two() {
-            self.log.say(Level::Warn, &format!(
-                "InfluxDB write failed ({failures} in a row, {buffered} points buffered, next try in {} ms): {message}",
-                delay.as_millis()
-            ));
+        if self.reports.due(now) {
+            let line = if failures == 1 {
+                format!(
+                    "InfluxDB at {} cannot take writes: {message}. Points are buffered (up to {capacity}, oldest \
+                     dropped first) and retried with backoff; this is reported again only at growing intervals \
+                     (up to hourly) while it lasts: GET /api/module/influx/status shows the state",
+                    self.client.url()
+                )
+            } else {
+                format!(
+                    "InfluxDB writes still failing ({failures} in a row, {buffered} points buffered, next try in \
+                     {} ms): {message}",
+                    delay.as_millis()
+                )
+            };
+            self.log.say(Level::Warn, &line);
         }
         outcome.error = Some(message);
         outcome.buffered = buffered;
@@ -302,6 +320,7 @@ mod tests {
             create_database: config.create_database,
             backoff: Backoff { initial: Duration::from_millis(10), max: Duration::from_millis(20) },
             database_ready: false,
+            reports: FailureReports::default(),
         }
     }
 
