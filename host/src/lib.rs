@@ -13,6 +13,7 @@ pub mod config;
 pub mod docker;
 pub mod events;
 pub mod files;
+pub mod listener;
 pub mod logging;
 pub mod model;
 pub mod modules;

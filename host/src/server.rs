@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Extension;
+use axum::extract::ConnectInfo;
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use nix::sys::stat::{Mode, umask};
@@ -22,6 +23,7 @@ use crate::api::{self, Transport};
 use crate::auth::{AuthService, PasswordSource};
 use crate::config::Config;
 use crate::events::EventBus;
+use crate::listener::{Accept, ConnectionLimits, serve_listener};
 use crate::registry::{Registry, spawn_watcher};
 use crate::state::{AppState, HostContext};
 use crate::store::{Store, StoreError};
@@ -234,11 +236,11 @@ impl OwnerOnlyUnixListener {
     }
 }
 
-impl axum::serve::Listener for OwnerOnlyUnixListener {
+impl Accept for OwnerOnlyUnixListener {
     type Io = tokio::net::UnixStream;
-    type Addr = tokio::net::unix::SocketAddr;
+    type Peer = tokio::net::unix::SocketAddr;
 
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+    async fn accept(&mut self) -> (Self::Io, Self::Peer) {
         loop {
             match self.inner.accept().await {
                 Ok((stream, addr)) => match stream.peer_cred() {
@@ -253,10 +255,6 @@ impl axum::serve::Listener for OwnerOnlyUnixListener {
                 }
             }
         }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.inner.local_addr()
     }
 }
 
@@ -346,16 +344,18 @@ pub async fn serve(
     uds: UnixListener,
     cancel: CancellationToken,
 ) -> Result<(), HostError> {
+    let limits = ConnectionLimits::from_config(&state.config.server);
     let app = api::router(state);
     let tcp_app = app.clone().layer(Extension(Transport::Tcp));
     let uds_app = app.layer(Extension(Transport::UnixSocket));
-    let tcp_cancel = cancel.clone();
-    let tcp_server = axum::serve(tcp, tcp_app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move { tcp_cancel.cancelled().await });
-    let uds_server = axum::serve(OwnerOnlyUnixListener::new(uds), uds_app.into_make_service())
-        .with_graceful_shutdown(async move { cancel.cancelled().await });
-    let (a, b) = tokio::join!(tcp_server.into_future(), uds_server.into_future());
-    a.and(b).map_err(HostError::Serve)
+    let peer_address = |extensions: &mut http::Extensions, peer: &SocketAddr| {
+        extensions.insert(ConnectInfo(*peer));
+    };
+    tokio::join!(
+        serve_listener(tcp, tcp_app, limits, peer_address, cancel.clone()),
+        serve_listener(OwnerOnlyUnixListener::new(uds), uds_app, limits, |_: &mut _, _: &_| {}, cancel),
+    );
+    Ok(())
 }
 
 /// Hourly: drop expired tokens and trim the audit log to `audit.max_entries`.

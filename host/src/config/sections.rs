@@ -98,6 +98,14 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     /// Ours: a request that takes longer is answered 503 and dropped.
     pub request_timeout_secs: u64,
+    /// Ours: a client must send a whole request head within this (nginx's
+    /// `client_header_timeout`), or the connection is closed.
+    pub header_read_timeout_secs: u64,
+    /// Ours: a connection with no request in flight and no bytes moving is closed after
+    /// this (nginx's `keepalive_timeout`).
+    pub keepalive_timeout_secs: u64,
+    /// Ours: connections open at once on each listener; more wait in the backlog.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -108,6 +116,9 @@ impl Default for ServerConfig {
             uds: PathBuf::new(),
             body_limit_bytes: 1024 * 1024,
             request_timeout_secs: 60,
+            header_read_timeout_secs: 60,
+            keepalive_timeout_secs: 75,
+            max_connections: 4096,
         }
     }
 }

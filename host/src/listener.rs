@@ -1,0 +1,247 @@
+//! Serving one router on one listener while shedding clients that hold a connection
+//! without using it (slowloris): a request head must arrive within
+//! `header_read_timeout`, a connection with no request in flight and no bytes moving
+//! is closed after `idle_timeout`, and at most `max_connections` are open at once
+//! (beyond that, new ones wait in the kernel's backlog until one closes). Every
+//! listener the host serves goes through [`serve_listener`].
+//!
+//! It deliberately does not know about routes, auth or transports: the caller hands it
+//! a finished router and says how to label each connection's requests.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use http_body_util::BodyExt;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+
+/// How long clients may hold a connection, and how many may.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+}
+
+impl ConnectionLimits {
+    pub fn from_config(server: &crate::config::ServerConfig) -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(server.header_read_timeout_secs.max(1)),
+            idle_timeout: Duration::from_secs(server.keepalive_timeout_secs.max(1)),
+            max_connections: server.max_connections.max(1),
+        }
+    }
+}
+
+/// A source of connections: the TCP listener, the owner-only unix socket, a module's
+/// listener.
+pub trait Accept: Send + 'static {
+    type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    type Peer: Clone + Send + Sync + 'static;
+    fn accept(&mut self) -> impl Future<Output = (Self::Io, Self::Peer)> + Send;
+}
+
+impl Accept for tokio::net::TcpListener {
+    type Io = tokio::net::TcpStream;
+    type Peer = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Peer) {
+        loop {
+            match tokio::net::TcpListener::accept(self).await {
+                Ok((stream, peer)) => {
+                    // Small JSON answers: do not wait for Nagle.
+                    let _ = stream.set_nodelay(true);
+                    return (stream, peer);
+                }
+                // Transient (EMFILE and the like): back off instead of spinning.
+                Err(e) => {
+                    tracing::warn!("TCP accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `cancel` fires, then lets in-flight requests
+/// finish. `label` adds per-connection extensions (the peer address) to every request
+/// of that connection.
+pub async fn serve_listener<L, F>(
+    mut listener: L,
+    router: Router,
+    limits: ConnectionLimits,
+    label: F,
+    cancel: CancellationToken,
+) where
+    L: Accept,
+    F: Fn(&mut http::Extensions, &L::Peer) + Clone + Send + Sync + 'static,
+{
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
+    let builder = Arc::new(builder);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    let connections = TaskTracker::new();
+    let mut warned_full = None::<Instant>;
+    loop {
+        let permit = tokio::select! {
+            () = cancel.cancelled() => break,
+            permit = Arc::clone(&slots).acquire_owned() => permit.expect("the semaphore is never closed"),
+        };
+        if slots.available_permits() == 0 && warned_full.is_none_or(|at| at.elapsed() > Duration::from_secs(60)) {
+            warned_full = Some(Instant::now());
+            tracing::warn!(
+                max = limits.max_connections,
+                "connection cap reached: new connections wait until one closes (server.max_connections)"
+            );
+        }
+        let (io, peer) = tokio::select! {
+            () = cancel.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let activity = Arc::new(Activity::new());
+        let io = TokioIo::new(Tracked { inner: io, activity: Arc::clone(&activity) });
+        let service = {
+            let router = router.clone();
+            let label = label.clone();
+            let activity = Arc::clone(&activity);
+            hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                label(request.extensions_mut(), &peer);
+                let in_flight = InFlight::enter(Arc::clone(&activity));
+                let router = router.clone();
+                async move {
+                    let response = router.oneshot(request.map(axum::body::Body::new)).await;
+                    // A request stays in flight until its body is sent: a quiet log
+                    // follow or event stream is not an idle connection.
+                    response.map(|response| {
+                        response.map(|body| {
+                            axum::body::Body::new(body.map_frame(move |frame| {
+                                let _held = &in_flight;
+                                frame
+                            }))
+                        })
+                    })
+                }
+            })
+        };
+        let builder = Arc::clone(&builder);
+        let connection = graceful.watch(builder.serve_connection_with_upgrades(io, service).into_owned());
+        let idle_timeout = limits.idle_timeout;
+        connections.spawn(async move {
+            tokio::select! {
+                result = connection => {
+                    if let Err(e) = result {
+                        tracing::debug!("connection ended with an error: {e}");
+                    }
+                }
+                () = activity.idle_for(idle_timeout) => tracing::debug!("idle connection closed"),
+            }
+            drop(permit);
+        });
+    }
+    // Stop accepting, then let the connections finish their in-flight requests.
+    drop(listener);
+    graceful.shutdown().await;
+    connections.close();
+    connections.wait().await;
+}
+
+/// What the idle watchdog of one connection looks at.
+#[derive(Debug)]
+struct Activity {
+    started: Instant,
+    /// Milliseconds since `started` of the last byte read or written.
+    last_io_ms: AtomicU64,
+    /// Requests whose handler has not returned yet (a long poll moves no bytes).
+    in_flight: AtomicUsize,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self { started: Instant::now(), last_io_ms: AtomicU64::new(0), in_flight: AtomicUsize::new(0) }
+    }
+
+    fn touch(&self) {
+        self.last_io_ms.store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Resolves once the connection has had no request in flight and no bytes moving
+    /// for `limit`. Wakes at most once per `limit / 4` (a timer per connection, not a
+    /// thread or a busy loop).
+    async fn idle_for(&self, limit: Duration) {
+        let step = (limit / 4).max(Duration::from_millis(50));
+        loop {
+            tokio::time::sleep(step).await;
+            if self.in_flight.load(Ordering::Relaxed) > 0 {
+                continue;
+            }
+            let last = Duration::from_millis(self.last_io_ms.load(Ordering::Relaxed));
+            if self.started.elapsed().saturating_sub(last) >= limit {
+                return;
+            }
+        }
+    }
+}
+
+/// Counts a request in flight for as long as it lives.
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn enter(activity: Arc<Activity>) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(activity)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The connection's stream, noting when bytes move.
+struct Tracked<T> {
+    inner: T,
+    activity: Arc<Activity>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.touch();
+        }
+        polled
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, data);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        polled
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
