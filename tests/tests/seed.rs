@@ -16,8 +16,16 @@ use common::{ADMIN_PASSWORD, HostProcess, run_cli};
 use serde_json::{Value, json};
 
 /// The seed's path keys, all absolute `/renj.io/...` in its files.
-const PATH_KEYS: &[&str] =
-    &["service_root", "app_root", "app_manager", "app_cache_dir", "app_log_dir", "app_tmp_dir", "app_back_up", "app_pids"];
+const PATH_KEYS: &[&str] = &[
+    "service_root",
+    "app_root",
+    "app_manager",
+    "app_cache_dir",
+    "app_log_dir",
+    "app_tmp_dir",
+    "app_back_up",
+    "app_pids",
+];
 
 fn seed_file(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("seed").join(name);

@@ -48,10 +48,7 @@ fn split_path(key: &str) -> Vec<&str> {
     if key == "." || key.is_empty() {
         return Vec::new();
     }
-    key.split('.')
-        .flat_map(|part| part.split(['[', ']']))
-        .filter(|s| !s.is_empty())
-        .collect()
+    key.split('.').flat_map(|part| part.split(['[', ']'])).filter(|s| !s.is_empty()).collect()
 }
 
 /// Descends to the value at its path; there, any value is refused, which makes

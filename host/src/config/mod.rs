@@ -367,7 +367,8 @@ mod tests {
     #[test]
     fn every_yes_no_spelling_reads_for_every_log_flag() {
         let defaults = LogConfig::default();
-        let flags: [(&str, fn(&LogConfig) -> bool); 4] = [
+        type ReadFlag = fn(&LogConfig) -> bool;
+        let flags: [(&str, ReadFlag); 4] = [
             ("enable_log", |l| l.enable_log),
             ("enable_stack", |l| l.enable_stack),
             ("enable_function", |l| l.enable_function),
@@ -400,7 +401,10 @@ mod tests {
         let err = Config::parse(text, "e.pig").unwrap_err().to_string();
         assert_eq!(
             err,
-            format!("e.pig:3:27: log.enable_stack: \"maybe\" is not a yes/no value: use {}", seed_values::FLAG_SPELLINGS)
+            format!(
+                "e.pig:3:27: log.enable_stack: \"maybe\" is not a yes/no value: use {}",
+                seed_values::FLAG_SPELLINGS
+            )
         );
         let err = Config::parse("{\"registry\": {\"watch\": 1}}", "n.pig").unwrap_err().to_string();
         assert!(err.starts_with("n.pig:1:24: registry.watch: 1 is not a yes/no value: use true/false"), "{err}");
@@ -409,11 +413,37 @@ mod tests {
     #[test]
     fn an_empty_or_null_seed_key_means_its_default() {
         const SEED_KEYS: &[&str] = &[
-            "service_root", "app_root", "app_manager", "app_cache_dir", "app_log_dir", "app_tmp_dir", "app_back_up",
-            "app_pids", "log", "log.enable_log", "log.enable_stack", "log.enable_function", "log.enable_caller",
-            "log.log_file", "log.encoding", "db", "db.sqlite", "db.mongo", "db.mongo.name", "db.mongo.url",
-            "db.mongo.user", "db.mongo.pass_wd", "db.redis", "server", "server.host", "server.port", "server.uds",
-            "ci", "ci.docker_host", "ci.docker_timeout", "ci.docker_api_version",
+            "service_root",
+            "app_root",
+            "app_manager",
+            "app_cache_dir",
+            "app_log_dir",
+            "app_tmp_dir",
+            "app_back_up",
+            "app_pids",
+            "log",
+            "log.enable_log",
+            "log.enable_stack",
+            "log.enable_function",
+            "log.enable_caller",
+            "log.log_file",
+            "log.encoding",
+            "db",
+            "db.sqlite",
+            "db.mongo",
+            "db.mongo.name",
+            "db.mongo.url",
+            "db.mongo.user",
+            "db.mongo.pass_wd",
+            "db.redis",
+            "server",
+            "server.host",
+            "server.port",
+            "server.uds",
+            "ci",
+            "ci.docker_host",
+            "ci.docker_timeout",
+            "ci.docker_api_version",
         ];
         let resolved = |mut c: Config| {
             c.resolve(Path::new("/srv"));
@@ -428,7 +458,8 @@ mod tests {
                     at = at.as_object_mut().unwrap().entry(part).or_insert(serde_json::json!({}));
                 }
                 *at = empty.clone();
-                let loaded = Config::parse(&tree.to_string(), "e.pig").unwrap_or_else(|e| panic!("{key} = {empty}: {e}"));
+                let loaded =
+                    Config::parse(&tree.to_string(), "e.pig").unwrap_or_else(|e| panic!("{key} = {empty}: {e}"));
                 assert!(loaded.warnings.is_empty(), "{key}: {:?}", loaded.warnings);
                 assert_eq!(resolved(loaded.config), defaults, "{key} = {empty}");
             }

@@ -93,9 +93,15 @@ mod tests {
 
     #[test]
     fn every_spelling_reads() {
-        for (text, want) in
-            [("yes", true), ("YES", true), ("on", true), ("True", true), ("no", false), ("Off", false), ("FALSE", false)]
-        {
+        for (text, want) in [
+            ("yes", true),
+            ("YES", true),
+            ("on", true),
+            ("True", true),
+            ("no", false),
+            ("Off", false),
+            ("FALSE", false),
+        ] {
             assert_eq!(parse_flag(text), Some(want), "{text}");
         }
         assert_eq!(parse_flag("maybe"), None);

@@ -151,9 +151,12 @@ mod tests {
         }
     }
 
+    /// Steps from the root to a field: `Ok(key)` or `Err(index)`.
+    type FieldPath = Vec<Result<String, usize>>;
+
     /// Every object member, at any depth (inside list elements too), in file order:
     /// each path is the list of steps (`Ok(key)` or `Err(index)`) from the root.
-    fn field_paths(value: &Value, prefix: &mut Vec<Result<String, usize>>, out: &mut Vec<Vec<Result<String, usize>>>) {
+    fn field_paths(value: &Value, prefix: &mut FieldPath, out: &mut Vec<FieldPath>) {
         match value {
             Value::Object(members) => {
                 for (key, child) in members {
@@ -187,7 +190,10 @@ mod tests {
     }
 
     /// The parent object of the member at `path`, and the member's key.
-    fn parent_of<'v>(tree: &'v mut Value, path: &[Result<String, usize>]) -> (&'v mut serde_json::Map<String, Value>, String) {
+    fn parent_of<'v>(
+        tree: &'v mut Value,
+        path: &[Result<String, usize>],
+    ) -> (&'v mut serde_json::Map<String, Value>, String) {
         let (last, steps) = path.split_last().unwrap();
         let mut at = tree;
         for step in steps {
@@ -243,7 +249,8 @@ mod tests {
         let mut covered = Vec::new();
         field_paths(&model, &mut Vec::new(), &mut covered);
         assert!(known.iter().all(|p| covered.contains(p)), "the model sets every known field");
-        let required = ["name", "id", "type", "container.image", "container.mounts[0].source", "container.mounts[0].target"];
+        let required =
+            ["name", "id", "type", "container.image", "container.mounts[0].source", "container.mounts[0].target"];
         assert!(null_is_absent_for_every_field(&model, &required) >= known.len());
     }
 }
