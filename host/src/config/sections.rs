@@ -43,12 +43,12 @@ impl Default for LogConfig {
     }
 }
 
-/// `log.encoding`: `""`/`"console"` for humans, `"json"` for collectors.
+/// `log.encoding`: `"console"` (the default, also for the seed's `""`) for humans,
+/// `"json"` for collectors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum LogEncoding {
     #[default]
-    #[serde(alias = "")]
     Console,
     Json,
 }
