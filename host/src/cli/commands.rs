@@ -280,6 +280,11 @@ pub fn check(g: &GlobalArgs) -> Result<(), CliError> {
         for p in &scan.problems {
             println!("  {}: {}", p.file, p.message);
         }
+        if !scan.problems.is_empty() {
+            // An empty line after the last problem, so the `error:` summary (stderr)
+            // and whatever a script prints next stand apart from the list.
+            println!();
+        }
     }
     if scan.problems.is_empty() {
         Ok(())

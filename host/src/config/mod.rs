@@ -6,8 +6,9 @@
 
 mod locate;
 mod sections;
+pub mod seed_values;
 
-pub use locate::locate_key;
+pub use locate::{locate_key, locate_value};
 pub use sections::*;
 
 use std::path::{Path, PathBuf};
@@ -115,28 +116,33 @@ impl Config {
     }
 
     /// Parses config text; `file` is only used in messages.
+    ///
+    /// Two passes: the text into a JSON tree (syntax errors, exact positions), then the
+    /// tree, with its `""`/`null` values removed ([`seed_values::drop_empty_values`]),
+    /// into [`Config`]; a type error there is placed with [`locate_value`], which finds
+    /// the same position a streaming parse would have reported.
     pub fn parse(text: &str, file: &str) -> Result<Loaded, ConfigError> {
+        let invalid = |line, column, key: String, message: String| ConfigError::Invalid {
+            file: file.to_string(),
+            line,
+            column,
+            key,
+            message,
+        };
+        let mut tree: serde_json::Value = serde_json::from_str(text).map_err(|err| {
+            let message = err.to_string();
+            let message = message.split(" at line ").next().unwrap_or_default().to_string();
+            invalid(err.line(), err.column(), "(document)".into(), message)
+        })?;
+        seed_values::drop_empty_values(&mut tree);
         let mut unknown = Vec::new();
-        let mut de = serde_json::Deserializer::from_str(text);
         let mut note_unknown = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
-        let tracked = serde_ignored::Deserializer::new(&mut de, &mut note_unknown);
+        let tracked = serde_ignored::Deserializer::new(tree, &mut note_unknown);
         let config: Config = serde_path_to_error::deserialize(tracked).map_err(|err| {
             let key = err.path().to_string();
-            let inner = err.into_inner();
-            ConfigError::Invalid {
-                file: file.to_string(),
-                line: inner.line(),
-                column: inner.column(),
-                key: if key == "." { "(document)".into() } else { key },
-                message: inner.to_string().split(" at line ").next().unwrap_or_default().to_string(),
-            }
-        })?;
-        de.end().map_err(|err| ConfigError::Invalid {
-            file: file.to_string(),
-            line: err.line(),
-            column: err.column(),
-            key: "(document)".into(),
-            message: "trailing characters after the config object".into(),
+            let (line, column) = locate_value(text, &key).or_else(|| locate_key(text, &key)).unwrap_or((1, 1));
+            let key = if key == "." { "(document)".into() } else { key };
+            invalid(line, column, key, err.into_inner().to_string())
         })?;
         config.validate(text, file)?;
         let warnings = unknown.into_iter().map(|key| unknown_key_warning(text, file, &key)).collect();
@@ -328,5 +334,135 @@ mod tests {
         let loaded = Config::parse(text, "d.pig").unwrap();
         assert_eq!(loaded.config.db.mongo.name, "ApolloMongo");
         assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    }
+
+    /// The seed's config files, verbatim (see tests/seed/README.md).
+    const SEED_README_CONFIG: &str = include_str!("../../../tests/seed/readme-apollo.pig");
+    const SEED_REPO_CONFIG: &str = include_str!("../../../tests/seed/repo-apollo.pig");
+
+    #[test]
+    fn seed_readme_config_loads_as_written() {
+        let loaded = Config::parse(SEED_README_CONFIG, "readme.pig").unwrap();
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let c = &loaded.config;
+        assert!(c.log.enable_log, "\"\" is the default: logging on");
+        assert!(!c.log.enable_stack && !c.log.enable_function && !c.log.enable_caller, "\"no\"");
+        assert_eq!(c.log.encoding, LogEncoding::Console);
+        assert_eq!(c.db.mongo.name, "ApolloMongo");
+        assert_eq!((c.server.host.as_str(), c.server.port), ("0.0.0.0", 9090));
+        assert_eq!(c.ci.docker_timeout, 5);
+    }
+
+    #[test]
+    fn seed_repo_config_warns_about_what_it_does_not_know() {
+        let loaded = Config::parse(SEED_REPO_CONFIG, "repo.pig").unwrap();
+        let warned = |key: &str| loaded.warnings.iter().any(|w| w.contains(&format!(": {key}: ")));
+        for key in ["app_bridge", "db.tidb", "server.grpc", "server.oauth", "module", "grpc", "aes", "experiment"] {
+            assert!(warned(key), "{key} not in {:#?}", loaded.warnings);
+        }
+        assert!(warned("server.passwd") && warned("server.account"), "retired keys say why");
+        assert!(loaded.config.log.enable_log);
+    }
+
+    #[test]
+    fn every_yes_no_spelling_reads_for_every_log_flag() {
+        let defaults = LogConfig::default();
+        type ReadFlag = fn(&LogConfig) -> bool;
+        let flags: [(&str, ReadFlag); 4] = [
+            ("enable_log", |l| l.enable_log),
+            ("enable_stack", |l| l.enable_stack),
+            ("enable_function", |l| l.enable_function),
+            ("enable_caller", |l| l.enable_caller),
+        ];
+        let spellings = [
+            (serde_json::json!(true), Some(true)),
+            (serde_json::json!(false), Some(false)),
+            (serde_json::json!("yes"), Some(true)),
+            (serde_json::json!("No"), Some(false)),
+            (serde_json::json!("TRUE"), Some(true)),
+            (serde_json::json!("false"), Some(false)),
+            (serde_json::json!("on"), Some(true)),
+            (serde_json::json!("OFF"), Some(false)),
+            (serde_json::json!(""), None),
+            (serde_json::Value::Null, None),
+        ];
+        for (key, read) in flags {
+            for (spelling, want) in &spellings {
+                let text = serde_json::json!({ "log": { key: spelling } }).to_string();
+                let config = Config::parse(&text, "f.pig").unwrap_or_else(|e| panic!("{key} = {spelling}: {e}")).config;
+                assert_eq!(read(&config.log), want.unwrap_or(read(&defaults)), "{key} = {spelling}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_bad_yes_no_value_names_file_position_key_and_spellings() {
+        let text = "{\n  \"log\": {\n    \"enable_stack\": \"maybe\"\n  }\n}";
+        let err = Config::parse(text, "e.pig").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "e.pig:3:27: log.enable_stack: \"maybe\" is not a yes/no value: use {}",
+                seed_values::FLAG_SPELLINGS
+            )
+        );
+        let err = Config::parse("{\"registry\": {\"watch\": 1}}", "n.pig").unwrap_err().to_string();
+        assert!(err.starts_with("n.pig:1:24: registry.watch: 1 is not a yes/no value: use true/false"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_or_null_seed_key_means_its_default() {
+        const SEED_KEYS: &[&str] = &[
+            "service_root",
+            "app_root",
+            "app_manager",
+            "app_cache_dir",
+            "app_log_dir",
+            "app_tmp_dir",
+            "app_back_up",
+            "app_pids",
+            "log",
+            "log.enable_log",
+            "log.enable_stack",
+            "log.enable_function",
+            "log.enable_caller",
+            "log.log_file",
+            "log.encoding",
+            "db",
+            "db.sqlite",
+            "db.mongo",
+            "db.mongo.name",
+            "db.mongo.url",
+            "db.mongo.user",
+            "db.mongo.pass_wd",
+            "db.redis",
+            "server",
+            "server.host",
+            "server.port",
+            "server.uds",
+            "ci",
+            "ci.docker_host",
+            "ci.docker_timeout",
+            "ci.docker_api_version",
+        ];
+        let resolved = |mut c: Config| {
+            c.resolve(Path::new("/srv"));
+            serde_json::to_value(c).unwrap()
+        };
+        let defaults = resolved(Config::default());
+        for empty in [serde_json::json!(""), serde_json::Value::Null] {
+            for key in SEED_KEYS {
+                let mut tree = serde_json::json!({});
+                let mut at = &mut tree;
+                for part in key.split('.') {
+                    at = at.as_object_mut().unwrap().entry(part).or_insert(serde_json::json!({}));
+                }
+                *at = empty.clone();
+                let loaded =
+                    Config::parse(&tree.to_string(), "e.pig").unwrap_or_else(|e| panic!("{key} = {empty}: {e}"));
+                assert!(loaded.warnings.is_empty(), "{key}: {:?}", loaded.warnings);
+                assert_eq!(resolved(loaded.config), defaults, "{key} = {empty}");
+            }
+        }
     }
 }

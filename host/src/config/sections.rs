@@ -10,12 +10,16 @@ use serde::{Deserialize, Serialize};
 #[serde(default)]
 pub struct LogConfig {
     /// `false` keeps only warnings and errors.
+    #[serde(deserialize_with = "super::seed_values::flag")]
     pub enable_log: bool,
     /// Print the span stack (the request/task context) on each line.
+    #[serde(deserialize_with = "super::seed_values::flag")]
     pub enable_stack: bool,
     /// Print the emitting module path (`target`).
+    #[serde(deserialize_with = "super::seed_values::flag")]
     pub enable_function: bool,
     /// Print source file and line.
+    #[serde(deserialize_with = "super::seed_values::flag")]
     pub enable_caller: bool,
     /// Append to this file instead of standard error. Empty: standard error.
     pub log_file: PathBuf,
@@ -39,12 +43,12 @@ impl Default for LogConfig {
     }
 }
 
-/// `log.encoding`: `""`/`"console"` for humans, `"json"` for collectors.
+/// `log.encoding`: `"console"` (the default, also for the seed's `""`) for humans,
+/// `"json"` for collectors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum LogEncoding {
     #[default]
-    #[serde(alias = "")]
     Console,
     Json,
 }
@@ -180,6 +184,7 @@ impl Default for AuthConfig {
 #[serde(default)]
 pub struct RegistryConfig {
     /// Watch the folder with inotify; changes apply within `debounce_ms`.
+    #[serde(deserialize_with = "super::seed_values::flag")]
     pub watch: bool,
     pub debounce_ms: u64,
     /// Full re-read period, a safety net for filesystems without change events.
@@ -241,6 +246,7 @@ impl Default for AuditConfig {
 pub struct SupervisorConfig {
     /// Stop every service when the host shuts down. Default `false`: services keep
     /// running and the next host re-adopts them (a host upgrade causes no downtime).
+    #[serde(deserialize_with = "super::seed_values::flag")]
     pub stop_services_on_exit: bool,
 }
 
@@ -285,6 +291,7 @@ impl Default for TasksConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TaskConfig {
+    #[serde(deserialize_with = "super::seed_values::flag")]
     pub enabled: bool,
     /// 6 fields (`sec min hour day-of-month month day-of-week`) or 7 (+ year), UTC,
     /// e.g. `"0 */5 * * * *"`; or `@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`.

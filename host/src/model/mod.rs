@@ -4,6 +4,7 @@
 //! saying where and why. Checks that need the other models (duplicates, unknown
 //! dependencies, cycles) live in `crate::registry`; this module sees one file at a time.
 
+mod absent;
 mod container;
 mod envsubst;
 mod octopus;
@@ -48,7 +49,8 @@ impl std::fmt::Display for ModelError {
 }
 
 /// Parses and validates one model file's text. `lookup_env` resolves `$VAR` values
-/// (the registry passes the process environment; tests pass a map).
+/// (the registry passes the process environment; tests pass a map). A `null` field is
+/// read as absent (see `absent`).
 pub fn parse_model(text: &str, lookup_env: &dyn Fn(&str) -> Option<String>) -> Result<Octopus, ModelError> {
     let mut value: serde_json::Value = serde_json::from_str(text).map_err(|e| ModelError {
         key: None,
@@ -56,6 +58,7 @@ pub fn parse_model(text: &str, lookup_env: &dyn Fn(&str) -> Option<String>) -> R
         column: Some(e.column()),
         message: format!("not valid JSON: {}", strip_position(&e.to_string())),
     })?;
+    absent::drop_null_fields(&mut value);
     envsubst::substitute(&mut value, lookup_env).map_err(|(key, msg)| ModelError::at_key(text, &key, msg))?;
     let model: Octopus = serde_path_to_error::deserialize(value).map_err(|e| {
         let key = e.path().to_string();
