@@ -219,7 +219,8 @@ async fn a_watched_service_restarts_once_per_burst_and_never_for_its_own_files()
     // service writing its log (it ticks) would restart it in a loop if they counted.
     let d = Deployment::with(json!({"app_log_dir": "app/svc", "app_pids": "app/svc"}));
     let dir = d.root().join("app/svc");
-    std::fs::create_dir_all(dir.join("src")).unwrap();
+    // Made up front: a new directory is itself a change.
+    std::fs::create_dir_all(dir.join("src/deep")).unwrap();
     std::fs::create_dir_all(dir.join("cache")).unwrap();
     let _host = d.spawn();
 
