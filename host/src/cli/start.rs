@@ -81,7 +81,7 @@ pub fn model_for(args: &StartArgs) -> Result<Value, CliError> {
             args.name
         )));
     }
-    if let Some(bad) = args.env.iter().find(|e| !e.split_once('=').is_some_and(|(k, _)| !k.is_empty())) {
+    if let Some(bad) = args.env.iter().find(|e| e.split_once('=').is_none_or(|(k, _)| k.is_empty())) {
         return Err(CliError::usage(format!("--env {bad:?}: expected KEY=VALUE")));
     }
     let mut supervise = json!({
