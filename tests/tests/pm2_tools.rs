@@ -288,3 +288,51 @@ async fn a_watched_service_restarts_once_per_burst_and_never_for_its_own_files()
     let s = status(&d, "svc");
     assert_eq!((s["restarts"].as_u64(), pids(&s)[0]), (Some(0), unwatched_pid), "{s}");
 }
+
+/// The endpoint behind `apollo start` (and importers): validation with the registry's
+/// parser, rollback of what the cross-file checks refuse, and the audit trail.
+#[tokio::test]
+async fn the_model_endpoint_validates_rolls_back_and_is_audited() {
+    use http::Method;
+    let d = Deployment::new();
+    let host = d.start().await;
+    let api = host.authed().await;
+    let put = |name: &str, body: Value| {
+        let api = api.clone();
+        let path = format!("/api/apps/{name}/model");
+        async move { api.send(Method::PUT, &path, Some(&body)).await.unwrap() }
+    };
+
+    let r = put("web", json!({"model": {"name": "other", "id": "x"}})).await;
+    assert_eq!(r.status, 400);
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("must be the same"), "{:?}", r.json());
+    let r = put("web", json!({"model": {"id": "app_web", "supervise": {"watch": {"paths": ["../up"]}}}})).await;
+    assert_eq!(r.status, 400);
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("supervise.watch.paths[0]"), "{:?}", r.json());
+    let r = put("../etc", json!({"model": {"id": "x"}})).await;
+    assert!(r.status == 400 || r.status == 404, "{}", r.status);
+
+    // Valid alone, refused with the others (unknown run_dep): nothing is left behind.
+    let r = put("web", json!({"model": {"id": "app_web", "run_data": {"command": ["sleep", "5"], "run_dep": ["db"]}}}))
+        .await;
+    assert_eq!(r.status, 409, "{:?}", r.json());
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("db"), "{:?}", r.json());
+    assert!(!model_file(&d, "web").exists());
+    assert!(std::fs::read_dir(d.models_dir()).unwrap().next().is_none(), "no temp file left either");
+
+    let r = put("web", json!({"model": {"id": "app_web", "run_data": {"command": ["sleep", "5"]}}})).await;
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    assert_eq!(r.json()["outcome"], "created");
+    let r = put("api", json!({"model": {"id": "app_web", "run_data": {"command": ["sleep", "5"]}}})).await;
+    assert_eq!(r.status, 409);
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("already used by service \"web\""));
+    let app: Value = api.get("/api/apps/web").await.unwrap();
+    assert_eq!(app["model"]["run_data"]["command"], json!(["sleep", "5"]));
+
+    let audit: Vec<Value> = api.get("/api/audit?limit=20").await.unwrap();
+    assert!(
+        audit.iter().any(|e| e["method"] == "PUT" && e["path"] == "/api/apps/web/model" && e["status"] == 201),
+        "{audit:?}"
+    );
+    host.shutdown().await;
+}

@@ -133,7 +133,12 @@ pub async fn put_model(
     }
     let previous = read_existing(&target)?;
     if previous.is_some() && !request.force {
-        let what = if loaded.is_some() { "a different model" } else { "a model file that is not loaded" };
+        let holder = snapshot.apps.values().find(|l| l.file == target && l.model.name != name);
+        let what = match (loaded, holder) {
+            (Some(_), _) => "a different model".to_string(),
+            (None, Some(other)) => format!("a model file that defines service {:?}", other.model.name),
+            (None, None) => "a model file that is not loaded (see GET /api/models/problems)".to_string(),
+        };
         return Err(ApiError::Conflict(format!(
             "service {name:?} already has {what} at {}; pass force (apollo start --force) to replace it (the old file is archived)",
             target.display()
