@@ -108,8 +108,9 @@ pub enum Command {
     },
     /// Interactive shell with history and completion.
     Shell,
-    /// Register a supervised service from a command line and start it (like `pm2 start`):
-    /// apollo start NAME [--instances N] [--env K=V] [--watch] -- CMD ARGS…
+    /// Register a supervised service from a command line and start it (like `pm2 start`).
+    ///
+    /// apollo start NAME [-i N] [-e K=V]… [--watch [PATH]] -- CMD ARGS…
     Start(start::StartArgs),
     /// Stop a service and archive its model under <data_dir>/deleted-models/.
     Delete { name: String },
