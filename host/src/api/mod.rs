@@ -6,6 +6,7 @@
 //! deadline, body limit, tracing.
 
 mod alarms;
+mod app_models;
 mod apps;
 mod audit;
 mod audit_trail;
@@ -25,6 +26,7 @@ mod openapi;
 mod session;
 mod tasks;
 
+pub use app_models::{DeleteResponse, ModelWriteOutcome, PutModelRequest, PutModelResponse};
 pub use apps::{AppDetail, AppSummary};
 pub use control::{BulkOutcome, LogLines};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
@@ -68,6 +70,8 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(control::stop_all))
         .routes(routes!(models::reload))
         .routes(routes!(models::problems))
+        .routes(routes!(app_models::put_model))
+        .routes(routes!(app_models::delete_app))
         .routes(routes!(audit::list_audit))
         .routes(routes!(events::events))
         .routes(routes!(modules::list))

@@ -8,6 +8,8 @@ mod output;
 mod scaffold;
 mod serve;
 mod shell;
+mod size;
+mod start;
 
 pub use client::{ApiClient, ClientError, Endpoint, RawResponse};
 pub use scaffold::scaffold_service;
@@ -106,6 +108,12 @@ pub enum Command {
     },
     /// Interactive shell with history and completion.
     Shell,
+    /// Register a supervised service from a command line and start it (like `pm2 start`).
+    ///
+    /// apollo start NAME [-i N] [-e K=V]… [--watch [PATH]] -- CMD ARGS…
+    Start(start::StartArgs),
+    /// Stop a service and archive its model under <data_dir>/deleted-models/.
+    Delete { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -323,6 +331,8 @@ pub async fn run(cli: Cli, admin_password: Option<String>) -> Result<(), CliErro
         }
         Command::Audit { limit } => commands::audit(&connect(g)?, limit, g.json).await,
         Command::Shell => shell::run(connect(g)?, g.clone()).await,
+        Command::Start(args) => start::start(&connect(g)?, &args, g.json).await,
+        Command::Delete { name } => start::delete(&connect(g)?, &name, g.json).await,
     }
 }
 

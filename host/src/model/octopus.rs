@@ -167,6 +167,31 @@ pub struct Supervise {
     /// Rotate the service's log beyond this size, keeping `log_keep` old files.
     pub log_max_bytes: u64,
     pub log_keep: usize,
+    /// Restart the service when its files change (PM2's `--watch`).
+    pub watch: WatchSettings,
+}
+
+/// `supervise.watch`: which files restart the service when they change. A burst of
+/// changes within `debounce_ms` is one restart. The service's log, pid and tmp files
+/// never count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(default)]
+pub struct WatchSettings {
+    pub enabled: bool,
+    /// Directories or files to watch, relative to the service's directory
+    /// (`<app_root>/<name>`; no `..`, not absolute). Empty: that whole directory.
+    pub paths: Vec<String>,
+    /// Globs of paths (relative to the service's directory) whose changes are ignored,
+    /// e.g. `"*.tmp"`, `"node_modules/**"`; `*` also crosses `/`.
+    pub ignore: Vec<String>,
+    /// Quiet time after the last change before the one restart.
+    pub debounce_ms: u64,
+}
+
+impl Default for WatchSettings {
+    fn default() -> Self {
+        Self { enabled: false, paths: Vec::new(), ignore: Vec::new(), debounce_ms: 500 }
+    }
 }
 
 impl Default for Supervise {
@@ -186,6 +211,7 @@ impl Default for Supervise {
             script_timeout_secs: 30,
             log_max_bytes: 10 * 1024 * 1024,
             log_keep: 5,
+            watch: WatchSettings::default(),
         }
     }
 }

@@ -2,7 +2,9 @@
 //! of names (they become directory names and URL segments), port ranges, `NAME=value`
 //! envs, and script names that must stay inside the service's manager directory.
 
-use super::Octopus;
+use std::path::{Component, Path};
+
+use super::{Octopus, WatchSettings};
 
 /// `(key, message)` of the first problem found.
 pub type FieldProblem = (String, String);
@@ -94,6 +96,7 @@ pub fn validate_model(m: &Octopus) -> Result<(), FieldProblem> {
     if s.log_max_bytes < 4096 {
         return problem("supervise.log_max_bytes", "must be at least 4096".into());
     }
+    validate_watch(&s.watch)?;
     let h = &m.health;
     if h.kind != crate::model::HealthKind::None
         && (h.interval_secs == 0 || h.timeout_secs == 0 || h.failures_before_unhealthy == 0)
@@ -120,6 +123,49 @@ pub fn validate_model(m: &Octopus) -> Result<(), FieldProblem> {
         if !is_valid_service_name(dep) {
             return problem(key, format!("{dep:?} is not a valid service name"));
         }
+    }
+    Ok(())
+}
+
+/// `supervise.watch.debounce_ms` bounds: below 10 ms an editor's save burst becomes
+/// several restarts; beyond a minute a change looks ignored.
+const WATCH_DEBOUNCE_MS: std::ops::RangeInclusive<u64> = 10..=60_000;
+
+/// Watched paths stay inside the service's directory (the watcher re-checks symlinks
+/// at run time); ignore globs must compile, so a typo is reported when the model
+/// loads rather than silently watching everything.
+fn validate_watch(w: &WatchSettings) -> Result<(), FieldProblem> {
+    for (i, path) in w.paths.iter().enumerate() {
+        let p = Path::new(path);
+        let escapes = p.is_absolute() || p.components().any(|c| matches!(c, Component::ParentDir));
+        if path.trim().is_empty() || path.contains('\0') || escapes {
+            return Err((
+                format!("supervise.watch.paths[{i}]"),
+                format!(
+                    "{path:?} must be a relative path inside the service's directory (not absolute, no '..'); \
+                     empty paths watch the whole directory"
+                ),
+            ));
+        }
+    }
+    for (i, glob) in w.ignore.iter().enumerate() {
+        if let Err(e) = globset::Glob::new(glob) {
+            return Err((
+                format!("supervise.watch.ignore[{i}]"),
+                format!("{glob:?} is not a valid glob: {}", e.kind()),
+            ));
+        }
+    }
+    if !WATCH_DEBOUNCE_MS.contains(&w.debounce_ms) {
+        return Err((
+            "supervise.watch.debounce_ms".into(),
+            format!(
+                "{} must be between {} and {} (milliseconds)",
+                w.debounce_ms,
+                WATCH_DEBOUNCE_MS.start(),
+                WATCH_DEBOUNCE_MS.end()
+            ),
+        ));
     }
     Ok(())
 }
@@ -164,5 +210,38 @@ mod tests {
         let mut m = model();
         m.run_data.run_dep = vec!["web".into()];
         assert_eq!(validate_model(&m).unwrap_err().0, "run_data.run_dep");
+    }
+
+    #[test]
+    fn watch_settings_stay_inside_the_service_and_compile() {
+        let with_watch = |f: &dyn Fn(&mut WatchSettings)| {
+            let mut m = model();
+            m.supervise.watch.enabled = true;
+            f(&mut m.supervise.watch);
+            validate_model(&m)
+        };
+        assert!(with_watch(&|_| {}).is_ok());
+        let ok = with_watch(&|w| {
+            w.paths = vec!["src".into(), "conf/app.toml".into(), "./lib".into()];
+            w.ignore = vec!["*.tmp".into(), "node_modules/**".into(), "{a,b}/*.log".into()];
+            w.debounce_ms = 10;
+        });
+        assert!(ok.is_ok(), "{ok:?}");
+        for bad in ["../other", "/etc", "src/../../x", "", " "] {
+            let err = with_watch(&|w| w.paths = vec!["src".into(), bad.into()]).unwrap_err();
+            assert_eq!(err.0, "supervise.watch.paths[1]", "{bad:?}");
+            assert!(err.1.contains("inside the service's directory"), "{}", err.1);
+        }
+        let err = with_watch(&|w| w.ignore = vec!["[unclosed".into()]).unwrap_err();
+        assert_eq!(err.0, "supervise.watch.ignore[0]");
+        assert!(err.1.contains("not a valid glob"), "{}", err.1);
+        for bad in [0, 9, 60_001] {
+            let err = with_watch(&|w| w.debounce_ms = bad).unwrap_err();
+            assert_eq!(err.0, "supervise.watch.debounce_ms");
+        }
+        // Checked whether or not watching is on: a disabled section must load once enabled.
+        let mut m = model();
+        m.supervise.watch.paths = vec!["/abs".into()];
+        assert_eq!(validate_model(&m).unwrap_err().0, "supervise.watch.paths[0]");
     }
 }

@@ -48,6 +48,11 @@ pub enum Command {
     Restart(oneshot::Sender<ControlResult>),
     Kill(oneshot::Sender<ControlResult>),
     Reconfigure(Box<ServiceSpec>),
+    /// Watched files changed (`watch.rs`, already debounced): restart once if the
+    /// service is meant to run; a stopped service stays stopped.
+    FilesChanged {
+        changed: Vec<std::path::PathBuf>,
+    },
     Heartbeat,
     /// Host shutdown: stop the processes too when `stop_services`, else leave them for
     /// the next host to adopt.
@@ -65,6 +70,7 @@ impl std::fmt::Debug for Command {
             Self::Restart(_) => "Restart",
             Self::Kill(_) => "Kill",
             Self::Reconfigure(_) => "Reconfigure",
+            Self::FilesChanged { .. } => "FilesChanged",
             Self::Heartbeat => "Heartbeat",
             Self::Shutdown { .. } => "Shutdown",
         })
@@ -271,6 +277,7 @@ impl Actor {
                     self.publish_status();
                 }
             }
+            Command::FilesChanged { changed } => self.restart_for_changes(&changed).await,
             Command::Heartbeat => self.last_heartbeat = Instant::now(),
             // Handled in `run`, which must return after it.
             Command::Shutdown { reply, .. } => {
@@ -646,6 +653,34 @@ impl Actor {
             self.stop(false, false).await?;
         }
         self.start(true).await
+    }
+
+    /// A watch restart counts as a restart (like PM2's), unlike an operator's, which
+    /// starts the count afresh. `Starting` is left alone: a service writing its own
+    /// files while it comes up must not restart itself in a loop.
+    async fn restart_for_changes(&mut self, changed: &[std::path::PathBuf]) {
+        let wanted = matches!(
+            self.state,
+            ServiceState::Running | ServiceState::Unhealthy | ServiceState::Backoff | ServiceState::Errored
+        );
+        if !wanted || self.stop_operation {
+            return;
+        }
+        let what = match changed {
+            [] => "watched files".to_string(),
+            [one] => one.display().to_string(),
+            [first, rest @ ..] => format!("{} and {} more", first.display(), rest.len()),
+        };
+        self.log.host_line(&format!("watch: {what} changed; restarting"));
+        let restarts = self.restarts;
+        match self.restart().await {
+            Ok(_) => {
+                self.restarts = restarts + 1;
+                self.message = format!("restarted by watch: {what} changed");
+                self.persist().await;
+            }
+            Err(e) => self.log.host_line(&format!("watch restart failed: {e}")),
+        }
     }
 
     // ----- exits, restarts, health -----------------------------------------------

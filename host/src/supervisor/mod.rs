@@ -24,6 +24,7 @@ pub mod procfs;
 mod script;
 mod spec;
 mod state;
+mod watch;
 
 pub use spec::{Mode, ServiceSpec};
 pub use state::{ContainerStatus, InstanceStatus, ServiceState, ServiceStatus};
@@ -82,6 +83,8 @@ pub struct Supervisor {
     tracker: TaskTracker,
     /// Set by `shutdown`: no actor is created after it.
     closed: std::sync::atomic::AtomicBool,
+    /// File watchers of the services with `supervise.watch` on (`watch.rs`).
+    watchers: watch::Watchers,
 }
 
 impl Supervisor {
@@ -108,6 +111,7 @@ impl Supervisor {
             actors: RwLock::new(BTreeMap::new()),
             tracker: tracker.clone(),
             closed: std::sync::atomic::AtomicBool::new(false),
+            watchers: watch::Watchers::new(tracker.clone(), cancel.child_token()),
         });
         let runtime: BTreeMap<String, crate::store::RuntimeRecord> = match supervisor.store.list_runtime().await {
             Ok(records) => records.into_iter().map(|r| (r.name.clone(), r)).collect(),
@@ -165,9 +169,11 @@ impl Supervisor {
             return;
         }
         if let Some(existing) = actors.get(&model.name) {
+            self.watchers.follow(&spec, &existing.commands);
             let _ = existing.commands.send(Command::Reconfigure(Box::new(spec))).await;
             return;
         }
+        let watched = spec.clone();
         let handle = actor::spawn(
             spec,
             restored,
@@ -177,12 +183,28 @@ impl Supervisor {
             Arc::clone(&self.docker),
             &self.tracker,
         );
+        self.watchers.follow(&watched, &handle.commands);
         actors.insert(model.name.clone(), handle);
+    }
+
+    /// Brings the actor of `name` in line with the registry right now (created,
+    /// reconfigured or removed), instead of when the registry's event arrives: a caller
+    /// that just wrote or deleted a model (`PUT /api/apps/{name}/model`) acts on the
+    /// service next. The event's own update that follows is then a no-op.
+    pub async fn sync_with_registry(&self, name: &str) {
+        match self.registry.get(name) {
+            Some(loaded) => {
+                let restored = self.store.get_runtime(name).await.ok().flatten();
+                self.add_actor(&loaded.model, restored).await;
+            }
+            None => self.remove_actor(name).await,
+        }
     }
 
     /// Stops and forgets a service whose model is gone. The map lock is released before
     /// waiting, so the rest of the API is not held up by a slow stop.
     async fn remove_actor(&self, name: &str) {
+        self.watchers.forget(name);
         let removed = self.actors.write().await.remove(name);
         if let Some(handle) = removed {
             let (reply, done) = oneshot::channel();
@@ -213,7 +235,13 @@ impl Supervisor {
                     // A service whose model is gone is stopped, then forgotten; in its own
                     // task so registry events keep flowing meanwhile.
                     let this = Arc::clone(&self);
-                    self.tracker.spawn(async move { this.remove_actor(&name).await });
+                    self.tracker.spawn(async move {
+                        // Re-added meanwhile (a delete then `apollo start` of the same
+                        // name): the new actor is not this event's to remove.
+                        if this.registry.get(&name).is_none() {
+                            this.remove_actor(&name).await;
+                        }
+                    });
                 }
                 Ok(_) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
@@ -396,6 +424,7 @@ impl Supervisor {
         let actors: Vec<ActorHandle> = {
             let mut map = self.actors.write().await;
             self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+            self.watchers.stop_all();
             std::mem::take(&mut *map).into_values().collect()
         };
         let stops = actors.into_iter().map(|handle| async move {
