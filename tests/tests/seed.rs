@@ -1,8 +1,8 @@
-//! The seed's own files (`tests/seed/`: its README's config and octopus model, its
+//! The seed's own files (`tests/fixtures/seed/`: its README's config and octopus model, its
 //! repo's `conf/apollo.pig`), read by the real `apollo` binary: `apollo check` passes
 //! on each config with the model, and `apollo serve` on the README config serves the
 //! README model. Only paths, the listen address and the seed's two remote addresses
-//! are rewritten, in the parsed JSON (tests/seed/README.md says which and why); every
+//! are rewritten, in the parsed JSON (tests/fixtures/seed/README.md says which and why); every
 //! other value is the seed's, as written.
 
 mod common;
@@ -28,7 +28,7 @@ const PATH_KEYS: &[&str] = &[
 ];
 
 fn seed_file(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("seed").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/seed").join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

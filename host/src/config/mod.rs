@@ -336,9 +336,9 @@ mod tests {
         assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     }
 
-    /// The seed's config files, verbatim (see tests/seed/README.md).
-    const SEED_README_CONFIG: &str = include_str!("../../../tests/seed/readme-apollo.pig");
-    const SEED_REPO_CONFIG: &str = include_str!("../../../tests/seed/repo-apollo.pig");
+    /// The seed's config files, verbatim (see tests/fixtures/seed/README.md).
+    const SEED_README_CONFIG: &str = include_str!("../../../tests/fixtures/seed/readme-apollo.pig");
+    const SEED_REPO_CONFIG: &str = include_str!("../../../tests/fixtures/seed/repo-apollo.pig");
 
     #[test]
     fn seed_readme_config_loads_as_written() {

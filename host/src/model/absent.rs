@@ -79,8 +79,8 @@ mod tests {
 
     use crate::model::parse_model;
 
-    /// The seed README's model, verbatim (see tests/seed/README.md).
-    const SEED_MODEL: &str = include_str!("../../../tests/seed/demo.pig");
+    /// The seed README's model, verbatim (see tests/fixtures/seed/README.md).
+    const SEED_MODEL: &str = include_str!("../../../tests/fixtures/seed/demo.pig");
 
     fn parse(tree: &Value) -> Result<Octopus, crate::model::ModelError> {
         parse_model(&serde_json::to_string_pretty(tree).unwrap(), &|_| None)
