@@ -147,6 +147,9 @@ async fn monit_shows_services_follows_logs_and_stops_the_selected_one() {
     }
     // The first service is selected and its log followed.
     tmux.wait_for("alpha's log", |s| s.contains("log: alpha (following)") && s.contains("hello from alpha"));
+    // The figure comes from the CPU time the status reports per instance.
+    let alpha: Value = host.uds().get("/api/apps/alpha/status").await.unwrap();
+    assert!(alpha["instances"][0]["cpu_time_ms"].is_u64(), "{alpha}");
     // CPU needs two readings: a figure replaces the dash after a refresh.
     tmux.wait_for("a CPU figure for alpha", |s| row(s, "alpha").is_some_and(|r| r.contains('%')));
 
@@ -299,8 +302,9 @@ fn startup_systemd_prints_a_unit_for_this_binary_and_config() {
 fn startup_systemd_installs_a_user_unit_once_unless_forced() {
     let d = Deployment::new();
     let xdg = tempfile::tempdir().unwrap();
+    let config = d.config_path();
     let install = |extra: &[&str]| {
-        let mut args = vec!["--config", d.config_path().to_str().unwrap(), "startup", "systemd", "--user", "--install"];
+        let mut args = vec!["--config", config.to_str().unwrap(), "startup", "systemd", "--user", "--install"];
         args.extend_from_slice(extra);
         Command::new(apollo_bin()).args(&args).env("XDG_CONFIG_HOME", xdg.path()).output().unwrap()
     };

@@ -42,7 +42,7 @@ pub enum Update {
     ActionDone {
         action: Action,
         service: String,
-        result: Result<ServiceStatus, String>,
+        result: Result<Box<ServiceStatus>, String>,
     },
 }
 
@@ -138,7 +138,7 @@ pub async fn follow_log(client: ApiClient, service: String, updates: mpsc::Sende
 /// Runs one confirmed action and reports how it went.
 pub async fn run_action(client: ApiClient, action: Action, service: String, updates: mpsc::Sender<Update>) {
     let result = match app_path(&service, action.verb()) {
-        Some(path) => client.post::<ServiceStatus>(&path, None).await.map_err(|e| e.to_string()),
+        Some(path) => client.post::<ServiceStatus>(&path, None).await.map(Box::new).map_err(|e| e.to_string()),
         None => Err(format!("{service:?} is not a valid service name")),
     };
     let _ = updates.send(Update::ActionDone { action, service, result }).await;
