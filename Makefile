@@ -9,9 +9,11 @@ DEMO_CONFIG := examples/demo/apollo.pig
 
 .PHONY: build modules demo test fmt-check lint unit test-deps
 
-# Libraries too: module crates are cdylibs.
+# Libraries too: module crates are cdylibs. Then the man pages, generated from the CLI
+# definition by the binary just built (one page per command, into target/.../man/man1).
 build:
 	$(CARGO) build --release --workspace
+	$(TARGET_DIR)/release/apollo man --out-dir $(TARGET_DIR)/release/man/man1
 
 # Stages every module cdylib the workspace builds (modules/* are named module-*, plus
 # the hello-module template) into modules-dist/, by copy + rename so a running host's
@@ -46,12 +48,14 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # Real components the integration tests talk to (a local dockerd and its image,
-# influxd's package, the nx-27017 MongoDB-wire server in a venv);
+# influxd's package, the nx-27017 MongoDB-wire server in a venv, tmux for the terminal
+# dashboard);
 # idempotent, so a warm machine pays only a ping.
 test-deps:
 	./.ci/docker-up.sh
 	./.ci/influx-up.sh
 	./.ci/mongo-up.sh
+	./.ci/tmux-up.sh
 
 # `cargo test` builds test harnesses, not the artifacts the integration tests load
 # (module .so files, fixture modules, demo-http, the apollo binary beside them): build

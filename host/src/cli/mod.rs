@@ -4,12 +4,15 @@
 
 mod client;
 mod commands;
+mod generated;
+mod monit;
 mod output;
 mod scaffold;
 mod serve;
 mod shell;
 mod size;
 mod start;
+mod startup;
 
 pub use client::{ApiClient, ClientError, Endpoint, RawResponse};
 pub use scaffold::scaffold_service;
@@ -114,6 +117,20 @@ pub enum Command {
     Start(start::StartArgs),
     /// Stop a service and archive its model under <data_dir>/deleted-models/.
     Delete { name: String },
+    /// Live terminal dashboard: every service's state, CPU, memory, restarts, uptime and
+    /// ports, the selected one's log, keys to start/stop/restart it (? for keys).
+    Monit,
+    /// Start the host at boot: print or install an init-system unit.
+    #[command(subcommand)]
+    Startup(startup::StartupCommand),
+    /// Print a shell completion script (e.g. `apollo completions bash > /etc/bash_completion.d/apollo`).
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff), or write one page per command into --out-dir.
+    #[command(hide = true)]
+    Man {
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -333,6 +350,10 @@ pub async fn run(cli: Cli, admin_password: Option<String>) -> Result<(), CliErro
         Command::Shell => shell::run(connect(g)?, g.clone()).await,
         Command::Start(args) => start::start(&connect(g)?, &args, g.json).await,
         Command::Delete { name } => start::delete(&connect(g)?, &name, g.json).await,
+        Command::Monit => monit::run(connect(g)?).await,
+        Command::Startup(target) => startup::run(g, target),
+        Command::Completions { shell } => generated::completions(shell),
+        Command::Man { out_dir } => generated::man(out_dir.as_deref()),
     }
 }
 

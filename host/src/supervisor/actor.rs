@@ -1089,6 +1089,7 @@ impl Actor {
                 pid: Some(i.record.pid),
                 started_at: chrono::DateTime::from_timestamp_millis(i.started_at_ms).map(|t| t.to_rfc3339()),
                 rss_bytes: None,
+                cpu_time_ms: None,
                 adopted: i.adopted,
             })
             .collect();

@@ -277,12 +277,14 @@ impl Supervisor {
         answer.await.map_err(|_| ControlError::ShuttingDown)?
     }
 
-    /// The latest published status (never waits for the actor), with fresh RSS figures.
+    /// The latest published status (never waits for the actor), with fresh RSS and CPU
+    /// time figures.
     pub async fn status(&self, name: &str) -> ControlResult {
         let handle = self.actor(name).await.ok_or_else(|| ControlError::NotFound(name.to_string()))?;
         let mut status = handle.status.borrow().clone();
         for instance in &mut status.instances {
             instance.rss_bytes = instance.pid.and_then(procfs::rss_bytes);
+            instance.cpu_time_ms = instance.pid.and_then(procfs::cpu_time_ms);
         }
         Ok(status)
     }

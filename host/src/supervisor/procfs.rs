@@ -1,5 +1,6 @@
 //! What `/proc` says about a process: whether it is alive (zombies count as dead),
-//! its start time (to tell a re-used pid from the process we started) and its RSS.
+//! its start time (to tell a re-used pid from the process we started), its RSS and the
+//! CPU time it has used.
 //! Linux only, read-only, and never an error: an unreadable entry means "unknown".
 
 /// Fields of `/proc/<pid>/stat` after the command name (which may hold spaces and
@@ -40,6 +41,20 @@ pub fn rss_bytes(pid: i32) -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// Clock ticks per second of `/proc/<pid>/stat` times: `USER_HZ`, 100 on every
+/// mainstream Linux architecture (x86, arm, arm64, riscv, ppc, s390); the modules that
+/// read `/proc` assume the same.
+const USER_HZ: u64 = 100;
+
+/// CPU time used so far (user + system, fields 14 and 15), in milliseconds. A client
+/// turns two readings into a CPU percentage (`apollo monit` does).
+pub fn cpu_time_ms(pid: i32) -> Option<u64> {
+    let fields = stat_fields(pid)?;
+    let user: u64 = fields.get(11)?.parse().ok()?;
+    let system: u64 = fields.get(12)?.parse().ok()?;
+    Some((user + system) * 1000 / USER_HZ)
+}
+
 /// Every live pid whose process group is `pgid` (to wait for a whole group to go).
 pub fn group_members(pgid: i32) -> Vec<i32> {
     let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
@@ -75,6 +90,14 @@ mod tests {
         assert!(is_same_process(me, ticks));
         assert!(!is_same_process(me, ticks + 1));
         assert!(rss_bytes(me).unwrap() > 0);
+        // Burn some CPU so the counter must have moved past zero.
+        let busy_until = std::time::Instant::now() + std::time::Duration::from_millis(50);
+        let mut spins = 0u64;
+        while std::time::Instant::now() < busy_until {
+            spins = std::hint::black_box(spins + 1);
+        }
+        assert!(cpu_time_ms(me).unwrap() > 0);
+        assert_eq!(cpu_time_ms(-1), None);
         assert!(!alive(0));
     }
 }

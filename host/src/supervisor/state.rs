@@ -60,6 +60,10 @@ pub struct InstanceStatus {
     /// RFC 3339, when this process started.
     pub started_at: Option<String>,
     pub rss_bytes: Option<u64>,
+    /// CPU time (user + system) the process has used, in milliseconds; two readings
+    /// give a CPU percentage.
+    #[serde(default)]
+    pub cpu_time_ms: Option<u64>,
     /// Adopted after a host restart (not a child of this host process).
     pub adopted: bool,
 }
