@@ -4,6 +4,8 @@
 
 mod client;
 mod commands;
+pub mod import;
+mod import_command;
 mod output;
 mod scaffold;
 mod serve;
@@ -106,6 +108,31 @@ pub enum Command {
     },
     /// Interactive shell with history and completion.
     Shell,
+    /// Convert a supervisord or PM2 configuration into service models.
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// `[program:x]` sections of a supervisord .conf file.
+    Supervisord(ImportArgs),
+    /// The apps of a PM2 ecosystem JSON file.
+    Pm2(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    pub file: PathBuf,
+    /// Write the models here instead of the config's model folder.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Overwrite existing model files.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the models and findings; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -323,6 +350,15 @@ pub async fn run(cli: Cli, admin_password: Option<String>) -> Result<(), CliErro
         }
         Command::Audit { limit } => commands::audit(&connect(g)?, limit, g.json).await,
         Command::Shell => shell::run(connect(g)?, g.clone()).await,
+        Command::Import(source) => {
+            let (format, a) = match source {
+                ImportCommand::Supervisord(a) => (import_command::SourceFormat::Supervisord, a),
+                ImportCommand::Pm2(a) => (import_command::SourceFormat::Pm2, a),
+            };
+            let request =
+                import_command::ImportRequest { format, file: a.file, out: a.out, force: a.force, dry_run: a.dry_run };
+            import_command::import(g, request).await
+        }
     }
 }
 
