@@ -59,7 +59,11 @@ pub async fn import(g: &GlobalArgs, request: ImportRequest) -> Result<(), CliErr
         SourceFormat::Supervisord => convert_supervisord(&text, &ctx),
         SourceFormat::Pm2 => convert_pm2(&text, &ctx),
     }
-    .map_err(|e: ImportError| CliError::usage(format!("{}:{e}; nothing was written", file.display())))?;
+    .map_err(|e: ImportError| {
+        // `FILE:LINE: …` when the line is known, `FILE: …` otherwise.
+        let separator = if e.line.is_some() { "" } else { " " };
+        CliError::usage(format!("{}:{separator}{e}; nothing was written", file.display()))
+    })?;
 
     let models_dir = config.models_dir();
     let out_dir = request.out.clone().unwrap_or_else(|| models_dir.clone());

@@ -123,6 +123,7 @@ pub enum ImportCommand {
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
+    /// The supervisord .conf or PM2 ecosystem .json file.
     pub file: PathBuf,
     /// Write the models here instead of the config's model folder.
     #[arg(long)]

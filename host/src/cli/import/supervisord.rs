@@ -628,6 +628,19 @@ events=TICK_60
     }
 
     #[test]
+    fn inline_comments_need_whitespace_before_them() {
+        assert_eq!(without_inline_comments("a;b # comment"), "a;b");
+        assert_eq!(without_inline_comments("x=1,\n; a commented continuation\nY=2 ; why"), "x=1,\nY=2");
+        assert_eq!(without_inline_comments("echo a#b"), "echo a#b");
+        assert_eq!(
+            environment_pairs("A=\"x, y\",\n B='q' , C=plain,").unwrap(),
+            [("A".into(), "x, y".into()), ("B".into(), "q".into()), ("C".into(), "plain".into())]
+        );
+        assert!(environment_pairs("A=\"open").unwrap_err().contains("unbalanced quote"));
+        assert!(environment_pairs("1A=x").unwrap_err().contains("not a variable name"));
+    }
+
+    #[test]
     fn expansions_comments_and_continuations() {
         let text = "[program:echo]\n\
                     ; a comment line\n\
