@@ -202,7 +202,7 @@ impl App<'_> {
 
         let supervise = self.supervise(ctx, out)?;
         Ok(ServiceDraft {
-            description: format!("{source_name} (imported from PM2 app in {})", ctx.source_name),
+            description: format!("imported from PM2 app {source_name:?} in {}", ctx.source_name),
             name,
             command: placed.argv,
             cwd: placed.cwd,

@@ -189,11 +189,19 @@ impl Program<'_> {
                 rest = after;
                 continue;
             }
-            let bad = || self.error(key, format!("{value:?}: a lone '%' (write %% for a literal percent sign)"));
+            let bad = || {
+                self.error(
+                    key,
+                    format!("{value:?}: '%' must start %(name)s or %(name)d (write %% for a literal percent sign)"),
+                )
+            };
             let inner = rest.strip_prefix('(').ok_or_else(bad)?;
             let (name, spec_and_rest) = inner.split_once(')').ok_or_else(bad)?;
             let conv_at = spec_and_rest.find(|c: char| c.is_ascii_alphabetic()).ok_or_else(bad)?;
             let (spec, conversion) = (&spec_and_rest[..conv_at], &spec_and_rest[conv_at..conv_at + 1]);
+            if !matches!(conversion, "s" | "d" | "i" | "r") || !spec.chars().all(|c| c.is_ascii_digit() || c == '-') {
+                return Err(bad());
+            }
             rest = &spec_and_rest[conv_at + 1..];
             let width: usize = spec.trim_start_matches(['0', '-']).parse().unwrap_or(0);
             let zero_pad = spec.starts_with('0');
@@ -304,10 +312,7 @@ impl Program<'_> {
 
         let supervise = self.supervise(numprocs, out)?;
         Ok(ServiceDraft {
-            description: format!(
-                "{} (imported from supervisord program {:?} in {})",
-                self.name, self.name, ctx.source_name
-            ),
+            description: format!("imported from supervisord program {:?} in {}", self.name, ctx.source_name),
             name,
             command: argv,
             cwd,
@@ -620,7 +625,7 @@ events=TICK_60
         let e = convert("[program:web]\ncommand=run --db=%(ENV_NOPE)s\n", &ctx()).unwrap_err();
         assert!(e.to_string().contains("NOPE is not set"), "{e}");
         let e = convert("[program:web]\ncommand=run 100%\n", &ctx()).unwrap_err();
-        assert!(e.to_string().contains("write %% for a literal"), "{e}");
+        assert!(e.to_string().contains("write %% for a literal percent sign"), "{e}");
         let e = convert("[supervisord]\nnodaemon=true\n", &ctx()).unwrap_err();
         assert!(e.to_string().contains("no [program:NAME] section"), "{e}");
         let e = convert("[program:web]\ncommand=x\nenvironment=A=1,B\n", &ctx()).unwrap_err();
