@@ -67,6 +67,7 @@ async fn a_supervisord_config_becomes_services_that_apollo_serve_runs() {
     assert!(listed("[eventlistener:crashmail]", "*", "/api/events"), "{}", out.stdout);
     assert!(listed("[supervisord]", "*", "apollo.pig"), "{}", out.stdout);
     assert!(listed("pipeline", "command", "/bin/sh -c"), "{}", out.stdout);
+    assert!(listed("sleeper", "directory", "its own working directory"), "{}", out.stdout);
     assert!(out.stdout.contains("host not reloaded"), "{}", out.stdout);
 
     // The files are what the host's own parser accepts, with supervisord's semantics.

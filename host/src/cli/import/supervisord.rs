@@ -272,7 +272,16 @@ impl Program<'_> {
         }
         let service_dir = ctx.app_root.join(&name);
         let (argv, cwd) = match self.get("directory") {
-            None => (argv, String::new()),
+            None => {
+                out.notes.push(self.finding(
+                    "directory",
+                    format!(
+                        "not set: supervisord ran the program in its own working directory; the host runs it in {}",
+                        service_dir.display()
+                    ),
+                ));
+                (argv, String::new())
+            }
             Some(raw) => {
                 let (dir, vars) = self.expand("directory", raw, ctx, ProcessNum::Fixed(start), numprocs)?;
                 expand_env_note("directory", vars, out);
@@ -606,6 +615,7 @@ events=TICK_60
             ("queue", "directory"),
             ("queue", "process_name"),
             ("tail-errors", "command"),
+            ("tail-errors", "directory"),
         ] {
             assert!(notes.contains(&expected), "{expected:?} missing from {notes:?}");
         }
