@@ -5,6 +5,8 @@
 mod client;
 mod commands;
 mod generated;
+pub mod import;
+mod import_command;
 mod monit;
 mod output;
 mod scaffold;
@@ -131,6 +133,32 @@ pub enum Command {
         #[arg(long)]
         out_dir: Option<PathBuf>,
     },
+    /// Convert a supervisord or PM2 configuration into service models.
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// `[program:x]` sections of a supervisord .conf file.
+    Supervisord(ImportArgs),
+    /// The apps of a PM2 ecosystem JSON file.
+    Pm2(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The supervisord .conf or PM2 ecosystem .json file.
+    pub file: PathBuf,
+    /// Write the models here instead of the config's model folder.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Overwrite existing model files.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the models and findings; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -354,6 +382,15 @@ pub async fn run(cli: Cli, admin_password: Option<String>) -> Result<(), CliErro
         Command::Startup(target) => startup::run(g, target),
         Command::Completions { shell } => generated::completions(shell),
         Command::Man { out_dir } => generated::man(out_dir.as_deref()),
+        Command::Import(source) => {
+            let (format, a) = match source {
+                ImportCommand::Supervisord(a) => (import_command::SourceFormat::Supervisord, a),
+                ImportCommand::Pm2(a) => (import_command::SourceFormat::Pm2, a),
+            };
+            let request =
+                import_command::ImportRequest { format, file: a.file, out: a.out, force: a.force, dry_run: a.dry_run };
+            import_command::import(g, request).await
+        }
     }
 }
 
