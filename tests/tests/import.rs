@@ -1,5 +1,5 @@
 //! `apollo import supervisord|pm2`: the real CLI converts the realistic files in
-//! `tests/data/import/`, the real `apollo serve` loads the models and runs the
+//! `tests/fixtures/import/`, the real `apollo serve` loads the models and runs the
 //! services, unmapped keys are listed by program and key, a second import refuses to
 //! overwrite and changes nothing, and `--force` overwrites.
 
@@ -14,7 +14,7 @@ use common::{Deployment, eventually};
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/import").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/import").join(name)
 }
 
 /// Copies a fixture into the deployment's root (supervisord's `%(here)s`, PM2's base
