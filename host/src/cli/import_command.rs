@@ -1,18 +1,21 @@
 //! `apollo import supervisord|pm2 FILE`: the I/O around the pure converters in
-//! `cli/import/`. Reads the source file, prints every key that did not map, refuses to
-//! overwrite any existing model unless `--force` (checking all targets before writing
-//! one), writes each model atomically into `--out` (default: the config's model
-//! folder), and asks a reachable host to reload. It never starts a service itself.
+//! `cli/import/`. Reads the source file, prints every key that did not map, and hands
+//! the models to the host over its API (`PUT /api/apps/{name}/model`, so `--addr URL
+//! --token T` imports into a remote host too): every target is checked first, and
+//! names the host already has are refused without `--force`, writing nothing.
+//! `--out DIR` is the offline path (model files, no host needed), `--dry-run` prints.
+//! It never starts a service itself.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::import::{Conversion, ImportContext, ImportError, convert_pm2, convert_supervisord};
 use super::output::{print_json, print_table};
-use super::{CliError, GlobalArgs, load_config};
-use crate::registry::ReloadReport;
+use super::start::put_model;
+use super::{ApiClient, CliError, GlobalArgs, load_config};
+use crate::api::{ModelWriteOutcome, PutModelResponse};
 
 /// The source formats `apollo import` reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,81 +68,160 @@ pub async fn import(g: &GlobalArgs, request: ImportRequest) -> Result<(), CliErr
         CliError::usage(format!("{}:{separator}{e}; nothing was written", file.display()))
     })?;
 
-    let models_dir = config.models_dir();
-    let out_dir = request.out.clone().unwrap_or_else(|| models_dir.clone());
-    let targets: Vec<PathBuf> = converted.services.iter().map(|s| out_dir.join(format!("{}.pig", s.name))).collect();
-
     if request.dry_run {
-        return dry_run(g.json, &converted, &targets);
+        return dry_run(g.json, &converted, request.out.as_deref());
     }
+    let header = |into: &str| {
+        println!(
+            "imported {} service(s) from {} file {} {into}:",
+            converted.services.len(),
+            request.format.label(),
+            ctx.source_name
+        )
+    };
+    match &request.out {
+        Some(out_dir) => {
+            let written = write_files(out_dir, &converted, request.force)?;
+            if g.json {
+                print_json(&json!({
+                    "source": ctx.source_name,
+                    "format": request.format.label(),
+                    "written": written.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+                    "services": converted.services.iter().map(|s| &s.name).collect::<Vec<_>>(),
+                    "unmapped": converted.unmapped,
+                    "notes": converted.notes,
+                }));
+                return Ok(());
+            }
+            header(&format!("into {}", out_dir.display()));
+            for (service, target) in converted.services.iter().zip(&written) {
+                println!("  {:<20} {}", service.name, target.display());
+            }
+            print_findings(&converted);
+            println!(
+                "no host was told: copy the files into a host's model folder (it loads them when it starts or reloads), \
+                 or import without --out to hand them to a host over its API"
+            );
+        }
+        None => {
+            let client = super::connect(g)?;
+            let written = put_all(&client, &converted, request.force).await?;
+            if g.json {
+                print_json(&json!({
+                    "source": ctx.source_name,
+                    "format": request.format.label(),
+                    "models": written,
+                    "unmapped": converted.unmapped,
+                    "notes": converted.notes,
+                }));
+                return Ok(());
+            }
+            header("into the host");
+            for w in &written {
+                let archived =
+                    w.archived_to.as_deref().map(|a| format!(" (the old one is archived at {a})")).unwrap_or_default();
+                println!("  {:<20} {:<9} {}{archived}", w.name, outcome_label(w.outcome), w.file);
+            }
+            print_findings(&converted);
+            println!("loaded, not started: `apollo app start NAME` starts one; autostart applies when the host starts");
+        }
+    }
+    Ok(())
+}
+
+fn outcome_label(outcome: ModelWriteOutcome) -> &'static str {
+    match outcome {
+        ModelWriteOutcome::Created => "created",
+        ModelWriteOutcome::Replaced => "replaced",
+        ModelWriteOutcome::Unchanged => "unchanged",
+    }
+}
+
+/// The default path: every name is checked on the host before the first write, so a
+/// refusal changes nothing; then each model goes through `PUT /api/apps/{name}/model`,
+/// which validates it with the registry's parser, archives what `force` replaces and
+/// rolls back what the registry refuses.
+async fn put_all(client: &ApiClient, converted: &Conversion, force: bool) -> Result<Vec<PutModelResponse>, CliError> {
+    let mut existing = Vec::new();
+    for service in &converted.services {
+        match client.get::<Value>(&format!("/api/apps/{}", service.name)).await {
+            Ok(app) => existing.push(format!("{} ({})", service.name, app["file"].as_str().unwrap_or("?"))),
+            Err(e) if e.status() == Some(404) => {}
+            Err(e) => {
+                return Err(CliError::failed(format!(
+                    "checking {:?} on the host: {e}; nothing was written",
+                    service.name
+                )));
+            }
+        }
+    }
+    if !existing.is_empty() && !force {
+        return Err(CliError::failed(format!(
+            "the host already has {}: nothing was written; pass --force to replace (the host archives the old models)",
+            existing.join(", ")
+        )));
+    }
+    let mut written = Vec::new();
+    for service in &converted.services {
+        let model: Value = serde_json::from_str(&service.text).map_err(|e| {
+            CliError::failed(format!("{}: internal: the generated model is not JSON: {e}", service.name))
+        })?;
+        match put_model(client, &service.name, &model, force).await {
+            Ok(w) => written.push(w),
+            Err(e) => {
+                let done: Vec<&str> = written.iter().map(|w| w.name.as_str()).collect();
+                let done = if done.is_empty() {
+                    "nothing was written".to_string()
+                } else {
+                    format!("already written: {}", done.join(", "))
+                };
+                return Err(CliError::failed(format!("{}: {e}; {done}", service.name)));
+            }
+        }
+    }
+    Ok(written)
+}
+
+/// `--out DIR`: model files for a host that is not reachable (or not there yet). All
+/// targets are checked before the first write.
+fn write_files(out_dir: &Path, converted: &Conversion, force: bool) -> Result<Vec<PathBuf>, CliError> {
+    let targets: Vec<PathBuf> = converted.services.iter().map(|s| out_dir.join(format!("{}.pig", s.name))).collect();
     let existing: Vec<String> = targets.iter().filter(|p| p.exists()).map(|p| p.display().to_string()).collect();
-    if !existing.is_empty() && !request.force {
+    if !existing.is_empty() && !force {
         return Err(CliError::failed(format!(
             "{} already exist{}: nothing was written; pass --force to overwrite",
             existing.join(", "),
             if existing.len() == 1 { "s" } else { "" }
         )));
     }
-    std::fs::create_dir_all(&out_dir).map_err(|e| CliError::failed(format!("{}: {e}", out_dir.display())))?;
+    std::fs::create_dir_all(out_dir).map_err(|e| CliError::failed(format!("{}: {e}", out_dir.display())))?;
     for (service, target) in converted.services.iter().zip(&targets) {
         write_atomically(target, &service.text)?;
     }
-
-    // A host watching the folder picks the files up by itself; asking it to reload
-    // makes that immediate. Only meaningful when the files went where it looks.
-    let reload = if out_dir == models_dir {
-        match super::connect(g) {
-            Ok(client) => client.post::<ReloadReport>("/api/reload", None).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.message),
-        }
-    } else {
-        Err(format!("the models are in {}, not the host's model folder", out_dir.display()))
-    };
-
-    if g.json {
-        print_json(&json!({
-            "source": ctx.source_name,
-            "format": request.format.label(),
-            "written": targets.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
-            "services": converted.services.iter().map(|s| &s.name).collect::<Vec<_>>(),
-            "unmapped": converted.unmapped,
-            "notes": converted.notes,
-            "reload": match &reload { Ok(r) => json!(r), Err(e) => json!({"error": e}) },
-        }));
-        return Ok(());
-    }
-    println!(
-        "imported {} service(s) from {} file {}:",
-        converted.services.len(),
-        request.format.label(),
-        ctx.source_name
-    );
-    for (service, target) in converted.services.iter().zip(&targets) {
-        println!("  {:<20} {}", service.name, target.display());
-    }
-    print_findings(&converted);
-    match reload {
-        Ok(r) => println!("host reloaded: {} added, {} changed", r.added.len(), r.changed.len()),
-        Err(why) => println!("host not reloaded ({why}): it reads the models when it starts or reloads"),
-    }
-    Ok(())
+    Ok(targets)
 }
 
-fn dry_run(json: bool, converted: &Conversion, targets: &[PathBuf]) -> Result<(), CliError> {
+fn dry_run(json: bool, converted: &Conversion, out: Option<&Path>) -> Result<(), CliError> {
+    // Where each model would go: a file under --out, or the host's model folder.
+    let target = |name: &str| match out {
+        Some(dir) => dir.join(format!("{name}.pig")).display().to_string(),
+        None => format!("{name}.pig in the host's model folder"),
+    };
     if json {
         print_json(&json!({
             "dry_run": true,
-            "models": converted.services.iter().zip(targets).map(|(s, t)| json!({
-                "file": t.display().to_string(),
-                "model": serde_json::from_str::<serde_json::Value>(&s.text).unwrap_or_default(),
+            "models": converted.services.iter().map(|s| json!({
+                "name": s.name,
+                "target": target(&s.name),
+                "model": serde_json::from_str::<Value>(&s.text).unwrap_or_default(),
             })).collect::<Vec<_>>(),
             "unmapped": converted.unmapped,
             "notes": converted.notes,
         }));
         return Ok(());
     }
-    for (service, target) in converted.services.iter().zip(targets) {
-        println!("# {} (not written: --dry-run)", target.display());
+    for service in &converted.services {
+        println!("# {} (not written: --dry-run)", target(&service.name));
         print!("{}", service.text);
     }
     print_findings(converted);
@@ -158,7 +240,7 @@ fn print_findings(converted: &Conversion) {
     }
 }
 
-/// Write + rename: a watching host never sees half a file.
+/// Write + rename: a host watching DIR never sees half a file.
 fn write_atomically(target: &Path, text: &str) -> Result<(), CliError> {
     let file_name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = target.with_file_name(format!(".{file_name}.tmp"));

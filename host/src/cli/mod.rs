@@ -150,10 +150,10 @@ pub enum ImportCommand {
 pub struct ImportArgs {
     /// The supervisord .conf or PM2 ecosystem .json file.
     pub file: PathBuf,
-    /// Write the models here instead of the config's model folder.
-    #[arg(long)]
+    /// Write model files into DIR instead of handing them to the host (offline; no host needed).
+    #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Overwrite existing model files.
+    /// Replace models the host (or DIR) already has; the host archives the old ones.
     #[arg(long)]
     pub force: bool,
     /// Print the models and findings; write nothing.

@@ -120,7 +120,7 @@ pub fn place(argv: Vec<String>, directory: &str, base: &Path, service_dir: &Path
 }
 
 /// `a/./b/../c` -> `a/c`, as written (no symlinks are followed: nothing is read).
-fn normalize(path: &Path) -> PathBuf {
+pub fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for part in path.components() {
         match part {

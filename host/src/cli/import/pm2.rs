@@ -7,13 +7,15 @@
 //! other key is listed with the reason it is not carried over. An `ecosystem.config.js`
 //! is JavaScript: it is not evaluated here (the message says how to turn it into JSON).
 
+use std::path::Path;
+
 use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::command;
 use super::units::{byte_size, millis, signal};
 use super::{Conversion, Finding, ImportContext, ImportError, ServiceDraft, check_unique, finish, service_name};
-use crate::model::{RestartPolicy, Supervise};
+use crate::model::{RestartPolicy, Supervise, WatchSettings};
 
 /// The interpreter PM2 chooses for a script by its extension.
 const INTERPRETERS: &[(&str, &str)] = &[
@@ -200,7 +202,9 @@ impl App<'_> {
             Some(_) => return Err(self.error("env", "must be an object of NAME: value")),
         }
 
-        let supervise = self.supervise(ctx, out)?;
+        let mut supervise = self.supervise(ctx, out)?;
+        let app_dir = command::normalize(&ctx.source_dir.join(&directory));
+        supervise.watch = self.watch(&app_dir, &command::normalize(&service_dir), out)?;
         Ok(ServiceDraft {
             description: format!("imported from PM2 app {source_name:?} in {}", ctx.source_name),
             name,
@@ -276,8 +280,6 @@ impl App<'_> {
         let mut autorestart = true;
         for (key, value) in self.fields {
             let key = key.as_str();
-            let watch_reason =
-                "file watching is not mapped in this version: restart the service after a deploy (apollo app restart)";
             let logs_reason = "the host writes each service's output to <app_log_dir>/<name>/ and rotates it there";
             match key {
                 "name" | "script" | "args" | "interpreter" | "exec_interpreter" | "interpreter_args" | "node_args" | "cwd" | "env" => {}
@@ -334,13 +336,11 @@ impl App<'_> {
                         out.unmapped.push(self.finding(key, "false is not possible: the host always signals the service's whole process group"));
                     }
                 }
-                "watch" => {
-                    let watching = !matches!(value, Value::Bool(false) | Value::Null);
-                    if watching {
-                        out.unmapped.push(self.finding(key, watch_reason));
-                    }
-                }
-                "ignore_watch" | "watch_options" | "watch_delay" => out.unmapped.push(self.finding(key, watch_reason)),
+                "watch" | "ignore_watch" | "watch_delay" => {} // self.watch()
+                "watch_options" => out.unmapped.push(self.finding(
+                    key,
+                    "chokidar's options have no equivalent: the host's watcher takes paths, ignore globs and a debounce",
+                )),
                 "out_file" | "error_file" | "err_file" | "log_file" | "log" | "output" | "error" | "log_date_format"
                 | "merge_logs" | "combine_logs" | "time" | "log_type" | "disable_logs" => {
                     out.unmapped.push(self.finding(key, logs_reason))
@@ -378,6 +378,124 @@ impl App<'_> {
             out.notes.push(self.finding("instances", "PM2's NODE_APP_INSTANCE is INSTANCE_ID here (0-based)"));
         }
         Ok(s)
+    }
+
+    /// PM2's `watch` (true: the app's directory; a path or list: relative to it),
+    /// `ignore_watch` (globs) and `watch_delay` (ms) -> `supervise.watch`, whose paths and
+    /// globs are relative to the service's directory and may not leave it. A path that
+    /// would is listed as not mapped; the rest still maps.
+    fn watch(&self, app_dir: &Path, service_dir: &Path, out: &mut Conversion) -> Result<WatchSettings, ImportError> {
+        let mut watch = WatchSettings::default();
+        // Relative to the service's directory ("" is the directory itself), if inside it.
+        let inside = |path: &str| {
+            let resolved = command::normalize(&app_dir.join(path));
+            resolved.strip_prefix(service_dir).map(|r| r.to_string_lossy().into_owned()).map_err(|_| resolved)
+        };
+        let outside = |paths: &[String]| {
+            format!(
+                "{} {} outside the service's directory {}: the model watches only inside it",
+                paths.join(", "),
+                if paths.len() == 1 { "is" } else { "are" },
+                service_dir.display()
+            )
+        };
+
+        let requested = match self.fields.get("watch") {
+            None | Some(Value::Null | Value::Bool(false)) => Vec::new(),
+            Some(Value::Bool(true)) => vec![".".to_string()],
+            Some(Value::String(path)) => vec![path.clone()],
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| v.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| self.error("watch", "must be true, false, a path or a list of paths"))?,
+            Some(_) => return Err(self.error("watch", "must be true, false, a path or a list of paths")),
+        };
+        let (mut mapped, mut refused) = (Vec::new(), Vec::new());
+        for path in &requested {
+            match inside(path) {
+                Ok(relative) => mapped.push(relative),
+                Err(resolved) => refused.push(resolved.display().to_string()),
+            }
+        }
+        if !refused.is_empty() {
+            out.unmapped.push(self.finding("watch", outside(&refused)));
+        }
+        if !mapped.is_empty() {
+            watch.enabled = true;
+            // The service's whole directory covers every other path.
+            watch.paths = if mapped.iter().any(String::is_empty) { Vec::new() } else { mapped };
+        }
+
+        let (mut ignored, mut refused, mut not_globs) = (Vec::new(), Vec::new(), Vec::new());
+        for pattern in self.words_list("ignore_watch")? {
+            if pattern.contains(['\\', '^', '$', '(', '|', '+']) {
+                not_globs.push(pattern);
+            } else if pattern.starts_with('*') {
+                // `*` crosses `/` in the model's globs: it matches at any depth already.
+                ignored.push(pattern);
+            } else {
+                match inside(&pattern) {
+                    Ok(relative) if !relative.is_empty() => ignored.push(relative),
+                    Ok(_) => refused.push(pattern),
+                    Err(resolved) => refused.push(resolved.display().to_string()),
+                }
+            }
+        }
+        let (globs, bad): (Vec<String>, Vec<String>) = ignored.into_iter().partition(|g| globset::Glob::new(g).is_ok());
+        watch.ignore = globs;
+        not_globs.extend(bad);
+        if !not_globs.is_empty() {
+            out.unmapped.push(self.finding(
+                "ignore_watch",
+                format!(
+                    "{} {}: the model takes globs (`*.log`, `node_modules`, `tmp/**`); write them by hand",
+                    not_globs.join(", "),
+                    if not_globs.len() == 1 {
+                        "is a regular expression or not a valid glob"
+                    } else {
+                        "are regular expressions or not valid globs"
+                    }
+                ),
+            ));
+        }
+        if !refused.is_empty() {
+            out.unmapped.push(self.finding("ignore_watch", outside(&refused)));
+        }
+
+        if let Some(delay) = self.duration_ms("watch_delay")? {
+            let bounds = 10..=60_000;
+            watch.debounce_ms = delay.clamp(*bounds.start(), *bounds.end());
+            if watch.debounce_ms != delay {
+                out.notes.push(self.finding(
+                    "watch_delay",
+                    format!(
+                        "{delay} ms is outside the model's {}..={} ms: {} ms",
+                        bounds.start(),
+                        bounds.end(),
+                        watch.debounce_ms
+                    ),
+                ));
+            }
+        }
+        Ok(watch)
+    }
+
+    /// A string or a list of strings, taken as they are (no splitting).
+    fn words_list(&self, key: &str) -> Result<Vec<String>, ImportError> {
+        match self.fields.get(key) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::String(s)) => Ok(vec![s.clone()]),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| self.error(key, "must be a string or a list of strings"))
+                })
+                .collect(),
+            Some(_) => Err(self.error(key, "must be a string or a list of strings")),
+        }
     }
 
     /// A number, `"max"`/0 (one per CPU) or -1 (one per CPU but one).
@@ -529,8 +647,6 @@ mod tests {
             ("api", "env_staging"),
             ("api", "wait_ready"),
             ("api", "listen_timeout"),
-            ("api", "watch"),
-            ("api", "ignore_watch"),
             ("api", "out_file"),
             ("api", "error_file"),
             ("api", "merge_logs"),
@@ -541,12 +657,65 @@ mod tests {
         ] {
             assert!(unmapped.contains(&expected), "{expected:?} missing from {unmapped:?}");
         }
-        let watch = c.unmapped.iter().find(|f| f.key == "watch").unwrap();
-        assert!(watch.message.contains("not mapped in this version"), "{watch:?}");
+        assert!(!unmapped.iter().any(|(_, key)| key.contains("watch")), "{unmapped:?}");
+        let w = &api.supervise.watch;
+        assert_eq!(
+            (w.enabled, w.paths.clone(), w.ignore.clone()),
+            (true, vec!["dist".into()], vec!["node_modules".into(), "*.log".into()])
+        );
+        assert!(!thumbs.supervise.watch.enabled);
         let notes: Vec<(&str, &str)> = c.notes.iter().map(|f| (f.program.as_str(), f.key.as_str())).collect();
         for expected in [("api", "instances"), ("api", "exec_mode"), ("thumbnailer", "cwd"), ("redis-server", "name")] {
             assert!(notes.contains(&expected), "{expected:?} missing from {notes:?}");
         }
+    }
+
+    #[test]
+    fn watch_maps_inside_the_service_and_lists_what_would_leave_it() {
+        let app = |fields: &str| {
+            let c = convert(&format!(r#"[{{"name":"w","script":"/bin/true","interpreter":"none",{fields}}}]"#), &ctx())
+                .unwrap();
+            (c.services[0].model.supervise.watch.clone(), c.unmapped, c.notes)
+        };
+        // `true` watches the app's directory: here a sub-directory of the service's.
+        let (w, unmapped, _) =
+            app(r#""cwd":"/srv/apollo/apps/w/current","watch":true,"ignore_watch":"node_modules","watch_delay":1500"#);
+        assert_eq!(
+            (w.enabled, w.paths, w.ignore, w.debounce_ms),
+            (true, vec!["current".into()], vec!["current/node_modules".into()], 1500)
+        );
+        assert!(unmapped.is_empty(), "{unmapped:?}");
+        // The service's own directory is the whole directory: no paths.
+        let (w, _, _) = app(r#""cwd":"/srv/apollo/apps/w","watch":["src", ".", "conf"]"#);
+        assert_eq!((w.enabled, w.paths), (true, Vec::<String>::new()));
+        // Paths leaving the service's directory, regular expressions: listed, the rest maps.
+        let (w, unmapped, notes) = app(
+            r#""cwd":"/srv/apollo/apps/w","watch":["src","../shared","/etc/w.conf"],"ignore_watch":["^(node_modules|bower_components)$","*.tmp","/var/log"],"watch_delay":5"#,
+        );
+        assert_eq!((w.enabled, w.paths, w.ignore, w.debounce_ms), (true, vec!["src".into()], vec!["*.tmp".into()], 10));
+        let why = |key: &str| {
+            unmapped.iter().filter(|f| f.key == key).map(|f| f.message.clone()).collect::<Vec<_>>().join(" | ")
+        };
+        assert!(
+            why("watch").contains("/srv/apollo/apps/shared, /etc/w.conf are outside the service's directory"),
+            "{unmapped:?}"
+        );
+        assert!(why("ignore_watch").contains("regular expression"), "{unmapped:?}");
+        assert!(why("ignore_watch").contains("/var/log is outside"), "{unmapped:?}");
+        assert!(notes.iter().any(|n| n.key == "watch_delay" && n.message.contains("10 ms")), "{notes:?}");
+        // An app that runs outside its service's directory cannot have its directory watched.
+        let (w, unmapped, _) = app(r#""cwd":"/opt/legacy","watch":true"#);
+        assert!(!w.enabled);
+        assert!(
+            unmapped.iter().any(|f| f.key == "watch" && f.message.contains("/opt/legacy is outside")),
+            "{unmapped:?}"
+        );
+        // Off, with settings: kept (disabled) for when it is turned on.
+        let (w, unmapped, _) = app(r#""cwd":"/srv/apollo/apps/w","watch":false,"ignore_watch":["*.log"]"#);
+        assert_eq!((w.enabled, w.ignore), (false, vec!["*.log".into()]));
+        assert!(unmapped.is_empty(), "{unmapped:?}");
+        let e = convert(r#"[{"name":"w","script":"x","watch":5}]"#, &ctx()).unwrap_err();
+        assert!(e.to_string().contains("[w] watch: must be true, false, a path or a list of paths"), "{e}");
     }
 
     #[test]
