@@ -1,7 +1,8 @@
 //! `apollo import supervisord|pm2`: the real CLI converts the realistic files in
-//! `tests/fixtures/import/`, the real `apollo serve` loads the models and runs the
-//! services, unmapped keys are listed by program and key, a second import refuses to
-//! overwrite and changes nothing, and `--force` overwrites.
+//! `tests/fixtures/import/` and hands the models to the real `apollo serve` over its API
+//! (the socket, or `--addr` with a token), or writes them offline with `--out`; unmapped
+//! keys are listed by program and key, a second import refuses and changes nothing, and
+//! `--force` replaces what changed, the host archiving the old models.
 
 mod common;
 
@@ -48,7 +49,9 @@ async fn a_supervisord_config_becomes_services_that_apollo_serve_runs() {
     let d = Deployment::new();
     let conf = install(&d, "supervisord.conf");
 
-    let out = d.cli(&["import", "supervisord", &conf]);
+    // No host yet: --out writes the model files offline, here into its model folder.
+    let models = d.models_dir();
+    let out = d.cli(&["import", "supervisord", &conf, "--out", models.to_str().unwrap()]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("imported 3 service(s) from supervisord file"), "{}", out.stdout);
     // Every key that did not map is listed by program and key, with the reason.
@@ -68,7 +71,7 @@ async fn a_supervisord_config_becomes_services_that_apollo_serve_runs() {
     assert!(listed("[supervisord]", "*", "apollo.pig"), "{}", out.stdout);
     assert!(listed("pipeline", "command", "/bin/sh -c"), "{}", out.stdout);
     assert!(listed("sleeper", "directory", "its own working directory"), "{}", out.stdout);
-    assert!(out.stdout.contains("host not reloaded"), "{}", out.stdout);
+    assert!(out.stdout.contains("no host was told"), "{}", out.stdout);
 
     // The files are what the host's own parser accepts, with supervisord's semantics.
     let parse = |name: &str| parse_model(&std::fs::read_to_string(model_file(&d, name)).unwrap(), &|_| None).unwrap();
@@ -106,27 +109,35 @@ async fn a_supervisord_config_becomes_services_that_apollo_serve_runs() {
     })
     .await;
 
-    // A second import refuses and writes nothing, not even the file that is missing.
-    std::fs::remove_file(model_file(&d, "sleeper")).unwrap();
+    // Into the running host (over its socket): every name is checked first, so a
+    // refusal writes nothing, not even the service the host no longer has.
+    let delete = d.cli(&["delete", "sleeper"]);
+    assert_eq!(delete.code, 0, "{delete:?}");
     let ticker_before = std::fs::read(model_file(&d, "ticker")).unwrap();
     let out = d.cli(&["import", "supervisord", &conf]);
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.contains(&model_file(&d, "ticker").display().to_string()), "{}", out.stderr);
-    assert!(out.stderr.contains("already exist") && out.stderr.contains("nothing was written"), "{}", out.stderr);
-    assert!(out.stderr.contains("--force"), "{}", out.stderr);
-    assert!(!model_file(&d, "sleeper").exists(), "a refused import wrote a file");
+    assert!(
+        out.stderr.contains("the host already has ticker (") && out.stderr.contains("pipeline ("),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("nothing was written") && out.stderr.contains("--force"), "{}", out.stderr);
+    assert!(!out.stderr.contains("sleeper"), "{}", out.stderr);
+    assert!(client.get::<Value>("/api/apps/sleeper").await.unwrap_err().status() == Some(404));
+    assert!(!model_file(&d, "sleeper").exists(), "a refused import wrote a model");
     assert_eq!(std::fs::read(model_file(&d, "ticker")).unwrap(), ticker_before);
+    let still: Value = client.get("/api/apps/ticker/status").await.unwrap();
+    assert_eq!(pid_of(&still), pid_of(&ticker_status), "a refused import touched a running service");
 
-    // --force writes them all and tells the running host to reload.
+    // --force: the deleted one is created, the same ones are left unchanged.
     let out = d.cli(&["import", "supervisord", &conf, "--force"]);
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(model_file(&d, "sleeper").exists());
-    // The host's folder watch may have seen the file before the reload call did.
-    assert!(out.stdout.contains("host reloaded: "), "{}", out.stdout);
-    eventually("sleeper registered again", Duration::from_secs(10), || async {
-        client.get::<Value>("/api/apps/sleeper").await.ok().map(drop)
-    })
-    .await;
+    assert!(out.stdout.contains("imported 3 service(s) from supervisord file") && out.stdout.contains("into the host"));
+    let row = |name: &str, outcome: &str| out.stdout.lines().any(|l| l.split_whitespace().take(2).eq([name, outcome]));
+    assert!(row("sleeper", "created") && row("ticker", "unchanged") && row("pipeline", "unchanged"), "{}", out.stdout);
+    let sleeper: Value = client.get("/api/apps/sleeper").await.unwrap();
+    assert_eq!(sleeper["model"]["supervise"]["instances"], 2);
+    assert_eq!(std::fs::read(model_file(&d, "ticker")).unwrap(), ticker_before);
 }
 
 #[tokio::test]
@@ -144,14 +155,35 @@ async fn a_pm2_ecosystem_imports_into_a_running_host() {
     assert!(out.stdout.contains("\"command\": [\n      \"bash\",\n      \"server.sh\""), "{}", out.stdout);
     assert!(!model_file(&d, "api").exists());
 
-    let out = d.cli(&["import", "pm2", &file]);
+    // Over TCP, as to a remote host: without a token it is refused and nothing is written.
+    let addr = format!("http://{}", host.http_addr);
+    let out = d.cli(&["--addr", &addr, "import", "pm2", &file]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("HTTP 401"), "{}", out.stderr);
+    assert!(!model_file(&d, "api").exists());
+    let login = common::run_cli(
+        &["--addr", &addr, "login", "--password-stdin"],
+        Some(&format!("{}\n", common::ADMIN_PASSWORD)),
+    );
+    assert_eq!(login.code, 0, "{login:?}");
+    let token = login.stdout.trim().to_string();
+    let remote = |args: &[&str]| {
+        let mut full = vec!["--addr", addr.as_str(), "--token", token.as_str()];
+        full.extend_from_slice(args);
+        d.cli(&full)
+    };
+
+    let out = remote(&["import", "pm2", &file]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("imported 3 service(s) from PM2 file"), "{}", out.stdout);
-    // Added by the reload, or just before it by the host's folder watch.
-    assert!(out.stdout.contains("host reloaded: "), "{}", out.stdout);
+    assert!(out.stdout.contains("into the host"), "{}", out.stdout);
+    for name in ["api", "nightly", "sleep"] {
+        let created = out.stdout.lines().any(|l| l.split_whitespace().take(2).eq([name, "created"]));
+        assert!(created, "{name} not created:\n{}", out.stdout);
+        assert!(model_file(&d, name).exists(), "the host wrote {name}'s model into its folder");
+    }
     for (app, key, why) in [
-        ("api", "watch", "not mapped in this version"),
-        ("api", "ignore_watch", "not mapped in this version"),
+        ("api", "ignore_watch", "is outside the service's directory"),
         ("api", "env_staging", "--env staging"),
         ("api", "out_file", "<app_log_dir>/<name>/"),
         ("nightly", "cron_restart", "host task"),
@@ -187,12 +219,55 @@ async fn a_pm2_ecosystem_imports_into_a_running_host() {
     let nightly: Value = client.get("/api/apps/nightly/status").await.unwrap();
     assert_eq!(nightly["state"], "stopped", "autostart: false");
 
-    // --out elsewhere: written there, the host is left alone.
+    // PM2's watch: the app's directory (the service's own), its globs inside it.
+    let watch = &api["model"]["supervise"]["watch"];
+    assert_eq!(
+        *watch,
+        serde_json::json!({"enabled": true, "paths": [], "ignore": ["node_modules", "*.log"], "debounce_ms": 300})
+    );
+    let before: Value = client.get("/api/apps/api/status").await.unwrap();
+    std::fs::write(d.root().join("app/api/debug.log"), "ignored\n").unwrap();
+    std::fs::write(d.root().join("app/api/settings.conf"), "changed\n").unwrap();
+    eventually("api restarted by the file change", Duration::from_secs(20), || async {
+        let now: Value = client.get("/api/apps/api/status").await.ok()?;
+        (now["restarts"].as_u64()? > before["restarts"].as_u64()?).then_some(())
+    })
+    .await;
+
+    // A second import refuses, naming each service, and changes nothing.
+    let api_before = std::fs::read(model_file(&d, "api")).unwrap();
+    let out = remote(&["import", "pm2", &file]);
+    assert_eq!(out.code, 1, "{out:?}");
+    for name in ["api (", "nightly (", "sleep ("] {
+        assert!(out.stderr.contains(name), "{name} not named:\n{}", out.stderr);
+    }
+    assert!(out.stderr.contains("nothing was written") && out.stderr.contains("--force"), "{}", out.stderr);
+    assert_eq!(std::fs::read(model_file(&d, "api")).unwrap(), api_before);
+
+    // --force replaces what changed (the host archives the old model) and leaves the rest.
+    let text = std::fs::read_to_string(&file).unwrap().replace("\"max_restarts\": 10", "\"max_restarts\": 12");
+    std::fs::write(&file, text).unwrap();
+    let out = remote(&["--json", "import", "pm2", &file, "--force"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    let outcome = |name: &str| report["models"].as_array().unwrap().iter().find(|m| m["name"] == name).unwrap().clone();
+    assert_eq!(
+        (outcome("nightly")["outcome"].clone(), outcome("sleep")["outcome"].clone()),
+        ("unchanged".into(), "unchanged".into())
+    );
+    let replaced = outcome("api");
+    assert_eq!(replaced["outcome"], "replaced");
+    let archived = replaced["archived_to"].as_str().expect("the old model is archived");
+    assert_eq!(std::fs::read(archived).unwrap(), api_before, "the archive holds the old model");
+    let api: Value = client.get("/api/apps/api").await.unwrap();
+    assert_eq!(api["model"]["supervise"]["max_restarts"], 12);
+
+    // --out elsewhere: written there offline, the host is not asked.
     let elsewhere = d.root().join("converted");
-    let out = d.cli(&["import", "pm2", &file, "--out", elsewhere.to_str().unwrap()]);
+    let out = d.cli(&["--addr", "http://127.0.0.1:9", "import", "pm2", &file, "--out", elsewhere.to_str().unwrap()]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(elsewhere.join("api.pig").exists() && elsewhere.join("sleep.pig").exists());
-    assert!(out.stdout.contains("host not reloaded (the models are in"), "{}", out.stdout);
+    assert!(out.stdout.contains("no host was told"), "{}", out.stdout);
 
     // Bad input: the file, line and key, and nothing written.
     let broken = d.root().join("broken.json");
