@@ -123,7 +123,11 @@ pub async fn import(g: &GlobalArgs, request: ImportRequest) -> Result<(), CliErr
                 println!("  {:<20} {:<9} {}{archived}", w.name, outcome_label(w.outcome), w.file);
             }
             print_findings(&converted);
-            println!("loaded, not started: `apollo app start NAME` starts one; autostart applies when the host starts");
+            // PUT loads a model but starts nothing (as `apollo start` relies on).
+            println!(
+                "loaded, not started: `apollo app start NAME` starts a new one (autostart applies when the host \
+                 starts); a replaced running one takes its new model at `apollo app restart NAME`"
+            );
         }
     }
     Ok(())

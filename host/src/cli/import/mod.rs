@@ -1,7 +1,7 @@
 //! `apollo import`: converts another supervisor's configuration (a supervisord
 //! `[program:x]` file, a PM2 ecosystem JSON) into octopus models for supervised
 //! services. The converters are pure: text in, models and findings out. They read no
-//! file, write none and talk to no host — `cli/commands.rs`'s `import` does that.
+//! file, write none and talk to no host — `cli/import_command.rs` does that.
 //!
 //! Every key of the source is accounted for: it maps into the model, or it is listed
 //! as a [`Finding`] (`unmapped`: not carried over, with the reason; `note`: carried

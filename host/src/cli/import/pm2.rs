@@ -2,7 +2,7 @@
 //! supervised octopus services.
 //!
 //! `script` + `interpreter` (or the interpreter PM2 picks by extension) + `args` become
-//! the argv; `cwd`, `env`, `instances`, restart and stop settings map to the model with
+//! the argv; `cwd`, `env`, `instances`, restart, stop and watch settings map to the model with
 //! PM2's defaults (SIGINT, 1600 ms kill timeout, 16 restarts, 1 s min uptime), and every
 //! other key is listed with the reason it is not carried over. An `ecosystem.config.js`
 //! is JavaScript: it is not evaluated here (the message says how to turn it into JSON).
