@@ -12,7 +12,7 @@ mod output;
 mod scaffold;
 mod serve;
 mod shell;
-mod size;
+pub(crate) mod size;
 mod start;
 mod startup;
 

@@ -1,6 +1,7 @@
-//! PM2-style memory sizes for `--max-memory`: `200M`, `1G`, `512K`, `1.5G`, or plain
-//! bytes. Units are binary (K = 1024), as PM2's are; `B`/`iB` after the unit is
-//! accepted (`200MB`, `200MiB`). It does not format sizes.
+//! Byte sizes as PM2 and supervisord write them (`--max-memory`, `max_memory_restart`,
+//! `stdout_logfile_maxbytes`): `200M`, `1G`, `512K`, `1.5G`, `50MB`, or plain bytes.
+//! Units are binary (K = 1024), as both count; `B`/`iB` after the unit is accepted
+//! (`200MB`, `200MiB`). The one size parser of the CLI; it does not format sizes.
 
 /// Bytes for a size like `200M`; the error says what was wrong and what is accepted.
 pub fn parse_size(text: &str) -> Result<u64, String> {
@@ -26,16 +27,20 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     if !bytes.is_finite() || bytes >= u64::MAX as f64 {
         return Err(format!("{text:?} is too large"));
     }
-    let bytes = bytes.round() as u64;
-    if bytes == 0 {
-        return Err(format!("{text:?} is zero; leave --max-memory out to have no limit"));
+    Ok(bytes.round() as u64)
+}
+
+/// `--max-memory`: a size, never zero (leaving the flag out means no limit).
+pub fn parse_memory_limit(text: &str) -> Result<u64, String> {
+    match parse_size(text)? {
+        0 => Err(format!("{text:?} is zero; leave --max-memory out to have no limit")),
+        bytes => Ok(bytes),
     }
-    Ok(bytes)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::{parse_memory_limit, parse_size};
 
     #[test]
     fn pm2_sizes_are_binary_units() {
@@ -53,11 +58,15 @@ mod tests {
 
     #[test]
     fn bad_sizes_say_what_is_accepted() {
-        for bad in ["", "M", "200X", "-5M", "1..5G", ".5G", "5.G", "1e3", "200 MBs", "0", "0M"] {
+        assert_eq!(parse_size("0"), Ok(0), "supervisord's 0 = unlimited is a size");
+        for bad in ["", "M", "200X", "-5M", "1..5G", ".5G", "5.G", "1e3", "200 MBs"] {
             let err = parse_size(bad).expect_err(bad);
             assert!(err.contains(&format!("{bad:?}")), "{bad}: {err}");
         }
         assert!(parse_size("200X").unwrap_err().contains("K, M, G or T"));
         assert!(parse_size("99999999999T").unwrap_err().contains("too large"));
+        for zero in ["0", "0M"] {
+            assert!(parse_memory_limit(zero).unwrap_err().contains("leave --max-memory out"), "{zero}");
+        }
     }
 }

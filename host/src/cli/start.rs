@@ -10,7 +10,7 @@ use clap::{ArgAction, Args, ValueEnum};
 use serde_json::{Value, json};
 
 use super::output::{or_dash, print_json, print_table};
-use super::size::parse_size;
+use super::size::parse_memory_limit;
 use super::{ApiClient, CliError, ClientError};
 use crate::api::{DeleteResponse, ModelWriteOutcome, PutModelResponse};
 use crate::model::is_valid_service_name;
@@ -52,7 +52,7 @@ pub struct StartArgs {
     #[arg(long, value_enum, default_value_t = RestartArg::OnFailure)]
     pub restart: RestartArg,
     /// Restart an instance whose memory (RSS) exceeds this: 200M, 1G, 512K or bytes.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory_limit)]
     pub max_memory: Option<u64>,
     /// Restart on file changes in the service's directory; with PATH (relative to that
     /// directory, repeatable) only under PATH.

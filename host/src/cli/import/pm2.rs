@@ -13,8 +13,9 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::command;
-use super::units::{byte_size, millis, signal};
+use super::units::{millis, signal};
 use super::{Conversion, Finding, ImportContext, ImportError, ServiceDraft, check_unique, finish, service_name};
+use crate::cli::size::parse_size;
 use crate::model::{RestartPolicy, Supervise, WatchSettings};
 
 /// The interpreter PM2 chooses for a script by its extension.
@@ -306,7 +307,7 @@ impl App<'_> {
                 "max_memory_restart" => {
                     s.max_memory_restart = match value {
                         Value::Number(n) => n.as_u64().ok_or_else(|| self.error(key, "must be a positive number of bytes or a size like \"200M\""))?,
-                        Value::String(t) => byte_size(t).map_err(|m| self.error(key, m))?,
+                        Value::String(t) => parse_size(t).map_err(|m| self.error(key, m))?,
                         _ => return Err(self.error(key, "must be a size like \"200M\"")),
                     }
                 }
@@ -733,7 +734,10 @@ mod tests {
     fn bad_values_name_line_app_and_key() {
         let text = "{\"apps\": [\n  {\"name\": \"a\", \"script\": \"x\"},\n  {\"name\": \"b\",\n   \"script\": \"y\",\n   \"max_memory_restart\": \"lots\"}\n]}";
         let e = convert(text, &ctx()).unwrap_err();
-        assert_eq!(e.to_string(), "5: [b] max_memory_restart: \"lots\" is not a size (e.g. 500K, 200M, 1G, 50MB)");
+        assert_eq!(
+            e.to_string(),
+            "5: [b] max_memory_restart: \"lots\" is not a size: use a number with an optional unit K, M, G or T (e.g. 200M, 1.5G)"
+        );
         let e = convert("{\"apps\": [{\"name\": \"a\"}]}", &ctx()).unwrap_err();
         assert!(e.to_string().contains("[a] script: is required"), "{e}");
         let e = convert("module.exports = { apps: [] }", &ctx()).unwrap_err();

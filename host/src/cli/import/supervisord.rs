@@ -10,8 +10,9 @@
 //! listed, not followed.
 
 use super::command::{self, Argv};
-use super::units::{boolean, byte_size, signal};
+use super::units::{boolean, signal};
 use super::{Conversion, Finding, ImportContext, ImportError, ServiceDraft, check_unique, finish, service_name};
+use crate::cli::size::parse_size;
 use crate::model::{RestartPolicy, Supervise};
 
 /// Converts one supervisord configuration file's text.
@@ -387,7 +388,7 @@ impl Program<'_> {
                         out.notes.push(self.finding(key, "the host writes stdout and stderr to one log per service (<app_log_dir>/<name>/)"));
                     }
                 }
-                "stdout_logfile_maxbytes" => match byte_size(value).map_err(|m| self.error(key, m))? {
+                "stdout_logfile_maxbytes" => match parse_size(value).map_err(|m| self.error(key, m))? {
                     0 => out.unmapped.push(self.finding(key, "0 (never rotate) is not possible: the host always rotates; kept at 50MB")),
                     n if n < 4096 => out.unmapped.push(self.finding(key, format!("{n} is below the host's minimum of 4096 bytes; kept at 50MB"))),
                     n => s.log_max_bytes = n,

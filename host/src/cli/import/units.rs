@@ -1,6 +1,6 @@
 //! The value syntaxes the two source formats share or almost share: booleans,
-//! byte sizes (`50MB`, `200M`), durations (`1600`, `"5s"`) and signal names (`TERM`,
-//! `SIGINT`). Each parser returns a message that says what was expected; it does not
+//! durations (`1600`, `"5s"`) and signal names (`TERM`, `SIGINT`); byte sizes are the
+//! CLI's one size parser (`cli/size.rs`). Each parser returns a message that says what was expected; it does not
 //! know which key it parses (the caller adds that).
 
 /// supervisord's booleans: `true/false`, `yes/no`, `on/off`, `1/0`.
@@ -10,24 +10,6 @@ pub fn boolean(text: &str) -> Result<bool, String> {
         "false" | "no" | "off" | "0" => Ok(false),
         other => Err(format!("{other:?} is not a boolean (true/false, yes/no, on/off, 1/0)")),
     }
-}
-
-/// A byte size: a number with an optional `K`/`KB`, `M`/`MB`, `G`/`GB` suffix
-/// (1024-based, as both supervisord and PM2 count), any case.
-pub fn byte_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let upper = t.to_ascii_uppercase();
-    let digits_end = upper.find(|c: char| !c.is_ascii_digit()).unwrap_or(upper.len());
-    let (number, suffix) = upper.split_at(digits_end);
-    let multiplier: u64 = match suffix.trim() {
-        "" | "B" => 1,
-        "K" | "KB" => 1 << 10,
-        "M" | "MB" => 1 << 20,
-        "G" | "GB" => 1 << 30,
-        _ => return Err(format!("{t:?} is not a size (e.g. 500K, 200M, 1G, 50MB)")),
-    };
-    let n: u64 = number.parse().map_err(|_| format!("{t:?} is not a size (e.g. 500K, 200M, 1G, 50MB)"))?;
-    n.checked_mul(multiplier).ok_or_else(|| format!("{t:?} is too large"))
 }
 
 /// A duration in milliseconds: a bare number is milliseconds (PM2's unit); a string
@@ -60,15 +42,6 @@ pub fn signal(text: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_in_both_spellings() {
-        assert_eq!(byte_size("50MB"), Ok(50 << 20));
-        assert_eq!(byte_size("200M"), Ok(200 << 20));
-        assert_eq!(byte_size("1g"), Ok(1 << 30));
-        assert_eq!(byte_size("4096"), Ok(4096));
-        assert!(byte_size("12 parsecs").unwrap_err().contains("is not a size"));
-    }
 
     #[test]
     fn durations_default_to_milliseconds() {
