@@ -196,7 +196,10 @@ pub fn spawn(
         container_tasks: None,
         spec,
     };
-    tracker.spawn(actor.run(rx, notes_rx, restored));
+    // Boxed: an async fn keeps its by-value `self` twice in its future (the argument
+    // and the moved local), so a by-value actor cost every registered service its
+    // 2 KiB state twice over, for as long as it is registered.
+    tracker.spawn(Box::new(actor).run(rx, notes_rx, restored));
     ActorHandle { commands: tx, status: status_rx }
 }
 
@@ -211,7 +214,7 @@ fn mode_name(mode: &Mode) -> &'static str {
 
 impl Actor {
     async fn run(
-        mut self,
+        mut self: Box<Self>,
         mut commands: mpsc::Receiver<Command>,
         mut notes: mpsc::Receiver<Note>,
         restored: Option<RuntimeRecord>,
