@@ -22,10 +22,12 @@ use crate::sdk::{Host, Module, Request, Response};
 pub const PANIC_HEADER: &str = "x-apollo-module-panic";
 
 /// One runtime per module library (each loaded generation is a separate copy of the
-/// library, so a separate runtime), built on first use, with few threads: modules are
-/// mostly I/O-bound and their handlers are polled on the host's threads anyway. Shut
-/// down when the module is (or when its init fails), so retired generations leave no
-/// threads behind.
+/// library, so a separate runtime), built on first use, with one worker thread:
+/// modules are mostly I/O-bound and their handlers are polled on the host's threads
+/// anyway; the worker drives the module's own timers, I/O and spawned tasks. Every
+/// thread costs the host memory (a stack, and a malloc arena of its own), times the
+/// number of modules. Shut down when the module is (or when its init fails), so
+/// retired generations leave no threads behind.
 static RUNTIME: Mutex<Option<tokio::runtime::Runtime>> = Mutex::new(None);
 
 fn runtime(name: &str) -> Result<tokio::runtime::Handle, String> {
@@ -33,7 +35,7 @@ fn runtime(name: &str) -> Result<tokio::runtime::Handle, String> {
     let mut slot = RUNTIME.lock().unwrap_or_else(|p| p.into_inner());
     if slot.is_none() {
         let built = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(1)
             .thread_name(format!("module-{name}"))
             .enable_all()
             .build()

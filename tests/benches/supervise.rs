@@ -1,17 +1,24 @@
 //! Supervisor benchmark: Apollo side by side with supervisord and PM2, in one run.
 //!
-//! For each manager, with 200 services that are all `/bin/sleep 100000`:
-//! - the time from "start all" until the manager reports all 200 running;
-//! - crash -> running-again latency, p50 and p99 over 100 SIGKILLs, restart delay zero;
-//! - the manager's own RSS with the 200 services registered but stopped, and running.
+//! For each manager, with N services that are all `/bin/sleep 100000`, for N = 200,
+//! 1 000 and 2 000 (a manager is launched afresh for each N):
+//! - the manager's own RSS with the N services registered but stopped, and running;
+//! - the time from "start all" until the manager reports all N running;
+//! - the time from "stop all" until the manager reports none running;
+//! - at N = 200 only: crash -> running-again latency, p50 and p99 over 100 SIGKILLs,
+//!   restart delay zero.
 //!
-//! It prints a table and Apollo-vs-peer ratios and asserts nothing: the figures depend
+//! Then Apollo's own RSS with the four standard modules (`modules-dist/`, or the
+//! cdylibs beside the bench's apollo binary) loaded and no service: the demo host.
+//!
+//! It prints tables and Apollo-vs-peer ratios and asserts nothing: the figures depend
 //! on the machine. Apollo is the real `apollo serve` binary (release build under
 //! `cargo bench`), driven through its unix socket. A peer is measured when its binaries
 //! are on PATH (`supervisord` + `supervisorctl` from Debian's `supervisor`, `pm2` from
-//! npm), else its column says "not installed".
+//! npm), else its column says "not installed". `APOLLO_BENCH_SCALES=200` (a comma
+//! list) limits the sizes measured.
 //!
-//! Run: `cargo bench -p apollo-tests --bench supervise` (about a minute or two).
+//! Run: `cargo bench -p apollo-tests --bench supervise` (a few minutes with both peers).
 //!
 //! Every manager lives in its own temp dir (pm2 with its own PM2_HOME, so no global
 //! state is touched), talks over unix sockets only, and is stopped with everything it
@@ -33,7 +40,8 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
 
-const SERVICES: usize = 200;
+/// The sizes measured; crash latencies at the first only.
+const SCALES: [usize; 3] = [200, 1_000, 2_000];
 const CRASHES: usize = 100;
 const SERVICE_ARGV: [&str; 2] = ["/bin/sleep", "100000"];
 /// Lets a manager finish the previous step's work (allocations, log files, replies)
@@ -41,23 +49,46 @@ const SERVICE_ARGV: [&str; 2] = ["/bin/sleep", "100000"];
 const SETTLE: Duration = Duration::from_secs(1);
 /// Interval between status polls while waiting for a restart.
 const POLL: Duration = Duration::from_millis(1);
-const START_TIMEOUT: Duration = Duration::from_secs(120);
+const START_TIMEOUT: Duration = Duration::from_secs(300);
 const RESTART_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a manager gets to stop its services and exit at the end.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn main() -> Result<()> {
+    let scales = scales()?;
     println!(
-        "supervise bench: {SERVICES} services ({}), {CRASHES} crashes per manager, {} cores",
+        "supervise bench: N = {} services ({}), {CRASHES} crashes at N = {} per manager, {} cores",
+        scales.iter().map(usize::to_string).collect::<Vec<_>>().join(" / "),
         SERVICE_ARGV.join(" "),
+        scales[0],
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     // Apollo is the subject: if it cannot be measured the bench fails.
-    let apollo = measure(&mut Apollo::launch()?).context("measuring apollo")?;
-    let supervisord = peer(&["supervisord", "supervisorctl"], || Ok(Box::new(Supervisord::launch()?)));
-    let pm2 = peer(&["pm2"], || Ok(Box::new(Pm2::launch()?)));
-    report(&apollo, &[("supervisord", supervisord), ("pm2", pm2)]);
+    let apollo = scales
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            measure(&mut Apollo::launch(n)?, n, i == 0).with_context(|| format!("measuring apollo, N = {n}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let supervisord = peer(&["supervisord", "supervisorctl"], &scales, |n| Ok(Box::new(Supervisord::launch(n)?)));
+    let pm2 = peer(&["pm2"], &scales, |n| Ok(Box::new(Pm2::launch(n)?)));
+    let demo = demo_host_rss();
+    report(&apollo, &[("supervisord", supervisord), ("pm2", pm2)], &demo);
     Ok(())
+}
+
+/// `APOLLO_BENCH_SCALES` (e.g. `200,1000`), else `SCALES`.
+fn scales() -> Result<Vec<usize>> {
+    let Ok(list) = std::env::var("APOLLO_BENCH_SCALES") else { return Ok(SCALES.to_vec()) };
+    let scales: Vec<usize> = list
+        .split(',')
+        .map(|n| n.trim().parse().with_context(|| format!("APOLLO_BENCH_SCALES={list:?}: {n:?} is not a count")))
+        .collect::<Result<_>>()?;
+    if scales.is_empty() || scales.contains(&0) || scales[0] < CRASHES.min(200) {
+        bail!("APOLLO_BENCH_SCALES={list:?}: give counts > 0, the first at least 200 (it gets the crash loop)");
+    }
+    Ok(scales)
 }
 
 // ----- what is measured, the same way for every manager ------------------------------
@@ -73,11 +104,13 @@ trait Manager {
     }
     /// Asks the manager to start every service, through its usual interface.
     fn start_all(&mut self) -> Result<()>;
+    /// Asks the manager to stop every service, through its usual interface.
+    fn stop_all(&mut self) -> Result<()>;
     /// How many services the manager reports as running.
     fn running(&mut self) -> Result<usize>;
-    /// Untimed cross-check after `running` reached SERVICES, for managers whose cheap
+    /// Untimed cross-check after `running` reached `n`, for managers whose cheap
     /// `running` signal is not their own status API.
-    fn confirm_running(&mut self) -> Result<()> {
+    fn confirm_running(&mut self, _n: usize) -> Result<()> {
         Ok(())
     }
     /// The pid of `name` while the manager reports it running.
@@ -88,23 +121,32 @@ trait Manager {
     fn version(&self) -> String;
 }
 
+/// What one manager measured with `n` services.
 #[derive(Debug, Clone)]
 struct Figures {
     version: String,
+    n: usize,
     start: Duration,
+    stop: Duration,
+    rss_idle: u64,
+    rss_running: u64,
+    /// Measured at the first size only.
+    crashes: Option<Crashes>,
+}
+
+#[derive(Debug, Clone)]
+struct Crashes {
     /// Sorted.
     restarts: Vec<Duration>,
     /// Crashes not followed by a running process within RESTART_TIMEOUT.
     missed: usize,
-    rss_idle: u64,
-    rss_running: u64,
     /// Mean cost of the status poll used to detect restarts.
     poll: Duration,
     /// Mean cost of one status call through the manager's CLI.
     cli: Duration,
 }
 
-impl Figures {
+impl Crashes {
     fn percentile(&self, p: usize) -> Option<Duration> {
         // Nearest rank: of 100 samples p50 is the 50th, p99 the 99th.
         let n = self.restarts.len();
@@ -112,47 +154,69 @@ impl Figures {
     }
 }
 
-fn measure(m: &mut dyn Manager) -> Result<Figures> {
+/// How often "all running" / "none running" is polled: the listing itself costs the
+/// manager work proportional to `n`, which should not dominate what is measured.
+fn status_poll(n: usize) -> Duration {
+    Duration::from_micros(25 * n as u64)
+}
+
+fn measure(m: &mut dyn Manager, n: usize, crashes: bool) -> Result<Figures> {
     std::thread::sleep(SETTLE);
     let rss_idle = rss_bytes(m.host_pid())?;
 
     m.before_start()?;
     let t0 = Instant::now();
     m.start_all()?;
-    loop {
-        let running = m.running()?;
-        if running == SERVICES {
-            break;
-        }
-        if t0.elapsed() > START_TIMEOUT {
-            bail!("only {running} of {SERVICES} services running after {START_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_running(m, n, |running| running == n, "running")?;
     let start = t0.elapsed();
-    m.confirm_running()?;
+    m.confirm_running(n)?;
 
     std::thread::sleep(SETTLE);
     let rss_running = rss_bytes(m.host_pid())?;
 
-    let probe = service_name(SERVICES - 1);
-    let poll = mean_time(50, || m.running_pid(&probe).map(drop))?;
-    // A few calls only: a node or python CLI costs hundreds of milliseconds each.
-    let cli = mean_time(3, || m.cli_status(&probe))?;
+    let crashes = if crashes {
+        let probe = service_name(n - 1);
+        let poll = mean_time(50, || m.running_pid(&probe).map(drop))?;
+        // A few calls only: a node or python CLI costs hundreds of milliseconds each.
+        let cli = mean_time(3, || m.cli_status(&probe))?;
+        let (restarts, missed) = crash_latencies(m, n)?;
+        Some(Crashes { restarts, missed, poll, cli })
+    } else {
+        None
+    };
 
-    let (restarts, missed) = crash_latencies(m)?;
-    Ok(Figures { version: m.version(), start, restarts, missed, rss_idle, rss_running, poll, cli })
+    std::thread::sleep(SETTLE);
+    let t0 = Instant::now();
+    m.stop_all()?;
+    wait_running(m, n, |running| running == 0, "stopped")?;
+    let stop = t0.elapsed();
+    Ok(Figures { version: m.version(), n, start, stop, rss_idle, rss_running, crashes })
+}
+
+/// Polls `running` until `done` says so, or START_TIMEOUT.
+fn wait_running(m: &mut dyn Manager, n: usize, done: impl Fn(usize) -> bool, what: &str) -> Result<()> {
+    let t0 = Instant::now();
+    loop {
+        let running = m.running()?;
+        if done(running) {
+            return Ok(());
+        }
+        if t0.elapsed() > START_TIMEOUT {
+            bail!("not all {n} services {what} after {START_TIMEOUT:?} ({running} running)");
+        }
+        std::thread::sleep(status_poll(n));
+    }
 }
 
 /// SIGKILLs a running service's process and polls the manager every POLL until it
 /// reports the service running with another pid. Each sample therefore includes up to
 /// one poll interval plus one poll (both printed), the same for every manager.
-fn crash_latencies(m: &mut dyn Manager) -> Result<(Vec<Duration>, usize)> {
+fn crash_latencies(m: &mut dyn Manager, n: usize) -> Result<(Vec<Duration>, usize)> {
     let mut samples = Vec::with_capacity(CRASHES);
     let mut missed = 0;
     for i in 0..CRASHES {
         // A different service each time: no sample is a restart of a restart.
-        let name = service_name(i % SERVICES);
+        let name = service_name(i % n);
         let old = m.running_pid(&name)?.with_context(|| format!("{name} is not running before its crash"))?;
         kill(Pid::from_raw(old), Signal::SIGKILL).with_context(|| format!("SIGKILL {name} (pid {old})"))?;
         let t0 = Instant::now();
@@ -185,120 +249,217 @@ fn mean_time(n: u32, mut f: impl FnMut() -> Result<()>) -> Result<Duration> {
     Ok(t0.elapsed() / n)
 }
 
-/// A peer's outcome: measured, failed (reported, the bench goes on), or absent.
+/// A peer's outcome: measured (at every size that worked; a failed size is reported
+/// and the bench goes on), or absent.
 enum Peer {
-    Measured(Figures),
-    Failed(String),
+    Measured(Vec<Result<Figures, String>>),
     NotInstalled,
 }
 
-fn peer(binaries: &[&str], launch: impl FnOnce() -> Result<Box<dyn Manager>>) -> Peer {
+impl Peer {
+    fn at(&self, n: usize) -> Cell<'_> {
+        match self {
+            Self::NotInstalled => Cell::NotInstalled,
+            Self::Measured(all) => {
+                match all.iter().find(|f| f.as_ref().map_or_else(|e| e.starts_with(&format!("N = {n}:")), |f| f.n == n))
+                {
+                    Some(Ok(f)) => Cell::Measured(f),
+                    Some(Err(_)) | None => Cell::Failed,
+                }
+            }
+        }
+    }
+}
+
+enum Cell<'a> {
+    Measured(&'a Figures),
+    Failed,
+    NotInstalled,
+}
+
+fn peer(binaries: &[&str], scales: &[usize], launch: impl Fn(usize) -> Result<Box<dyn Manager>>) -> Peer {
     if !binaries.iter().all(|b| on_path(b)) {
         return Peer::NotInstalled;
     }
     // The manager is dropped (stopped and cleaned up) before the next one starts, so
     // two managers never share the two cores.
-    match launch().and_then(|mut m| measure(m.as_mut())) {
-        Ok(f) => Peer::Measured(f),
-        Err(e) => Peer::Failed(format!("{e:#}")),
-    }
+    Peer::Measured(
+        scales
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| {
+                launch(n).and_then(|mut m| measure(m.as_mut(), n, i == 0)).map_err(|e| format!("N = {n}: {e:#}"))
+            })
+            .collect(),
+    )
 }
 
 // ----- the report ----------------------------------------------------------------------
 
 /// One reported figure: where it comes from and how to say it. Lower is better for all.
 struct Metric {
-    /// The table's row label.
+    /// The table's row label, with `{n}` for the size.
     row: &'static str,
     unit: &'static str,
     get: fn(&Figures) -> Option<f64>,
-    /// For a ratio line: its label, and how Apollo's lower / higher figure is put.
+    /// For a ratio line: its label (with `{n}`), and how Apollo's lower / higher figure is put.
     ratio: Option<(&'static str, &'static str, &'static str)>,
 }
 
-const METRICS: [Metric; 7] = [
+/// Measured at every size.
+const SCALE_METRICS: [Metric; 4] = [
     Metric {
-        row: "start 200 -> all running (s)",
+        row: "start {n} -> all running (s)",
         unit: "s",
         get: |f| Some(f.start.as_secs_f64()),
-        ratio: Some(("start 200", "faster", "slower")),
+        ratio: Some(("start {n}", "faster", "slower")),
     },
+    Metric {
+        row: "stop {n} -> none running (s)",
+        unit: "s",
+        get: |f| Some(f.stop.as_secs_f64()),
+        ratio: Some(("stop {n}", "faster", "slower")),
+    },
+    Metric {
+        row: "RSS idle, {n} registered (MiB)",
+        unit: "MiB",
+        get: |f| Some(mib(f.rss_idle)),
+        ratio: Some(("RSS idle {n}", "smaller", "larger")),
+    },
+    Metric {
+        row: "RSS with {n} running (MiB)",
+        unit: "MiB",
+        get: |f| Some(mib(f.rss_running)),
+        ratio: Some(("RSS {n} running", "smaller", "larger")),
+    },
+];
+
+/// Measured at the first size.
+const CRASH_METRICS: [Metric; 4] = [
     Metric {
         row: "crash -> running p50 (ms)",
         unit: "ms",
-        get: |f| f.percentile(50).map(ms),
+        get: |f| f.crashes.as_ref()?.percentile(50).map(ms),
         ratio: Some(("crash->running p50", "faster", "slower")),
     },
     Metric {
         row: "crash -> running p99 (ms)",
         unit: "ms",
-        get: |f| f.percentile(99).map(ms),
+        get: |f| f.crashes.as_ref()?.percentile(99).map(ms),
         ratio: Some(("crash->running p99", "faster", "slower")),
     },
     Metric {
-        row: "RSS idle, 200 registered (MiB)",
-        unit: "MiB",
-        get: |f| Some(mib(f.rss_idle)),
-        ratio: Some(("RSS idle", "smaller", "larger")),
+        row: "status poll used above (ms)",
+        unit: "ms",
+        get: |f| f.crashes.as_ref().map(|c| ms(c.poll)),
+        ratio: None,
     },
     Metric {
-        row: "RSS with 200 running (MiB)",
-        unit: "MiB",
-        get: |f| Some(mib(f.rss_running)),
-        ratio: Some(("RSS 200 running", "smaller", "larger")),
+        row: "one status call via CLI (ms)",
+        unit: "ms",
+        get: |f| f.crashes.as_ref().map(|c| ms(c.cli)),
+        ratio: None,
     },
-    Metric { row: "status poll used above (ms)", unit: "ms", get: |f| Some(ms(f.poll)), ratio: None },
-    Metric { row: "one status call via CLI (ms)", unit: "ms", get: |f| Some(ms(f.cli)), ratio: None },
 ];
 
-fn report(apollo: &Figures, peers: &[(&str, Peer)]) {
-    let versions: Vec<&str> = std::iter::once(apollo.version.as_str())
-        .chain(peers.iter().filter_map(|(_, p)| match p {
-            Peer::Measured(f) => Some(f.version.as_str()),
-            _ => None,
-        }))
+/// Every row of the table: (size, metric), sizes in order, crash rows after the first.
+fn rows(scales: &[usize]) -> Vec<(usize, &'static Metric)> {
+    let mut rows = Vec::new();
+    for (i, &n) in scales.iter().enumerate() {
+        rows.extend(SCALE_METRICS.iter().map(|m| (n, m)));
+        if i == 0 {
+            rows.extend(CRASH_METRICS.iter().map(|m| (n, m)));
+        }
+    }
+    rows
+}
+
+fn report(apollo: &[Figures], peers: &[(&str, Peer)], demo: &Result<DemoFigures>) {
+    let scales: Vec<usize> = apollo.iter().map(|f| f.n).collect();
+    let managers: Vec<(&str, Peer)> =
+        std::iter::once(("apollo", Peer::Measured(apollo.iter().cloned().map(Ok).collect())))
+            .chain(peers.iter().map(|(name, p)| {
+                (
+                    *name,
+                    match p {
+                        Peer::Measured(all) => Peer::Measured(all.clone()),
+                        Peer::NotInstalled => Peer::NotInstalled,
+                    },
+                )
+            }))
+            .collect();
+    let versions: Vec<String> = managers
+        .iter()
+        .filter_map(|(_, p)| match p {
+            Peer::Measured(all) => all.iter().find_map(|f| f.as_ref().ok()).map(|f| f.version.clone()),
+            Peer::NotInstalled => None,
+        })
         .collect();
     println!("measured: {}", versions.join(", "));
     println!();
-    print!("{:<34}{:>14}", "", "apollo");
-    for (name, _) in peers {
+    print!("{:<34}", "");
+    for (name, _) in &managers {
         print!("{name:>16}");
     }
     println!();
-    for metric in &METRICS {
-        print!("{:<34}{:>14}", metric.row, cell((metric.get)(apollo)));
-        for (_, p) in peers {
-            let text = match p {
-                Peer::Measured(f) => cell((metric.get)(f)),
-                Peer::Failed(_) => "failed".into(),
-                Peer::NotInstalled => "not installed".into(),
+    for (n, metric) in rows(&scales) {
+        print!("{:<34}", metric.row.replace("{n}", &n.to_string()));
+        for (_, p) in &managers {
+            let text = match p.at(n) {
+                Cell::Measured(f) => cell((metric.get)(f)),
+                Cell::Failed => "failed".into(),
+                Cell::NotInstalled => "not installed".into(),
             };
             print!("{text:>16}");
         }
         println!();
     }
-    let measured = peers.iter().filter_map(|(n, p)| match p {
-        Peer::Measured(f) => Some((*n, f)),
-        _ => None,
-    });
-    for (name, f) in std::iter::once(("apollo", apollo)).chain(measured) {
-        if f.missed > 0 {
-            println!("{name}: {} of {CRASHES} crashes not restarted within {RESTART_TIMEOUT:?}", f.missed);
+    // What one more registered service costs, from the smallest to the largest size.
+    if let (Some(&small), Some(&large)) = (scales.first(), scales.last())
+        && large > small
+    {
+        print!("{:<34}", format!("RSS per registered svc (KiB)"));
+        for (_, p) in &managers {
+            let text = match (p.at(small), p.at(large)) {
+                (Cell::Measured(a), Cell::Measured(b)) => cell(Some(per_service_kib(a, b))),
+                (Cell::NotInstalled, _) => "not installed".into(),
+                _ => "failed".into(),
+            };
+            print!("{text:>16}");
         }
+        println!();
     }
-    for (name, p) in peers {
-        if let Peer::Failed(e) = p {
-            println!("{name} failed: {e}");
+    match demo {
+        Ok(d) => println!(
+            "{:<34}{:>16}",
+            format!("RSS demo host, {} modules (MiB)", d.modules.len()),
+            cell(Some(mib(d.rss)))
+        ),
+        Err(e) => println!("RSS demo host with modules: not measured: {e:#}"),
+    }
+    for (name, p) in &managers {
+        let Peer::Measured(all) = p else { continue };
+        for f in all {
+            match f {
+                Ok(f) => {
+                    if let Some(c) = f.crashes.as_ref().filter(|c| c.missed > 0) {
+                        println!("{name}: {} of {CRASHES} crashes not restarted within {RESTART_TIMEOUT:?}", c.missed);
+                    }
+                }
+                Err(e) => println!("{name} failed at {e}"),
+            }
         }
     }
 
     println!();
     println!("how: every service is `{}`; restart delay zero everywhere.", SERVICE_ARGV.join(" "));
-    println!("  start = from the start request until the manager reports all {SERVICES} running:");
+    println!("  start = from the start request until the manager reports all N running:");
     println!("    apollo POST /api/apps/start-all, then GET /api/apps (unix socket);");
     println!("    supervisord XML-RPC startAllProcesses, then getAllProcessInfo (unix socket, no CLI);");
-    println!("    pm2 `pm2 start eco.json` (includes one node CLI start-up, see the last row) until");
+    println!("    pm2 `pm2 start eco.json` (includes one node CLI start-up, see the CLI row) until");
     println!("    all pid files hold live pids; `pm2 jlist` confirms all online afterwards, untimed.");
+    println!("  stop = from the stop request until the same poll finds none running: apollo POST");
+    println!("    /api/apps/stop-all, supervisord XML-RPC stopAllProcesses, pm2 `pm2 stop all`.");
     println!("  crash = SIGKILL of the service's pid until a poll (every ~1 ms) shows running + a new pid;");
     println!("    a sample includes up to one poll interval + one poll (row \"status poll\"). Polls:");
     println!("    apollo GET /api/apps/NAME/status; supervisord XML-RPC getProcessInfo (what supervisorctl");
@@ -306,14 +467,23 @@ fn report(apollo: &Figures, peers: &[(&str, Peer)]) {
     println!("    marks the process online (pm2's status RPC collects CPU/RSS of all processes per call).");
     println!("    Polling through the CLIs instead would add the last row's cost to every poll.");
     println!("  RSS = VmRSS of the manager process: apollo serve, supervisord, the PM2 God Daemon.");
+    println!("    Per registered service: (idle RSS at the largest N - at the smallest) / the difference in N.");
+    if let Ok(d) = demo {
+        println!(
+            "  demo host = apollo serve with {} loaded from {}, no service, after 2 s idle.",
+            d.modules.join(", "),
+            d.from.display()
+        );
+    }
 
     println!();
-    for metric in &METRICS {
-        let (Some((label, lower, higher)), Some(ours)) = (metric.ratio, (metric.get)(apollo)) else { continue };
-        let mut line = format!("{label}: apollo {}", with_unit(ours, metric.unit));
+    for (n, metric) in rows(&scales) {
+        let Some((label, lower, higher)) = metric.ratio else { continue };
+        let Some(ours) = apollo.iter().find(|f| f.n == n).and_then(|f| (metric.get)(f)) else { continue };
+        let mut line = format!("{}: apollo {}", label.replace("{n}", &n.to_string()), with_unit(ours, metric.unit));
         for (name, p) in peers {
-            line += &match p {
-                Peer::Measured(f) => match (metric.get)(f) {
+            line += &match p.at(n) {
+                Cell::Measured(f) => match (metric.get)(f) {
                     Some(theirs) => {
                         format!(
                             ", {name} {} ({})",
@@ -323,12 +493,17 @@ fn report(apollo: &Figures, peers: &[(&str, Peer)]) {
                     }
                     None => format!(", {name} no samples"),
                 },
-                Peer::Failed(_) => format!(", {name} failed"),
-                Peer::NotInstalled => format!(", {name} not installed"),
+                Cell::Failed => format!(", {name} failed"),
+                Cell::NotInstalled => format!(", {name} not installed"),
             };
         }
         println!("{line}");
     }
+}
+
+#[allow(clippy::cast_precision_loss)] // sizes and byte counts are far below 2^52
+fn per_service_kib(small: &Figures, large: &Figures) -> f64 {
+    (large.rss_idle as f64 - small.rss_idle as f64) / 1024.0 / (large.n - small.n) as f64
 }
 
 /// "apollo 3.7x faster" / "apollo 1.2x slower".
@@ -371,7 +546,7 @@ fn mib(bytes: u64) -> f64 {
 
 // ----- Apollo --------------------------------------------------------------------------
 
-/// `apollo serve` as a child, with SERVICES supervised models.
+/// `apollo serve` as a child, with `n` supervised models.
 struct Apollo {
     rt: tokio::runtime::Runtime,
     client: ApiClient,
@@ -381,7 +556,7 @@ struct Apollo {
 }
 
 impl Apollo {
-    fn launch() -> Result<Self> {
+    fn launch(n: usize) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix("bench-apollo-").tempdir()?;
         let config = dir.path().join("apollo.pig");
         let pig = json!({
@@ -393,7 +568,7 @@ impl Apollo {
         std::fs::write(&config, serde_json::to_vec_pretty(&pig)?)?;
         let models = dir.path().join("app/.octopus");
         std::fs::create_dir_all(&models)?;
-        for i in 0..SERVICES {
+        for i in 0..n {
             let name = service_name(i);
             // The least delay Apollo accepts (1 ms; 0 is refused) and every run counted
             // stable, like supervisord's startsecs=0 and pm2's restart_delay 0: the
@@ -406,6 +581,20 @@ impl Apollo {
             std::fs::write(models.join(format!("{name}.pig")), serde_json::to_vec(&model)?)?;
         }
 
+        let apollo = Self::serve(config, dir)?;
+        // The model folder is read at start; wait until all are registered.
+        let t0 = Instant::now();
+        while apollo.apps()?.len() < n {
+            if t0.elapsed() > START_TIMEOUT {
+                bail!("apollo registered only {} of {n} models", apollo.apps()?.len());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(apollo)
+    }
+
+    /// Runs `apollo serve` on `config` (in `dir`, which it keeps) until dropped.
+    fn serve(config: PathBuf, dir: tempfile::TempDir) -> Result<Self> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_apollo-under-test"))
             .args(["serve", "--config"])
             .arg(&config)
@@ -425,16 +614,7 @@ impl Apollo {
         };
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let client = ApiClient::new(Endpoint::Unix(socket), None);
-        let apollo = Self { rt, client, child, config, _dir: dir };
-        // The model folder is read at start; wait until all are registered.
-        let t0 = Instant::now();
-        while apollo.apps()?.len() < SERVICES {
-            if t0.elapsed() > START_TIMEOUT {
-                bail!("apollo registered only {} of {SERVICES} models", apollo.apps()?.len());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(apollo)
+        Ok(Self { rt, client, child, config, _dir: dir })
     }
 
     fn apps(&self) -> Result<Vec<Value>> {
@@ -452,6 +632,14 @@ impl Manager for Apollo {
         let outcomes: Value = self.rt.block_on(self.client.post("/api/apps/start-all", None))?;
         if let Some(failed) = outcomes.as_array().into_iter().flatten().find(|o| o["ok"] != true) {
             bail!("start-all: {failed}");
+        }
+        Ok(())
+    }
+
+    fn stop_all(&mut self) -> Result<()> {
+        let outcomes: Value = self.rt.block_on(self.client.post("/api/apps/stop-all", None))?;
+        if let Some(failed) = outcomes.as_array().into_iter().flatten().find(|o| o["ok"] != true) {
+            bail!("stop-all: {failed}");
         }
         Ok(())
     }
@@ -488,9 +676,81 @@ impl Drop for Apollo {
     }
 }
 
+// ----- the demo host -------------------------------------------------------------------
+
+/// Apollo with the standard modules loaded and no service.
+struct DemoFigures {
+    rss: u64,
+    modules: Vec<String>,
+    from: PathBuf,
+}
+
+/// The module libraries `make modules` stages (`modules-dist/`), else the cdylibs
+/// built beside the bench's apollo binary (`cargo build --release --workspace`).
+fn standard_modules() -> Result<(PathBuf, Vec<PathBuf>)> {
+    let staged = Path::new(env!("CARGO_MANIFEST_DIR")).join("../modules-dist");
+    let built = Path::new(env!("CARGO_BIN_EXE_apollo-under-test")).parent().map(Path::to_path_buf).unwrap_or_default();
+    for dir in [staged, built] {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let mut libraries: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                name.ends_with(".so") && (name.contains("module_") || name.contains("hello_module"))
+            })
+            .collect();
+        libraries.sort();
+        if !libraries.is_empty() {
+            return Ok((dir, libraries));
+        }
+    }
+    bail!("no module libraries in modules-dist/ or beside the apollo binary: run `make modules` first")
+}
+
+fn demo_host_rss() -> Result<DemoFigures> {
+    let (from, libraries) = standard_modules()?;
+    let dir = tempfile::Builder::new().prefix("bench-demo-").tempdir()?;
+    let config = dir.path().join("apollo.pig");
+    let pig = json!({
+        "service_root": ".",
+        "server": {"host": "127.0.0.1", "port": 0},
+        "log": {"enable_log": false},
+        "modules": {"dir": "modules"}
+    });
+    std::fs::write(&config, serde_json::to_vec_pretty(&pig)?)?;
+    let modules = dir.path().join("modules");
+    std::fs::create_dir_all(&modules)?;
+    for library in &libraries {
+        // The host names a module by its file name; `make modules` already strips `lib`.
+        let name = library.file_name().and_then(|n| n.to_str()).unwrap_or_default().trim_start_matches("lib");
+        std::fs::copy(library, modules.join(name)).with_context(|| format!("copy {}", library.display()))?;
+    }
+    let apollo = Apollo::serve(config, dir)?;
+    let t0 = Instant::now();
+    let loaded = loop {
+        let listed: Value = apollo.rt.block_on(apollo.client.get("/api/modules"))?;
+        let loaded: Vec<String> = listed["modules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["name"].as_str().map(str::to_string))
+            .collect();
+        if loaded.len() == libraries.len() {
+            break loaded;
+        }
+        if t0.elapsed() > Duration::from_secs(30) {
+            bail!("{} of {} modules loaded after 30 s: {listed}", loaded.len(), libraries.len());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Modules start their timers at init (influx samples every interval): let them run.
+    std::thread::sleep(2 * SETTLE);
+    Ok(DemoFigures { rss: rss_bytes(apollo.host_pid())?, modules: loaded, from })
+}
+
 // ----- supervisord ---------------------------------------------------------------------
 
-/// `supervisord -n` as a child, with SERVICES programs, none autostarted.
+/// `supervisord -n` as a child, with `n` programs, none autostarted.
 struct Supervisord {
     child: Child,
     config: PathBuf,
@@ -499,7 +759,7 @@ struct Supervisord {
 }
 
 impl Supervisord {
-    fn launch() -> Result<Self> {
+    fn launch(n: usize) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix("bench-supervisord-").tempdir()?;
         let root = dir.path();
         let socket = root.join("supervisor.sock");
@@ -509,13 +769,14 @@ impl Supervisord {
              [supervisord]\nlogfile={root}/supervisord.log\npidfile={root}/supervisord.pid\n\
              childlogdir={root}/log\nnodaemon=true\n\
              ; each program holds a few pipes and log files: 1024 descriptors are too few\n\
-             minfds=4096\n\n\
+             minfds={minfds}\n\n\
              [rpcinterface:supervisor]\nsupervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\n\
              [supervisorctl]\nserverurl=unix://{sock}\n",
             sock = socket.display(),
-            root = root.display()
+            root = root.display(),
+            minfds = (8 * n).max(4096)
         );
-        for i in 0..SERVICES {
+        for i in 0..n {
             // startsecs=0: RUNNING as soon as spawned, as Apollo's services without a
             // health check; startretries: never give up during the crash loop.
             conf += &format!(
@@ -561,6 +822,11 @@ impl Manager for Supervisord {
     fn start_all(&mut self) -> Result<()> {
         // What `supervisorctl start all` sends; answers once all have been spawned.
         xmlrpc(&self.socket, "supervisor.startAllProcesses", &[]).map(drop)
+    }
+
+    fn stop_all(&mut self) -> Result<()> {
+        // What `supervisorctl stop all` sends; answers once all have stopped.
+        xmlrpc(&self.socket, "supervisor.stopAllProcesses", &[]).map(drop)
     }
 
     fn running(&mut self) -> Result<usize> {
@@ -647,7 +913,7 @@ fn xml_member<'a>(xml: &'a str, key: &str) -> Option<&'a str> {
 
 // ----- pm2 -----------------------------------------------------------------------------
 
-/// A pm2 daemon with its own PM2_HOME, SERVICES apps registered with autostart off.
+/// A pm2 daemon with its own PM2_HOME, `n` apps registered with autostart off.
 struct Pm2 {
     home: PathBuf,
     ecosystem: PathBuf,
@@ -656,7 +922,7 @@ struct Pm2 {
 }
 
 impl Pm2 {
-    fn launch() -> Result<Self> {
+    fn launch(n: usize) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix("bench-pm2-").tempdir()?;
         let home = dir.path().join("pm2home");
         std::fs::create_dir_all(&home)?;
@@ -664,7 +930,7 @@ impl Pm2 {
         // this marker exists; the bench stays on this machine.
         std::fs::write(home.join("touch"), "bench")?;
         let apps = |autostart: bool| {
-            let apps: Vec<Value> = (0..SERVICES)
+            let apps: Vec<Value> = (0..n)
                 .map(|i| {
                     json!({
                         "name": service_name(i),
@@ -741,13 +1007,17 @@ impl Manager for Pm2 {
         Ok(self.pid_files()?.values().filter(|pid| alive(**pid)).count())
     }
 
-    fn confirm_running(&mut self) -> Result<()> {
+    fn stop_all(&mut self) -> Result<()> {
+        self.run(&["stop", "all"])
+    }
+
+    fn confirm_running(&mut self, n: usize) -> Result<()> {
         let out = self.command().arg("jlist").stderr(Stdio::null()).output()?;
         let text = String::from_utf8_lossy(&out.stdout);
         let list: Value = serde_json::from_str(&text[text.find('[').unwrap_or(0)..]).context("pm2 jlist output")?;
         let online = list.as_array().into_iter().flatten().filter(|p| p["pm2_env"]["status"] == "online").count();
-        if online != SERVICES {
-            bail!("pm2 jlist shows {online} of {SERVICES} apps online");
+        if online != n {
+            bail!("pm2 jlist shows {online} of {n} apps online");
         }
         Ok(())
     }

@@ -20,6 +20,7 @@ use tokio_util::task::TaskTracker;
 use super::backoff::Backoff;
 use super::cgroup;
 use super::child::{spawn_instance, stop_group};
+use super::groups;
 use super::health::Probe;
 use super::logs::ServiceLog;
 use super::ports::PortAllocator;
@@ -201,7 +202,10 @@ pub fn spawn(
         container_tasks: None,
         spec,
     };
-    tracker.spawn(actor.run(rx, notes_rx, restored));
+    // Boxed: an async fn keeps its by-value `self` twice in its future (the argument
+    // and the moved local), so a by-value actor cost every registered service its
+    // 2 KiB state twice over, for as long as it is registered.
+    tracker.spawn(Box::new(actor).run(rx, notes_rx, restored));
     ActorHandle { commands: tx, status: status_rx }
 }
 
@@ -216,12 +220,15 @@ fn mode_name(mode: &Mode) -> &'static str {
 
 impl Actor {
     async fn run(
-        mut self,
+        mut self: Box<Self>,
         mut commands: mpsc::Receiver<Command>,
         mut notes: mpsc::Receiver<Note>,
         restored: Option<RuntimeRecord>,
     ) {
-        self.restore(restored).await;
+        // Every handler's future is boxed for the time it runs: inline, the largest of
+        // them (a start, a stop, a container's) would be part of this loop's future, so
+        // each idle service would hold that much memory for as long as it is registered.
+        Box::pin(self.restore(restored)).await;
         let mut housekeeping = tokio::time::interval(Duration::from_secs(2));
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -230,21 +237,21 @@ impl Actor {
                 command = commands.recv() => match command {
                     Some(Command::Shutdown { stop_services, reply }) => {
                         if stop_services && self.state != ServiceState::Stopped {
-                            let _ = self.stop(false, false).await;
+                            let _ = Box::pin(self.stop(false, false)).await;
                         }
                         self.stop_probe();
                         let _ = reply.send(());
                         return;
                     }
-                    Some(command) => self.handle(command).await,
+                    Some(command) => Box::pin(self.handle(command)).await,
                     None => {
                         self.stop_probe();
                         return;
                     }
                 },
-                Some(note) = notes.recv() => self.on_note(note).await,
-                () = sleep_until(timer), if timer.is_some() => self.on_restart_timer().await,
-                _ = housekeeping.tick() => self.housekeeping().await,
+                Some(note) = notes.recv() => Box::pin(self.on_note(note)).await,
+                () = sleep_until(timer), if timer.is_some() => Box::pin(self.on_restart_timer()).await,
+                _ = housekeeping.tick() => Box::pin(self.housekeeping()).await,
             }
         }
     }
@@ -935,9 +942,10 @@ impl Actor {
     /// SIGKILL for a group still alive after `kill_timeout`, without blocking the actor.
     fn escalate_later(&self, pgid: i32) {
         let wait = self.spec.kill_timeout();
+        let signalled = Instant::now();
         self.tracker.spawn(async move {
             tokio::time::sleep(wait).await;
-            if !procfs::group_members(pgid).is_empty() {
+            if groups::has_live_members(pgid, signalled).await {
                 let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), Signal::SIGKILL);
             }
         });

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
+use super::groups;
 use super::logs::ServiceLog;
 use super::procfs;
 use crate::store::ProcessRecord;
@@ -67,17 +68,11 @@ pub async fn stop_group(pgid: i32, signal: Signal, kill_timeout: Duration) -> bo
     if killpg(group, signal).is_err() {
         return true; // no such group: already gone
     }
-    let deadline = Instant::now() + kill_timeout;
-    while Instant::now() < deadline {
-        if procfs::group_members(pgid).is_empty() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let signalled = Instant::now();
+    if groups::wait_empty(pgid, signalled, signalled + kill_timeout).await {
+        return true;
     }
     let _ = killpg(group, Signal::SIGKILL);
-    let hard_deadline = Instant::now() + Duration::from_secs(5);
-    while !procfs::group_members(pgid).is_empty() && Instant::now() < hard_deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    groups::wait_empty(pgid, signalled, Instant::now() + Duration::from_secs(5)).await;
     false
 }

@@ -248,7 +248,7 @@ mod tests {
         let model: Octopus = serde_json::from_value(model).unwrap();
         crate::model::validate_model(&model).unwrap();
         let config = Config { data_dir: "/srv/apollo/data".into(), ..Default::default() };
-        ServiceSpec::new(&config, &model)
+        ServiceSpec::new(&std::sync::Arc::new(config), &model)
     }
 
     fn base() -> serde_json::Value {

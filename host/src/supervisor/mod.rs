@@ -17,6 +17,7 @@ mod cgroup;
 mod child;
 mod container;
 pub mod deps;
+mod groups;
 mod health;
 pub mod logs;
 pub mod ports;
@@ -72,7 +73,8 @@ const DEPENDENCY_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]
 pub struct Supervisor {
-    config: Config,
+    /// Shared with every service's spec.
+    config: Arc<Config>,
     registry: Arc<Registry>,
     store: Arc<dyn Store>,
     events: EventBus,
@@ -85,6 +87,10 @@ pub struct Supervisor {
     closed: std::sync::atomic::AtomicBool,
     /// File watchers of the services with `supervise.watch` on (`watch.rs`).
     watchers: watch::Watchers,
+    /// The registry generation the actors were last fully brought in line with. Missed
+    /// events (every service's state changes go through the same bus: stopping 2 000
+    /// services overruns it) only call for a resync when the models changed since.
+    synced_generation: std::sync::atomic::AtomicU64,
 }
 
 impl Supervisor {
@@ -102,7 +108,7 @@ impl Supervisor {
         // Subscribe before reading the snapshot so no change falls in between.
         let changes = events.subscribe();
         let supervisor = Arc::new(Self {
-            config,
+            config: Arc::new(config),
             registry: Arc::clone(&registry),
             store,
             events,
@@ -112,6 +118,7 @@ impl Supervisor {
             tracker: tracker.clone(),
             closed: std::sync::atomic::AtomicBool::new(false),
             watchers: watch::Watchers::new(tracker.clone(), cancel.child_token()),
+            synced_generation: std::sync::atomic::AtomicU64::new(0),
         });
         let runtime: BTreeMap<String, crate::store::RuntimeRecord> = match supervisor.store.list_runtime().await {
             Ok(records) => records.into_iter().map(|r| (r.name.clone(), r)).collect(),
@@ -121,6 +128,7 @@ impl Supervisor {
             }
         };
         let snapshot = registry.snapshot();
+        supervisor.synced_generation.store(snapshot.generation, std::sync::atomic::Ordering::SeqCst);
         // Dependencies first, so an autostarted service finds its run_dep already there.
         let order_all = deps::start_waves(&snapshot, snapshot.apps.keys().cloned().collect()).concat();
         for name in order_all.clone() {
@@ -256,6 +264,10 @@ impl Supervisor {
     /// After missed events: add or reconfigure actors for every model, drop removed.
     async fn resync(&self) {
         let snapshot = self.registry.snapshot();
+        if self.synced_generation.swap(snapshot.generation, std::sync::atomic::Ordering::SeqCst) == snapshot.generation
+        {
+            return; // no model changed since the last sync: only other events were missed
+        }
         for (name, loaded) in &snapshot.apps {
             let restored = self.store.get_runtime(name).await.ok().flatten();
             self.add_actor(&loaded.model, restored).await;

@@ -1,7 +1,9 @@
 //! What `/proc` says about a process: whether it is alive (zombies count as dead),
-//! its start time (to tell a re-used pid from the process we started), its RSS and the
-//! CPU time it has used.
+//! its start time (to tell a re-used pid from the process we started), its RSS, the
+//! CPU time it has used, and which process groups still have live members.
 //! Linux only, read-only, and never an error: an unreadable entry means "unknown".
+
+use std::collections::HashSet;
 
 /// Fields of `/proc/<pid>/stat` after the command name (which may hold spaces and
 /// parentheses, so the split is at the last ')').
@@ -55,16 +57,16 @@ pub fn cpu_time_ms(pid: i32) -> Option<u64> {
     Some((user + system) * 1000 / USER_HZ)
 }
 
-/// Every live pid whose process group is `pgid` (to wait for a whole group to go).
-pub fn group_members(pgid: i32) -> Vec<i32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+/// Every process group with a member that is not a zombie: one pass over /proc, for
+/// all groups at once (`groups.rs` shares it between every stop in progress).
+pub fn groups_with_live_members() -> HashSet<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return HashSet::new() };
     entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            // Field 5 (index 2 after the name) is the process group.
-            stat_fields(*pid).is_some_and(|f| {
-                f.first().map(String::as_str) != Some("Z") && f.get(2).and_then(|g| g.parse().ok()) == Some(pgid)
-            })
+        .filter_map(|pid| {
+            // Field 3 (index 0 after the name) is the state, field 5 (index 2) the group.
+            let fields = stat_fields(pid)?;
+            (fields.first()? != "Z").then(|| fields.get(2)?.parse().ok()).flatten()
         })
         .collect()
 }
@@ -99,5 +101,6 @@ mod tests {
         assert!(cpu_time_ms(me).unwrap() > 0);
         assert_eq!(cpu_time_ms(-1), None);
         assert!(!alive(0));
+        assert!(groups_with_live_members().contains(&nix::unistd::getpgrp().as_raw()));
     }
 }

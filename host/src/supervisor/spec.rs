@@ -4,6 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -39,16 +40,28 @@ pub struct ServiceSpec {
     /// Where its ports are bound: `run_data.host` (`localhost` and empty mean 127.0.0.1).
     pub host_ip: IpAddr,
     /// The host's environment variables passed on to children (PATH, HOME, LANG…):
-    /// children never inherit the rest (secrets of the host stay with it).
-    pub inherited_env: Vec<(String, String)>,
-    pub config: Config,
+    /// children never inherit the rest (secrets of the host stay with it). One copy
+    /// shared by every service, like `config`: per-service copies of both were most
+    /// of what a registered service cost.
+    pub inherited_env: Arc<[(String, String)]>,
+    pub config: Arc<Config>,
 }
 
 /// Variables of the host's own environment that children get.
 const INHERITED: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TZ", "USER", "LOGNAME", "SHELL", "TMPDIR"];
 
+/// The inherited variables, read once: the host never changes these after it started.
+fn inherited_env() -> Arc<[(String, String)]> {
+    static READ: OnceLock<Arc<[(String, String)]>> = OnceLock::new();
+    Arc::clone(
+        READ.get_or_init(|| {
+            INHERITED.iter().filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v))).collect()
+        }),
+    )
+}
+
 impl ServiceSpec {
-    pub fn new(config: &Config, model: &Octopus) -> Self {
+    pub fn new(config: &Arc<Config>, model: &Octopus) -> Self {
         let paths = ScriptPaths::new(config, &model.name);
         let mode = if model.runs_as_container() {
             Mode::Container
@@ -80,16 +93,16 @@ impl ServiceSpec {
             static_ports: model.run_data.ports.iter().filter_map(|p| u16::try_from(*p).ok()).collect(),
             random_port: model.run_data.random_port,
             host_ip,
-            inherited_env: INHERITED.iter().filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v))).collect(),
+            inherited_env: inherited_env(),
             model: model.clone(),
-            config: config.clone(),
+            config: Arc::clone(config),
         }
     }
 
     /// The full environment of a child or script: inherited basics, the seed's script
     /// contract, the model's envs, and `INSTANCE_ID` for supervised instances.
     pub fn env(&self, ports: &[u16], instance: Option<u32>) -> Vec<(String, String)> {
-        let mut env = self.inherited_env.clone();
+        let mut env = self.inherited_env.to_vec();
         env.extend(script_env(&self.config, &self.model, ports));
         if let Some(i) = instance {
             env.push(("INSTANCE_ID".into(), i.to_string()));
