@@ -1,9 +1,11 @@
 //! Serving one router on one listener while shedding clients that hold a connection
 //! without using it (slowloris): a request head must arrive within
-//! `header_read_timeout`, a connection with no request in flight and no bytes moving
-//! is closed after `idle_timeout`, and at most `max_connections` are open at once
-//! (beyond that, new ones wait in the kernel's backlog until one closes). Every
-//! listener the host serves goes through [`serve_listener`].
+//! `header_read_timeout`; a connection is closed after `idle_timeout` with no request
+//! in flight and no bytes moving, or with a response the client stopped reading; and
+//! at most `max_connections` are open at once (beyond that, new ones wait in the
+//! kernel's backlog until one closes). HTTP/1 only: the API has no use for HTTP/2, whose
+//! pings would keep a connection "active" forever. Every listener the host serves goes
+//! through [`serve_listener`].
 //!
 //! It deliberately does not know about routes, auth or transports: the caller hands it
 //! a finished router and says how to label each connection's requests.
@@ -11,7 +13,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -87,7 +89,7 @@ pub async fn serve_listener<L, F>(
     L: Accept,
     F: Fn(&mut http::Extensions, &L::Peer) + Clone + Send + Sync + 'static,
 {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
     builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
     let builder = Arc::new(builder);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -163,27 +165,34 @@ struct Activity {
     started: Instant,
     /// Milliseconds since `started` of the last byte read or written.
     last_io_ms: AtomicU64,
-    /// Requests whose handler has not returned yet (a long poll moves no bytes).
+    /// Requests not yet fully answered (a long poll or a quiet stream moves no bytes).
     in_flight: AtomicUsize,
+    /// The last write could not go out: the client is not reading its response.
+    write_blocked: AtomicBool,
 }
 
 impl Activity {
     fn new() -> Self {
-        Self { started: Instant::now(), last_io_ms: AtomicU64::new(0), in_flight: AtomicUsize::new(0) }
+        Self {
+            started: Instant::now(),
+            last_io_ms: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            write_blocked: AtomicBool::new(false),
+        }
     }
 
     fn touch(&self) {
         self.last_io_ms.store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
-    /// Resolves once the connection has had no request in flight and no bytes moving
-    /// for `limit`. Wakes at most once per `limit / 4` (a timer per connection, not a
-    /// thread or a busy loop).
+    /// Resolves once no bytes have moved for `limit` while the connection either had
+    /// no request in flight or was stuck writing a response nobody reads. Wakes at most
+    /// once per `limit / 4` (a timer per connection, not a thread or a busy loop).
     async fn idle_for(&self, limit: Duration) {
         let step = (limit / 4).max(Duration::from_millis(50));
         loop {
             tokio::time::sleep(step).await;
-            if self.in_flight.load(Ordering::Relaxed) > 0 {
+            if self.in_flight.load(Ordering::Relaxed) > 0 && !self.write_blocked.load(Ordering::Relaxed) {
                 continue;
             }
             let last = Duration::from_millis(self.last_io_ms.load(Ordering::Relaxed));
@@ -231,6 +240,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
 impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write(cx, data);
+        self.activity.write_blocked.store(polled.is_pending(), Ordering::Relaxed);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
             self.activity.touch();
         }

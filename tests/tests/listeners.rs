@@ -41,10 +41,11 @@ async fn half_sent_heads_are_closed_while_the_host_keeps_answering() {
     let host = d.start().await;
     let addr = host.host.http_addr;
     let mut slow = Vec::new();
-    for _ in 0..500 {
+    for _ in 0..300 {
         slow.push(half_open(addr).await);
     }
-    // Everyone else is served while the 500 hang.
+    // Everyone else is served while the 300 hang (client and server ends share this
+    // process: 600 fds stay under the common 1 024 soft limit).
     let health: Value = host.tcp().get("/healthz").await.unwrap();
     assert_eq!(health["status"], "ok", "{health}");
     for stream in &mut slow {

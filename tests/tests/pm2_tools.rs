@@ -334,5 +334,37 @@ async fn the_model_endpoint_validates_rolls_back_and_is_audited() {
         audit.iter().any(|e| e["method"] == "PUT" && e["path"] == "/api/apps/web/model" && e["status"] == 201),
         "{audit:?}"
     );
+
+    // A forced replacement the registry would refuse (a cycle with a running dependant)
+    // is refused before anything is written: both services keep running, same pids.
+    let r = put(
+        "worker",
+        json!({"model": {"id": "app_worker", "run_data": {"command": ["sleep", "600"], "run_dep": ["web"]}}}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    for name in ["web", "worker"] {
+        let r = api.send(Method::POST, &format!("/api/apps/{name}/start"), None).await.unwrap();
+        assert!(r.status.is_success(), "{name}: {:?}", r.json());
+    }
+    let pids = || async {
+        let mut pids = Vec::new();
+        for name in ["web", "worker"] {
+            let status: Value = api.get(&format!("/api/apps/{name}/status")).await.unwrap();
+            assert_eq!(status["state"], "running", "{status}");
+            pids.push(status["instances"][0]["pid"].clone());
+        }
+        pids
+    };
+    let before = pids().await;
+    let web_file = std::fs::read(model_file(&d, "web")).unwrap();
+    let cyclic = json!({"model": {"id": "app_web", "run_data": {"command": ["sleep", "600"], "run_dep": ["worker"]}}, "force": true});
+    let r = put("web", cyclic).await;
+    assert_eq!(r.status, 409, "{:?}", r.json());
+    assert_eq!(std::fs::read(model_file(&d, "web")).unwrap(), web_file, "nothing written");
+    assert_eq!(pids().await, before, "no service was stopped or restarted");
+    for name in ["worker", "web"] {
+        api.send(Method::POST, &format!("/api/apps/{name}/stop"), None).await.unwrap();
+    }
     host.shutdown().await;
 }

@@ -21,6 +21,7 @@ use utoipa::ToSchema;
 
 use super::{ApiError, ApiJson};
 use crate::model::{is_valid_service_name, parse_model};
+use crate::registry::{LoadedModel, problems_if_loaded};
 use crate::state::AppState;
 use crate::store::AuditDetail;
 
@@ -131,13 +132,29 @@ pub async fn put_model(
     {
         return Ok(written(&name, &target, ModelWriteOutcome::Unchanged, None, StatusCode::OK));
     }
+    let holder = snapshot.apps.values().find(|l| l.file == target && l.model.name != name);
+    if let Some(other) = holder {
+        // `force` replaces this service's model, never another service's file.
+        return Err(ApiError::Conflict(format!(
+            "{} defines service {:?}; rename or move that file first (force does not replace another service's model)",
+            target.display(),
+            other.model.name
+        )));
+    }
+    // The cross-file checks, in memory: a model the registry would refuse (unknown
+    // run_dep, a cycle, a duplicate) is never written, so no reload ever drops it or
+    // the services that depend on it, even for a moment.
+    let candidate = LoadedModel { model: model.clone(), file: target.clone(), hash: String::new(), loaded_at_ms: 0 };
+    let problems = problems_if_loaded(&snapshot, candidate);
+    if !problems.is_empty() {
+        let reasons: Vec<String> = problems.iter().map(|p| p.message.clone()).collect();
+        return Err(ApiError::Conflict(format!("model not written: {}", reasons.join("; "))));
+    }
     let previous = read_existing(&target)?;
     if previous.is_some() && !request.force {
-        let holder = snapshot.apps.values().find(|l| l.file == target && l.model.name != name);
-        let what = match (loaded, holder) {
-            (Some(_), _) => "a different model".to_string(),
-            (None, Some(other)) => format!("a model file that defines service {:?}", other.model.name),
-            (None, None) => "a model file that is not loaded (see GET /api/models/problems)".to_string(),
+        let what = match loaded {
+            Some(_) => "a different model",
+            None => "a model file that is not loaded (see GET /api/models/problems)",
         };
         return Err(ApiError::Conflict(format!(
             "service {name:?} already has {what} at {}; pass force (apollo start --force) to replace it (the old file is archived)",
@@ -214,6 +231,14 @@ pub async fn delete_app(State(state): State<AppState>, Path(name): Path<String>)
             let file = state.registry.models_dir().join(format!("{name}.pig"));
             if !file.is_file() {
                 return Err(ApiError::NotFound(format!("no service named {name:?}; GET /api/apps lists them")));
+            }
+            if let Some(other) = snapshot.apps.values().find(|l| l.file == file) {
+                return Err(ApiError::Conflict(format!(
+                    "{} defines service {:?}, not {name:?}; delete {:?} instead",
+                    file.display(),
+                    other.model.name,
+                    other.model.name
+                )));
             }
             (file, "not loaded".to_string())
         }

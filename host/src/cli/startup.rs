@@ -170,11 +170,23 @@ fn exec_arg(arg: &Path) -> Result<String, CliError> {
     Ok(if plain { escaped } else { format!("\"{escaped}\"") })
 }
 
+/// A path for a plain path setting (`WorkingDirectory=`): systemd neither unquotes nor
+/// expands `$` there, only specifiers, so `%` is doubled and nothing else changes.
+fn path_setting(path: &Path) -> Result<String, CliError> {
+    let text = path
+        .to_str()
+        .ok_or_else(|| CliError::usage(format!("{}: the unit file needs a UTF-8 path", path.display())))?;
+    if text.chars().any(char::is_control) {
+        return Err(CliError::usage(format!("{text:?}: a path with control characters cannot go in a unit file")));
+    }
+    Ok(text.replace('%', "%%"))
+}
+
 /// The unit file's text.
 pub fn unit_text(spec: &UnitSpec) -> Result<String, CliError> {
     let binary = exec_arg(&spec.binary)?;
     let config = exec_arg(&spec.config)?;
-    let working_dir = exec_arg(spec.config.parent().unwrap_or(Path::new("/")))?;
+    let working_dir = path_setting(spec.config.parent().unwrap_or(Path::new("/")))?;
     let mut unit = String::new();
     let mut line = |s: &str| {
         unit.push_str(s);
@@ -206,13 +218,10 @@ pub fn unit_text(spec: &UnitSpec) -> Result<String, CliError> {
     line("KillMode=process");
     line("TimeoutStopSec=60");
     line("LimitNOFILE=65536");
-    line("# Hardening the services (children of the host) can live with too, since they");
-    line("# inherit every sandbox setting: nothing that hides /home, /tmp or devices, no");
-    line("# ProtectControlGroups (resource limits write cgroups), and no seccomp-based option");
-    line("# (with User= it would imply NoNewPrivileges=, breaking services' setuid programs).");
-    if !spec.user_unit {
-        line("ProtectSystem=full");
-    }
+    line("# No sandboxing: the services are children of the host and inherit every setting,");
+    line("# so ProtectSystem= would make /etc and /usr read-only for them (and for a config or");
+    line("# data folder under /etc), ProtectControlGroups= would break resource limits, and");
+    line("# seccomp options imply NoNewPrivileges= under User=, breaking setuid programs.");
     line("");
     line("[Install]");
     line(if spec.user_unit { "WantedBy=default.target" } else { "WantedBy=multi-user.target" });
@@ -258,6 +267,8 @@ mod tests {
     fn paths_are_quoted_and_escaped_for_systemd() {
         let text = unit_text(&UnitSpec { config: "/srv/my apps/100%/$x.pig".into(), ..spec() }).unwrap();
         assert!(text.contains("--config \"/srv/my apps/100%%/$$x.pig\"\n"), "{text}");
+        // WorkingDirectory= is a plain path: only specifiers are expanded there.
+        assert!(text.contains("\nWorkingDirectory=/srv/my apps/100%%\n"), "{text}");
         let err = unit_text(&UnitSpec { config: "/srv/a\nb.pig".into(), ..spec() }).unwrap_err();
         assert!(err.message.contains("control characters"), "{}", err.message);
     }

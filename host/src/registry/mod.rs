@@ -9,7 +9,7 @@ pub mod graph;
 mod scan;
 mod watch;
 
-pub use scan::{LoadedModel, ModelProblem, ProblemKind, ScanResult};
+pub use scan::{LoadedModel, ModelProblem, ProblemKind, ScanResult, problems_if_loaded};
 pub use watch::spawn_watcher;
 
 use std::collections::BTreeMap;

@@ -167,6 +167,25 @@ pub fn scan_dir(dir: &Path, previous: &Snapshot, env: &dyn Fn(&str) -> Option<St
     result
 }
 
+/// What loading `candidate` (a new or replaced model) would do to the live set, decided
+/// in memory before anything is written: the problems the cross-file checks would
+/// report (duplicates, unknown dependencies, cycles), whether they hit the candidate or
+/// push out a service that is loaded now. Empty: the folder scan will load it as is.
+pub fn problems_if_loaded(live: &Snapshot, candidate: LoadedModel) -> Vec<ModelProblem> {
+    let mut candidates: Vec<LoadedModel> = live
+        .apps
+        .values()
+        .filter(|m| m.model.name != candidate.model.name && m.file != candidate.file)
+        .cloned()
+        .collect();
+    candidates.push(candidate);
+    let mut problems = Vec::new();
+    let kept = drop_duplicates(candidates, live, &mut problems);
+    let mut apps: BTreeMap<String, LoadedModel> = kept.into_iter().map(|m| (m.model.name.clone(), m)).collect();
+    drop_broken_dependencies(&mut apps, &mut problems);
+    problems
+}
+
 /// Keeps one model per name and per id. The one already live keeps its place (an
 /// added copy must not evict a running service); otherwise the first file by name wins.
 fn drop_duplicates(

@@ -225,7 +225,7 @@ fn start(
     // Bounded: when full, a restart is pending anyway; the dropped paths only shorten
     // the message.
     let (tx, rx) = mpsc::channel::<Vec<PathBuf>>(256);
-    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+    let handler = move |res: notify::Result<notify::Event>| {
         let Ok(event) = res else { return };
         if !is_change(&event.kind) {
             return;
@@ -235,7 +235,10 @@ fn start(
         if !counted.is_empty() {
             let _ = tx.try_send(counted);
         }
-    })?;
+    };
+    // Symlinked directories inside the tree are not followed: they may lead outside
+    // app_root, and only the roots are checked against it.
+    let mut watcher = notify::RecommendedWatcher::new(handler, notify::Config::default().with_follow_symlinks(false))?;
     let mut watched = 0;
     for root in &plan.roots {
         match std::fs::canonicalize(root) {
