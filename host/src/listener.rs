@@ -66,9 +66,17 @@ impl Accept for tokio::net::TcpListener {
                     let _ = stream.set_nodelay(true);
                     return (stream, peer);
                 }
-                // Transient (EMFILE and the like): back off instead of spinning.
+                // Transient (EMFILE and the like): back off instead of spinning; said
+                // at debug level after the first, which is enough to see it.
                 Err(e) => {
-                    tracing::warn!("TCP accept failed: {e}");
+                    static WARNED: std::sync::Once = std::sync::Once::new();
+                    let mut first = false;
+                    WARNED.call_once(|| first = true);
+                    if first {
+                        tracing::warn!("TCP accept failed: {e} (retried every 100 ms; later failures at debug level)");
+                    } else {
+                        tracing::debug!("TCP accept failed: {e}");
+                    }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }
