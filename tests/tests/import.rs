@@ -173,6 +173,17 @@ async fn a_pm2_ecosystem_imports_into_a_running_host() {
         d.cli(&full)
     };
 
+    // A same-named model file the host could not load counts as taken too: refused
+    // before the first write, so nothing changes.
+    std::fs::write(model_file(&d, "nightly"), "{ not json").unwrap();
+    assert_eq!(d.cli(&["reload"]).code, 0);
+    let out = remote(&["import", "pm2", &file]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("nightly") && out.stderr.contains("not loaded"), "{}", out.stderr);
+    assert!(!model_file(&d, "api").exists(), "nothing written");
+    std::fs::remove_file(model_file(&d, "nightly")).unwrap();
+    assert_eq!(d.cli(&["reload"]).code, 0);
+
     let out = remote(&["import", "pm2", &file]);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("imported 3 service(s) from PM2 file"), "{}", out.stdout);

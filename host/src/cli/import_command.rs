@@ -159,6 +159,24 @@ async fn put_all(client: &ApiClient, converted: &Conversion, force: bool) -> Res
             }
         }
     }
+    // A same-named model file the host did not load (see /api/models/problems) is not
+    // an app, yet the PUT would refuse to replace it without force: find it now, before
+    // anything is written.
+    let problems: Value = client
+        .get("/api/models/problems")
+        .await
+        .map_err(|e| CliError::failed(format!("reading the host's model problems: {e}; nothing was written")))?;
+    for problem in problems["problems"].as_array().into_iter().flatten() {
+        let file = problem["file"].as_str().unwrap_or_default();
+        let stem = std::path::Path::new(file).file_stem().and_then(|s| s.to_str());
+        if let Some(service) = converted
+            .services
+            .iter()
+            .find(|s| problem["service"].as_str() == Some(s.name.as_str()) || stem == Some(s.name.as_str()))
+        {
+            existing.push(format!("{} ({file}, not loaded: see GET /api/models/problems)", service.name));
+        }
+    }
     if !existing.is_empty() && !force {
         return Err(CliError::failed(format!(
             "the host already has {}: nothing was written; pass --force to replace (the host archives the old models)",
