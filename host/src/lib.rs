@@ -10,6 +10,7 @@ pub mod auth;
 pub mod backup;
 pub mod cli;
 pub mod config;
+pub mod data_dir;
 pub mod docker;
 pub mod events;
 pub mod files;

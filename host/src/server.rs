@@ -4,15 +4,13 @@
 //! tests run real hosts on `127.0.0.1:0` and a temp socket (mini-redis style).
 
 use std::net::SocketAddr;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Extension;
 use axum::extract::ConnectInfo;
-use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg};
 use nix::sys::stat::{Mode, umask};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::task::JoinHandle;
@@ -22,6 +20,7 @@ use tokio_util::task::TaskTracker;
 use crate::api::{self, Transport};
 use crate::auth::{AuthService, PasswordSource};
 use crate::config::Config;
+use crate::data_dir::{DataDirError, DataDirLock, lock_data_dir};
 use crate::events::EventBus;
 use crate::listener::{Accept, ConnectionLimits, serve_listener};
 use crate::registry::{Registry, spawn_watcher};
@@ -40,8 +39,8 @@ pub enum HostError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: another host already uses this data directory (lock held); stop it or set data_dir")]
-    DataDirLocked { path: String },
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
     #[error("unix socket {path}: {message}")]
     Socket { path: String, message: String },
     #[error("cannot create {path}: {source}")]
@@ -61,33 +60,6 @@ pub struct Bootstrap {
     /// A freshly generated admin password, to be shown exactly once.
     pub generated_password: Option<String>,
 }
-
-/// Takes `<data_dir>/apollo.lock` so two hosts never share one store. Released when
-/// the returned guard (kept in the state) is dropped, or by the kernel on a crash.
-/// The data directory is created private (0700): it holds the store and the socket.
-pub fn lock_data_dir(data_dir: &Path) -> Result<DataDirLock, HostError> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(data_dir)
-        .map_err(|source| HostError::CreateDir { path: data_dir.display().to_string(), source })?;
-    let path = data_dir.join("apollo.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|source| HostError::CreateDir { path: path.display().to_string(), source })?;
-    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-        Ok(lock) => Ok(DataDirLock(lock)),
-        Err((_, Errno::EWOULDBLOCK)) => Err(HostError::DataDirLocked { path: data_dir.display().to_string() }),
-        Err((_, errno)) => Err(HostError::CreateDir { path: path.display().to_string(), source: errno.into() }),
-    }
-}
-
-/// Holds the data-directory lock for the host's lifetime (the lock is the value).
-#[derive(Debug)]
-pub struct DataDirLock(#[allow(dead_code)] Flock<std::fs::File>);
 
 /// Opens the store, settles auth, performs the first registry load and starts the
 /// supervisor (which re-adopts or restarts services). Background work goes on `tasks`.

@@ -37,7 +37,7 @@ pub struct HostContext {
     /// Owner of background work started on behalf of requests.
     pub tasks: tokio_util::task::TaskTracker,
     /// Held while the host lives: no second host opens the same store.
-    pub data_dir_lock: crate::server::DataDirLock,
+    pub data_dir_lock: crate::data_dir::DataDirLock,
 }
 
 impl AppState {
