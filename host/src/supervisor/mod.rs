@@ -177,8 +177,12 @@ impl Supervisor {
             return;
         }
         if let Some(existing) = actors.get(&model.name) {
-            self.watchers.follow(&spec, &existing.commands);
-            let _ = existing.commands.send(Command::Reconfigure(Box::new(spec))).await;
+            let commands = existing.commands.clone();
+            // Under the map lock, so reconfigurations reach the actor in order.
+            let _ = commands.send(Command::Reconfigure(Box::new(spec.clone()))).await;
+            drop(actors);
+            // Outside it: setting up a watcher walks the service's tree.
+            self.watchers.follow(&spec, &commands).await;
             return;
         }
         let watched = spec.clone();
@@ -191,8 +195,10 @@ impl Supervisor {
             Arc::clone(&self.docker),
             &self.tracker,
         );
-        self.watchers.follow(&watched, &handle.commands);
+        let commands = handle.commands.clone();
         actors.insert(model.name.clone(), handle);
+        drop(actors);
+        self.watchers.follow(&watched, &commands).await;
     }
 
     /// Brings the actor of `name` in line with the registry right now (created,
@@ -212,7 +218,7 @@ impl Supervisor {
     /// Stops and forgets a service whose model is gone. The map lock is released before
     /// waiting, so the rest of the API is not held up by a slow stop.
     async fn remove_actor(&self, name: &str) {
-        self.watchers.forget(name);
+        self.watchers.forget(name).await;
         let removed = self.actors.write().await.remove(name);
         if let Some(handle) = removed {
             let (reply, done) = oneshot::channel();
@@ -438,7 +444,7 @@ impl Supervisor {
         let actors: Vec<ActorHandle> = {
             let mut map = self.actors.write().await;
             self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
-            self.watchers.stop_all();
+            self.watchers.stop_all().await;
             std::mem::take(&mut *map).into_values().collect()
         };
         let stops = actors.into_iter().map(|handle| async move {

@@ -12,7 +12,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
@@ -145,20 +144,24 @@ pub struct Watchers {
     tracker: TaskTracker,
     /// Cancelled with the host; every watcher's token is a child of it.
     cancel: CancellationToken,
-    running: Mutex<BTreeMap<String, Running>>,
+    /// An async lock: it is held while a watcher is set up (on a blocking thread), so
+    /// two changes of one service's settings are applied in order.
+    running: tokio::sync::Mutex<BTreeMap<String, Running>>,
 }
 
 impl Watchers {
     pub fn new(tracker: TaskTracker, cancel: CancellationToken) -> Self {
-        Self { tracker, cancel, running: Mutex::new(BTreeMap::new()) }
+        Self { tracker, cancel, running: tokio::sync::Mutex::new(BTreeMap::new()) }
     }
 
     /// Brings `name`'s watcher in line with its (new) spec: started, replaced, kept or
     /// stopped. Restarts go to `commands`, held weakly so a watcher never keeps a
-    /// removed actor's channel open.
-    pub fn follow(&self, spec: &ServiceSpec, commands: &mpsc::Sender<Command>) {
+    /// removed actor's channel open. Setting up inotify walks the whole tree, so it runs
+    /// on a blocking thread and the caller holds no supervisor lock meanwhile; when this
+    /// returns, changes are being watched.
+    pub async fn follow(&self, spec: &ServiceSpec, commands: &mpsc::Sender<Command>) {
         let plan = WatchPlan::for_spec(spec);
-        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let mut running = self.running.lock().await;
         if let (Some(current), Some(plan)) = (running.get(&spec.name), &plan)
             && current.plan == *plan
         {
@@ -171,9 +174,22 @@ impl Watchers {
         if self.cancel.is_cancelled() {
             return;
         }
-        let cancel = self.cancel.child_token();
-        match start(&plan, commands.downgrade(), &self.tracker, cancel.clone()) {
-            Ok(()) => {
+        let for_setup = plan.clone();
+        let setup = match tokio::task::spawn_blocking(move || set_up(&for_setup)).await {
+            Ok(setup) => setup,
+            Err(e) => Err(WatchError::Path { path: plan.service_dir.clone(), message: format!("setup failed: {e}") }),
+        };
+        match setup {
+            Ok((watcher, changes, watched)) => {
+                tracing::info!(service = %spec.name, paths = watched, "watching files for restarts");
+                let cancel = self.cancel.child_token();
+                self.tracker.spawn(restart_on_bursts(
+                    watcher,
+                    changes,
+                    commands.downgrade(),
+                    plan.debounce,
+                    cancel.clone(),
+                ));
                 running.insert(spec.name.clone(), Running { plan, cancel });
             }
             Err(e) => tracing::warn!(service = %spec.name, "files not watched: {e}"),
@@ -181,16 +197,16 @@ impl Watchers {
     }
 
     /// Stops `name`'s watcher (its model is gone).
-    pub fn forget(&self, name: &str) {
-        if let Some(old) = self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(name) {
+    pub async fn forget(&self, name: &str) {
+        if let Some(old) = self.running.lock().await.remove(name) {
             old.cancel.cancel();
         }
     }
 
     /// Stops every watcher (host shutdown).
-    pub fn stop_all(&self) {
+    pub async fn stop_all(&self) {
         self.cancel.cancel();
-        self.running.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.running.lock().await.clear();
     }
 }
 
@@ -206,16 +222,13 @@ enum WatchError {
     NothingToWatch,
 }
 
-/// Sets up inotify and spawns the task that turns bursts into restart commands. A
-/// listed path that does not exist (yet) or leaves `app_root` through a symlink is
-/// skipped with a warning; the service's own directory is created if missing, as its
-/// first start would.
-fn start(
-    plan: &WatchPlan,
-    commands: mpsc::WeakSender<Command>,
-    tracker: &TaskTracker,
-    cancel: CancellationToken,
-) -> Result<(), WatchError> {
+/// The watcher and its changes, once inotify watches the plan's paths (blocking: it
+/// walks every tree). A listed path that does not exist (yet) or leaves `app_root`
+/// through a symlink is skipped with a warning; the service's own directory is created
+/// if missing, as its first start would.
+type Setup = (notify::RecommendedWatcher, mpsc::Receiver<Vec<PathBuf>>, usize);
+
+fn set_up(plan: &WatchPlan) -> Result<Setup, WatchError> {
     let filter = ChangeFilter::new(plan)?;
     std::fs::create_dir_all(&plan.service_dir)
         .map_err(|e| WatchError::Path { path: plan.service_dir.clone(), message: e.to_string() })?;
@@ -259,9 +272,7 @@ fn start(
     if watched == 0 {
         return Err(WatchError::NothingToWatch);
     }
-    tracing::info!(service = %plan.name, paths = watched, "watching files for restarts");
-    tracker.spawn(restart_on_bursts(watcher, rx, commands, plan.debounce, cancel));
-    Ok(())
+    Ok((watcher, rx, watched))
 }
 
 /// Waits for a change, collects the burst until `debounce` passes without another,
