@@ -381,17 +381,7 @@ struct Host {
 impl Host {
     fn launch(bin: &Path, so: &Path) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix("bench-modules-").tempdir()?;
-        let config = dir.path().join("apollo.pig");
-        let pig = json!({
-            "service_root": ".",
-            "server": {"host": "127.0.0.1", "port": 0},
-            // Warnings only: per-request logging would be measured, not the routes.
-            "log": {"enable_log": false},
-            "modules": {"dir": "modules"}
-        });
-        std::fs::write(&config, serde_json::to_vec_pretty(&pig)?)?;
-        let modules = dir.path().join("modules");
-        std::fs::create_dir_all(&modules)?;
+        let (config, modules) = support::quiet_host_config(dir.path())?;
         std::fs::copy(so, modules.join("hello.so")).with_context(|| format!("copy {}", so.display()))?;
 
         let mut child = Command::new(bin)

@@ -710,16 +710,7 @@ fn standard_modules() -> Result<(PathBuf, Vec<PathBuf>)> {
 fn demo_host_rss() -> Result<DemoFigures> {
     let (from, libraries) = standard_modules()?;
     let dir = tempfile::Builder::new().prefix("bench-demo-").tempdir()?;
-    let config = dir.path().join("apollo.pig");
-    let pig = json!({
-        "service_root": ".",
-        "server": {"host": "127.0.0.1", "port": 0},
-        "log": {"enable_log": false},
-        "modules": {"dir": "modules"}
-    });
-    std::fs::write(&config, serde_json::to_vec_pretty(&pig)?)?;
-    let modules = dir.path().join("modules");
-    std::fs::create_dir_all(&modules)?;
+    let (config, modules) = support::quiet_host_config(dir.path())?;
     for library in &libraries {
         // The host names a module by its file name; `make modules` already strips `lib`.
         let name = library.file_name().and_then(|n| n.to_str()).unwrap_or_default().trim_start_matches("lib");
