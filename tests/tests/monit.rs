@@ -36,16 +36,25 @@ fn deployment() -> Deployment {
 struct Tmux {
     socket: String,
     config: PathBuf,
+    /// Where the pane's command leaves its exit code.
+    exit_file: PathBuf,
 }
 
 impl Tmux {
-    /// Runs `argv` (exec'd directly, no shell) in a detached 160x45 session. Panes stay
-    /// after their command exits (`remain-on-exit`) so the test can read how it ended.
+    /// Runs `argv` in a detached 160x45 session, under a `/bin/sh` that only records its
+    /// exit code: tmux's own record (`#{pane_dead_status}`) is unreliable under load
+    /// (tmux 3.3a can mark the pane dead and never show a status). Panes stay after their
+    /// command exits (`remain-on-exit`) so the last screen can be read.
     fn start(dir: &Path, argv: &[&str]) -> Self {
         let config = dir.join("tmux.conf");
         std::fs::write(&config, "set -g remain-on-exit on\nset -g history-limit 0\n").unwrap();
-        let tmux = Self { socket: format!("apollo-monit-test-{}-{}", std::process::id(), unique()), config };
+        let id = unique();
+        let exit_file = dir.join(format!("tmux-exit-{id}"));
+        let tmux = Self { socket: format!("apollo-monit-test-{}-{id}", std::process::id()), config, exit_file };
+        let exit_path = tmux.exit_file.to_str().unwrap().to_string();
         let mut args = vec!["new-session", "-d", "-s", "monit", "-x", "160", "-y", "45", "--"];
+        // `$0` is the exit file, `"$@"` the command, word for word.
+        args.extend_from_slice(&["/bin/sh", "-c", "\"$@\"; echo $? > \"$0\"", &exit_path]);
         args.extend_from_slice(argv);
         let out = tmux.run(&args);
         assert!(out.status.success(), "tmux new-session: {}", String::from_utf8_lossy(&out.stderr));
@@ -76,10 +85,9 @@ impl Tmux {
         assert!(out.status.success(), "send-keys {key}: {}", String::from_utf8_lossy(&out.stderr));
     }
 
-    /// `#{pane_dead} #{pane_dead_status}`: "1 0" once the command exited with 0.
-    fn pane_end(&self) -> String {
-        let out = self.run(&["display-message", "-p", "-t", "monit", "#{pane_dead} #{pane_dead_status}"]);
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    /// The command's exit code once it has ended ("0", "1", …), else an empty string.
+    fn exit_code(&self) -> String {
+        std::fs::read_to_string(&self.exit_file).map(|s| s.trim().to_string()).unwrap_or_default()
     }
 
     /// Polls the screen until `ready` holds; fails with the last screen after [`WAIT`].
@@ -179,8 +187,8 @@ async fn monit_shows_services_follows_logs_and_stops_the_selected_one() {
     tmux.send("q");
     tmux.wait_for("monit gone, the normal screen back", |s| !s.contains("apollo monit"));
     let start = Instant::now();
-    while tmux.pane_end() != "1 0" {
-        assert!(start.elapsed() < WAIT, "monit did not exit with 0: {:?}\n{}", tmux.pane_end(), tmux.screen());
+    while tmux.exit_code() != "0" {
+        assert!(start.elapsed() < WAIT, "monit did not exit with 0: {:?}\n{}", tmux.exit_code(), tmux.screen());
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -210,8 +218,8 @@ async fn monit_over_tcp_starts_a_service_and_quits_on_escape() {
     tmux.send("Escape");
     tmux.wait_for("monit gone", |s| !s.contains("apollo monit"));
     let start = Instant::now();
-    while tmux.pane_end() != "1 0" {
-        assert!(start.elapsed() < WAIT, "monit did not exit with 0: {:?}", tmux.pane_end());
+    while tmux.exit_code() != "0" {
+        assert!(start.elapsed() < WAIT, "monit did not exit with 0: {:?}", tmux.exit_code());
         std::thread::sleep(Duration::from_millis(100));
     }
 }
