@@ -252,7 +252,13 @@ async fn dependencies_start_first_and_stop_together() {
 
     let s = post(&client, "/api/apps/front/start").await.unwrap();
     assert_eq!(s["state"], "running");
-    let order = std::fs::read_to_string(d.root().join("order")).unwrap();
+    // "running" means spawned: the last shell may not have written its line yet.
+    let order_file = d.root().join("order");
+    let order = common::eventually("all three services wrote their line", Duration::from_secs(10), || {
+        let text = std::fs::read_to_string(&order_file).unwrap_or_default();
+        async move { (text.lines().count() >= 3).then_some(text) }
+    })
+    .await;
     assert_eq!(order.lines().collect::<Vec<_>>(), vec!["db", "api", "front"]);
     let _ = post(&client, "/api/apps/logger/start").await.unwrap();
 
