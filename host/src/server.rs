@@ -317,6 +317,7 @@ pub async fn serve(
     cancel: CancellationToken,
 ) -> Result<(), HostError> {
     let limits = ConnectionLimits::from_config(&state.config.server);
+    let module_listeners = api::module_listeners::run(state.clone(), limits, cancel.clone());
     let app = api::router(state);
     let tcp_app = app.clone().layer(Extension(Transport::Tcp));
     let uds_app = app.layer(Extension(Transport::UnixSocket));
@@ -326,6 +327,7 @@ pub async fn serve(
     tokio::join!(
         serve_listener(tcp, tcp_app, limits, peer_address, cancel.clone()),
         serve_listener(OwnerOnlyUnixListener::new(uds), uds_app, limits, |_: &mut _, _: &_| {}, cancel),
+        module_listeners,
     );
     Ok(())
 }

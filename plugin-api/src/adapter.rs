@@ -9,14 +9,20 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
+
 use std::task::{Context, Poll};
 
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RResult, RString, RVec, Tuple2};
 use async_ffi::{FfiFuture, FutureExt};
 
+use crate::error::ModuleError;
 use crate::ffi::{FfiManifest, FfiRequest, FfiResponse, FfiRoute, HostBox, ModuleBox, ModuleObj, ModuleObj_TO};
-use crate::sdk::{Host, Module, Request, Response};
+use crate::host::Host;
+use crate::module::Module;
+use crate::request::{Request, Via};
+use crate::response::Response;
+use crate::routes::{HandlerResult, Routes};
 
 /// The header a host reads to learn that a response came from a panicking handler.
 pub const PANIC_HEADER: &str = "x-apollo-module-panic";
@@ -55,6 +61,8 @@ fn stop_runtime() {
 
 struct Adapter<M: Module> {
     module: Arc<M>,
+    routes: Routes<M>,
+    host: Host,
     runtime: tokio::runtime::Handle,
 }
 
@@ -89,9 +97,27 @@ fn from_ffi(r: FfiRequest) -> Request {
         route: r.route.into(),
         params: pairs(r.params).collect(),
         query: r.query.into(),
+        raw_target: r.raw_target.into(),
+        peer_addr: r.peer_addr.parse().ok(),
+        via: Via::from_wire(r.via),
+        user: Some(r.user.into_string()).filter(|u| !u.is_empty()),
         headers: pairs(r.headers).collect(),
         body: r.body.into_vec(),
         request_id: r.request_id.into(),
+    }
+}
+
+/// A handler's error as the client sees it; server-side failures are logged here,
+/// once, so handlers only return them.
+pub(crate) fn finish(result: HandlerResult, host: &Host, request: &str) -> Response {
+    match result {
+        Ok(response) => response,
+        Err(error) => {
+            if error.status >= 500 {
+                host.warn(&format!("{request}: {error}"));
+            }
+            error.to_response()
+        }
     }
 }
 
@@ -102,8 +128,15 @@ pub(crate) fn manifest<M: Module>() -> FfiManifest {
         description: M::DESCRIPTION.into(),
         api_level: crate::API_LEVEL,
         routes: M::routes()
-            .into_iter()
-            .map(|r| FfiRoute { method: r.method.into(), path: r.path.into(), summary: r.summary.into() })
+            .list()
+            .map(|r| FfiRoute {
+                method: r.method.into(),
+                path: r.path.into(),
+                summary: r.summary.into(),
+                public: r.public,
+                mount: r.mount.bits(),
+                timeout_ms: r.timeout.map_or(0, |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1)),
+            })
             .collect(),
     }
 }
@@ -114,13 +147,19 @@ impl<M: Module> ModuleObj for Adapter<M> {
     }
 
     fn handle(&self, request: FfiRequest) -> FfiFuture<FfiResponse> {
-        let module = Arc::clone(&self.module);
+        let index = request.route_index as usize;
         let request = from_ffi(request);
-        InModuleRuntime {
-            inner: Some(Box::pin(async move { module.handle(request).await })),
-            runtime: self.runtime.clone(),
-        }
-        .into_ffi()
+        let label = format!("{} {}", request.method, request.path);
+        let host = self.host.clone();
+        let inner: Pin<Box<dyn Future<Output = Response> + Send>> =
+            match self.routes.call(index, Arc::clone(&self.module), request) {
+                Some(handler) => Box::pin(async move { finish(handler.await, &host, &label) }),
+                None => {
+                    let error = ModuleError::not_found(format!("this module declares no route #{index}"));
+                    Box::pin(std::future::ready(error.to_response()))
+                }
+            };
+        InModuleRuntime { inner: Some(inner), runtime: self.runtime.clone() }.into_ffi()
     }
 
     fn health(&self) -> RResult<RString, RString> {
@@ -129,6 +168,10 @@ impl<M: Module> ModuleObj for Adapter<M> {
             Ok(Err(e)) => RResult::RErr(e.into()),
             Err(p) => RResult::RErr(format!("health() panicked: {}", panic_message(&*p)).into()),
         }
+    }
+
+    fn metrics(&self) -> RString {
+        catch_unwind(crate::metrics::export_json).unwrap_or_else(|_| "[]".into()).into()
     }
 
     fn shutdown(&self) {
@@ -208,13 +251,17 @@ pub fn manifest_entry<M: Module>() -> FfiManifest {
 pub fn init<M: Module>(host: HostBox, config: RString) -> RResult<ModuleBox, RString> {
     let built = catch_unwind(AssertUnwindSafe(|| -> Result<ModuleBox, String> {
         let runtime = runtime(M::NAME)?;
-        let config = serde_json::from_str(config.as_str()).unwrap_or(serde_json::Value::Null);
+        let (config, unknown) = crate::config::parse::<M::Config>(M::NAME, config.as_str())?;
         // Inside the module's runtime, so `init` may spawn tasks or start timers.
         let _entered = runtime.enter();
-        let host = Host::new(host);
+        let host = Host::from_ffi(host);
         crate::logging::install(host.clone());
-        let module = M::init(host, config)?;
-        Ok(ModuleObj_TO::from_value(Adapter { module: Arc::new(module), runtime: runtime.clone() }, TD_Opaque))
+        for key in unknown {
+            host.warn(&format!("modules.config.{}: unknown key {key:?} ignored", M::NAME));
+        }
+        let module = M::init(host.clone(), config).map_err(|e| e.message)?;
+        let adapter = Adapter { module: Arc::new(module), routes: M::routes(), host, runtime: runtime.clone() };
+        Ok(ModuleObj_TO::from_value(adapter, TD_Opaque))
     }));
     match built {
         Ok(Ok(module)) => RResult::ROk(module),

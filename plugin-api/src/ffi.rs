@@ -7,7 +7,7 @@
 
 use abi_stable::library::RootModule;
 use abi_stable::sabi_types::VersionStrings;
-use abi_stable::std_types::{RBox, ROption, RResult, RStr, RString, RVec, Tuple2};
+use abi_stable::std_types::{RBox, RResult, RStr, RString, RVec, Tuple2};
 use abi_stable::{StableAbi, declare_root_module_statics, package_version_strings, sabi_trait};
 use async_ffi::FfiFuture;
 
@@ -20,9 +20,22 @@ pub struct FfiRequest {
     pub path: RString,
     /// The matched route pattern, e.g. `/greet/{name}`.
     pub route: RString,
+    /// The index of the matched route in the manifest's route list: the module
+    /// dispatches on it, never on strings.
+    pub route_index: u32,
     pub params: RVec<Tuple2<RString, RString>>,
     /// The raw query string, without `?`.
     pub query: RString,
+    /// The request target exactly as the client sent it (path and query, still
+    /// percent-encoded, with any host prefix): what client signatures are computed over.
+    pub raw_target: RString,
+    /// `ip:port` of the TCP peer; empty on the unix socket.
+    pub peer_addr: RString,
+    /// Where it arrived: 0 the admin API over TCP, 1 the admin API over the unix
+    /// socket, 2 the module's own listener.
+    pub via: u8,
+    /// The host user the token gate authenticated; empty on public routes.
+    pub user: RString,
     pub headers: RVec<Tuple2<RString, RString>>,
     pub body: RVec<u8>,
     pub request_id: RString,
@@ -41,9 +54,18 @@ pub struct FfiResponse {
 pub struct FfiRoute {
     /// `GET`, `POST`, …
     pub method: RString,
-    /// Relative to `/api/module/{name}`, with `{param}` segments.
+    /// Relative to `/api/module/{name}` (or to the root of the module's own
+    /// listener), with `{param}` and `{*rest}` segments.
     pub path: RString,
     pub summary: RString,
+    /// The module authenticates these requests itself: the host's token gate lets
+    /// them through (body limits, timeouts and audit still apply).
+    pub public: bool,
+    /// Bit 0: served on the admin API under `/api/module/{name}`; bit 1: served on
+    /// the module's own listener, when the operator gives it one.
+    pub mount: u8,
+    /// The handler's own timeout in milliseconds; 0 means the host's default.
+    pub timeout_ms: u64,
 }
 
 #[repr(C)]
@@ -66,6 +88,8 @@ pub trait ModuleObj: Send + Sync {
     fn handle(&self, request: FfiRequest) -> FfiFuture<FfiResponse>;
     /// `Ok(detail)` when healthy.
     fn health(&self) -> RResult<RString, RString>;
+    /// The module's own metric families, as JSON (`crate::metrics`).
+    fn metrics(&self) -> RString;
     /// Called once, after the last request, before the host forgets the module.
     #[sabi(last_prefix_field)]
     fn shutdown(&self);
@@ -78,21 +102,21 @@ pub type ModuleBox = ModuleObj_TO<'static, RBox<()>>;
 pub trait HostObj: Send + Sync {
     /// `level`: 1 error, 2 warn, 3 info, 4 debug, 5 trace. Logged with the module's name.
     fn log(&self, level: u8, message: RStr<'_>);
-    /// The module's own persistent key-value store.
-    fn kv_get(&self, key: RStr<'_>) -> RResult<ROption<RString>, RString>;
-    fn kv_set(&self, key: RStr<'_>, value: RStr<'_>) -> RResult<(), RString>;
     /// The registered services with state, pid and ports, as a JSON array.
     fn services_json(&self) -> RString;
     /// Publishes an event (`topic`, JSON `payload`) on the host's event bus.
     fn publish(&self, topic: RStr<'_>, payload: RStr<'_>);
     /// The next event on the host's bus (JSON), waiting for one. A module that falls
     /// behind gets `{"kind":"lagged","missed":N}` and continues with newer events.
-    #[sabi(last_prefix_field)]
     fn next_event(&self) -> FfiFuture<RString>;
     /// A store-administration request (JSON; see the host's `modules/store_service.rs`),
     /// answered `Ok(JSON)` or `Err(message)`. Only for modules the host's config grants
     /// it (`modules.store_access`); others get an error saying so.
     fn store_call(&self, request: RStr<'_>) -> FfiFuture<RResult<RString, RString>>;
+    /// A request on the module's own storage (JSON; `crate::storage`), answered
+    /// `Ok(JSON)` or `Err(JSON {"code","message"})`.
+    #[sabi(last_prefix_field)]
+    fn storage_call(&self, request: RStr<'_>) -> FfiFuture<RResult<RString, RString>>;
 }
 
 pub type HostBox = HostObj_TO<'static, RBox<()>>;

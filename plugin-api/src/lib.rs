@@ -5,7 +5,15 @@
 //! A complete module:
 //!
 //! ```rust,no_run
-//! use plugin_api::{Host, Module, Request, Response, Route, export_module};
+//! use std::sync::Arc;
+//!
+//! use plugin_api::{Host, HandlerResult, Module, ModuleError, Request, Response, Route, Routes, export_module};
+//!
+//! #[derive(Default, serde::Deserialize)]
+//! #[serde(default)]
+//! pub struct Config {
+//!     greeting: Option<String>,
+//! }
 //!
 //! pub struct Greeter {
 //!     host: Host,
@@ -16,34 +24,45 @@
 //!     const NAME: &'static str = "greeter";
 //!     const VERSION: &'static str = "1.0.0";
 //!     const DESCRIPTION: &'static str = "Greets people and counts visits";
+//!     type Config = Config;
 //!
-//!     fn routes() -> Vec<Route> {
-//!         vec![Route::get("/hello/{name}", "Greet someone"), Route::get("/visits", "Count of greetings")]
+//!     fn routes() -> Routes<Self> {
+//!         Routes::new()
+//!             .add(Route::get("/hello/{name}", "Greet someone"), Self::hello)
+//!             .add(Route::get("/visits", "Count of greetings"), Self::visits)
 //!     }
 //!
-//!     fn init(host: Host, config: serde_json::Value) -> Result<Self, String> {
-//!         let greeting = config["greeting"].as_str().unwrap_or("hello").to_string();
-//!         Ok(Self { host, greeting })
+//!     fn init(host: Host, config: Config) -> Result<Self, ModuleError> {
+//!         Ok(Self { host, greeting: config.greeting.unwrap_or_else(|| "hello".into()) })
+//!     }
+//! }
+//!
+//! impl Greeter {
+//!     async fn hello(self: Arc<Self>, req: Request) -> HandlerResult {
+//!         let name = req.required_param("name")?;
+//!         let storage = self.host.storage();
+//!         let visits = storage.get("visits").await?.map_or(0, |e| e.value.parse().unwrap_or(0)) + 1;
+//!         storage.put("visits", &visits.to_string()).await?;
+//!         self.host.info(&format!("greeted {name}"));
+//!         Ok(Response::json(&serde_json::json!({ "message": format!("{}, {name}!", self.greeting) })))
 //!     }
 //!
-//!     async fn handle(&self, req: Request) -> Response {
-//!         match req.route.as_str() {
-//!             "/hello/{name}" => {
-//!                 let name = req.param("name").unwrap_or("stranger");
-//!                 let visits = self.host.kv_get("visits").ok().flatten().and_then(|v| v.parse().ok()).unwrap_or(0u64) + 1;
-//!                 let _ = self.host.kv_set("visits", &visits.to_string());
-//!                 self.host.info(&format!("greeted {name}"));
-//!                 Response::json(&serde_json::json!({ "message": format!("{}, {name}!", self.greeting) }))
-//!             }
-//!             "/visits" => Response::json(&serde_json::json!({ "visits": self.host.kv_get("visits").ok().flatten() })),
-//!             _ => Response::not_found(),
-//!         }
+//!     async fn visits(self: Arc<Self>, _req: Request) -> HandlerResult {
+//!         let visits = self.host.storage().get("visits").await?.map(|e| e.value);
+//!         Ok(Response::json(&serde_json::json!({ "visits": visits })))
 //!     }
 //! }
 //!
 //! export_module!(Greeter);
 //! # fn main() {}
 //! ```
+//!
+//! Beyond that: [`Route::public`] for routes the module authenticates itself (the
+//! request carries the peer address and the raw target for signatures, see
+//! [`signing`]), [`Route::timeout`] for long polls, [`Mount`] for the module's own
+//! listener, [`metrics`] for figures on the host's `/metrics`, [`Storage`] for
+//! versioned writes, atomic commits and a change feed, and [`testing::TestHost`] to
+//! unit-test handlers without a host.
 //!
 //! What the SDK does for you: every entry point catches panics (a handler panic becomes
 //! a 500 naming the module; the host keeps serving), handlers run on the module's own
@@ -56,13 +75,34 @@
 //! modules you trust.
 
 mod adapter;
+mod config;
+#[doc(hidden)]
 pub mod digest;
+mod error;
+#[doc(hidden)]
 pub mod ffi;
+mod host;
 mod logging;
-mod sdk;
+pub mod metrics;
+mod module;
+mod request;
+mod response;
+mod routes;
+mod services;
+pub mod signing;
+pub mod storage;
+pub mod testing;
 
+#[doc(hidden)]
 pub use adapter::PANIC_HEADER;
-pub use sdk::{Host, Level, Module, Request, Response, Route, StoreCallError};
+pub use error::ModuleError;
+pub use host::{Host, Level, StoreCallError};
+pub use module::{Module, NoConfig};
+pub use request::{Request, Via};
+pub use response::Response;
+pub use routes::{HandlerResult, Mount, Route, Routes};
+pub use services::{Event, InstanceInfo, ServiceInfo};
+pub use storage::Storage;
 /// The tokio the module's runtime is built with: use this one (timers, spawn, I/O) so
 /// handlers run on the runtime that drives them.
 pub use tokio;
@@ -72,10 +112,13 @@ pub use tracing;
 /// Host features a module may rely on beyond the ABI itself. Bumped when the host
 /// starts offering something new that modules can check for; a host refuses, at load
 /// and in one line, a module built for a higher level than its own.
-/// 1: log, kv, services, publish, next_event. 2: store_call (store administration).
-pub const API_LEVEL: u32 = 2;
+/// Levels within this ABI version (plugin-api 0.2): 1: log, services, events, store
+/// administration, storage, metrics, public/listener routes, route timeouts.
+#[doc(hidden)]
+pub const API_LEVEL: u32 = 1;
 
 /// The plugin ABI version: this crate's version.
+#[doc(hidden)]
 pub const ABI_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The symbol abi_stable looks up in a library (`ROOT_MODULE_LOADER_NAME`); a test

@@ -10,7 +10,7 @@ use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
 
-use crate::sdk::{Host, Level as HostLevel};
+use crate::host::{Host, Level as HostLevel};
 
 struct Forward {
     host: Host,

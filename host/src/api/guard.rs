@@ -1,13 +1,17 @@
 //! The authentication gate in front of `/api`: a bearer token over TCP, trust over
 //! the unix socket (mode 0600, so only its owner can connect). Public paths are
-//! listed here and nowhere else.
+//! listed here and nowhere else; beyond them, only module routes a module declares
+//! public (it authenticates them itself) pass without a token.
 
 use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use percent_encoding::percent_decode_str;
+
 use super::ApiError;
+use crate::modules::Via;
 use crate::state::AppState;
 
 /// Paths under `/api` that need no token.
@@ -39,6 +43,10 @@ pub async fn require_auth(State(state): State<AppState>, mut req: Request, next:
     // A request without the marker is treated as TCP: forgetting to mark a listener
     // must fail closed, not open.
     let via = req.extensions().get::<Transport>().copied().unwrap_or(Transport::Tcp);
+    if via == Transport::Tcp && is_public_module_route(&state, &req) {
+        // The module authenticates it (access keys, signatures): no principal.
+        return next.run(req).await;
+    }
     let principal = if via == Transport::UnixSocket {
         Principal { user: UNIX_SOCKET_ACTOR.into(), via }
     } else {
@@ -59,8 +67,27 @@ pub async fn require_auth(State(state): State<AppState>, mut req: Request, next:
     response
 }
 
+/// `/api/module/{name}/{rest}` where the module declares `rest` public for this method.
+fn is_public_module_route(state: &AppState, req: &Request) -> bool {
+    let Some((name, rest)) = req.uri().path().strip_prefix("/api/module/").and_then(|r| r.split_once('/')) else {
+        return false;
+    };
+    // Decoded as the router decodes path parameters, so both see the same route; a
+    // path that does not decode is not public.
+    let (Ok(name), Ok(rest)) =
+        (percent_decode_str(name).decode_utf8(), percent_decode_str(rest).decode_utf8())
+    else {
+        return false;
+    };
+    state.modules.route_is_public(&name, req.method().as_str(), &format!("/{rest}"), Via::AdminTcp)
+}
+
 pub fn bearer_token(req: &Request) -> Option<String> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    bearer_token_of(req.headers())
+}
+
+pub fn bearer_token_of(headers: &axum::http::HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string()).filter(|t| !t.is_empty())
 }

@@ -17,9 +17,12 @@ pub async fn deadline(State(state): State<AppState>, req: Request, next: Next) -
     // client sends; cutting them at the request deadline would fail large files.
     let path = req.uri().path();
     // Backups and restores run to the end in the background anyway; the client waits.
+    // Module routes have their own timeouts (a route may declare a long poll), applied
+    // by the dispatcher.
     let long_running = path == "/api/files/content" && req.method() == Method::PUT
         || path == "/api/files/upload"
-        || req.method() == Method::POST && path.starts_with("/api/backups");
+        || req.method() == Method::POST && path.starts_with("/api/backups")
+        || path.starts_with("/api/module/");
     if long_running {
         return next.run(req).await;
     }

@@ -21,6 +21,7 @@ mod health;
 mod json;
 mod limits;
 mod models;
+pub mod module_listeners;
 mod modules;
 mod openapi;
 mod session;

@@ -1,21 +1,25 @@
 //! `/api/modules` (what is loaded, reload) and `/api/module/{name}/...`, the dispatcher
-//! into module handlers: route match, FFI request, timeout (504), panic (500, counted),
-//! all behind the same auth gate as the rest of `/api`.
+//! into module handlers: route match, the module call, timeout (504; a route may declare
+//! its own), panic (500, counted), behind the same auth gate as the rest of `/api`
+//! except the routes a module authenticates itself.
 
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
-use abi_stable::std_types::{RString, RVec, Tuple2};
-use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::Json;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use plugin_api::ffi::FfiRequest;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::ApiError;
-use crate::modules::{ModuleProblem, ModuleTable, RouteInfo};
+use super::guard::{Principal, Transport};
+use crate::modules::{
+    ListenerStatus, LoadedModule, Matched, Miss, ModuleCall, ModuleProblem, ModuleTable, RouteInfo, Via,
+};
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -31,6 +35,8 @@ pub struct ModuleInfo {
     pub routes: Vec<RouteInfo>,
     pub requests: u64,
     pub panics: u64,
+    /// The module's own listener, when `modules.listeners` gives it one.
+    pub listener: Option<ListenerStatus>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -69,6 +75,7 @@ fn describe(state: &AppState, table: &ModuleTable) -> ModulesResponse {
                 routes: m.routes.clone(),
                 requests: m.requests.load(Ordering::Relaxed),
                 panics: m.panics.load(Ordering::Relaxed),
+                listener: state.modules.listener_status(&m.name),
             })
             .collect(),
         problems: table.problems.clone(),
@@ -131,15 +138,17 @@ fn module_error(e: crate::modules::ModuleError) -> ApiError {
     }
 }
 
-/// Routes a request into a module (mounted for every method).
+/// Routes a request into a module (mounted for every method). The token gate has run
+/// already: it let the request through without a token only if the matched route is
+/// one the module authenticates itself.
 pub async fn dispatch(
     State(state): State<AppState>,
     Path((name, rest)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let Parts { method, uri, headers, extensions, .. } = parts;
+    let principal = extensions.get::<Principal>().cloned();
     let table = state.modules.table();
     let module = table.modules.get(&name).cloned().ok_or_else(|| {
         let failed = table.problems.iter().find(|p| p.file.contains(&name));
@@ -150,51 +159,62 @@ pub async fn dispatch(
     })?;
     drop(table);
     let path = format!("/{rest}");
-    let matched = module.router.at(&path).map_err(|_| {
-        ApiError::NotFound(format!("module {name} has no route {path}; GET /api/modules lists its routes"))
-    })?;
-    let (_, index) = matched
-        .value
-        .iter()
-        .find(|(m, _)| *m == method.as_str())
-        .ok_or_else(|| ApiError::MethodNotAllowed(format!("module {name}: {method} is not allowed on {path}")))?;
-    let route = module.routes[*index].path.clone();
-    let params: RVec<Tuple2<RString, RString>> =
-        matched.params.iter().map(|(k, v)| Tuple2(k.into(), v.into())).collect();
-    let request = FfiRequest {
-        method: method.as_str().into(),
-        path: path.as_str().into(),
-        route: route.into(),
-        params,
-        query: uri.query().unwrap_or_default().into(),
-        headers: headers
-            .iter()
-            .filter(|(k, _)| *k != axum::http::header::AUTHORIZATION)
-            .filter_map(|(k, v)| Some(Tuple2(k.as_str().into(), v.to_str().ok()?.into())))
-            .collect(),
-        body: RVec::from(body.to_vec()),
-        request_id: format!("{:x}", rand::random::<u64>()).into(),
+    let via = match extensions.get::<Transport>() {
+        Some(Transport::UnixSocket) => Via::AdminUnixSocket,
+        _ => Via::AdminTcp,
     };
-    module.requests.fetch_add(1, Ordering::Relaxed);
-    let timeout = state.modules.handler_timeout();
-    let answer = tokio::time::timeout(timeout, module.object.handle(request)).await.map_err(|_| {
-        ApiError::GatewayTimeout(format!("module {name} did not answer within {} s", timeout.as_secs()))
-    })?;
-    let mut response = Response::new(axum::body::Body::from(answer.body.into_vec()));
-    *response.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut panicked = false;
-    for Tuple2(k, v) in answer.headers {
-        if k.as_str().eq_ignore_ascii_case(plugin_api::PANIC_HEADER) {
-            panicked = true;
-            continue;
+    let matched = module.match_route(method.as_str(), &path, via).map_err(|miss| match miss {
+        Miss::NoRoute => {
+            ApiError::NotFound(format!("module {name} has no route {path}; GET /api/modules lists its routes"))
         }
+        Miss::Method => ApiError::MethodNotAllowed(format!("module {name}: {method} is not allowed on {path}")),
+    })?;
+    let call = ModuleCall {
+        method: method.as_str().to_string(),
+        path,
+        query: uri.query().unwrap_or_default().to_string(),
+        raw_target: uri.path_and_query().map(|pq| pq.as_str().to_string()).unwrap_or_else(|| uri.path().to_string()),
+        peer_addr: extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| *addr),
+        via,
+        user: principal.map(|p| p.user),
+        headers: forwarded_headers(&headers),
+        body: body.to_vec(),
+    };
+    Ok(serve(&state, &module, matched, call).await)
+}
+
+/// Every header but the host's own credentials, which are never the module's business.
+pub(super) fn forwarded_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|(k, _)| *k != axum::http::header::AUTHORIZATION)
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect()
+}
+
+/// Runs the matched handler under its timeout (the route's own, else
+/// `modules.handler_timeout_secs`) and turns its reply into an HTTP response.
+pub(super) async fn serve(state: &AppState, module: &LoadedModule, matched: Matched, call: ModuleCall) -> Response {
+    let timeout = module.route_timeout(matched.index).unwrap_or_else(|| state.modules.handler_timeout());
+    let (method, path) = (call.method.clone(), call.path.clone());
+    let Ok(reply) = tokio::time::timeout(timeout, module.call(matched, call)).await else {
+        return ApiError::GatewayTimeout(format!(
+            "module {} did not answer within {} ms",
+            module.name,
+            timeout.as_millis()
+        ))
+        .into_response();
+    };
+    if reply.panicked {
+        let panics = module.count_panic();
+        tracing::warn!(module = %module.name, panics, "module handler panicked on {method} {path}");
+    }
+    let mut response = Response::new(axum::body::Body::from(reply.body));
+    *response.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (k, v) in reply.headers {
         if let (Ok(k), Ok(v)) = (HeaderName::try_from(k.as_str()), HeaderValue::try_from(v.as_str())) {
             response.headers_mut().append(k, v);
         }
     }
-    if panicked {
-        let panics = module.panics.fetch_add(1, Ordering::Relaxed) + 1;
-        tracing::warn!(module = %name, panics, "module handler panicked on {method} {path}");
-    }
-    Ok(response.into_response())
+    response
 }

@@ -212,6 +212,10 @@ pub struct ModulesConfig {
     /// Modules allowed to administer the store (read and write every record, run
     /// migrations): default `["db-migrate"]`.
     pub store_access: Vec<String>,
+    /// A module's own listener, by module name (`{"gateway": "0.0.0.0:8080"}`): its
+    /// listener-mounted routes served at the root of that address, outside the admin
+    /// API; opened when the module loads, closed when it is disabled or removed.
+    pub listeners: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for ModulesConfig {
@@ -222,6 +226,7 @@ impl Default for ModulesConfig {
             degraded_after_panics: 5,
             config: Default::default(),
             store_access: vec!["db-migrate".into()],
+            listeners: Default::default(),
         }
     }
 }

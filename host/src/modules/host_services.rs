@@ -1,6 +1,6 @@
 //! The host side of `plugin_api::ffi::HostObj`: what a module may ask of the host —
-//! log (into the host's tracing, tagged with the module), its own persistent key-value
-//! store, a read-only view of the services, publishing events, and (for the modules
+//! log (into the host's tracing, tagged with the module), its own storage
+//! (`storage_service.rs`), a read-only view of the services, publishing events, and (for the modules
 //! granted it) store administration (`store_service.rs`). Calls come from a
 //! host worker (handlers are polled there) or from the module's own threads, so async
 //! host work runs under `block_in_place` + `Handle::block_on`: the worker is handed
@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use abi_stable::std_types::{ROption, RResult, RStr, RString};
+use abi_stable::std_types::{RResult, RStr, RString};
 use plugin_api::ffi::HostObj;
 
 use super::store_service::StoreAdmin;
@@ -37,10 +37,6 @@ impl std::fmt::Debug for HostServices {
     }
 }
 
-/// Keys and values a module may store: bounded so one module cannot fill the disk.
-const MAX_KEY: usize = 256;
-const MAX_VALUE: usize = 1024 * 1024;
-
 impl HostServices {
     fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
         tokio::task::block_in_place(|| self.runtime.block_on(future))
@@ -66,27 +62,6 @@ impl HostObj for HostServices {
                 3 => tracing::info!(target: "module", module, "{message}"),
                 4 => tracing::debug!(target: "module", module, "{message}"),
                 _ => tracing::trace!(target: "module", module, "{message}"),
-            }
-        })
-    }
-
-    fn kv_get(&self, key: RStr<'_>) -> RResult<ROption<RString>, RString> {
-        guarded("kv_get", RResult::RErr("the host failed to answer".into()), || {
-            match self.block_on(self.store.module_kv_get(&self.module, key.as_str())) {
-                Ok(v) => RResult::ROk(v.map(RString::from).into()),
-                Err(e) => RResult::RErr(e.to_string().into()),
-            }
-        })
-    }
-
-    fn kv_set(&self, key: RStr<'_>, value: RStr<'_>) -> RResult<(), RString> {
-        if key.len() > MAX_KEY || value.len() > MAX_VALUE {
-            return RResult::RErr(format!("key over {MAX_KEY} or value over {MAX_VALUE} bytes").into());
-        }
-        guarded("kv_set", RResult::RErr("the host failed to answer".into()), || {
-            match self.block_on(self.store.module_kv_set(&self.module, key.as_str(), value.as_str())) {
-                Ok(()) => RResult::ROk(()),
-                Err(e) => RResult::RErr(e.to_string().into()),
             }
         })
     }
@@ -141,6 +116,24 @@ impl HostObj for HostServices {
                     };
                     RResult::RErr(RString::from(error.to_json()))
                 }
+            }
+        }
+        .into_ffi()
+    }
+
+    fn storage_call(&self, request: RStr<'_>) -> async_ffi::FfiFuture<RResult<RString, RString>> {
+        use async_ffi::FutureExt;
+        let (store, module, request) = (Arc::clone(&self.store), self.module.clone(), request.to_string());
+        // Same as `store_call`: the work runs on the host's runtime, the module awaits it.
+        let work = self.runtime.spawn(async move { super::storage_service::call(&store, &module, &request).await });
+        async move {
+            match work.await {
+                Ok(Ok(answer)) => RResult::ROk(RString::from(answer)),
+                Ok(Err(error)) => RResult::RErr(RString::from(error)),
+                Err(e) => RResult::RErr(RString::from(
+                    serde_json::json!({"code": "internal", "message": format!("storage call failed in the host: {e}")})
+                        .to_string(),
+                )),
             }
         }
         .into_ffi()

@@ -20,10 +20,19 @@ use super::host_services::HostServices;
 /// A route a module declared.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct RouteInfo {
+    /// `GET`, `POST`, …, or `*` for every method.
     pub method: String,
-    /// Relative to `/api/module/{name}`.
+    /// Relative to `/api/module/{name}` (or to the root of the module's listener).
     pub path: String,
     pub summary: String,
+    /// The module authenticates these requests itself; the token gate lets them in.
+    pub public: bool,
+    /// Served on the admin API under `/api/module/{name}`.
+    pub on_admin: bool,
+    /// Served on the module's own listener (`modules.listeners`).
+    pub on_listener: bool,
+    /// The route's own handler timeout, when it declares one.
+    pub timeout_ms: Option<u64>,
 }
 
 /// A module in service.
@@ -76,6 +85,9 @@ pub fn load(
     if !crate::model::is_valid_service_name(&name) {
         return Err(format!("module name {name:?} is not valid (letters, digits, '-', '_', '.')"));
     }
+    if let Some(r) = routes_without_mount(&manifest) {
+        return Err(format!("module {name}: route {r} is mounted nowhere (neither the admin API nor a listener)"));
+    }
     if manifest.api_level > plugin_api::API_LEVEL {
         return Err(format!(
             "module {name} needs host api level {} but this host offers {}",
@@ -90,6 +102,10 @@ pub fn load(
             method: r.method.to_uppercase(),
             path: r.path.to_string(),
             summary: r.summary.to_string(),
+            public: r.public,
+            on_admin: r.mount & 1 != 0,
+            on_listener: r.mount & 2 != 0,
+            timeout_ms: Some(r.timeout_ms).filter(|ms| *ms > 0),
         })
         .collect();
     let router = build_router(&routes).map_err(|e| format!("module {name}: {e}"))?;
@@ -113,6 +129,10 @@ pub fn load(
         requests: AtomicU64::new(0),
         panics: AtomicU64::new(0),
     }))
+}
+
+fn routes_without_mount(manifest: &plugin_api::ffi::FfiManifest) -> Option<String> {
+    manifest.routes.iter().find(|r| r.mount & 3 == 0).map(|r| format!("{} {}", r.method, r.path))
 }
 
 /// Refuses files that are not complete 64-bit ELF objects before dlopen sees them: a

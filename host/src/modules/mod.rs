@@ -7,11 +7,14 @@
 //! What in-process loading cannot contain: a segfault, an abort, or a handler that
 //! loops without yielding. Only load modules you trust.
 
+mod dispatch;
 mod host_services;
 mod loader;
+mod storage_service;
 mod store_service;
 mod watch;
 
+pub use dispatch::{Matched, Miss, ModuleCall, ModuleReply, Via};
 pub use host_services::HostServices;
 pub use loader::{LoadedModule, RouteInfo};
 pub use store_service::StoreAdmin;
@@ -94,6 +97,21 @@ pub struct ModuleHost {
     refused: std::sync::Mutex<BTreeMap<PathBuf, (String, String)>>,
     /// Serialises changes to the disabled list (read, change, write).
     disabled_edit: tokio::sync::Mutex<()>,
+    /// Bumped on every table swap, for those that follow the table (module listeners).
+    swaps: tokio::sync::watch::Sender<u64>,
+    /// Each module listener's state, as the listener manager last reported it.
+    listeners: std::sync::Mutex<BTreeMap<String, ListenerStatus>>,
+}
+
+/// A module's own listener (`modules.listeners`), as `GET /api/modules` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ListenerStatus {
+    /// As configured.
+    pub address: String,
+    /// The address actually bound (with the port chosen for `:0`), while serving.
+    pub bound: Option<String>,
+    /// Why it is not serving, when it is not.
+    pub error: Option<String>,
 }
 
 impl ModuleHost {
@@ -120,7 +138,37 @@ impl ModuleHost {
             reload_lock: tokio::sync::Mutex::new(()),
             refused: std::sync::Mutex::new(BTreeMap::new()),
             disabled_edit: tokio::sync::Mutex::new(()),
+            swaps: tokio::sync::watch::Sender::new(0),
+            listeners: std::sync::Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Fires after every table swap (reload, enable, disable, shutdown).
+    pub fn subscribe_swaps(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.swaps.subscribe()
+    }
+
+    /// The listener each module should have, by module name.
+    pub fn configured_listeners(&self) -> &BTreeMap<String, String> {
+        &self.config.listeners
+    }
+
+    pub fn set_listener_status(&self, module: &str, status: Option<ListenerStatus>) {
+        let mut listeners = self.listeners.lock().unwrap_or_else(|p| p.into_inner());
+        match status {
+            Some(status) => listeners.insert(module.to_string(), status),
+            None => listeners.remove(module),
+        };
+    }
+
+    pub fn listener_status(&self, module: &str) -> Option<ListenerStatus> {
+        self.listeners.lock().unwrap_or_else(|p| p.into_inner()).get(module).cloned()
+    }
+
+    /// Whether `method path` on module `name`'s admin mount is a route the module
+    /// authenticates itself. Unknown modules and routes are not: the gate fails closed.
+    pub fn route_is_public(&self, name: &str, method: &str, path: &str, via: Via) -> bool {
+        self.table().modules.get(name).is_some_and(|m| m.is_public(method, path, via))
     }
 
     pub fn dir(&self) -> &Path {
@@ -149,7 +197,7 @@ impl ModuleHost {
     pub fn openapi_paths(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut paths = serde_json::Map::new();
         for m in self.table().modules.values() {
-            for r in &m.routes {
+            for r in m.routes.iter().filter(|r| r.on_admin) {
                 let path = format!("/api/module/{}{}", m.name, r.path);
                 let params: Vec<serde_json::Value> = r
                     .path
@@ -162,16 +210,26 @@ impl ModuleHost {
                     "summary": r.summary,
                     "description": format!("Served by module {} {} (generation {}).", m.name, m.version, m.generation),
                     "parameters": params,
-                    "security": [{"bearer": []}],
+                    // Public routes are authenticated by the module, not the host's token.
+                    "security": if r.public { serde_json::json!([]) } else { serde_json::json!([{"bearer": []}]) },
                     "responses": {
                         "200": {"description": "The module's answer"},
-                        "401": {"description": "Missing or invalid token"},
+                        "401": {"description": "Missing or invalid credentials"},
                         "500": {"description": "The handler panicked"},
                         "504": {"description": "The handler timed out"}
                     }
                 });
                 let item = paths.entry(path).or_insert_with(|| serde_json::json!({}));
-                item[r.method.to_lowercase()] = operation;
+                let methods: Vec<String> = if r.method == "*" {
+                    ["get", "post", "put", "delete", "patch"].iter().map(|m| m.to_string()).collect()
+                } else {
+                    vec![r.method.to_lowercase()]
+                };
+                for method in methods {
+                    if item.get(&method).is_none() || r.method != "*" {
+                        item[method] = operation.clone();
+                    }
+                }
             }
         }
         paths
@@ -295,6 +353,7 @@ impl ModuleHost {
         }
         let next = Arc::new(next);
         *self.table.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&next);
+        self.swaps.send_modify(|n| *n += 1);
         for old in previous.modules.values() {
             if !next.modules.values().any(|m| Arc::ptr_eq(m, old)) {
                 self.retire(Arc::clone(old));
@@ -321,6 +380,7 @@ impl ModuleHost {
     /// Takes every module out of service at host shutdown, running each `shutdown`.
     pub async fn shutdown_all(&self) {
         let table = std::mem::take(&mut *self.table.write().unwrap_or_else(|p| p.into_inner()));
+        self.swaps.send_modify(|n| *n += 1);
         for module in table.modules.values() {
             let module = Arc::clone(module);
             let name = module.name.clone();
