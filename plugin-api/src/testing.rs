@@ -4,11 +4,16 @@
 //! the host routes them.
 //!
 //! ```rust,ignore
-//! let host = TestHost::new();
-//! let module = host.start::<Greeter>(serde_json::json!({"greeting": "hi"}))?;
-//! let response = module.call(TestRequest::get("/greet/ada")).await;
-//! assert_eq!(response.status, 200);
-//! assert!(host.logs().iter().any(|(_, line)| line.contains("greeted ada")));
+//! #[test]
+//! fn greets() {
+//!     plugin_api::testing::run(async {
+//!         let host = TestHost::new();
+//!         let module = host.start::<Greeter>(serde_json::json!({"greeting": "hi"})).unwrap();
+//!         let response = module.call(TestRequest::get("/greet/ada")).await;
+//!         assert_eq!(response.status, 200);
+//!         assert!(host.logs().iter().any(|(_, line)| line.contains("greeted ada")));
+//!     })
+//! }
 //! ```
 
 use std::collections::VecDeque;
@@ -192,6 +197,16 @@ impl<M: Module> TestModule<M> {
             None => ModuleError::not_found("no such route").to_response(),
         }
     }
+}
+
+/// Runs an async test body on a fresh tokio runtime (the one handlers run on in a
+/// real host), so module tests are plain `#[test]` functions.
+pub fn run<F: std::future::Future>(test: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime for the test")
+        .block_on(test)
 }
 
 /// A request for [`TestModule::call`].

@@ -1,0 +1,154 @@
+//! plugin-api 0.2 route features through the real host and the real hello-module
+//! `.so`: a public route the module authenticates itself (an HMAC signature over the
+//! raw target, and the peer address), a long poll past the default handler timeout,
+//! and a module's own listener that serves its routes at the root and stops with it.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::Deployment;
+use http::Method;
+use plugin_api::signing;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn hello_so() -> PathBuf {
+    let path = PathBuf::from(common::apollo_bin()).parent().unwrap().join("libhello_module.so");
+    assert!(path.exists(), "build it first: cargo build -p hello-module (make test does)");
+    path
+}
+
+fn deployment(overrides: Value) -> Deployment {
+    let mut config = json!({"modules": {"dir": "modules"}});
+    common::merge(&mut config, &overrides);
+    let d = Deployment::with(config);
+    std::fs::create_dir_all(d.root().join("modules")).unwrap();
+    std::fs::copy(hello_so(), d.root().join("modules/hello_module.so")).unwrap();
+    d
+}
+
+/// One HTTP/1.1 request written byte for byte (so the target reaches the host exactly
+/// as written); returns the status, the body and the client's own address.
+async fn raw_get(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> (u16, Value, SocketAddr) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let local = stream.local_addr().unwrap();
+    let mut request = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response);
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null), local)
+}
+
+fn now_secs() -> String {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs().to_string()
+}
+
+fn sign(secret: &str, timestamp: &str, target: &str) -> String {
+    signing::base64_encode(&signing::hmac_sha256(secret.as_bytes(), format!("{timestamp}\n{target}").as_bytes()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_public_route_verifies_a_signature_over_the_raw_target_and_sees_the_peer() {
+    let d = deployment(json!({"modules": {"config": {"hello": {"signing_secret": "s3cret", "allowed_peers": ["127.0.0.1"]}}}}));
+    let host = d.start().await;
+    let addr = host.host.http_addr;
+    // Encoded slash and an unsorted query: both are part of what the client signed.
+    let target = "/api/module/hello/signed/a%2Fb?y=2&x=1";
+    let ts = now_secs();
+    let signature = sign("s3cret", &ts, target);
+    let (status, body, local) = raw_get(addr, target, &[("X-Timestamp", &ts), ("X-Signature", &signature)]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["raw_target"], target, "the raw target as sent");
+    assert_eq!(body["peer"], local.to_string(), "the peer address of this very connection");
+
+    // The module refuses what its check refuses; the host's gate never saw a token.
+    let (status, body, _) = raw_get(addr, target, &[("X-Timestamp", &ts), ("X-Signature", &sign("wrong", &ts, target))]).await;
+    assert_eq!((status, body["error"]["message"].as_str()), (401, Some("the signature does not match")));
+    let decoded = sign("s3cret", &ts, "/api/module/hello/signed/a/b?y=2&x=1");
+    let (status, _, _) = raw_get(addr, target, &[("X-Timestamp", &ts), ("X-Signature", &decoded)]).await;
+    assert_eq!(status, 401, "a signature over the decoded path is not the one over the raw target");
+    let (status, body, _) = raw_get(addr, target, &[]).await;
+    assert_eq!((status, body["error"]["message"].as_str()), (401, Some("no X-Timestamp header")));
+
+    // Every other route of the module stays behind the token gate.
+    let (status, body, _) = raw_get(addr, "/api/module/hello/count", &[]).await;
+    assert_eq!(status, 401);
+    assert!(body["error"]["message"].as_str().unwrap().contains("Bearer"), "{body}");
+    // An unknown route of the module is not public either: no route list for strangers.
+    let (status, _, _) = raw_get(addr, "/api/module/hello/signedx", &[]).await;
+    assert_eq!(status, 401);
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_poll_route_holds_past_the_default_handler_timeout() {
+    let d = deployment(json!({"modules": {"handler_timeout_secs": 2}}));
+    let host = d.start().await;
+    let client = host.authed().await;
+    let cut = client.send(Method::GET, "/api/module/hello/sleep/3000", None).await.unwrap();
+    assert_eq!(cut.status, 504, "a route without its own timeout meets modules.handler_timeout_secs");
+    // Written by hand: the CLI's client gives up after 60 s, a long-poll client does not.
+    let bearer = format!("Bearer {}", host.login().await);
+    let started = Instant::now();
+    let (status, body, _) =
+        raw_get(host.host.http_addr, "/api/module/hello/long-poll/61000", &[("Authorization", &bearer)]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(started.elapsed() >= Duration::from_secs(61));
+    assert_eq!(body["slept_ms"], 61000);
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_module_listener_serves_at_its_root_and_stops_with_the_module() {
+    let d = deployment(json!({"modules": {"listeners": {"hello": "127.0.0.1:0"}}}));
+    let host = d.start().await;
+    let client = host.authed().await;
+    let bound = |listed: &Value| -> Option<SocketAddr> {
+        listed["modules"][0]["listener"]["bound"].as_str().and_then(|a| a.parse().ok())
+    };
+    let addr = common::eventually("the module listener is bound", Duration::from_secs(10), || async {
+        bound(&host.uds().get::<Value>("/api/modules").await.unwrap())
+    })
+    .await;
+    assert_ne!(addr, host.host.http_addr);
+
+    let (status, body, local) = raw_get(addr, "/whoami?x=1", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["via"], "Listener");
+    assert_eq!(body["raw_target"], "/whoami?x=1", "no /api/module prefix on the module's own listener");
+    assert_eq!(body["peer"], local.to_string());
+    // Admin-only routes are not on the listener; the admin API is not there either.
+    assert_eq!(raw_get(addr, "/greet/ada", &[]).await.0, 404);
+    assert_eq!(raw_get(addr, "/api/apps", &[]).await.0, 404);
+    // The same public route on the admin API, without a token.
+    let (status, body, _) = raw_get(host.host.http_addr, "/api/module/hello/whoami", &[]).await;
+    assert_eq!((status, body["via"].as_str()), (200, Some("AdminTcp")));
+
+    let disabled = client.send(Method::POST, "/api/modules/hello/disable", None).await.unwrap();
+    assert_eq!(disabled.status, 200);
+    common::eventually("the listener closes with the module", Duration::from_secs(15), || async {
+        tokio::net::TcpStream::connect(addr).await.is_err().then_some(())
+    })
+    .await;
+    let listed: Value = host.uds().get("/api/modules").await.unwrap();
+    assert!(listed["modules"].as_array().unwrap().is_empty());
+
+    let enabled = client.send(Method::POST, "/api/modules/hello/enable", None).await.unwrap();
+    assert_eq!(enabled.status, 200);
+    let again = common::eventually("the listener opens again", Duration::from_secs(10), || async {
+        bound(&host.uds().get::<Value>("/api/modules").await.unwrap())
+    })
+    .await;
+    assert_eq!(raw_get(again, "/whoami", &[]).await.0, 200);
+    host.shutdown().await;
+}
