@@ -3,7 +3,7 @@
 //!
 //! The job walks the collections page by page: read a page from the source, upsert
 //! it into the destination, then save a checkpoint (collection, last key, counts) in
-//! the module's key-value store. An interruption at any point (cancel, a page budget
+//! the module's storage. An interruption at any point (cancel, a page budget
 //! reached, a failing database, a host restart) leaves a checkpoint; `resume`
 //! continues after the last page written, and since writes are upserts a page written
 //! twice changes nothing. When every collection is copied, the host's count and
@@ -124,7 +124,7 @@ impl Copies {
     }
 
     /// Starts a job, or says why not. Returns the job's first progress.
-    pub fn start(
+    pub async fn start(
         &self,
         host: &Host,
         client: StoreClient,
@@ -134,7 +134,8 @@ impl Copies {
             return Err(format!("source and destination are the same store ({})", plan.from.description));
         }
         let checkpoint = if plan.resume {
-            let saved = load_checkpoint(host)?
+            let saved = load_checkpoint(host)
+                .await?
                 .ok_or("nothing to resume: no interrupted copy is recorded; start one without \"resume\"")?;
             if saved.from != plan.from.description || saved.to != plan.to.description {
                 return Err(format!(
@@ -192,8 +193,9 @@ impl Copies {
     }
 }
 
-fn load_checkpoint(host: &Host) -> Result<Option<Checkpoint>, String> {
-    match host.kv_get(CHECKPOINT_KEY)? {
+async fn load_checkpoint(host: &Host) -> Result<Option<Checkpoint>, String> {
+    let entry = host.storage().get(CHECKPOINT_KEY).await.map_err(|e| e.message)?;
+    match entry.map(|e| e.value) {
         None => Ok(None),
         Some(text) if text.is_empty() => Ok(None),
         Some(text) => serde_json::from_str(&text).map(Some).map_err(|e| format!("unreadable copy checkpoint: {e}")),
@@ -225,7 +227,7 @@ impl Job {
                 match self.verify().await {
                     Ok(Stop::Finished) => {
                         // Done: nothing left to resume.
-                        let _ = self.host.kv_set(CHECKPOINT_KEY, "");
+                        let _ = self.host.storage().put(CHECKPOINT_KEY, "").await;
                         ("done", None)
                     }
                     // Every record is copied; a resume verifies again.
@@ -250,9 +252,13 @@ impl Job {
         });
     }
 
-    fn save(&self) -> Result<(), String> {
+    async fn save(&self) -> Result<(), String> {
         let text = serde_json::to_string(&self.checkpoint).map_err(|e| e.to_string())?;
-        self.host.kv_set(CHECKPOINT_KEY, &text).map_err(|e| format!("saving the copy checkpoint: {e}"))
+        self.host
+            .storage()
+            .put(CHECKPOINT_KEY, &text)
+            .await
+            .map_err(|e| format!("saving the copy checkpoint: {}", e.message))
     }
 
     async fn copy_all(&mut self) -> Result<Stop, String> {
@@ -282,7 +288,7 @@ impl Job {
                 if !page.last.is_null() {
                     self.checkpoint.after = page.last;
                 }
-                self.save()?;
+                self.save().await?;
                 let copied = self.checkpoint.copied[index];
                 self.copies.update(|p| {
                     p.pages += 1;
@@ -294,7 +300,7 @@ impl Job {
             }
             self.checkpoint.collection = index + 1;
             self.checkpoint.after = Value::Null;
-            self.save()?;
+            self.save().await?;
             self.copies.update(|p| p.collections[index].done = true);
         }
         Ok(Stop::Finished)
@@ -373,8 +379,8 @@ fn digest_of(answer: &Value) -> Option<RecordDigest> {
 }
 
 /// The saved checkpoint, for `GET /copy` after a restart.
-pub fn saved_checkpoint(host: &Host) -> Value {
-    match load_checkpoint(host) {
+pub async fn saved_checkpoint(host: &Host) -> Value {
+    match load_checkpoint(host).await {
         Ok(Some(c)) => json!({
             "from": c.from,
             "to": c.to,

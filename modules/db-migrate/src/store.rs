@@ -1,5 +1,5 @@
 //! The host's store-administration service, as typed calls: each builds one JSON
-//! request for `Host::store` (the host's `modules/store_service.rs` answers it) and
+//! request for `Host::store_admin` (the host's `modules/store_service.rs` answers it) and
 //! names the operation and target in its error, keeping the host's error code.
 
 use plugin_api::{Host, StoreCallError};
@@ -59,7 +59,7 @@ impl StoreClient {
 
     async fn call(&self, what: &str, target: &Target, mut request: Value) -> Result<Value, Failure> {
         request["target"] = target.spec.clone();
-        self.host.store(&request).await.map_err(|StoreCallError { code, message }| Failure {
+        self.host.store_admin(&request).await.map_err(|StoreCallError { code, message }| Failure {
             code,
             message: format!("{what} on {}: {message}", target.description),
         })

@@ -12,7 +12,7 @@ use plugin_api::Host;
 use plugin_api::tokio::{self, sync::Notify, sync::watch};
 
 use crate::line::Point;
-use crate::sample::{Sampler, parse_services};
+use crate::sample::{Sampler, services_from};
 use crate::state::{Shared, now_ms};
 
 #[derive(Debug)]
@@ -44,7 +44,7 @@ impl Collector {
                 // round overwrite points of an earlier one.
                 let time_ms = now_ms().max(last_ms + 1);
                 let result = catch_unwind(AssertUnwindSafe(|| {
-                    let services = parse_services(&h.services());
+                    let services = services_from(&h.services());
                     sampler.sample(&services, time_ms).iter().filter_map(Point::encode).collect::<Vec<_>>()
                 }));
                 (sampler, time_ms, result)

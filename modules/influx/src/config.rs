@@ -1,34 +1,46 @@
 //! The module's configuration: `modules.config.influx` in the host config, handed to
-//! `init` as JSON. Every key has a default; a value of the wrong type or out of range
-//! is an error naming the key, so a typo in a number never silently becomes a default.
-//! Unknown keys are reported back as warnings (like the host's own config) rather than
-//! refused. The credentials never leave this file except as an `Authorization` header:
-//! `Debug` and [`Config::public`] leave them out.
+//! `init` as a [`Section`] (the SDK warns about keys it does not have). Every key has a
+//! default; a value of the wrong type or out of range is an error naming the key, so a
+//! typo in a number never silently becomes a default. The credentials never leave this
+//! file except as an `Authorization` header: `Debug` and [`Config::public`] leave them out.
 
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
+use serde::Deserialize;
+use serde_json::{Value, json};
 
 use crate::influx::Endpoint;
 
 /// Where errors point: the full path of the section in the host config.
 const SECTION: &str = "modules.config.influx";
 
-const KEYS: &[&str] = &[
-    "url",
-    "database",
-    "username",
-    "password",
-    "retention_policy",
-    "interval_secs",
-    "batch_size",
-    "buffer_capacity",
-    "timeout_secs",
-    "create_database",
-    "retry_initial_ms",
-    "retry_max_secs",
-    "host_tag",
-];
+/// The section as the SDK deserialises it: the keys this module reads, each still as
+/// JSON (`null` is absent) so [`Config::from_section`] checks types and ranges itself
+/// and its errors name the key and what it accepts.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+pub struct Section {
+    pub url: Option<Value>,
+    pub database: Option<Value>,
+    pub username: Option<Value>,
+    pub password: Option<Value>,
+    pub retention_policy: Option<Value>,
+    pub interval_secs: Option<Value>,
+    pub batch_size: Option<Value>,
+    pub buffer_capacity: Option<Value>,
+    pub timeout_secs: Option<Value>,
+    pub create_database: Option<Value>,
+    pub retry_initial_ms: Option<Value>,
+    pub retry_max_secs: Option<Value>,
+    pub host_tag: Option<Value>,
+}
+
+/// Hand-written: the section holds the credentials.
+impl std::fmt::Debug for Section {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Section { .. }")
+    }
+}
 
 #[derive(Clone)]
 pub struct Config {
@@ -74,47 +86,39 @@ impl std::fmt::Debug for Config {
 }
 
 impl Config {
-    /// Parses and validates the section. Returns the config and the unknown keys.
-    pub fn from_json(value: &Value, default_host: &str) -> Result<(Self, Vec<String>), String> {
-        let empty = Map::new();
-        let map = match value {
-            Value::Null => &empty,
-            Value::Object(map) => map,
-            other => return Err(format!("{SECTION}: expected an object, got {}", kind(other))),
-        };
-        let unknown = map.keys().filter(|k| !KEYS.contains(&k.as_str())).cloned().collect();
-        let get = |key: &str| map.get(key).filter(|v| !v.is_null());
-
-        let url = string(get("url"), "url")?.unwrap_or_else(|| "http://127.0.0.1:8086".into());
+    /// Validates the section.
+    pub fn from_section(section: &Section, default_host: &str) -> Result<Self, String> {
+        let s = section;
+        let url = string(s.url.as_ref(), "url")?.unwrap_or_else(|| "http://127.0.0.1:8086".into());
         let endpoint = Endpoint::parse(&url).map_err(|e| format!("{SECTION}.url: {e}"))?;
-        let database = string(get("database"), "database")?.unwrap_or_else(|| "apollo".into());
+        let database = string(s.database.as_ref(), "database")?.unwrap_or_else(|| "apollo".into());
         if database.is_empty() {
             return Err(format!("{SECTION}.database: must not be empty"));
         }
-        let credentials = match (string(get("username"), "username")?, string(get("password"), "password")?) {
+        let credentials = match (string(s.username.as_ref(), "username")?, string(s.password.as_ref(), "password")?) {
             (None, None) => None,
             (Some(username), password) if !username.is_empty() => {
                 Some(Credentials { username, password: password.unwrap_or_default() })
             }
             _ => return Err(format!("{SECTION}.username: required (and not empty) when a password is set")),
         };
-        let retention_policy = string(get("retention_policy"), "retention_policy")?.filter(|rp| !rp.is_empty());
-        let host_tag = string(get("host_tag"), "host_tag")?.unwrap_or_else(|| default_host.to_string());
+        let retention_policy = string(s.retention_policy.as_ref(), "retention_policy")?.filter(|rp| !rp.is_empty());
+        let host_tag = string(s.host_tag.as_ref(), "host_tag")?.unwrap_or_else(|| default_host.to_string());
         if host_tag.is_empty() {
             return Err(format!("{SECTION}.host_tag: must not be empty"));
         }
-        let interval_secs = integer(get("interval_secs"), "interval_secs", 1, 3600)?.unwrap_or(10);
-        let batch_size = integer(get("batch_size"), "batch_size", 1, 100_000)?.unwrap_or(5000);
-        let buffer_capacity = integer(get("buffer_capacity"), "buffer_capacity", 1, 10_000_000)?.unwrap_or(100_000);
-        let timeout_secs = integer(get("timeout_secs"), "timeout_secs", 1, 300)?.unwrap_or(5);
-        let retry_initial_ms = integer(get("retry_initial_ms"), "retry_initial_ms", 10, 60_000)?.unwrap_or(500);
-        let retry_max_secs = integer(get("retry_max_secs"), "retry_max_secs", 1, 3600)?.unwrap_or(30);
+        let interval_secs = integer(s.interval_secs.as_ref(), "interval_secs", 1, 3600)?.unwrap_or(10);
+        let batch_size = integer(s.batch_size.as_ref(), "batch_size", 1, 100_000)?.unwrap_or(5000);
+        let buffer_capacity = integer(s.buffer_capacity.as_ref(), "buffer_capacity", 1, 10_000_000)?.unwrap_or(100_000);
+        let timeout_secs = integer(s.timeout_secs.as_ref(), "timeout_secs", 1, 300)?.unwrap_or(5);
+        let retry_initial_ms = integer(s.retry_initial_ms.as_ref(), "retry_initial_ms", 10, 60_000)?.unwrap_or(500);
+        let retry_max_secs = integer(s.retry_max_secs.as_ref(), "retry_max_secs", 1, 3600)?.unwrap_or(30);
         if retry_max_secs * 1000 < retry_initial_ms {
             return Err(format!(
                 "{SECTION}.retry_max_secs: must be at least retry_initial_ms ({retry_initial_ms} ms), got {retry_max_secs} s"
             ));
         }
-        let create_database = match get("create_database") {
+        let create_database = match s.create_database.as_ref() {
             None => true,
             Some(Value::Bool(b)) => *b,
             Some(other) => {
@@ -135,7 +139,7 @@ impl Config {
             retry_max: Duration::from_secs(retry_max_secs),
             host_tag,
         };
-        Ok((config, unknown))
+        Ok(config)
     }
 
     /// What `GET /status` shows: everything but the credentials, of which only their
@@ -192,8 +196,11 @@ fn integer(v: Option<&Value>, key: &str, min: u64, max: u64) -> Result<Option<u6
 mod tests {
     use super::*;
 
+    /// As the SDK hands the section over (`null` is the default), then validated.
     fn parse(v: Value) -> Result<Config, String> {
-        Config::from_json(&v, "box").map(|(c, _)| c)
+        let section =
+            if v.is_null() { Section::default() } else { serde_json::from_value(v).map_err(|e| e.to_string())? };
+        Config::from_section(&section, "box")
     }
 
     #[test]
@@ -220,18 +227,11 @@ mod tests {
             (json!({"password": "x"}), "modules.config.influx.username"),
             (json!({"create_database": "yes"}), "modules.config.influx.create_database"),
             (json!({"retry_initial_ms": 5000, "retry_max_secs": 2}), "modules.config.influx.retry_max_secs"),
-            (json!([1]), "modules.config.influx: expected an object"),
         ];
         for (v, key) in cases {
             let e = parse(v.clone()).unwrap_err();
             assert!(e.starts_with(key), "{v}: {e}");
         }
-    }
-
-    #[test]
-    fn unknown_keys_are_reported_not_refused() {
-        let (_, unknown) = Config::from_json(&json!({"pasword": "x", "database": "d"}), "h").unwrap();
-        assert_eq!(unknown, ["pasword"]);
     }
 
     #[test]

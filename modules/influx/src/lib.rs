@@ -36,11 +36,11 @@ use std::time::Duration;
 
 use plugin_api::tokio::sync::{Notify, mpsc, oneshot, watch};
 use plugin_api::tokio::{self, task::JoinHandle};
-use plugin_api::{Host, Module, Request, Response, Route, export_module};
+use plugin_api::{HandlerResult, Host, Module, ModuleError, Request, Response, Route, Routes, export_module};
 
 use crate::backoff::Backoff;
 use crate::collect::Collector;
-use crate::config::Config;
+use crate::config::{Config, Section};
 use crate::influx::Client;
 use crate::procfs::ProcFs;
 use crate::query::SeriesRequest;
@@ -63,23 +63,29 @@ impl Module for Influx {
     const NAME: &'static str = "influx";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str = "Host and per-service stats written to InfluxDB 1.x, read back as chart series";
+    type Config = Section;
 
-    fn routes() -> Vec<Route> {
-        vec![
-            Route::get("/status", "Writer state: buffered, dropped, written, last error (config without credentials)"),
-            Route::get("/series/{service}", "A service's series: ?field=&from=&to=&every=&agg=&instance="),
-            Route::get("/host/series", "The host's series: ?field=&from=&to=&every=&agg="),
-            Route::post("/flush", "Write the buffered points now"),
-        ]
+    fn routes() -> Routes<Self> {
+        Routes::new()
+            .add(
+                Route::get(
+                    "/status",
+                    "Writer state: buffered, dropped, written, last error (config without credentials)",
+                ),
+                Self::status,
+            )
+            .add(
+                Route::get("/series/{service}", "A service's series: ?field=&from=&to=&every=&agg=&instance="),
+                Self::service_series,
+            )
+            .add(Route::get("/host/series", "The host's series: ?field=&from=&to=&every=&agg="), Self::host_series)
+            .add(Route::post("/flush", "Write the buffered points now"), Self::flush)
     }
 
-    fn init(host: Host, config: serde_json::Value) -> Result<Self, String> {
+    fn init(host: Host, section: Section) -> Result<Self, ModuleError> {
         let fs = ProcFs::default();
         let hostname = fs.hostname().unwrap_or_else(|| "localhost".into());
-        let (config, unknown) = Config::from_json(&config, &hostname)?;
-        for key in unknown {
-            host.warn(&format!("modules.config.influx.{key}: unknown key, ignored"));
-        }
+        let config = Config::from_section(&section, &hostname).map_err(ModuleError::bad_request)?;
         let client = Client::new(&config);
         let shared = Arc::new(Shared::new(config.buffer_capacity));
         let wake = Arc::new(Notify::new());
@@ -116,16 +122,6 @@ impl Module for Influx {
         Ok(Self { config, client, shared, flushes, stop, tasks: Mutex::new(tasks) })
     }
 
-    async fn handle(&self, req: Request) -> Response {
-        match (req.method.as_str(), req.route.as_str()) {
-            ("GET", "/status") => self.status(),
-            ("GET", "/series/{service}") => self.series(&req, req.param("service")).await,
-            ("GET", "/host/series") => self.series(&req, None).await,
-            ("POST", "/flush") => self.flush().await,
-            _ => Response::not_found(),
-        }
-    }
-
     /// Unhealthy while writes are failing: the points are piling up in the buffer.
     fn health(&self) -> Result<String, String> {
         let s = self.shared.lock();
@@ -153,34 +149,43 @@ impl Module for Influx {
     }
 }
 
+/// The handlers.
 impl Influx {
-    fn status(&self) -> Response {
+    async fn status(self: Arc<Self>, _req: Request) -> HandlerResult {
         let mut status = self.shared.status();
         status["config"] = self.config.public();
-        Response::json(&status)
+        Ok(Response::json(&status))
     }
 
-    async fn series(&self, req: &Request, service: Option<&str>) -> Response {
-        let interval_ms = self.config.interval.as_millis() as i64;
-        let request = match SeriesRequest::parse(service, |k| req.query_param(k), now_ms(), interval_ms) {
-            Ok(r) => r,
-            Err(message) => return Response::error(400, "bad_request", &message),
-        };
-        let q = request.influxql(&self.config.host_tag, self.config.retention_policy.as_deref());
-        match self.client.query(&q).await {
-            Ok(result) => Response::json(&request.answer(&result)),
-            Err(message) => Response::error(502, "influx_unavailable", &message),
-        }
+    async fn service_series(self: Arc<Self>, req: Request) -> HandlerResult {
+        self.series(&req, Some(req.required_param("service")?)).await
     }
 
-    async fn flush(&self) -> Response {
+    async fn host_series(self: Arc<Self>, req: Request) -> HandlerResult {
+        self.series(&req, None).await
+    }
+
+    async fn flush(self: Arc<Self>, _req: Request) -> HandlerResult {
         let (reply, answer) = oneshot::channel();
         if self.flushes.send(reply).await.is_err() {
-            return Response::error(503, "unavailable", "the writer has stopped");
+            return Err(ModuleError::unavailable("the writer has stopped"));
         }
         match answer.await {
-            Ok(outcome) => Response::json(&outcome),
-            Err(_) => Response::error(503, "unavailable", "the writer stopped before answering"),
+            Ok(outcome) => Ok(Response::json(&outcome)),
+            Err(_) => Err(ModuleError::unavailable("the writer stopped before answering")),
+        }
+    }
+}
+
+impl Influx {
+    async fn series(&self, req: &Request, service: Option<&str>) -> HandlerResult {
+        let interval_ms = self.config.interval.as_millis() as i64;
+        let request = SeriesRequest::parse(service, |k| req.query_param(k), now_ms(), interval_ms)
+            .map_err(ModuleError::bad_request)?;
+        let q = request.influxql(&self.config.host_tag, self.config.retention_policy.as_deref());
+        match self.client.query(&q).await {
+            Ok(result) => Ok(Response::json(&request.answer(&result))),
+            Err(message) => Err(ModuleError::new(502, "influx_unavailable", message)),
         }
     }
 }
@@ -189,14 +194,52 @@ export_module!(Influx);
 
 #[cfg(test)]
 mod tests {
+    use plugin_api::testing::{TestHost, TestRequest};
+    use serde_json::{Value, json};
+
     use super::*;
 
     #[test]
     fn routes_are_unique() {
         let routes = Influx::routes();
-        let mut keys: Vec<_> = routes.iter().map(|r| (r.method, r.path)).collect();
+        let mut keys: Vec<_> = routes.list().map(|r| (r.method, r.path)).collect();
         keys.sort_unstable();
         keys.dedup();
-        assert_eq!(keys.len(), routes.len());
+        assert_eq!(keys.len(), routes.list().count());
+    }
+
+    /// Nothing listens on port 1: the writer's attempts fail at once, and no test
+    /// below waits for them.
+    fn config() -> Value {
+        json!({"url": "http://127.0.0.1:1", "username": "writer-name", "password": "hunter2-secret", "interval_secs": 3600})
+    }
+
+    #[tokio::test(crate = "plugin_api::tokio")]
+    async fn status_without_credentials_and_unknown_keys_warned() {
+        let host = TestHost::new();
+        let mut config = config();
+        config["pasword"] = json!("x");
+        let influx = host.start::<Influx>(config).unwrap();
+        assert!(host.logs().iter().any(|(_, line)| line.contains("pasword")), "{:?}", host.logs());
+        let status = influx.call(TestRequest::get("/status")).await;
+        assert_eq!(status.status, 200);
+        let text = String::from_utf8(status.body).unwrap();
+        assert!(!text.contains("hunter2-secret") && !text.contains("writer-name"), "{text}");
+        let body: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!((&body["config"]["authenticated"], &body["config"]["interval_secs"]), (&json!(true), &json!(3600)));
+    }
+
+    #[tokio::test(crate = "plugin_api::tokio")]
+    async fn bad_series_parameters_are_a_400_and_a_bad_config_refuses_the_load() {
+        let host = TestHost::new();
+        let influx = host.start::<Influx>(config()).unwrap();
+        let bad = influx.call(TestRequest::get("/series/api?field=bogus")).await;
+        assert_eq!(bad.status, 400);
+        let body: Value = serde_json::from_slice(&bad.body).unwrap();
+        assert_eq!(body["error"]["code"], "bad_request");
+        assert!(body["error"]["message"].as_str().unwrap().starts_with("field must be one of"), "{body}");
+
+        let refused = TestHost::new().start::<Influx>(json!({"interval_secs": 0})).unwrap_err();
+        assert!(refused.message.starts_with("modules.config.influx.interval_secs: expected an integer"), "{refused}");
     }
 }

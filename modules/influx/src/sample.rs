@@ -15,8 +15,6 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use serde_json::Value;
-
 use crate::line::Point;
 use crate::procfs::{CLK_TCK, CpuTicks, ProcFs, ProcessStat, round2};
 
@@ -39,42 +37,37 @@ pub struct ServiceInfo {
     pub name: String,
     pub state: String,
     pub restarts: i64,
-    pub health_failures: i64,
+    /// `None`: the host's service list (plugin-api's `ServiceInfo`) does not carry it,
+    /// and the field is left out of the point rather than written as 0.
+    pub health_failures: Option<i64>,
     /// `(instance number, pid)` of instances that have a pid.
     pub pids: Vec<(u64, i32)>,
 }
 
-/// Reads the host's service list tolerantly: a missing field is a default, never an
-/// error, so a host with more or fewer fields still works.
-pub fn parse_services(services: &Value) -> Vec<ServiceInfo> {
-    let Some(list) = services.as_array() else { return Vec::new() };
-    let pid = |v: &Value| v.as_i64().and_then(|p| i32::try_from(p).ok()).filter(|p| *p > 0);
-    list.iter()
-        .filter_map(|s| {
-            let mut pids: Vec<(u64, i32)> = s["instances"]
-                .as_array()
-                .map(|l| {
-                    l.iter()
-                        .enumerate()
-                        .filter_map(|(i, inst)| {
-                            Some((inst["instance"].as_u64().unwrap_or(i as u64), pid(&inst["pid"])?))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
+/// The host's service list (`Host::services`, read tolerantly by the SDK: a missing
+/// field is a default) as written here: a service without a name is skipped, an empty
+/// state is `unknown`, and pids that are not positive count as none.
+pub fn services_from(services: &[plugin_api::ServiceInfo]) -> Vec<ServiceInfo> {
+    let pid = |p: Option<i32>| p.filter(|p| *p > 0);
+    services
+        .iter()
+        .filter(|s| !s.name.is_empty())
+        .map(|s| {
+            let mut pids: Vec<(u64, i32)> =
+                s.instances.iter().filter_map(|inst| Some((u64::from(inst.instance), pid(inst.pid)?))).collect();
             // Script-managed services report one pid and no instance list.
             if pids.is_empty()
-                && let Some(p) = pid(&s["pid"])
+                && let Some(p) = pid(s.pid)
             {
                 pids.push((0, p));
             }
-            Some(ServiceInfo {
-                name: s["name"].as_str()?.to_string(),
-                state: s["state"].as_str().unwrap_or("unknown").to_string(),
-                restarts: s["restarts"].as_i64().unwrap_or(0),
-                health_failures: s["health_failures"].as_i64().unwrap_or(0),
+            ServiceInfo {
+                name: s.name.clone(),
+                state: if s.state.is_empty() { "unknown".to_string() } else { s.state.clone() },
+                restarts: i64::from(s.restarts),
+                health_failures: None,
                 pids,
-            })
+            }
         })
         .collect()
 }
@@ -130,7 +123,7 @@ impl Sampler {
                     .int("up", Some(i64::from(!live.is_empty())))
                     .int("instances_running", Some(live.len() as i64))
                     .int("restarts", Some(service.restarts))
-                    .int("health_failures", Some(service.health_failures))
+                    .int("health_failures", service.health_failures)
                     .float("cpu_percent", cpu)
                     .int("rss_bytes", Some(saturating_i64(live.iter().filter_map(|l| l.4).sum())))
                     .int("threads", Some(saturating_i64(live.iter().map(|l| l.2.threads).sum()))),
@@ -197,7 +190,8 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn parses_the_hosts_service_list() {
+    fn reads_the_hosts_service_list() {
+        // What the host sends, read the way `Host::services` reads it.
         let v = json!([
             {"name": "api", "state": "running", "mode": "supervised", "pid": 41, "restarts": 2, "health_failures": 1,
              "instances": [{"instance": 0, "pid": 41}, {"instance": 1, "pid": null}, {"instance": 2, "pid": 43}]},
@@ -205,13 +199,14 @@ mod tests {
             {"name": "off", "state": "stopped", "pid": null},
             {"state": "nameless"}
         ]);
-        let s = parse_services(&v);
+        let infos: Vec<plugin_api::ServiceInfo> = serde_json::from_value(v).unwrap();
+        let s = services_from(&infos);
         assert_eq!(s.len(), 3);
         assert_eq!(s[0].pids, [(0, 41), (2, 43)]);
-        assert_eq!((s[0].restarts, s[0].health_failures), (2, 1));
+        assert_eq!((s[0].restarts, s[0].health_failures), (2, None));
         assert_eq!(s[1].pids, [(0, 77)]);
         assert!(s[2].pids.is_empty());
-        assert!(parse_services(&Value::Null).is_empty());
+        assert!(services_from(&[]).is_empty());
     }
 
     #[test]
@@ -222,10 +217,16 @@ mod tests {
                 name: "me".into(),
                 state: "running".into(),
                 restarts: 3,
-                health_failures: 0,
+                health_failures: Some(0),
                 pids: vec![(0, me)],
             },
-            ServiceInfo { name: "off".into(), state: "stopped".into(), restarts: 0, health_failures: 0, pids: vec![] },
+            ServiceInfo {
+                name: "off".into(),
+                state: "stopped".into(),
+                restarts: 0,
+                health_failures: None,
+                pids: vec![],
+            },
         ];
         let mut sampler = Sampler::new(ProcFs::default(), "box".into());
         let first = sampler.sample(&services, 1000);
@@ -236,6 +237,8 @@ mod tests {
         assert!(!lines[0].contains("cpu_busy_percent"), "no CPU figure from one reading: {}", lines[0]);
         assert!(lines[1].starts_with("apollo_instance,host=box,instance=0,service=me "), "{}", lines[1]);
         assert!(lines[2].contains("state=\"running\",up=1i,instances_running=1i,restarts=3i"), "{}", lines[2]);
+        assert!(lines[2].contains("health_failures=0i"), "{}", lines[2]);
+        assert!(!lines[3].contains("health_failures"), "unknown is left out, not 0: {}", lines[3]);
         assert!(!lines[2].contains("cpu_percent"), "{}", lines[2]);
         assert!(lines[3].contains("up=0i,instances_running=0i") && lines[3].contains("cpu_percent=0,rss_bytes=0i"));
         std::thread::sleep(std::time::Duration::from_millis(30));

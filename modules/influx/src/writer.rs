@@ -300,14 +300,12 @@ mod tests {
     }
 
     fn writer(port: u16, points: usize) -> Writer {
-        let (config, _) = Config::from_json(
-            &serde_json::json!({
-                "url": format!("http://127.0.0.1:{port}"), "database": "db one", "retention_policy": "rp",
-                "username": "u", "password": "p", "batch_size": 2, "create_database": false, "timeout_secs": 2
-            }),
-            "h",
-        )
+        let section = serde_json::from_value(serde_json::json!({
+            "url": format!("http://127.0.0.1:{port}"), "database": "db one", "retention_policy": "rp",
+            "username": "u", "password": "p", "batch_size": 2, "create_database": false, "timeout_secs": 2
+        }))
         .unwrap();
+        let config = Config::from_section(&section, "h").unwrap();
         let shared = Arc::new(Shared::new(100));
         for i in 0..points {
             shared.lock().buffer.push(format!("m v={i}i {i}"));

@@ -32,10 +32,12 @@ mod procfs;
 mod services;
 mod system;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use plugin_api::tokio;
-use plugin_api::{Host, Module, Request, Response, Route, export_module};
+use plugin_api::{HandlerResult, Host, Module, ModuleError, Request, Response, Route, Routes, export_module};
+use serde::Deserialize;
 use serde_json::json;
 
 use crate::procfs::ProcFs;
@@ -46,6 +48,14 @@ use crate::system::CpuReport;
 const DEFAULT_TOP: usize = 10;
 const MAX_TOP: usize = 100;
 const DEFAULT_SAMPLE: Duration = Duration::from_millis(200);
+
+/// `modules.config.sys`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Milliseconds between the two CPU samples (clamped to 10..=5000; default 200).
+    pub sample_ms: Option<u64>,
+}
 
 #[derive(Debug)]
 pub struct Sys {
@@ -59,24 +69,26 @@ impl Module for Sys {
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     const DESCRIPTION: &'static str =
         "System indicators (CPU, load, memory, disks, network, processes) and per-service process stats";
+    type Config = Config;
 
-    fn routes() -> Vec<Route> {
-        vec![
-            Route::get("/system", "All system indicators in one object"),
-            Route::get("/system/cpu", "CPU busy percent, total and per core (two samples ~200 ms apart)"),
-            Route::get("/system/load", "Load averages"),
-            Route::get("/system/memory", "RAM and swap"),
-            Route::get("/system/disks", "Mounted filesystems and per-device I/O counters"),
-            Route::get("/system/network", "Per-interface traffic counters"),
-            Route::get("/system/processes", "Top processes by RSS and by CPU time (?limit=N)"),
-            Route::get("/services", "Process stats of every registered service"),
-            Route::get("/services/{name}", "Process stats of one service"),
-        ]
+    fn routes() -> Routes<Self> {
+        Routes::new()
+            .add(Route::get("/system", "All system indicators in one object"), Self::system)
+            .add(
+                Route::get("/system/cpu", "CPU busy percent, total and per core (two samples ~200 ms apart)"),
+                Self::cpu,
+            )
+            .add(Route::get("/system/load", "Load averages"), Self::load)
+            .add(Route::get("/system/memory", "RAM and swap"), Self::memory)
+            .add(Route::get("/system/disks", "Mounted filesystems and per-device I/O counters"), Self::disks)
+            .add(Route::get("/system/network", "Per-interface traffic counters"), Self::network)
+            .add(Route::get("/system/processes", "Top processes by RSS and by CPU time (?limit=N)"), Self::processes)
+            .add(Route::get("/services", "Process stats of every registered service"), Self::services)
+            .add(Route::get("/services/{name}", "Process stats of one service"), Self::service)
     }
 
-    fn init(host: Host, config: serde_json::Value) -> Result<Self, String> {
-        let sample =
-            config["sample_ms"].as_u64().map_or(DEFAULT_SAMPLE, |ms| Duration::from_millis(ms.clamp(10, 5000)));
+    fn init(host: Host, config: Config) -> Result<Self, ModuleError> {
+        let sample = config.sample_ms.map_or(DEFAULT_SAMPLE, |ms| Duration::from_millis(ms.clamp(10, 5000)));
         let fs = ProcFs::default();
         // Not fatal: the module still answers, with the figures it can read.
         if fs.stat().is_none() {
@@ -85,54 +97,74 @@ impl Module for Sys {
         host.info(&format!("module-sys {} ready (CPU sample {} ms)", Self::VERSION, sample.as_millis()));
         Ok(Self { host, fs, sample })
     }
+}
 
-    async fn handle(&self, req: Request) -> Response {
-        let result = match req.route.as_str() {
-            "/system" => self.system().await,
-            "/system/cpu" => self.cpu().await.map_or_else(|| Err(unavailable("/proc/stat")), |c| json_of(&c)),
-            "/system/load" => {
-                let cores = self.fs.stat().map(|s| s.cores.len());
-                match self.fs.loadavg() {
-                    Some(l) => json_of(&system::load_report(&l, cores)),
-                    None => Err(unavailable("/proc/loadavg")),
-                }
-            }
-            "/system/memory" => match self.fs.meminfo() {
-                Some(m) => json_of(&system::memory_report(&m)),
-                None => Err(unavailable("/proc/meminfo")),
-            },
-            "/system/disks" => self.blocking(|fs| system::disks(&fs)).await.and_then(|d| json_of(&d)),
-            "/system/network" => json_of(&system::network(self.fs.net_dev())),
-            "/system/processes" => match limit(&req) {
-                Ok(limit) => self.blocking(move |fs| system::processes(&fs, limit)).await.and_then(|p| json_of(&p)),
-                Err(bad) => Err(bad),
-            },
-            "/services" => {
-                let all = services::parse_services(&self.host.services());
-                self.service_reports(all)
-                    .await
-                    .map(|s| Response::json(&json!({ "services": s, "sample_ms": self.sample.as_millis() as u64 })))
-            }
-            "/services/{name}" => {
-                let name = req.param("name").unwrap_or_default();
-                let all = services::parse_services(&self.host.services());
-                match all.into_iter().find(|s| s.name == name) {
-                    Some(entry) => self.service_reports(vec![entry]).await.and_then(|mut s| match s.pop() {
-                        Some(one) => json_of(&one),
-                        None => Err(Response::error(500, "internal", "no report for the service")),
-                    }),
-                    None => Err(Response::error(404, "not_found", &format!("no service named {name:?}"))),
-                }
-            }
-            _ => Err(Response::not_found()),
-        };
-        result.unwrap_or_else(|error| error)
+/// The handlers.
+impl Sys {
+    /// The CPU sample and the rest of the snapshot run at the same time: the answer
+    /// takes about one sampling interval, not the interval plus the process scan.
+    async fn system(self: Arc<Self>, _req: Request) -> HandlerResult {
+        let snapshot = self.blocking(|fs| system::snapshot(&fs, DEFAULT_TOP));
+        let (cpu, snapshot) = tokio::join!(self.cpu_sample(), snapshot);
+        let mut report = snapshot?;
+        report.cpu = cpu;
+        Ok(Response::json(&report))
+    }
+
+    async fn cpu(self: Arc<Self>, _req: Request) -> HandlerResult {
+        let report = self.cpu_sample().await.ok_or_else(|| unavailable("/proc/stat"))?;
+        Ok(Response::json(&report))
+    }
+
+    async fn load(self: Arc<Self>, _req: Request) -> HandlerResult {
+        let cores = self.fs.stat().map(|s| s.cores.len());
+        let load = self.fs.loadavg().ok_or_else(|| unavailable("/proc/loadavg"))?;
+        Ok(Response::json(&system::load_report(&load, cores)))
+    }
+
+    async fn memory(self: Arc<Self>, _req: Request) -> HandlerResult {
+        let memory = self.fs.meminfo().ok_or_else(|| unavailable("/proc/meminfo"))?;
+        Ok(Response::json(&system::memory_report(&memory)))
+    }
+
+    async fn disks(self: Arc<Self>, _req: Request) -> HandlerResult {
+        Ok(Response::json(&self.blocking(|fs| system::disks(&fs)).await?))
+    }
+
+    async fn network(self: Arc<Self>, _req: Request) -> HandlerResult {
+        Ok(Response::json(&system::network(self.fs.net_dev())))
+    }
+
+    async fn processes(self: Arc<Self>, req: Request) -> HandlerResult {
+        let limit = limit(&req)?;
+        Ok(Response::json(&self.blocking(move |fs| system::processes(&fs, limit)).await?))
+    }
+
+    async fn services(self: Arc<Self>, _req: Request) -> HandlerResult {
+        let all = services::service_entries(&self.host.services());
+        let reports = self.service_reports(all).await?;
+        Ok(Response::json(&json!({ "services": reports, "sample_ms": self.sample.as_millis() as u64 })))
+    }
+
+    async fn service(self: Arc<Self>, req: Request) -> HandlerResult {
+        let name = req.required_param("name")?;
+        let all = services::service_entries(&self.host.services());
+        let entry = all
+            .into_iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| ModuleError::not_found(format!("no service named {name:?}")))?;
+        let one = self
+            .service_reports(vec![entry])
+            .await?
+            .pop()
+            .ok_or_else(|| ModuleError::internal("no report for the service"))?;
+        Ok(Response::json(&one))
     }
 }
 
 impl Sys {
     /// Runs `/proc` reads on the blocking pool (see the crate doc).
-    async fn blocking<T, F>(&self, f: F) -> Result<T, Response>
+    async fn blocking<T, F>(&self, f: F) -> Result<T, ModuleError>
     where
         T: Send + 'static,
         F: FnOnce(ProcFs) -> T + Send + 'static,
@@ -140,12 +172,12 @@ impl Sys {
         let fs = self.fs.clone();
         tokio::task::spawn_blocking(move || f(fs))
             .await
-            .map_err(|e| Response::error(500, "internal", &format!("reading /proc failed: {e}")))
+            .map_err(|e| ModuleError::internal(format!("reading /proc failed: {e}")))
     }
 
     /// Two `/proc/stat` samples, `sample` apart. The interval reported is the one
     /// measured, which a busy runtime may stretch.
-    async fn cpu(&self) -> Option<CpuReport> {
+    async fn cpu_sample(&self) -> Option<CpuReport> {
         let before = self.fs.stat()?;
         let started = Instant::now();
         tokio::time::sleep(self.sample).await;
@@ -153,19 +185,9 @@ impl Sys {
         Some(system::cpu_report(&before, &after, started.elapsed()))
     }
 
-    /// The CPU sample and the rest of the snapshot run at the same time: the answer
-    /// takes about one sampling interval, not the interval plus the process scan.
-    async fn system(&self) -> Result<Response, Response> {
-        let snapshot = self.blocking(|fs| system::snapshot(&fs, DEFAULT_TOP));
-        let (cpu, snapshot) = tokio::join!(self.cpu(), snapshot);
-        let mut report = snapshot?;
-        report.cpu = cpu;
-        json_of(&report)
-    }
-
     /// Samples every pid of `entries` twice, one interval apart. With no pid at all
     /// there is nothing to wait for.
-    async fn service_reports(&self, entries: Vec<ServiceEntry>) -> Result<Vec<ServiceReport>, Response> {
+    async fn service_reports(&self, entries: Vec<ServiceEntry>) -> Result<Vec<ServiceReport>, ModuleError> {
         let pids = services::pids(&entries);
         let first = pids.clone();
         let before = self.blocking(move |fs| services::sample(&fs, &first)).await?;
@@ -180,25 +202,17 @@ impl Sys {
     }
 }
 
-fn json_of<T: serde::Serialize>(value: &T) -> Result<Response, Response> {
-    Ok(Response::json(value))
-}
-
-fn unavailable(file: &str) -> Response {
-    Response::error(503, "unavailable", &format!("cannot read {file} on this host"))
+fn unavailable(file: &str) -> ModuleError {
+    ModuleError::unavailable(format!("cannot read {file} on this host"))
 }
 
 /// `?limit=N`: 1..=100, default 10; anything else is a 400 saying what is accepted.
-fn limit(req: &Request) -> Result<usize, Response> {
+fn limit(req: &Request) -> Result<usize, ModuleError> {
     match req.query_param("limit") {
         None => Ok(DEFAULT_TOP),
         Some(v) => match v.parse::<usize>() {
             Ok(n) if (1..=MAX_TOP).contains(&n) => Ok(n),
-            _ => Err(Response::error(
-                400,
-                "bad_request",
-                &format!("limit must be a number from 1 to {MAX_TOP}, got {v:?}"),
-            )),
+            _ => Err(ModuleError::bad_request(format!("limit must be a number from 1 to {MAX_TOP}, got {v:?}"))),
         },
     }
 }
@@ -207,6 +221,9 @@ export_module!(Sys);
 
 #[cfg(test)]
 mod tests {
+    use plugin_api::ServiceInfo;
+    use plugin_api::testing::{TestHost, TestRequest};
+
     use super::*;
 
     fn with_query(query: &str) -> Request {
@@ -226,10 +243,52 @@ mod tests {
     #[test]
     fn routes_are_unique_and_all_get() {
         let routes = Sys::routes();
-        let mut paths: Vec<_> = routes.iter().map(|r| r.path).collect();
+        let mut paths: Vec<_> = routes.list().map(|r| r.path).collect();
         paths.sort_unstable();
         paths.dedup();
-        assert_eq!(paths.len(), routes.len());
-        assert!(routes.iter().all(|r| r.method == "GET"));
+        assert_eq!(paths.len(), routes.list().count());
+        assert!(routes.list().all(|r| r.method == "GET"));
+    }
+
+    fn canned() -> Vec<ServiceInfo> {
+        vec![ServiceInfo {
+            name: "idle".into(),
+            state: "stopped".into(),
+            mode: "supervised".into(),
+            ports: vec![8080],
+            ..ServiceInfo::default()
+        }]
+    }
+
+    #[tokio::test(crate = "plugin_api::tokio")]
+    async fn one_service_and_an_unknown_one() {
+        let host = TestHost::new();
+        host.set_services(canned());
+        let sys = host.start::<Sys>(json!({"sample_ms": 10})).unwrap();
+
+        let nope = sys.call(TestRequest::get("/services/nope")).await;
+        assert_eq!(nope.status, 404);
+        let body: serde_json::Value = serde_json::from_slice(&nope.body).unwrap();
+        assert_eq!(body, json!({"error": {"code": "not_found", "message": "no service named \"nope\""}}));
+
+        let idle = sys.call(TestRequest::get("/services/idle")).await;
+        assert_eq!(idle.status, 200);
+        let body: serde_json::Value = serde_json::from_slice(&idle.body).unwrap();
+        assert_eq!((&body["name"], &body["running"], &body["ports"]), (&json!("idle"), &json!(false), &json!([8080])));
+
+        let all = sys.call(TestRequest::get("/services")).await;
+        let body: serde_json::Value = serde_json::from_slice(&all.body).unwrap();
+        assert_eq!((body["services"].as_array().map(Vec::len), &body["sample_ms"]), (Some(1), &json!(10)));
+    }
+
+    #[tokio::test(crate = "plugin_api::tokio")]
+    async fn a_bad_limit_is_a_400_and_unknown_config_keys_are_warned() {
+        let host = TestHost::new();
+        let sys = host.start::<Sys>(json!({"sample_ms": 10, "sampel_ms": 5})).unwrap();
+        assert!(host.logs().iter().any(|(_, line)| line.contains("sampel_ms")), "{:?}", host.logs());
+        let bad = sys.call(TestRequest::get("/system/processes?limit=0")).await;
+        assert_eq!(bad.status, 400);
+        let body: serde_json::Value = serde_json::from_slice(&bad.body).unwrap();
+        assert_eq!(body["error"]["code"], "bad_request");
     }
 }

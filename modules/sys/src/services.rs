@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use plugin_api::ServiceInfo;
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::cpu::{process_percent, round2};
 use crate::procfs::{ProcFs, ProcStat};
@@ -23,38 +23,32 @@ pub struct ServiceEntry {
     pub instances: Vec<(u64, Option<i32>)>,
 }
 
-/// Reads the host's `[{"name","state","mode","pid","instances":[{"instance","pid"}],...}]`
-/// tolerantly: a field the host does not send is empty, never an error, so a newer
-/// host with more (or fewer) fields still works.
-pub fn parse_services(services: &Value) -> Vec<ServiceEntry> {
-    let Some(list) = services.as_array() else { return Vec::new() };
-    list.iter()
-        .filter_map(|s| {
-            let name = s["name"].as_str()?.to_string();
-            let pid = |v: &Value| v.as_i64().and_then(|p| i32::try_from(p).ok()).filter(|p| *p > 0);
-            let mut instances: Vec<(u64, Option<i32>)> = s["instances"]
-                .as_array()
-                .map(|list| {
-                    list.iter()
-                        .enumerate()
-                        .map(|(i, inst)| (inst["instance"].as_u64().unwrap_or(i as u64), pid(&inst["pid"])))
-                        .collect()
-                })
-                .unwrap_or_default();
+/// The host's services (`Host::services`) as this module uses them. The SDK reads the
+/// host's answer tolerantly (a field the host does not send is a default), so a newer
+/// host with more (or fewer) fields still works; a service without a name is skipped,
+/// an empty state is `unknown`, and pids that are not positive count as none.
+pub fn service_entries(services: &[ServiceInfo]) -> Vec<ServiceEntry> {
+    let pid = |p: Option<i32>| p.filter(|p| *p > 0);
+    services
+        .iter()
+        .filter(|s| !s.name.is_empty())
+        .map(|s| {
+            let mut instances: Vec<(u64, Option<i32>)> =
+                s.instances.iter().map(|inst| (u64::from(inst.instance), pid(inst.pid))).collect();
             // Script-managed services report one pid and no instance list.
             if instances.is_empty()
-                && let Some(p) = pid(&s["pid"])
+                && let Some(p) = pid(s.pid)
             {
                 instances.push((0, Some(p)));
             }
-            Some(ServiceEntry {
-                name,
-                state: s["state"].as_str().unwrap_or("unknown").to_string(),
-                mode: s["mode"].as_str().unwrap_or("").to_string(),
-                restarts: s["restarts"].as_u64().unwrap_or(0),
-                ports: s["ports"].as_array().map(|p| p.iter().filter_map(Value::as_u64).collect()).unwrap_or_default(),
+            ServiceEntry {
+                name: s.name.clone(),
+                state: if s.state.is_empty() { "unknown".to_string() } else { s.state.clone() },
+                mode: s.mode.clone(),
+                restarts: u64::from(s.restarts),
+                ports: s.ports.iter().map(|&p| u64::from(p)).collect(),
                 instances,
-            })
+            }
         })
         .collect()
 }
@@ -222,6 +216,7 @@ mod tests {
 
     #[test]
     fn parses_the_hosts_service_statuses() {
+        // What the host sends, read the way `Host::services` reads it.
         let v = json!([
             {"name": "api", "state": "running", "mode": "supervised", "pid": 41, "ports": [8080], "restarts": 2,
              "instances": [
@@ -232,14 +227,17 @@ mod tests {
             {"name": "off", "state": "stopped", "mode": "supervised", "pid": null, "instances": []},
             {"state": "nameless"}
         ]);
-        let s = parse_services(&v);
+        let infos: Vec<ServiceInfo> = serde_json::from_value(v).unwrap();
+        let s = service_entries(&infos);
         assert_eq!(s.len(), 3);
         assert_eq!(s[0].instances, [(0, Some(41)), (1, None)]);
         assert_eq!((s[0].restarts, s[0].ports.as_slice()), (2, &[8080u64][..]));
         assert_eq!(s[1].instances, [(0, Some(77))]);
         assert!(s[2].instances.is_empty());
         assert_eq!(pids(&s), [41, 77]);
-        assert!(parse_services(&Value::Null).is_empty());
+        assert!(service_entries(&[]).is_empty());
+        let stateless = ServiceInfo { name: "x".into(), ..ServiceInfo::default() };
+        assert_eq!(service_entries(&[stateless])[0].state, "unknown");
     }
 
     #[test]
