@@ -147,7 +147,12 @@ impl<M: Send + Sync + 'static> Routes<M> {
     }
 
     /// Starts the handler of route `index`; `None` for an index the module never declared.
-    pub(crate) fn call(&self, index: usize, module: Arc<M>, request: Request) -> Option<BoxFuture<'static, HandlerResult>> {
+    pub(crate) fn call(
+        &self,
+        index: usize,
+        module: Arc<M>,
+        request: Request,
+    ) -> Option<BoxFuture<'static, HandlerResult>> {
         self.entries.get(index).map(|(_, handler)| handler(module, request))
     }
 

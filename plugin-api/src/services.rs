@@ -32,6 +32,8 @@ pub struct ServiceInfo {
     pub ports: Vec<u16>,
     /// Restarts since the last operator start.
     pub restarts: u32,
+    /// Consecutive failed health checks.
+    pub health_failures: u32,
     /// The latest notable thing: last exit, script result, health error.
     pub message: String,
 }
@@ -46,23 +48,72 @@ impl ServiceInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Event {
-    ModelAdded { name: String, file: String },
-    ModelChanged { name: String, file: String },
-    ModelRemoved { name: String },
-    ModelProblem { file: String, message: String },
+    ModelAdded {
+        name: String,
+        file: String,
+    },
+    ModelChanged {
+        name: String,
+        file: String,
+    },
+    ModelRemoved {
+        name: String,
+    },
+    ModelProblem {
+        file: String,
+        message: String,
+    },
     /// A service changed state.
-    ServiceState { name: String, state: String, pid: Option<i32>, message: String },
-    RestartLimitReached { name: String, restarts: u32 },
-    HealthFailing { name: String, message: String },
+    ServiceState {
+        name: String,
+        state: String,
+        pid: Option<i32>,
+        message: String,
+    },
+    RestartLimitReached {
+        name: String,
+        restarts: u32,
+    },
+    HealthFailing {
+        name: String,
+        message: String,
+    },
     /// `outcome`: `loaded` or `failed`.
-    ModuleLoad { name: String, file: String, outcome: String, generation: u64 },
+    ModuleLoad {
+        name: String,
+        file: String,
+        outcome: String,
+        generation: u64,
+    },
     /// Published by a module (`payload` is its JSON text).
-    ModuleEvent { module: String, topic: String, payload: String },
-    TaskRun { task: String, trigger: String, result: String, message: String, duration_ms: u64 },
-    AlarmRaised { id: i64, alarm_kind: String, subject: String, severity: String, message: String },
-    AlarmResolved { id: i64, alarm_kind: String, subject: String },
+    ModuleEvent {
+        module: String,
+        topic: String,
+        payload: String,
+    },
+    TaskRun {
+        task: String,
+        trigger: String,
+        result: String,
+        message: String,
+        duration_ms: u64,
+    },
+    AlarmRaised {
+        id: i64,
+        alarm_kind: String,
+        subject: String,
+        severity: String,
+        message: String,
+    },
+    AlarmResolved {
+        id: i64,
+        alarm_kind: String,
+        subject: String,
+    },
     /// This module fell behind the bus and missed `missed` events (newer ones follow).
-    Lagged { missed: u64 },
+    Lagged {
+        missed: u64,
+    },
     /// The host is shutting the bus down.
     Closed,
     /// A kind this SDK does not know yet.

@@ -60,7 +60,10 @@ mod tests {
     fn rfc_2202_and_4231_vectors() {
         // RFC 2202 test case 2 and RFC 4231 test case 2.
         let sha1 = hmac_sha1(b"Jefe", b"what do ya want for nothing?");
-        assert_eq!(sha1.iter().map(|b| format!("{b:02x}")).collect::<String>(), "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79");
+        assert_eq!(
+            sha1.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79"
+        );
         let sha256 = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
         assert_eq!(
             sha256.iter().map(|b| format!("{b:02x}")).collect::<String>(),

@@ -36,7 +36,9 @@ impl Storage {
 
     async fn call(&self, request: serde_json::Value) -> Result<serde_json::Value, StorageError> {
         match self.transport.call(request.to_string()).await {
-            Ok(t) => serde_json::from_str(&t).map_err(|e| StorageError { code: "internal".into(), message: e.to_string() }),
+            Ok(t) => {
+                serde_json::from_str(&t).map_err(|e| StorageError { code: "internal".into(), message: e.to_string() })
+            }
             Err(t) => Err(serde_json::from_str(&t).unwrap_or(StorageError { code: "internal".into(), message: t })),
         }
     }
@@ -69,7 +71,9 @@ impl StorageTransport for MemoryStorage {
                 serde_json::json!({"version": version, "revision": version})
             }
             _ => match data.get(&key) {
-                Some((value, version)) => serde_json::json!({"key": key, "value": value, "version": version, "revision": version}),
+                Some((value, version)) => {
+                    serde_json::json!({"key": key, "value": value, "version": version, "revision": version})
+                }
                 None => serde_json::Value::Null,
             },
         };

@@ -112,8 +112,11 @@ impl Default for TestHost {
 
 impl TestHost {
     pub fn new() -> Self {
-        let api =
-            TestApi { state: Mutex::default(), event_ready: tokio::sync::Notify::new(), storage: MemoryStorage::default() };
+        let api = TestApi {
+            state: Mutex::default(),
+            event_ready: tokio::sync::Notify::new(),
+            storage: MemoryStorage::default(),
+        };
         Self { api: Arc::new(api) }
     }
 

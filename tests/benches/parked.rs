@@ -113,7 +113,11 @@ async fn bench(host: &Host, parked: usize) -> Result<()> {
         per(held.rss, open.rss) / per(open.rss, idle.rss).max(f64::EPSILON),
         held.threads as i64 - open.threads as i64
     );
-    println!("released {} waiters, all {parked} answered 200 in {:.0} ms", release["released"], release_time.as_secs_f64() * 1e3);
+    println!(
+        "released {} waiters, all {parked} answered 200 in {:.0} ms",
+        release["released"],
+        release_time.as_secs_f64() * 1e3
+    );
     Ok(())
 }
 

@@ -59,7 +59,9 @@ fn sign(secret: &str, timestamp: &str, target: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_public_route_verifies_a_signature_over_the_raw_target_and_sees_the_peer() {
-    let d = deployment(json!({"modules": {"config": {"hello": {"signing_secret": "s3cret", "allowed_peers": ["127.0.0.1"]}}}}));
+    let d = deployment(
+        json!({"modules": {"config": {"hello": {"signing_secret": "s3cret", "allowed_peers": ["127.0.0.1"]}}}}),
+    );
     let host = d.start().await;
     let addr = host.host.http_addr;
     // Encoded slash and an unsorted query: both are part of what the client signed.
@@ -72,7 +74,8 @@ async fn a_public_route_verifies_a_signature_over_the_raw_target_and_sees_the_pe
     assert_eq!(body["peer"], local.to_string(), "the peer address of this very connection");
 
     // The module refuses what its check refuses; the host's gate never saw a token.
-    let (status, body, _) = raw_get(addr, target, &[("X-Timestamp", &ts), ("X-Signature", &sign("wrong", &ts, target))]).await;
+    let (status, body, _) =
+        raw_get(addr, target, &[("X-Timestamp", &ts), ("X-Signature", &sign("wrong", &ts, target))]).await;
     assert_eq!((status, body["error"]["message"].as_str()), (401, Some("the signature does not match")));
     let decoded = sign("s3cret", &ts, "/api/module/hello/signed/a/b?y=2&x=1");
     let (status, _, _) = raw_get(addr, target, &[("X-Timestamp", &ts), ("X-Signature", &decoded)]).await;

@@ -171,7 +171,10 @@ async fn bad_modules_are_refused_with_one_line_each() {
     assert!(error("overlap.so").starts_with("module overlap: route /item/{name} conflicts"), "{}", error("overlap.so"));
     assert!(error("plain.so").starts_with("not an Apollo module"), "{}", error("plain.so"));
     let old = error("old_abi.so");
-    assert!(old.contains("built against plugin-api 0.1.0") && old.contains(plugin_api::ABI_VERSION), "names both versions: {old}");
+    assert!(
+        old.contains("built against plugin-api 0.1.0") && old.contains(plugin_api::ABI_VERSION),
+        "names both versions: {old}"
+    );
     assert!(listed["problems"].as_array().unwrap().iter().all(|p| !p["error"].as_str().unwrap().contains('\n')));
     // The good module next to them is in service.
     let greeted: Value = host.uds().get("/api/module/hello/greet/ada").await.unwrap();

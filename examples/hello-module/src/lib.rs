@@ -55,13 +55,22 @@ impl Module for Hello {
             .add(Route::get("/services", "The host's services"), Self::services)
             .add(Route::get("/panic", "Panics on purpose: the host answers 500 and keeps serving"), Self::panic)
             .add(Route::get("/ping", "The smallest answer (benchmark twin of GET /api/ping)"), Self::ping)
-            .add(Route::get("/sleep/{ms}", "Answers after ms milliseconds (meets the host's handler timeout)"), Self::sleep)
             .add(
-                Route::get("/long-poll/{ms}", "Answers after ms milliseconds, up to 90 s: a route with its own timeout")
-                    .timeout(Duration::from_secs(95)),
+                Route::get("/sleep/{ms}", "Answers after ms milliseconds (meets the host's handler timeout)"),
                 Self::sleep,
             )
-            .add(Route::get("/park", "Waits until POST /release (up to 10 min)").timeout(Duration::from_secs(600)), Self::park)
+            .add(
+                Route::get(
+                    "/long-poll/{ms}",
+                    "Answers after ms milliseconds, up to 90 s: a route with its own timeout",
+                )
+                .timeout(Duration::from_secs(95)),
+                Self::sleep,
+            )
+            .add(
+                Route::get("/park", "Waits until POST /release (up to 10 min)").timeout(Duration::from_secs(600)),
+                Self::park,
+            )
             .add(Route::post("/release", "Answers every parked request"), Self::release)
             .add(Route::get("/events/next", "The next host event of ?kind= (waits up to 10 s)"), Self::next_event)
             .add(

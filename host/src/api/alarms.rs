@@ -10,7 +10,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::ApiError;
-use crate::alarms::AlarmError;
 use crate::state::AppState;
 use crate::store::AlarmRecord;
 
@@ -25,14 +24,6 @@ pub struct AlarmQuery {
     pub state: Option<String>,
 }
 
-fn alarm_error(e: AlarmError) -> ApiError {
-    match e {
-        AlarmError::NotFound(_) => ApiError::NotFound(e.to_string()),
-        AlarmError::BadState(_) => ApiError::BadRequest(e.to_string()),
-        AlarmError::Store(s) => s.into(),
-    }
-}
-
 #[utoipa::path(get, path = "/api/alarms", tag = "alarms", params(AlarmQuery),
     responses((status = 200, description = "Alarms, most recently seen first", body = [AlarmRecord]),
         (status = 400, body = super::ErrorBody), (status = 401, body = super::ErrorBody)))]
@@ -40,14 +31,14 @@ pub async fn list_alarms(
     State(state): State<AppState>,
     Query(q): Query<AlarmQuery>,
 ) -> Result<Json<Vec<AlarmRecord>>, ApiError> {
-    state.alarms.list(q.state.as_deref()).await.map(Json).map_err(alarm_error)
+    state.alarms.list(q.state.as_deref()).await.map(Json).map_err(ApiError::from)
 }
 
 #[utoipa::path(get, path = "/api/alarms/{id}", tag = "alarms",
     params(("id" = i64, Path, description = "Alarm id")),
     responses((status = 200, body = AlarmRecord), (status = 404, body = super::ErrorBody), (status = 401, body = super::ErrorBody)))]
 pub async fn get_alarm(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<AlarmRecord>, ApiError> {
-    state.alarms.get(id).await.map(Json).map_err(alarm_error)
+    state.alarms.get(id).await.map(Json).map_err(ApiError::from)
 }
 
 #[utoipa::path(post, path = "/api/alarms/{id}/ack", tag = "alarms",
@@ -55,14 +46,14 @@ pub async fn get_alarm(State(state): State<AppState>, Path(id): Path<i64>) -> Re
     responses((status = 200, description = "Acknowledged; repeats still count on it until it resolves", body = AlarmRecord),
         (status = 404, body = super::ErrorBody), (status = 401, body = super::ErrorBody)))]
 pub async fn ack(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<AlarmRecord>, ApiError> {
-    state.alarms.ack(id).await.map(Json).map_err(alarm_error)
+    state.alarms.ack(id).await.map(Json).map_err(ApiError::from)
 }
 
 #[utoipa::path(delete, path = "/api/alarms/{id}", tag = "alarms",
     params(("id" = i64, Path, description = "Alarm id")),
     responses((status = 204, description = "Deleted"), (status = 404, body = super::ErrorBody), (status = 401, body = super::ErrorBody)))]
 pub async fn delete_alarm(State(state): State<AppState>, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
-    state.alarms.delete(id).await.map(|()| StatusCode::NO_CONTENT).map_err(alarm_error)
+    state.alarms.delete(id).await.map(|()| StatusCode::NO_CONTENT).map_err(ApiError::from)
 }
 
 #[cfg(test)]

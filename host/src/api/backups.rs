@@ -30,20 +30,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(restore))
 }
 
-fn backup_error(e: BackupError) -> ApiError {
-    match e {
-        BackupError::BadId(_) | BackupError::Refused { .. } => ApiError::BadRequest(e.to_string()),
-        BackupError::NotFound(_) => ApiError::NotFound(e.to_string()),
-        BackupError::Busy | BackupError::Conflict(_) => ApiError::Conflict(e.to_string()),
-        BackupError::Io { .. } | BackupError::Store(_) | BackupError::Worker(_) => ApiError::Internal(e.to_string()),
-    }
-}
-
 #[utoipa::path(get, path = "/api/backups", tag = "backups",
     responses((status = 200, description = "Backups in app_back_up, newest first", body = [BackupEntry]),
         (status = 401, body = ErrorBody)))]
 pub async fn list_backups(State(state): State<AppState>) -> Result<Json<Vec<BackupEntry>>, ApiError> {
-    state.backups.list().await.map(Json).map_err(backup_error)
+    state.backups.list().await.map(Json).map_err(ApiError::from)
 }
 
 #[utoipa::path(post, path = "/api/backups", tag = "backups",
@@ -57,7 +48,7 @@ pub async fn create_backup(State(state): State<AppState>) -> Result<(StatusCode,
         .spawn(async move { backups.create().await })
         .await
         .map_err(|e| ApiError::Internal(format!("backup task failed: {e}")))?
-        .map_err(backup_error)?;
+        .map_err(ApiError::from)?;
     Ok((StatusCode::CREATED, Json(created.entry)))
 }
 
@@ -67,7 +58,7 @@ pub async fn create_backup(State(state): State<AppState>) -> Result<(StatusCode,
         (status = 400, description = "Not a backup id (path characters)", body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn get_backup(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<BackupEntry>, ApiError> {
-    state.backups.get(&id).await.map(Json).map_err(backup_error)
+    state.backups.get(&id).await.map(Json).map_err(ApiError::from)
 }
 
 #[utoipa::path(delete, path = "/api/backups/{id}", tag = "backups",
@@ -76,7 +67,7 @@ pub async fn get_backup(State(state): State<AppState>, Path(id): Path<String>) -
         (status = 400, description = "Not a backup id (path characters)", body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn delete_backup(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    state.backups.delete(&id).await.map_err(backup_error)?;
+    state.backups.delete(&id).await.map_err(ApiError::from)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -86,10 +77,10 @@ pub async fn delete_backup(State(state): State<AppState>, Path(id): Path<String>
         (status = 400, description = "Not a backup id (path characters)", body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn download(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let path = state.backups.archive_path(&id).map_err(backup_error)?;
+    let path = state.backups.archive_path(&id).map_err(ApiError::from)?;
     // Open first: retention may delete the file meanwhile, and an open file stays readable.
     let file = tokio::fs::File::open(&path).await.map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => backup_error(BackupError::NotFound(id.clone())),
+        std::io::ErrorKind::NotFound => BackupError::NotFound(id.clone()).into(),
         _ => ApiError::Internal(format!("open {}: {e}", path.display())),
     })?;
     let size = file.metadata().await.map_err(|e| ApiError::Internal(format!("stat {}: {e}", path.display())))?.len();
@@ -123,7 +114,7 @@ pub async fn restore(State(state): State<AppState>, Path(id): Path<String>) -> R
         .await
         .map_err(|e| ApiError::Internal(format!("restore task failed: {e}")))?
         .map(Json)
-        .map_err(backup_error)
+        .map_err(ApiError::from)
 }
 
 #[cfg(test)]

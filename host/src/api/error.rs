@@ -10,9 +10,13 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::alarms::AlarmError;
 use crate::auth::AuthError;
+use crate::backup::BackupError;
+use crate::modules::ModuleError;
 use crate::store::StoreError;
 use crate::supervisor::ControlError;
+use crate::tasks::TaskError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -132,6 +136,46 @@ impl From<ControlError> for ApiError {
             | ControlError::Order(_) => Self::Conflict(e.to_string()),
             ControlError::Failed(_) => Self::BadGateway(e.to_string()),
             ControlError::ShuttingDown => Self::Timeout(e.to_string()),
+        }
+    }
+}
+
+impl From<AlarmError> for ApiError {
+    fn from(e: AlarmError) -> Self {
+        match e {
+            AlarmError::NotFound(_) => Self::NotFound(e.to_string()),
+            AlarmError::BadState(_) => Self::BadRequest(e.to_string()),
+            AlarmError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<BackupError> for ApiError {
+    fn from(e: BackupError) -> Self {
+        match e {
+            BackupError::BadId(_) | BackupError::Refused { .. } => Self::BadRequest(e.to_string()),
+            BackupError::NotFound(_) => Self::NotFound(e.to_string()),
+            BackupError::Busy | BackupError::Conflict(_) => Self::Conflict(e.to_string()),
+            BackupError::Io { .. } | BackupError::Store(_) | BackupError::Worker(_) => Self::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<TaskError> for ApiError {
+    fn from(e: TaskError) -> Self {
+        match e {
+            TaskError::NotFound(_) => Self::NotFound(e.to_string()),
+            TaskError::AlreadyRunning { .. } => Self::Conflict(e.to_string()),
+            TaskError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<ModuleError> for ApiError {
+    fn from(e: ModuleError) -> Self {
+        match e {
+            ModuleError::NotFound(_) => Self::NotFound(e.to_string()),
+            ModuleError::Store(s) => s.into(),
         }
     }
 }

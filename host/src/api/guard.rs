@@ -74,9 +74,7 @@ fn is_public_module_route(state: &AppState, req: &Request) -> bool {
     };
     // Decoded as the router decodes path parameters, so both see the same route; a
     // path that does not decode is not public.
-    let (Ok(name), Ok(rest)) =
-        (percent_decode_str(name).decode_utf8(), percent_decode_str(rest).decode_utf8())
-    else {
+    let (Ok(name), Ok(rest)) = (percent_decode_str(name).decode_utf8(), percent_decode_str(rest).decode_utf8()) else {
         return false;
     };
     state.modules.route_is_public(&name, req.method().as_str(), &format!("/{rest}"), Via::AdminTcp)

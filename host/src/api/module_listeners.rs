@@ -74,7 +74,9 @@ async fn reconcile(state: &AppState, running: &mut BTreeMap<String, Running>, li
     for (name, address) in state.modules.configured_listeners() {
         if !wanted.contains_key(name) {
             let error = Some("not serving: the module is not loaded".to_string());
-            state.modules.set_listener_status(name, Some(ListenerStatus { address: address.clone(), bound: None, error }));
+            state
+                .modules
+                .set_listener_status(name, Some(ListenerStatus { address: address.clone(), bound: None, error }));
         }
     }
     for (name, address) in wanted {

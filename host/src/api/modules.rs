@@ -6,9 +6,9 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::Json;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -115,7 +115,7 @@ pub async fn disable(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<ModulesResponse>, ApiError> {
-    let table = state.modules.disable(&name).await.map_err(module_error)?;
+    let table = state.modules.disable(&name).await.map_err(ApiError::from)?;
     Ok(Json(describe(&state, &table)))
 }
 
@@ -127,15 +127,8 @@ pub async fn enable(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<ModulesResponse>, ApiError> {
-    let table = state.modules.enable(&name).await.map_err(module_error)?;
+    let table = state.modules.enable(&name).await.map_err(ApiError::from)?;
     Ok(Json(describe(&state, &table)))
-}
-
-fn module_error(e: crate::modules::ModuleError) -> ApiError {
-    match e {
-        crate::modules::ModuleError::NotFound(_) => ApiError::NotFound(e.to_string()),
-        crate::modules::ModuleError::Store(s) => s.into(),
-    }
 }
 
 /// Routes a request into a module (mounted for every method). The token gate has run
@@ -198,12 +191,12 @@ pub(super) async fn serve(state: &AppState, module: &LoadedModule, matched: Matc
     let timeout = module.route_timeout(matched.index).unwrap_or_else(|| state.modules.handler_timeout());
     let (method, path) = (call.method.clone(), call.path.clone());
     let Ok(reply) = tokio::time::timeout(timeout, module.call(matched, call)).await else {
-        return ApiError::GatewayTimeout(format!(
-            "module {} did not answer within {} ms",
-            module.name,
-            timeout.as_millis()
-        ))
-        .into_response();
+        let limit = match timeout.as_millis() {
+            ms if ms % 1000 == 0 => format!("{} s", ms / 1000),
+            ms => format!("{ms} ms"),
+        };
+        return ApiError::GatewayTimeout(format!("module {} did not answer within {limit}", module.name))
+            .into_response();
     };
     if reply.panicked {
         let panics = module.count_panic();

@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use super::ApiError;
 use crate::state::AppState;
-use crate::tasks::{TaskError, TaskInfo, TaskRun};
+use crate::tasks::{TaskInfo, TaskRun};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -31,14 +31,6 @@ pub struct HistoryQuery {
     pub limit: Option<u32>,
 }
 
-fn task_error(e: TaskError) -> ApiError {
-    match e {
-        TaskError::NotFound(_) => ApiError::NotFound(e.to_string()),
-        TaskError::AlreadyRunning { .. } => ApiError::Conflict(e.to_string()),
-        TaskError::Store(s) => s.into(),
-    }
-}
-
 #[utoipa::path(get, path = "/api/tasks", tag = "tasks",
     responses((status = 200, description = "Every scheduled task (disabled ones are not listed)", body = [TaskInfo]),
         (status = 401, body = super::ErrorBody)))]
@@ -50,7 +42,7 @@ pub async fn list_tasks(State(state): State<AppState>) -> Json<Vec<TaskInfo>> {
     params(("id" = String, Path, description = "Task id, e.g. reload-models")),
     responses((status = 200, body = TaskInfo), (status = 404, body = super::ErrorBody), (status = 401, body = super::ErrorBody)))]
 pub async fn get_task(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<TaskInfo>, ApiError> {
-    state.task_manager.get(&id).map(Json).map_err(task_error)
+    state.task_manager.get(&id).map(Json).map_err(ApiError::from)
 }
 
 #[utoipa::path(get, path = "/api/tasks/{id}/history", tag = "tasks",
@@ -62,7 +54,7 @@ pub async fn history(
     Path(id): Path<String>,
     Query(q): Query<HistoryQuery>,
 ) -> Result<Json<Vec<TaskRun>>, ApiError> {
-    state.task_manager.history(&id, q.limit.unwrap_or(50)).await.map(Json).map_err(task_error)
+    state.task_manager.history(&id, q.limit.unwrap_or(50)).await.map(Json).map_err(ApiError::from)
 }
 
 #[utoipa::path(post, path = "/api/tasks/{id}/run", tag = "tasks",
@@ -74,7 +66,7 @@ pub async fn run_now(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<TaskInfo>), ApiError> {
-    let info = state.task_manager.run_now(&id).map_err(task_error)?;
+    let info = state.task_manager.run_now(&id).map_err(ApiError::from)?;
     Ok((StatusCode::ACCEPTED, Json(info)))
 }
 
@@ -83,7 +75,7 @@ pub async fn run_now(
     responses((status = 200, description = "No scheduled runs until resumed (kept across restarts); a run in progress finishes", body = TaskInfo),
         (status = 404, body = super::ErrorBody), (status = 401, body = super::ErrorBody)))]
 pub async fn pause(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<TaskInfo>, ApiError> {
-    state.task_manager.pause(&id).await.map(Json).map_err(task_error)
+    state.task_manager.pause(&id).await.map(Json).map_err(ApiError::from)
 }
 
 #[utoipa::path(post, path = "/api/tasks/{id}/resume", tag = "tasks",
@@ -91,7 +83,7 @@ pub async fn pause(State(state): State<AppState>, Path(id): Path<String>) -> Res
     responses((status = 200, description = "Scheduled again from now", body = TaskInfo),
         (status = 404, body = super::ErrorBody), (status = 401, body = super::ErrorBody)))]
 pub async fn resume(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<TaskInfo>, ApiError> {
-    state.task_manager.resume(&id).await.map(Json).map_err(task_error)
+    state.task_manager.resume(&id).await.map(Json).map_err(ApiError::from)
 }
 
 #[cfg(test)]

@@ -65,7 +65,7 @@ pub fn services_from(services: &[plugin_api::ServiceInfo]) -> Vec<ServiceInfo> {
                 name: s.name.clone(),
                 state: if s.state.is_empty() { "unknown".to_string() } else { s.state.clone() },
                 restarts: i64::from(s.restarts),
-                health_failures: None,
+                health_failures: Some(i64::from(s.health_failures)),
                 pids,
             }
         })
@@ -203,7 +203,7 @@ mod tests {
         let s = services_from(&infos);
         assert_eq!(s.len(), 3);
         assert_eq!(s[0].pids, [(0, 41), (2, 43)]);
-        assert_eq!((s[0].restarts, s[0].health_failures), (2, None));
+        assert_eq!((s[0].restarts, s[0].health_failures), (2, Some(1)));
         assert_eq!(s[1].pids, [(0, 77)]);
         assert!(s[2].pids.is_empty());
         assert!(services_from(&[]).is_empty());
