@@ -214,7 +214,10 @@ async fn timeouts_limits_degradation_and_openapi() {
 
     let doc: Value = host.tcp().get("/api/openapi.json").await.unwrap();
     let op = &doc["paths"]["/api/module/hello/greet/{name}"]["get"];
-    assert_eq!(op["summary"], "Greet someone (counts greetings in the module's store)");
+    assert_eq!(op["summary"], "Greet someone (counts greetings in the module's storage)");
+    assert_eq!(op["security"], json!([{"bearer": []}]));
+    let public = &doc["paths"]["/api/module/hello/signed/{rest}"]["get"];
+    assert_eq!(public["security"], json!([]), "public routes need no host token: {public}");
     assert_eq!(op["parameters"][0]["name"], "name");
     assert!(doc["paths"]["/api/module/hello/echo"]["post"].is_object());
     host.shutdown().await;

@@ -198,7 +198,8 @@ impl ModuleHost {
         let mut paths = serde_json::Map::new();
         for m in self.table().modules.values() {
             for r in m.routes.iter().filter(|r| r.on_admin) {
-                let path = format!("/api/module/{}{}", m.name, r.path);
+                // OpenAPI templates have no catch-all syntax: `{*rest}` is written `{rest}`.
+                let path = format!("/api/module/{}{}", m.name, r.path.replace("{*", "{"));
                 let params: Vec<serde_json::Value> = r
                     .path
                     .split('/')
