@@ -64,7 +64,13 @@ mod tests {
 
     #[test]
     fn unknown_is_404_and_bad_state_is_400() {
-        assert_eq!(alarm_error(AlarmError::NotFound(7)).into_response().status(), StatusCode::NOT_FOUND);
-        assert_eq!(alarm_error(AlarmError::BadState("x".into())).into_response().status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            ApiError::from(crate::alarms::AlarmError::NotFound(7)).into_response().status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            ApiError::from(crate::alarms::AlarmError::BadState("x".into())).into_response().status(),
+            StatusCode::BAD_REQUEST
+        );
     }
 }

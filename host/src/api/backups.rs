@@ -123,7 +123,7 @@ mod tests {
 
     #[test]
     fn errors_map_to_statuses() {
-        let status = |e| backup_error(e).into_response().status();
+        let status = |e: BackupError| ApiError::from(e).into_response().status();
         assert_eq!(status(BackupError::BadId("x".into())), StatusCode::BAD_REQUEST);
         assert_eq!(status(BackupError::NotFound("x".into())), StatusCode::NOT_FOUND);
         assert_eq!(status(BackupError::Busy), StatusCode::CONFLICT);

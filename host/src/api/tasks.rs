@@ -91,11 +91,12 @@ mod tests {
     use axum::response::IntoResponse;
 
     use super::*;
+    use crate::tasks::TaskError;
 
     #[test]
     fn busy_task_is_409_and_unknown_is_404() {
         let busy = TaskError::AlreadyRunning { id: "t".into(), since: "2024-01-01T00:00:00.000Z".into() };
-        assert_eq!(task_error(busy).into_response().status(), StatusCode::CONFLICT);
-        assert_eq!(task_error(TaskError::NotFound("t".into())).into_response().status(), StatusCode::NOT_FOUND);
+        assert_eq!(ApiError::from(busy).into_response().status(), StatusCode::CONFLICT);
+        assert_eq!(ApiError::from(TaskError::NotFound("t".into())).into_response().status(), StatusCode::NOT_FOUND);
     }
 }
