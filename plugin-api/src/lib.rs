@@ -59,6 +59,7 @@ mod adapter;
 pub mod digest;
 pub mod ffi;
 mod logging;
+pub mod metrics;
 mod sdk;
 
 pub use adapter::PANIC_HEADER;

@@ -177,7 +177,8 @@ pub async fn dispatch(
     };
     module.requests.fetch_add(1, Ordering::Relaxed);
     let timeout = state.modules.handler_timeout();
-    let answer = tokio::time::timeout(timeout, module.object.handle(request)).await.map_err(|_| {
+    let call = tokio::time::timeout(timeout, module.object.handle(request));
+    let answer = state.metrics.time_module_request(&name, call).await.map_err(|_| {
         ApiError::GatewayTimeout(format!("module {name} did not answer within {} s", timeout.as_secs()))
     })?;
     let mut response = Response::new(axum::body::Body::from(answer.body.into_vec()));
