@@ -49,17 +49,21 @@ lint:
 
 # Real components the integration tests talk to (a local dockerd and its image,
 # influxd's package, the nx-27017 MongoDB-wire server in a venv, tmux for the terminal
-# dashboard);
+# dashboard, Prometheus for the /metrics test);
 # idempotent, so a warm machine pays only a ping.
 test-deps:
 	./.ci/docker-up.sh
 	./.ci/influx-up.sh
 	./.ci/mongo-up.sh
 	./.ci/tmux-up.sh
+	./.ci/prometheus-up.sh
 
 # `cargo test` builds test harnesses, not the artifacts the integration tests load
 # (module .so files, fixture modules, demo-http, the apollo binary beside them): build
 # those first, or a fresh CARGO_TARGET_DIR finds nothing to load.
+# APOLLO_REQUIRE_COMPONENTS=1: a test whose real component (prometheus, …) is missing
+# fails here instead of skipping, since test-deps just installed it.
+unit: export APOLLO_REQUIRE_COMPONENTS := 1
 unit: test-deps
 	$(CARGO) build --workspace
 	$(CARGO) test --workspace --no-fail-fast

@@ -16,6 +16,7 @@ pub mod events;
 pub mod files;
 pub mod listener;
 pub mod logging;
+pub mod metrics;
 pub mod model;
 pub mod modules;
 pub mod registry;

@@ -25,7 +25,7 @@ use crate::events::EventBus;
 use crate::listener::{Accept, ConnectionLimits, serve_listener};
 use crate::registry::{Registry, spawn_watcher};
 use crate::state::{AppState, HostContext};
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
 use crate::supervisor::Supervisor;
 
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +72,9 @@ pub async fn build_state(
 ) -> Result<(AppState, Bootstrap), HostError> {
     std::fs::create_dir_all(&config.app_root)
         .map_err(|source| HostError::CreateDir { path: config.app_root.display().to_string(), source })?;
-    let store: Arc<dyn Store> = crate::store::open_configured(&config.db).await?;
+    let metrics = Arc::new(crate::metrics::Metrics::new(&config.metrics));
+    let store =
+        crate::metrics::InstrumentedStore::wrap(crate::store::open_configured(&config.db).await?, Arc::clone(&metrics));
     let (auth, password_source, generated_password) =
         AuthService::bootstrap(&config.auth, Arc::clone(&store), env_admin_password).await?;
     let events = EventBus::new();
@@ -157,6 +159,7 @@ pub async fn build_state(
         docker,
         shutdown: cancel_for_state,
         tasks: tasks.clone(),
+        metrics,
         data_dir_lock: lock,
     });
     Ok((state, Bootstrap { password_source, generated_password }))

@@ -36,6 +36,8 @@ pub struct HostContext {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Owner of background work started on behalf of requests.
     pub tasks: tokio_util::task::TaskTracker,
+    /// Prometheus figures (`GET /metrics`): HTTP, module and store instruments.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Held while the host lives: no second host opens the same store.
     pub data_dir_lock: crate::data_dir::DataDirLock,
 }

@@ -2,8 +2,9 @@
 //! socket. Handlers are thin: they call the registry, store and auth services and map
 //! results to JSON; they hold no state of their own. One file per resource.
 //!
-//! Layers, outermost first: JSON errors, audit of mutating calls, auth gate, request
-//! deadline, body limit, tracing.
+//! Layers, outermost first: request metrics, JSON errors, audit of mutating calls, auth
+//! gate, request deadline, body limit, tracing. `/metrics` has its own gate
+//! (`crate::metrics`), since the auth gate covers `/api` only.
 
 mod alarms;
 mod app_models;
@@ -31,7 +32,7 @@ pub use app_models::{DeleteResponse, ModelWriteOutcome, PutModelRequest, PutMode
 pub use apps::{AppDetail, AppSummary};
 pub use control::{BulkOutcome, LogLines};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
-pub use guard::{PUBLIC_API_PATHS, Principal, Transport};
+pub use guard::{PUBLIC_API_PATHS, Principal, Transport, bearer_token};
 pub use health::Health;
 pub use json::ApiJson;
 pub use openapi::ApiDoc;
@@ -93,7 +94,7 @@ pub fn router(state: AppState) -> Router {
     // Served by our own handler so the routes of the modules loaded right now are in it.
     let base_doc = Arc::new(serde_json::to_value(&doc).unwrap_or_default());
     let body_limit = state.config.server.body_limit_bytes;
-    routes
+    crate::metrics::mount(routes, &state)
         // Any method: the module's own route table decides (405 for the others).
         .route("/api/module/{name}/{*rest}", axum::routing::any(modules::dispatch))
         .route("/api/openapi.json", axum::routing::get(move |state| openapi::document(state, Arc::clone(&base_doc))))
@@ -106,5 +107,6 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), guard::require_auth))
         .layer(from_fn_with_state(state.clone(), audit_trail::record_mutations))
         .layer(from_fn(limits::json_errors))
+        .layer(from_fn_with_state(state.clone(), crate::metrics::track_requests))
         .with_state(state)
 }

@@ -190,7 +190,8 @@ pub(super) fn forwarded_headers(headers: &HeaderMap) -> Vec<(String, String)> {
 pub(super) async fn serve(state: &AppState, module: &LoadedModule, matched: Matched, call: ModuleCall) -> Response {
     let timeout = module.route_timeout(matched.index).unwrap_or_else(|| state.modules.handler_timeout());
     let (method, path) = (call.method.clone(), call.path.clone());
-    let Ok(reply) = tokio::time::timeout(timeout, module.call(matched, call)).await else {
+    let call = tokio::time::timeout(timeout, module.call(matched, call));
+    let Ok(reply) = state.metrics.time_module_request(&module.name, call).await else {
         let limit = match timeout.as_millis() {
             ms if ms % 1000 == 0 => format!("{} s", ms / 1000),
             ms => format!("{ms} ms"),

@@ -51,6 +51,7 @@ pub struct Config {
     pub tasks: TasksConfig,
     pub backup: BackupConfig,
     pub alarms: AlarmsConfig,
+    pub metrics: MetricsConfig,
     /// Set by `load`: the file this config came from, for messages.
     #[serde(skip)]
     pub source: Option<PathBuf>,

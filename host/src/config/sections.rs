@@ -231,6 +231,25 @@ impl Default for ModulesConfig {
     }
 }
 
+/// `metrics.*` (ours): `GET /metrics`, the Prometheus text format.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MetricsConfig {
+    /// Serve `/metrics` and time HTTP requests, module calls and store operations.
+    #[serde(deserialize_with = "super::seed_values::flag")]
+    pub enabled: bool,
+    /// Serve `/metrics` over TCP without a token. Off by default: the figures name
+    /// services, modules and routes, which an anonymous caller has no business reading.
+    #[serde(deserialize_with = "super::seed_values::flag")]
+    pub public: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { enabled: true, public: false }
+    }
+}
+
 /// `audit.*` (ours): retention of the audit log.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
