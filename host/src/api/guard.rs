@@ -1,5 +1,5 @@
-//! The authentication gate in front of `/api`: a bearer token over TCP, trust over
-//! the unix socket (mode 0600, so only its owner can connect). Public paths are
+//! The authentication gate in front of `/api` and `/metrics`: a bearer token over TCP,
+//! trust over the unix socket (mode 0600, so only its owner can connect). Public paths are
 //! listed here and nowhere else; beyond them, only module routes a module declares
 //! public (it authenticates them itself) pass without a token.
 
@@ -37,7 +37,9 @@ pub const UNIX_SOCKET_ACTOR: &str = "unix-socket";
 
 pub async fn require_auth(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    if !path.starts_with("/api/") && path != "/api" || PUBLIC_API_PATHS.contains(&path) {
+    // `/metrics` is gated like `/api` unless the operator made it public.
+    let gated = path.starts_with("/api/") || path == "/api" || path == crate::metrics::PATH && !state.metrics.public();
+    if !gated || PUBLIC_API_PATHS.contains(&path) {
         return next.run(req).await;
     }
     // A request without the marker is treated as TCP: forgetting to mark a listener

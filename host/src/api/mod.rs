@@ -3,8 +3,7 @@
 //! results to JSON; they hold no state of their own. One file per resource.
 //!
 //! Layers, outermost first: request metrics, JSON errors, audit of mutating calls, auth
-//! gate, request deadline, body limit, tracing. `/metrics` has its own gate
-//! (`crate::metrics`), since the auth gate covers `/api` only.
+//! gate (`/api` and `/metrics`), request deadline, body limit, tracing.
 
 mod alarms;
 mod app_models;

@@ -1,6 +1,6 @@
-//! The HTTP side of metrics: the `GET /metrics` route with its own token gate (the
-//! `/api` gate lets paths outside `/api` through), and the layer that times every
-//! request by route pattern. Knows routes only as axum's `MatchedPath`, never raw
+//! The HTTP side of metrics: the `GET /metrics` route (gated by `api/guard.rs` like
+//! `/api`, unless `metrics.public`), and the layer that times every request by route
+//! pattern. Knows routes only as axum's `MatchedPath`, never raw
 //! paths, so callers cannot mint series.
 
 use std::time::Instant;
@@ -8,48 +8,26 @@ use std::time::Instant;
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Method, header};
-use axum::middleware::{Next, from_fn_with_state};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::api::{ApiError, Transport};
 use crate::state::AppState;
 
 /// The path Prometheus scrapes.
 pub const PATH: &str = "/metrics";
 
-/// Adds `GET /metrics` (when `metrics.enabled`) behind [`gate`].
+/// Adds `GET /metrics` (when `metrics.enabled`); the auth gate (`api/guard.rs`) covers
+/// it unless `metrics.public`.
 pub fn mount(routes: Router<AppState>, state: &AppState) -> Router<AppState> {
     if !state.metrics.enabled() {
         return routes;
     }
-    routes.route(PATH, axum::routing::get(scrape).route_layer(from_fn_with_state(state.clone(), gate)))
+    routes.route(PATH, axum::routing::get(scrape))
 }
 
 async fn scrape(State(state): State<AppState>) -> Response {
     let body = state.metrics.render(&state).await;
     ([(header::CONTENT_TYPE, super::CONTENT_TYPE)], body).into_response()
-}
-
-/// The same rule as the `/api` gate: trusted over the unix socket, a valid bearer token
-/// over TCP, unless `metrics.public`. A request without a transport marker counts as
-/// TCP (fail closed). Labels carry names of services, modules and routes, never
-/// tokens, paths or bodies; still nothing an anonymous caller should enumerate.
-async fn gate(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let via = req.extensions().get::<Transport>().copied().unwrap_or(Transport::Tcp);
-    if via == Transport::UnixSocket || state.metrics.public() {
-        return next.run(req).await;
-    }
-    let Some(token) = crate::api::bearer_token(&req) else {
-        return ApiError::Unauthorized(
-            "/metrics needs Authorization: Bearer <token> (or metrics.public = true); get one from POST /api/auth/login"
-                .into(),
-        )
-        .into_response();
-    };
-    match state.auth.authenticate(&token).await {
-        Ok(_) => next.run(req).await,
-        Err(e) => ApiError::from(e).into_response(),
-    }
 }
 
 /// Times every request to its response head and counts it by method, route pattern
