@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Starts the Docker engine the integration tests talk to (tests/tests/docker.rs) and
+# Starts the Docker engine the integration tests talk to (tests/tests/it/docker.rs) and
 # imports the one image they use, built from a busybox rootfs so no registry is needed.
 # Idempotent and quiet on success: a running engine and an existing image are reused.
 # Needs root on a fresh machine (apt-get, dockerd). See DESIGN.md §5.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure Debian's InfluxDB 1.x (`influxd`) is installed for the integration test
-# tests/tests/module_influx.rs. Starts nothing: the test runs its own influxd child on
+# tests/tests/it/module_influx.rs. Starts nothing: the test runs its own influxd child on
 # 127.0.0.1 with a private data directory, so no system service is enabled or touched.
 # Idempotent and quiet; a warm machine pays one `command -v`. Needs root on a fresh
 # machine (apt-get). See DESIGN.md §5.

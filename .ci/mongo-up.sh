@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the MongoDB-wire server the store tests talk to (tests/tests/store.rs):
+# Installs the MongoDB-wire server the store tests talk to (tests/tests/it/store.rs):
 # no mongod exists in any registry this project can reach, so the tests use the PyPI
 # package nx-27017 (a wire-compatible server backed by SQLite) in a private venv. The
 # tests start their own server processes through .ci/nx27017-launch.py; this script

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure Debian's Prometheus server (`prometheus`, with `promtool`) is installed for
-# the integration test tests/tests/metrics.rs. Starts nothing: the test runs its own
+# the integration test tests/tests/it/metrics.rs. Starts nothing: the test runs its own
 # prometheus child on 127.0.0.1 with a private config and TSDB folder, so the packaged
 # service is never enabled, started or touched. Idempotent and quiet; a warm machine
 # pays one `command -v`. Needs root on a fresh machine (apt-get). See DESIGN.md §5.

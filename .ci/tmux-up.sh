@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes sure tmux is installed: tests/tests/monit.rs drives `apollo monit` in a real
+# Makes sure tmux is installed: tests/tests/it/monit.rs drives `apollo monit` in a real
 # terminal inside a private tmux server (its own socket name; no user session touched).
 # Idempotent and quiet; a warm machine pays one `command -v`. Needs root on a fresh
 # machine (apt-get).

@@ -15,7 +15,7 @@
 //! Run (`.ci/mongo-up.sh` first, as `make test` does):
 //!   cargo bench -p apollo-tests --bench store
 
-#[path = "../tests/common/mongo.rs"]
+#[path = "../tests/it/common/mongo.rs"]
 #[allow(dead_code)]
 mod mongo;
 

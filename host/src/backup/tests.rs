@@ -1,5 +1,5 @@
 //! Round trips through the archive writer and the extractor, and the refusals, without
-//! a running host (the integration tests in tests/tests/backups.rs drive the real one).
+//! a running host (the integration tests in tests/tests/it/backups.rs drive the real one).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

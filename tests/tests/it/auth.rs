@@ -2,7 +2,7 @@
 //! refuses a missing token, login/logout/expiry, the login throttle, the trusted unix
 //! socket, and the audit log of mutating calls.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! whole group, dependency order and stop_chain, random and conflicting ports, health
 //! checks, log rotation and follow, and re-adoption after `kill -9` of the host.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

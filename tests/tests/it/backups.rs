@@ -3,7 +3,7 @@
 //! again; retention; a crafted archive with `../escape` refused with nothing changed;
 //! ids with path characters refused; auth over TCP; the `apollo backup` CLI.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

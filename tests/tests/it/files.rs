@@ -5,7 +5,7 @@
 //! Raw-body uploads go over a hand-written HTTP/1.1 request: the CLI's client only
 //! sends JSON bodies.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::os::unix::fs::{PermissionsExt, symlink};

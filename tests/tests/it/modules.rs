@@ -3,7 +3,7 @@
 //! a panicking handler (500, host keeps serving), reload of a changed file as a new
 //! generation, and libraries that must be refused with one clear line each.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

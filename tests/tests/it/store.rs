@@ -5,7 +5,7 @@
 //! that is down at start, two hosts sharing one database, and the host itself
 //! running on MongoDB.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The shipped demo deployment stays loadable: its config and every model pass
 //! `apollo check`, and a host serving its models lists all four services.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

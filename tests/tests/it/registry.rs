@@ -1,7 +1,7 @@
 //! Model loading through the real host: one bad file never blocks the others, every
 //! problem is reported with its reason, and the folder is live (add, change, remove).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! half-sent request heads and idle keep-alive connections are closed on time, the
 //! connection cap holds, and the host keeps answering everyone else meanwhile.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -4,7 +4,7 @@
 //! `supervise.watch` restarts once per burst of file changes, never for ignored paths
 //! or its own log and pid files, and not once it stops watching.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

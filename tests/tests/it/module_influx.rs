@@ -6,7 +6,7 @@
 //! same data and port, and checks that every sampling round arrived exactly once and
 //! that the module's series route reads the outage window back.
 
-mod common;
+use crate::common;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -144,6 +144,10 @@ fn encode(s: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn points_reach_influxdb_survive_its_restart_and_read_back() {
+    let present = common::components::on_path("influxd");
+    if !common::components::require("influxd", present, "run ./.ci/influx-up.sh (make test-deps does)") {
+        return;
+    }
     let influx_dir = tempfile::tempdir().unwrap();
     let mut influxd = Influxd::start(influx_dir.path()).await;
 

@@ -5,7 +5,7 @@
 //! are rewritten, in the parsed JSON (tests/fixtures/seed/README.md says which and why); every
 //! other value is the seed's, as written.
 
-mod common;
+use crate::common;
 
 use std::io::ErrorKind;
 use std::net::TcpListener;

@@ -4,7 +4,7 @@
 //! migrations of fresh SQLite and MongoDB stores (status, dry run, up); archives
 //! exported, checked and imported, a tampered one refused whole.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -4,7 +4,7 @@
 //! and the generated artefacts: shell completions, the systemd unit (printed and
 //! installed as a user unit into a temp folder; systemctl is never run), the man page.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -138,6 +138,9 @@ async fn wait_running(client: &apollo_host::cli::ApiClient, names: &[&str]) {
 
 #[tokio::test]
 async fn monit_shows_services_follows_logs_and_stops_the_selected_one() {
+    if !common::components::require("tmux", common::components::on_path("tmux"), "run ./.ci/tmux-up.sh") {
+        return;
+    }
     let d = deployment();
     let host = d.spawn();
     wait_running(&host.uds(), &["alpha", "beta"]).await;
@@ -195,6 +198,9 @@ async fn monit_shows_services_follows_logs_and_stops_the_selected_one() {
 
 #[tokio::test]
 async fn monit_over_tcp_starts_a_service_and_quits_on_escape() {
+    if !common::components::require("tmux", common::components::on_path("tmux"), "run ./.ci/tmux-up.sh") {
+        return;
+    }
     let d = deployment();
     let host = d.spawn();
     wait_running(&host.uds(), &["alpha", "beta"]).await;

@@ -2,7 +2,7 @@
 //! supervised service running and one registered but stopped, and the module's routes
 //! answering with figures read from this machine's `/proc`.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! deduplicated into one open alarm, ack and delete work, and the API needs a token
 //! over TCP.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! raw target, and the peer address), a long poll past the default handler timeout,
 //! and a module's own listener that serves its routes at the root and stops with it.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

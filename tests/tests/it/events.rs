@@ -2,7 +2,7 @@
 //! unix socket) receives service state changes and model changes, filtered by kind and
 //! name; without a token it is refused.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -6,7 +6,7 @@
 //! scheduler's unit tests with closures (host/src/tasks/scheduler.rs): no built-in task
 //! is slow or failing on demand, and the product has no test-only tasks.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! over TCP with --addr/--token, JSON output, exit codes, the scaffolder (whose scripts
 //! must work as written), `passwd`, and the interactive shell fed through a pipe.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::Duration;

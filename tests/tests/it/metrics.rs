@@ -7,7 +7,7 @@
 //! Without `prometheus` on PATH the Prometheus test says so in one line and passes,
 //! unless `APOLLO_REQUIRE_COMPONENTS=1` (as `make unit` sets), where it fails.
 
-mod common;
+use crate::common;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -167,16 +167,11 @@ fn lint_with_promtool(prometheus: &Path, exposition: &[u8]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_host_and_module_series() {
-    let Some(binary) = prometheus_binary() else {
-        assert!(
-            std::env::var("APOLLO_REQUIRE_COMPONENTS").as_deref() != Ok("1"),
-            "prometheus is not on PATH and APOLLO_REQUIRE_COMPONENTS=1: run .ci/prometheus-up.sh (make test-deps)"
-        );
-        eprintln!(
-            "skipped: prometheus is not on PATH (run .ci/prometheus-up.sh, or set APOLLO_REQUIRE_COMPONENTS=1 to fail)"
-        );
+    let binary = prometheus_binary();
+    if !common::components::require("prometheus", binary.is_some(), "run .ci/prometheus-up.sh (make test-deps)") {
         return;
-    };
+    }
+    let binary = binary.expect("checked above");
     let d = deployment(json!({}));
     let host = d.start().await;
     let client = host.authed().await;

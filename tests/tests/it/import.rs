@@ -4,7 +4,7 @@
 //! keys are listed by program and key, a second import refuses and changes nothing, and
 //! `--force` replaces what changed, the host archiving the old models.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

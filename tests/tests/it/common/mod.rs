@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod components;
 pub mod mongo;
 
 use apollo_host::cli::{ApiClient, Endpoint};

@@ -2,7 +2,7 @@
 //! survive a `kill -9`, the stale socket is replaced, SIGTERM shuts down cleanly, and
 //! a bad config stops the start with a message naming file, line:column and key.
 
-mod common;
+use crate::common;
 
 use common::{Deployment, HostProcess, model, run_cli};
 use serde_json::{Value, json};
