@@ -26,6 +26,8 @@ mod modules;
 mod openapi;
 mod session;
 mod tasks;
+#[cfg(test)]
+mod tests;
 
 pub use app_models::{DeleteResponse, ModelWriteOutcome, PutModelRequest, PutModelResponse};
 pub use apps::{AppDetail, AppSummary};
