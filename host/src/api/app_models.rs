@@ -24,6 +24,13 @@ use crate::model::{is_valid_service_name, parse_model};
 use crate::registry::{LoadedModel, problems_if_loaded};
 use crate::state::AppState;
 use crate::store::AuditDetail;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// This resource's routes, for `api_routes`.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(put_model)).routes(routes!(delete_app))
+}
 
 /// Model writes and deletes run one at a time: each compares, writes, reloads and may
 /// roll back, and two interleaved would roll back each other's files.

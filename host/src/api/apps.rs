@@ -9,6 +9,13 @@ use super::ApiError;
 use crate::model::Octopus;
 use crate::state::AppState;
 use crate::supervisor::{ServiceState, ServiceStatus};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// This resource's routes, for `api_routes`.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_apps)).routes(routes!(get_app)).routes(routes!(app_status))
+}
 
 /// One row of `GET /api/apps`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

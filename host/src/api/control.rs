@@ -16,6 +16,21 @@ use super::ApiError;
 use super::apps::find;
 use crate::state::AppState;
 use crate::supervisor::{ControlResult, ServiceStatus};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// This resource's routes, for `api_routes`.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(start))
+        .routes(routes!(stop))
+        .routes(routes!(restart))
+        .routes(routes!(kill))
+        .routes(routes!(heartbeat))
+        .routes(routes!(logs))
+        .routes(routes!(start_all))
+        .routes(routes!(stop_all))
+}
 
 /// The outcome for one service of start-all / stop-all.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -47,7 +47,6 @@ use axum::middleware::{from_fn, from_fn_with_state};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::state::AppState;
@@ -55,32 +54,15 @@ use crate::state::AppState;
 /// The OpenAPI document and the routes it describes, before layers.
 pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(health::healthz))
-        .routes(routes!(health::ping))
-        .routes(routes!(session::login))
-        .routes(routes!(session::logout))
-        .routes(routes!(session::whoami))
-        .routes(routes!(apps::list_apps))
-        .routes(routes!(apps::get_app))
-        .routes(routes!(apps::app_status))
-        .routes(routes!(control::start))
-        .routes(routes!(control::stop))
-        .routes(routes!(control::restart))
-        .routes(routes!(control::kill))
-        .routes(routes!(control::heartbeat))
-        .routes(routes!(control::logs))
-        .routes(routes!(control::start_all))
-        .routes(routes!(control::stop_all))
-        .routes(routes!(models::reload))
-        .routes(routes!(models::problems))
-        .routes(routes!(app_models::put_model))
-        .routes(routes!(app_models::delete_app))
-        .routes(routes!(audit::list_audit))
-        .routes(routes!(events::events))
-        .routes(routes!(modules::list))
-        .routes(routes!(modules::reload))
-        .routes(routes!(modules::disable))
-        .routes(routes!(modules::enable))
+        .merge(health::routes())
+        .merge(session::routes())
+        .merge(apps::routes())
+        .merge(control::routes())
+        .merge(models::routes())
+        .merge(app_models::routes())
+        .merge(audit::routes())
+        .merge(events::routes())
+        .merge(modules::routes())
         .merge(files::routes())
         .merge(docker::routes())
         .merge(alarms::routes())

@@ -8,6 +8,13 @@ use utoipa::ToSchema;
 use super::ApiError;
 use crate::registry::{ModelProblem, ReloadReport};
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// This resource's routes, for `api_routes`.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(reload)).routes(routes!(problems))
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProblemsResponse {

@@ -21,6 +21,13 @@ use crate::modules::{
     ListenerStatus, LoadedModule, Matched, Miss, ModuleCall, ModuleProblem, ModuleTable, RouteInfo, Via,
 };
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// This resource's routes, for `api_routes`.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list)).routes(routes!(reload)).routes(routes!(disable)).routes(routes!(enable))
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ModuleInfo {

@@ -13,6 +13,13 @@ use utoipa::ToSchema;
 use super::guard::{Principal, Transport, bearer_token};
 use super::{ApiError, ApiJson};
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// This resource's routes, for `api_routes`.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(login)).routes(routes!(logout)).routes(routes!(whoami))
+}
 
 #[derive(Deserialize, ToSchema)]
 pub struct LoginRequest {
