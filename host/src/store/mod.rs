@@ -4,7 +4,6 @@
 //! task run history.
 //! It knows nothing about HTTP or processes.
 
-mod migrations;
 mod mongo;
 mod open;
 mod records;
