@@ -60,6 +60,7 @@ pub mod digest;
 pub mod ffi;
 mod logging;
 mod sdk;
+pub mod storage;
 
 pub use adapter::PANIC_HEADER;
 pub use sdk::{Host, Level, Module, Request, Response, Route, StoreCallError};
