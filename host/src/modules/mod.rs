@@ -9,11 +9,13 @@
 
 mod host_services;
 mod loader;
+mod storage_service;
 mod store_service;
 mod watch;
 
 pub use host_services::HostServices;
 pub use loader::{LoadedModule, RouteInfo};
+pub use storage_service::call as storage_call;
 pub use store_service::StoreAdmin;
 pub use watch::spawn_watcher;
 

@@ -5,8 +5,9 @@
 use rusqlite::{Connection, params};
 use serde_json::Value;
 
+use super::module_data;
 use super::rows::*;
-use crate::store::transfer::{ModuleKvRecord, SettingRecord, to_record, typed};
+use crate::store::transfer::{SettingRecord, to_record, typed};
 use crate::store::*;
 
 /// Exported records, converted in the connection's thread.
@@ -71,17 +72,20 @@ pub(super) fn export_rows(
                 out.push(json(to_record(&r?))?);
             }
         }
-        Collection::ModuleKv => {
-            let sql = "SELECT module, key, value FROM module_kv WHERE ?1 IS NULL OR (module, key) > (?1, ?2)
-                       ORDER BY module, key LIMIT ?3";
-            let mut stmt = c.prepare(sql)?;
-            let rows = stmt.query_map(params![text, second, limit], |r| {
-                Ok(ModuleKvRecord { module: r.get(0)?, key: r.get(1)?, value: r.get(2)? })
-            })?;
-            for r in rows {
+        Collection::ModuleData => {
+            let sql = "SELECT module, key, value, version, revision FROM module_data
+                       WHERE ?1 IS NULL OR (module, key) > (?1, ?2) ORDER BY module, key LIMIT ?3";
+            for r in c.prepare(sql)?.query_map(params![text, second, limit], module_data::data_record)? {
                 out.push(json(to_record(&r?))?);
             }
         }
+        Collection::ModuleHeads => {
+            let sql = format!("SELECT module, revision FROM module_heads WHERE {}", by_text.replace("{k}", "module"));
+            for r in c.prepare(&sql)?.query_map(params![text, limit], module_data::head_record)? {
+                out.push(json(to_record(&r?))?);
+            }
+        }
+        Collection::ModuleKv => return Err(served_elsewhere(collection)),
         Collection::Audit => {
             let sql = format!(
                 "SELECT id, at_ms, actor, remote, method, path, status, result, detail FROM audit WHERE {by_id}"
@@ -106,6 +110,13 @@ pub(super) fn export_rows(
         }
     }
     Ok(out)
+}
+
+/// Module data goes through `module_data.rs` (heads move with it) and the legacy
+/// `module_kv` through `store::module_data`: never here.
+fn served_elsewhere(collection: Collection) -> rusqlite::Error {
+    let detail = format!("{} records are not paged by export.rs", collection.name());
+    rusqlite::Error::ToSqlConversionFailure(Box::new(std::io::Error::other(detail)))
 }
 
 /// Upserts already-checked records in one transaction.
@@ -153,12 +164,8 @@ pub(super) fn import_rows(c: &mut Connection, collection: Collection, records: &
                     params![r.token_hash, r.user, r.created_at_ms, r.expires_at_ms],
                 )?;
             }
-            Collection::ModuleKv => {
-                let r: ModuleKvRecord = typed(record).map_err(bad)?;
-                tx.execute(
-                    "INSERT OR REPLACE INTO module_kv (module, key, value) VALUES (?1, ?2, ?3)",
-                    params![r.module, r.key, r.value],
-                )?;
+            Collection::ModuleKv | Collection::ModuleData | Collection::ModuleHeads => {
+                return Err(served_elsewhere(collection));
             }
             Collection::Audit => {
                 let e: AuditEntry = typed(record).map_err(bad)?;

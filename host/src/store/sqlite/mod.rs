@@ -7,10 +7,11 @@
 //!
 //! Files: `schema.rs` (+ `migrations.rs`) versions the tables, `rows.rs` maps rows to
 //! records, `export.rs` pages records in and out, `snapshot.rs` copies the live file,
-//! `store_impl.rs` is the `Store` itself.
+//! `module_data.rs` is module storage, `store_impl.rs` is the `Store` itself.
 
 mod export;
-pub(super) mod migrations;
+mod migrations;
+mod module_data;
 mod rows;
 mod schema;
 mod snapshot;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 
 use rusqlite::Connection;
 
+use super::module_data::FeedHub;
 use super::{StoreError, StoreResult};
 
 #[derive(Debug, Clone)]
@@ -31,6 +33,8 @@ pub struct SqliteStore {
     /// Async lock: callers queue here, not on blocking-pool threads (200 services
     /// writing at once must not park 200 OS threads on a mutex).
     conn: Arc<tokio::sync::Mutex<Connection>>,
+    /// Wakes module change-feed waiters after each commit (no polling of the file).
+    feed: Arc<FeedHub>,
 }
 
 impl SqliteStore {
@@ -58,7 +62,7 @@ impl SqliteStore {
         } else {
             schema::check_not_newer(&conn, &display)?;
         }
-        Ok(Self { path: path.to_path_buf(), conn: Arc::new(tokio::sync::Mutex::new(conn)) })
+        Ok(Self { path: path.to_path_buf(), conn: Arc::new(tokio::sync::Mutex::new(conn)), feed: Arc::default() })
     }
 
     pub fn path(&self) -> &Path {

@@ -3,16 +3,20 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 
-use super::SqliteStore;
 use super::export::{export_rows, import_rows};
 use super::rows::*;
 use super::schema::{migrate, migration_steps};
 use super::snapshot::snapshot_file;
+use super::{SqliteStore, module_data};
+use crate::store::module_data::{
+    Changes, Committed, Entry, Page, Write, import_heads, legacy_kv_import, legacy_kv_page,
+};
 use crate::store::*;
 
 #[async_trait]
@@ -127,28 +131,6 @@ impl Store for SqliteStore {
 
     async fn purge_expired_tokens(&self, now_ms: i64) -> StoreResult<u64> {
         self.run(move |c| c.execute("DELETE FROM tokens WHERE expires_at_ms <= ?1", [now_ms]).map(|n| n as u64)).await
-    }
-
-    async fn module_kv_get(&self, module: &str, key: &str) -> StoreResult<Option<String>> {
-        let (module, key) = (module.to_string(), key.to_string());
-        self.run(move |c| {
-            c.query_row("SELECT value FROM module_kv WHERE module = ?1 AND key = ?2", [module, key], |r| r.get(0))
-                .optional()
-        })
-        .await
-    }
-
-    async fn module_kv_set(&self, module: &str, key: &str, value: &str) -> StoreResult<()> {
-        let (module, key, value) = (module.to_string(), key.to_string(), value.to_string());
-        self.run(move |c| {
-            c.execute(
-                "INSERT INTO module_kv (module, key, value) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(module, key) DO UPDATE SET value = excluded.value",
-                [module, key, value],
-            )
-            .map(drop)
-        })
-        .await
     }
 
     async fn revoke_all_tokens(&self) -> StoreResult<u64> {
@@ -360,6 +342,9 @@ impl Store for SqliteStore {
         after: Option<&RecordKey>,
         limit: u32,
     ) -> StoreResult<Vec<Value>> {
+        if collection == Collection::ModuleKv {
+            return legacy_kv_page(self, after, limit).await;
+        }
         let after = after.cloned();
         self.run(move |c| export_rows(c, collection, after, limit)).await
     }
@@ -372,13 +357,35 @@ impl Store for SqliteStore {
                 detail,
             })?;
         }
+        match collection {
+            Collection::ModuleKv => return legacy_kv_import(self, records).await,
+            Collection::ModuleData | Collection::ModuleHeads => {
+                let heads = import_heads(collection, records);
+                let data = if collection == Collection::ModuleData { records.to_vec() } else { Vec::new() };
+                let raised = self
+                    .run(move |c| {
+                        let tx = c.transaction()?;
+                        let raised = module_data::import(&tx, &heads, &data)?;
+                        tx.commit()?;
+                        Ok(raised)
+                    })
+                    .await?;
+                for (module, head) in raised {
+                    self.feed.publish(&module, head);
+                }
+                return Ok(records.len() as u64);
+            }
+            _ => {}
+        }
         let records = records.to_vec();
         self.run(move |c| import_rows(c, collection, &records)).await
     }
 
     async fn count_records(&self, collection: Collection) -> StoreResult<u64> {
+        // The legacy key-value view counts the module data it is made of.
+        let table = if collection == Collection::ModuleKv { "module_data" } else { collection.name() };
         // The table name comes from the closed `Collection` set, never from input.
-        let sql = format!("SELECT COUNT(*) FROM {}", collection.name());
+        let sql = format!("SELECT COUNT(*) FROM {table}");
         self.run(move |c| c.query_row(&sql, [], |r| r.get::<_, i64>(0)).map(|n| n as u64)).await
     }
 
@@ -410,6 +417,39 @@ impl Store for SqliteStore {
             stmt.query_map(params![before, actor, limit], audit_from_row)?.collect()
         })
         .await
+    }
+
+    async fn module_get(&self, module: &str, key: &str) -> StoreResult<Option<Entry>> {
+        let (module, key) = (module.to_string(), key.to_string());
+        self.run(move |c| module_data::get(c, &module, &key)).await
+    }
+
+    async fn module_list(&self, module: &str, prefix: &str, after: Option<&str>, limit: u32) -> StoreResult<Page> {
+        let (module, prefix, after) = (module.to_string(), prefix.to_string(), after.map(str::to_string));
+        self.run(move |c| module_data::list(c, &module, &prefix, after.as_deref(), limit)).await
+    }
+
+    async fn module_commit(&self, module: &str, writes: &[Write]) -> StoreResult<Committed> {
+        let (name, writes) = (module.to_string(), writes.to_vec());
+        let committed = self.run(move |c| module_data::commit(c, &name, &writes)).await??;
+        self.feed.publish(module, committed.revision);
+        Ok(committed)
+    }
+
+    async fn module_head(&self, module: &str) -> StoreResult<u64> {
+        let module = module.to_string();
+        self.run(move |c| module_data::head(c, &module).map(|(head, _)| head)).await
+    }
+
+    async fn module_changes(&self, module: &str, prefix: &str, since: u64) -> StoreResult<Changes> {
+        let (module, prefix) = (module.to_string(), prefix.to_string());
+        self.run(move |c| module_data::changes(c, &module, &prefix, since)).await?
+    }
+
+    async fn module_wait(&self, module: &str, seen: u64, timeout: Duration) -> u64 {
+        // Only this process writes the file (one host per data directory), so its own
+        // commits are every commit there is.
+        self.feed.wait(module, seen, timeout).await
     }
 }
 
@@ -471,5 +511,36 @@ mod tests {
         assert_eq!(s.list_runtime().await.unwrap().len(), 1);
         assert_eq!(s.get_runtime("a").await.unwrap().unwrap().ports, vec![8080]);
         assert_eq!(s.list_audit(&AuditQuery::default()).await.unwrap()[0].path, "/api/reload");
+    }
+
+    #[tokio::test]
+    async fn module_kv_rows_become_module_data_on_upgrade() {
+        use crate::store::sqlite::migrations::MIGRATIONS;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        {
+            // A store as a host of schema 6 left it, with key-value rows.
+            let c = rusqlite::Connection::open(&path).unwrap();
+            for step in MIGRATIONS.iter().filter(|m| m.version <= 6) {
+                c.execute_batch(step.sql).unwrap();
+            }
+            c.pragma_update(None, "user_version", 6).unwrap();
+            c.execute(
+                "INSERT INTO module_kv (module, key, value) VALUES ('hello', 'visits', '41'), ('db', 'x', 'y')",
+                [],
+            )
+            .unwrap();
+        }
+        let s = SqliteStore::open(&path).unwrap();
+        let entry = s.module_get("hello", "visits").await.unwrap().unwrap();
+        assert_eq!((entry.value.as_str(), entry.version, entry.revision), ("41", 1, 1));
+        assert_eq!(s.module_kv_get("db", "x").await.unwrap().as_deref(), Some("y"));
+        s.module_kv_set("hello", "visits", "42").await.unwrap();
+        let entry = s.module_get("hello", "visits").await.unwrap().unwrap();
+        assert_eq!((entry.value.as_str(), entry.version, entry.revision), ("42", 2, 2));
+        // The log starts after the upgrade: a feed from 0 must list first.
+        assert!(matches!(s.module_changes("hello", "", 0).await, Err(StoreError::ModuleCompacted { .. })));
+        assert_eq!(s.module_changes("hello", "", 1).await.unwrap().changes.len(), 1);
+        assert_eq!(s.count_records(Collection::ModuleKv).await.unwrap(), 2);
     }
 }
