@@ -93,6 +93,9 @@ pub fn import_heads(collection: Collection, records: &[Value]) -> Vec<(String, u
 #[derive(Debug, Default)]
 pub struct FeedHub {
     heads: Mutex<HashMap<String, tokio::sync::watch::Sender<u64>>>,
+    /// Signalled when a wait starts, so a watcher pacing itself slowly while nobody
+    /// waited speeds up at once.
+    arrivals: tokio::sync::Notify,
 }
 
 impl FeedHub {
@@ -121,8 +124,14 @@ impl FeedHub {
             let mut heads = self.heads();
             heads.entry(module.to_string()).or_insert_with(|| tokio::sync::watch::channel(0).0).subscribe()
         };
+        self.arrivals.notify_waiters();
         let _ = tokio::time::timeout(timeout, receiver.wait_for(|head| *head > seen)).await;
         *receiver.borrow()
+    }
+
+    /// Resolves when a wait starts (see `arrivals`).
+    pub async fn waiter_arrived(&self) {
+        self.arrivals.notified().await
     }
 
     /// The modules someone waits on now (what a polling watcher looks at).

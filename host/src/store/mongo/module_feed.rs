@@ -17,7 +17,6 @@ use std::time::Duration;
 use mongodb::Database;
 use mongodb::bson::{Document, doc};
 use mongodb::change_stream::ChangeStream;
-use mongodb::change_stream::event::ChangeStreamEvent;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -41,12 +40,25 @@ const NO_WAIT: Duration = Duration::from_millis(20);
 pub(super) async fn run(db: Database, hub: Arc<FeedHub>, link: Arc<Link>, cancel: CancellationToken) {
     let log = db.collection::<Document>(MODULE_CHANGES);
     let mut pause = Duration::from_millis(250);
+    // Streams that failed in a row without delivering anything.
+    let mut failures = 0;
     loop {
         if link.down_reason().is_none() {
             match log.watch().max_await_time(AWAIT).await {
                 Ok(stream) => {
                     pause = Duration::from_millis(250);
-                    if follow(stream, &db, &hub, &cancel).await.is_none() {
+                    // Raw events: the typed event wants a BSON timestamp as
+                    // `clusterTime`, which nx-27017 does not send; only
+                    // `fullDocument` is read here.
+                    let Some(delivered) = follow(stream.with_type::<Document>(), &db, &hub, &cancel).await else {
+                        return;
+                    };
+                    failures = if delivered { 0 } else { failures + 1 };
+                    if failures >= 3 {
+                        tracing::warn!(target: "store",
+                            "MongoDB change streams keep failing: module change feeds poll every {} ms instead",
+                            POLL.as_millis());
+                        poll(&db, &hub, &cancel).await;
                         return;
                     }
                 }
@@ -69,13 +81,15 @@ pub(super) async fn run(db: Database, hub: Arc<FeedHub>, link: Arc<Link>, cancel
     }
 }
 
-/// Publishes each logged commit until the stream fails (`Some`) or `cancel` (`None`).
+/// Publishes each logged commit until the stream fails (`Some(whether it delivered
+/// any event)`) or `cancel` (`None`).
 async fn follow(
-    mut stream: ChangeStream<ChangeStreamEvent<Document>>,
+    mut stream: ChangeStream<Document>,
     db: &Database,
     hub: &FeedHub,
     cancel: &CancellationToken,
-) -> Option<()> {
+) -> Option<bool> {
+    let mut delivered = false;
     // Commits logged before the stream opened are not in it.
     catch_up(db, hub).await;
     loop {
@@ -86,10 +100,11 @@ async fn follow(
         };
         match next {
             Ok(Some(event)) => {
-                if let Some(entry) = event.full_document
+                delivered = true;
+                if let Ok(entry) = event.get_document("fullDocument")
                     && let Ok(module) = entry.get_str("module")
                 {
-                    hub.publish(module, revision_of(&entry));
+                    hub.publish(module, revision_of(entry));
                 }
             }
             Ok(None) if asked.elapsed() < NO_WAIT => {
@@ -97,12 +112,14 @@ async fn follow(
                 tokio::select! {
                     _ = cancel.cancelled() => return None,
                     _ = tokio::time::sleep(pause) => {}
+                    // Someone started waiting during an idle pause: ask now.
+                    _ = hub.waiter_arrived(), if pause == IDLE => {}
                 }
             }
             Ok(None) => {}
             Err(e) => {
-                tracing::debug!(target: "store", error = %e, "module change stream ended; reopening");
-                return Some(());
+                tracing::warn!(target: "store", error = %e, "module change stream failed; reopening it");
+                return Some(delivered);
             }
         }
     }
