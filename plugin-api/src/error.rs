@@ -65,15 +65,16 @@ impl std::error::Error for ModuleError {}
 
 impl From<crate::storage::StorageError> for ModuleError {
     fn from(e: crate::storage::StorageError) -> Self {
-        let status = match e.code.as_str() {
-            "conflict" => 409,
-            "bad_request" => 400,
-            "too_large" => 413,
-            "compacted" => 410,
-            "unavailable" => 503,
-            _ => 500,
+        use crate::storage::ErrorCode;
+        let status = match e.code {
+            ErrorCode::Conflict => 409,
+            ErrorCode::BadRequest => 400,
+            ErrorCode::TooLarge => 413,
+            ErrorCode::Compacted => 410,
+            ErrorCode::Unavailable => 503,
+            ErrorCode::Internal => 500,
         };
-        Self::new(status, e.code.clone(), e.message.clone())
+        Self::new(status, e.code.as_str(), e.message)
     }
 }
 

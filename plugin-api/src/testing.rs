@@ -115,7 +115,7 @@ impl TestHost {
         let api = TestApi {
             state: Mutex::default(),
             event_ready: tokio::sync::Notify::new(),
-            storage: MemoryStorage::default(),
+            storage: MemoryStorage::new(),
         };
         Self { api: Arc::new(api) }
     }

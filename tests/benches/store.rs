@@ -79,7 +79,7 @@ async fn measure(store: Arc<dyn Store>, source: &dyn Store) -> Figures {
     let start = Instant::now();
     let copied = transfer::copy_all(source, store.as_ref()).await.unwrap();
     let copy_records_per_s = copied as f64 / start.elapsed().as_secs_f64();
-    for c in [Collection::Runtime, Collection::ModuleKv] {
+    for c in [Collection::Runtime, Collection::ModuleData] {
         assert_eq!(transfer::digest(source, c).await.unwrap(), transfer::digest(store.as_ref(), c).await.unwrap());
     }
     Figures { appends_per_s, lookups_per_s, copy_records_per_s }

@@ -6,14 +6,14 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
 use super::Metrics;
 use crate::store::{
-    AlarmRaise, AlarmRecord, AuditEntry, AuditQuery, Collection, MigrationStep, ModelRecord, RecordKey, RuntimeRecord,
-    Store, StoreResult, TaskRunRecord, TokenRecord,
+    AlarmRaise, AlarmRecord, AuditEntry, AuditQuery, Changes, Collection, Committed, Entry, MigrationStep, ModelRecord,
+    Page, RecordKey, RuntimeRecord, Store, StoreResult, TaskRunRecord, TokenRecord, Write,
 };
 
 /// A `Store` that times the calls of the one it wraps.
@@ -111,12 +111,29 @@ impl Store for InstrumentedStore {
         self.timed("trim_audit", self.inner.trim_audit(keep)).await
     }
 
-    async fn module_kv_get(&self, module: &str, key: &str) -> StoreResult<Option<String>> {
-        self.timed("module_kv_get", self.inner.module_kv_get(module, key)).await
+    async fn module_get(&self, module: &str, key: &str) -> StoreResult<Option<Entry>> {
+        self.timed("module_get", self.inner.module_get(module, key)).await
     }
 
-    async fn module_kv_set(&self, module: &str, key: &str, value: &str) -> StoreResult<()> {
-        self.timed("module_kv_set", self.inner.module_kv_set(module, key, value)).await
+    async fn module_list(&self, module: &str, prefix: &str, after: Option<&str>, limit: u32) -> StoreResult<Page> {
+        self.timed("module_list", self.inner.module_list(module, prefix, after, limit)).await
+    }
+
+    async fn module_commit(&self, module: &str, writes: &[Write]) -> StoreResult<Committed> {
+        self.timed("module_commit", self.inner.module_commit(module, writes)).await
+    }
+
+    async fn module_head(&self, module: &str) -> StoreResult<u64> {
+        self.timed("module_head", self.inner.module_head(module)).await
+    }
+
+    async fn module_changes(&self, module: &str, prefix: &str, since: u64) -> StoreResult<Changes> {
+        self.timed("module_changes", self.inner.module_changes(module, prefix, since)).await
+    }
+
+    /// Not timed: it waits for other writers by design, which is no store latency.
+    async fn module_wait(&self, module: &str, seen: u64, timeout: Duration) -> u64 {
+        self.inner.module_wait(module, seen, timeout).await
     }
 
     async fn append_task_run(&self, run: &TaskRunRecord) -> StoreResult<i64> {

@@ -17,6 +17,7 @@ mod watch;
 pub use dispatch::{Matched, Miss, ModuleCall, ModuleReply, Via};
 pub use host_services::HostServices;
 pub use loader::{LoadedModule, RouteInfo};
+pub use storage_service::call as storage_call;
 pub use store_service::StoreAdmin;
 pub use watch::spawn_watcher;
 

@@ -4,7 +4,7 @@
 //! task run history.
 //! It knows nothing about HTTP or processes.
 
-mod migrations;
+pub mod module_data;
 mod mongo;
 mod open;
 mod records;
@@ -16,6 +16,10 @@ pub use open::{StoreTarget, open_configured, open_target};
 pub use records::*;
 pub use sqlite::{SqliteStore, sqlite_migration_steps};
 pub use transfer::{Collection, MigrationStep, RecordKey};
+
+use std::time::Duration;
+
+pub use module_data::{Changes, Committed, Entry, Page, Write};
 
 use async_trait::async_trait;
 
@@ -52,6 +56,15 @@ pub enum StoreError {
     InvalidRecord { collection: &'static str, index: usize, detail: String },
     #[error("store: {0}")]
     InvalidTarget(String),
+    /// A module-data write expected a version its key does not have: nothing was written.
+    #[error("module {module}: key {key:?} is at version {current}, not {expected}")]
+    ModuleConflict { module: String, key: String, expected: u64, current: u64 },
+    /// A change-feed position the module's retained log cannot answer.
+    #[error("module {module}: change feed position {since} {reason}; list again and continue from the head")]
+    ModuleCompacted { module: String, since: u64, reason: String },
+    /// Other writers kept winning for as long as a call may take (MongoDB only).
+    #[error("module {module}: {detail}")]
+    ModuleBusy { module: String, detail: String },
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -89,10 +102,6 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn list_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEntry>>;
     /// Keeps the newest `keep` entries; returns how many were dropped.
     async fn trim_audit(&self, keep: u64) -> StoreResult<u64>;
-
-    /// A module's own key-value data.
-    async fn module_kv_get(&self, module: &str, key: &str) -> StoreResult<Option<String>>;
-    async fn module_kv_set(&self, module: &str, key: &str, value: &str) -> StoreResult<()>;
 
     /// Appends a task run and returns its id.
     async fn append_task_run(&self, run: &TaskRunRecord) -> StoreResult<i64>;
@@ -139,4 +148,35 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn migrations(&self) -> StoreResult<(u32, Vec<MigrationStep>)>;
     /// Applies the steps above the store's version, in order; returns those applied.
     async fn apply_migrations(&self) -> StoreResult<Vec<MigrationStep>>;
+
+    // ---- Module data (`module_data.rs`): each module's keys with versions, its
+    // revisions and change feed, namespaced by `module`. Requests are checked against
+    // the protocol's limits by the caller (`modules/storage_service.rs`). ----
+
+    async fn module_get(&self, module: &str, key: &str) -> StoreResult<Option<Entry>>;
+    /// Keys starting with `prefix` and after `after` (exclusive), in byte order: one
+    /// consistent page of at most `limit` entries.
+    async fn module_list(&self, module: &str, prefix: &str, after: Option<&str>, limit: u32) -> StoreResult<Page>;
+    /// Applies every write or none under one new revision; `ModuleConflict` names the
+    /// first key whose expected version does not match. On MongoDB an `Unavailable`
+    /// error may come after the commit happened: expected versions make a retry safe.
+    async fn module_commit(&self, module: &str, writes: &[Write]) -> StoreResult<Committed>;
+    /// The module's latest revision (0 before its first write).
+    async fn module_head(&self, module: &str) -> StoreResult<u64>;
+    /// Changes after `since` to keys starting with `prefix`, whole commits, as many as
+    /// one answer holds; never waits. `ModuleCompacted` for a position the log cannot
+    /// answer.
+    async fn module_changes(&self, module: &str, prefix: &str, since: u64) -> StoreResult<Changes>;
+    /// Resolves once `module` may be past revision `seen` (a commit here or, on
+    /// MongoDB, on another host), or after `timeout`; returns the head then known. No
+    /// database call: the caller reads the changes.
+    async fn module_wait(&self, module: &str, seen: u64, timeout: Duration) -> u64;
+
+    /// The key-value view of module data (host services `kv_get`/`kv_set`).
+    async fn module_kv_get(&self, module: &str, key: &str) -> StoreResult<Option<String>> {
+        Ok(self.module_get(module, key).await?.map(|entry| entry.value))
+    }
+    async fn module_kv_set(&self, module: &str, key: &str, value: &str) -> StoreResult<()> {
+        self.module_commit(module, &[Write::put(key, value)]).await.map(drop)
+    }
 }

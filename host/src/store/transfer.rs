@@ -12,6 +12,7 @@ use plugin_api::digest::RecordDigest;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::module_data::{ModuleDataRecord, ModuleHeadRecord};
 use super::*;
 
 /// A store collection (a SQLite table, a MongoDB collection).
@@ -22,10 +23,16 @@ pub enum Collection {
     Models,
     Runtime,
     Tokens,
-    ModuleKv,
+    /// Each module's keys, values and versions (`module_data::ModuleDataRecord`).
+    ModuleData,
+    /// Each module's head revision (`module_data::ModuleHeadRecord`).
+    ModuleHeads,
     Audit,
     TaskRuns,
     Alarms,
+    /// The key-value view of module data that older stores and archives hold: still
+    /// read and written (as ordinary writes), never listed among `ALL`.
+    ModuleKv,
 }
 
 /// What orders a collection's records, and resumes a page walk after a record.
@@ -44,7 +51,7 @@ pub struct SettingRecord {
     pub value: String,
 }
 
-/// One entry of a module's key-value data, as exported.
+/// One entry of a module's key-value data, as older stores exported it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModuleKvRecord {
     pub module: String,
@@ -54,12 +61,13 @@ pub struct ModuleKvRecord {
 
 impl Collection {
     /// Every collection, in the order copies and exports visit them.
-    pub const ALL: [Collection; 8] = [
+    pub const ALL: [Collection; 9] = [
         Collection::Settings,
         Collection::Models,
         Collection::Runtime,
         Collection::Tokens,
-        Collection::ModuleKv,
+        Collection::ModuleData,
+        Collection::ModuleHeads,
         Collection::Audit,
         Collection::TaskRuns,
         Collection::Alarms,
@@ -71,6 +79,8 @@ impl Collection {
             Collection::Models => "models",
             Collection::Runtime => "runtime",
             Collection::Tokens => "tokens",
+            Collection::ModuleData => "module_data",
+            Collection::ModuleHeads => "module_heads",
             Collection::ModuleKv => "module_kv",
             Collection::Audit => "audit",
             Collection::TaskRuns => "task_runs",
@@ -79,7 +89,7 @@ impl Collection {
     }
 
     pub fn parse(name: &str) -> Option<Collection> {
-        Collection::ALL.into_iter().find(|c| c.name() == name)
+        Collection::ALL.into_iter().chain([Collection::ModuleKv]).find(|c| c.name() == name)
     }
 
     /// Records of these collections are numbered by the store (`id`).
@@ -99,6 +109,11 @@ impl Collection {
                 let r = typed::<ModuleKvRecord>(record)?;
                 RecordKey::Pair(r.module, r.key)
             }
+            Collection::ModuleData => {
+                let r = typed::<ModuleDataRecord>(record)?;
+                RecordKey::Pair(r.module, r.key)
+            }
+            Collection::ModuleHeads => RecordKey::Text(typed::<ModuleHeadRecord>(record)?.module),
             Collection::Audit => RecordKey::Id(typed::<AuditEntry>(record)?.id),
             Collection::TaskRuns => RecordKey::Id(typed::<TaskRunRecord>(record)?.id),
             Collection::Alarms => RecordKey::Id(typed::<AlarmRecord>(record)?.id),
@@ -117,6 +132,8 @@ impl Collection {
             Collection::Runtime => round::<RuntimeRecord>(record),
             Collection::Tokens => round::<TokenRecord>(record),
             Collection::ModuleKv => round::<ModuleKvRecord>(record),
+            Collection::ModuleData => round::<ModuleDataRecord>(record),
+            Collection::ModuleHeads => round::<ModuleHeadRecord>(record),
             Collection::Audit => round::<AuditEntry>(record),
             Collection::TaskRuns => round::<TaskRunRecord>(record),
             Collection::Alarms => round::<AlarmRecord>(record),

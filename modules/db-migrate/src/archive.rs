@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::store::{COLLECTIONS, Failure, StoreClient};
+use crate::store::{COLLECTIONS, Failure, LEGACY_COLLECTIONS, StoreClient};
 use crate::target::Target;
 use plugin_api::digest::RecordDigest;
 
@@ -63,11 +63,12 @@ pub fn verify(archive: &Value) -> Result<Vec<(&'static str, &Vec<Value>)>, Strin
     let Some(sections) = archive["collections"].as_object() else {
         return Err("archive has no \"collections\" object".into());
     };
-    if let Some(unknown) = sections.keys().find(|k| !COLLECTIONS.contains(&k.as_str())) {
+    let known = |k: &str| COLLECTIONS.contains(&k) || LEGACY_COLLECTIONS.contains(&k);
+    if let Some(unknown) = sections.keys().find(|k| !known(k)) {
         return Err(format!("archive collection {unknown:?} is not one of {}", COLLECTIONS.join(", ")));
     }
     let mut out = Vec::new();
-    for collection in COLLECTIONS {
+    for collection in COLLECTIONS.into_iter().chain(LEGACY_COLLECTIONS) {
         let Some(section) = sections.get(collection) else { continue };
         let Some(records) = section["records"].as_array() else {
             return Err(format!("archive collection {collection}: \"records\" is not a list"));

@@ -227,7 +227,7 @@ impl Job {
                 match self.verify().await {
                     Ok(Stop::Finished) => {
                         // Done: nothing left to resume.
-                        let _ = self.host.storage().put(CHECKPOINT_KEY, "").await;
+                        let _ = self.host.storage().delete(CHECKPOINT_KEY).await;
                         ("done", None)
                     }
                     // Every record is copied; a resume verifies again.
@@ -258,6 +258,7 @@ impl Job {
             .storage()
             .put(CHECKPOINT_KEY, &text)
             .await
+            .map(drop)
             .map_err(|e| format!("saving the copy checkpoint: {}", e.message))
     }
 

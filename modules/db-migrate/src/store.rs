@@ -8,8 +8,12 @@ use serde_json::{Value, json};
 use crate::target::Target;
 
 /// Every collection of a store, in the order exports and copies visit them.
-pub const COLLECTIONS: [&str; 8] =
-    ["settings", "models", "runtime", "tokens", "module_kv", "audit", "task_runs", "alarms"];
+pub const COLLECTIONS: [&str; 9] =
+    ["settings", "models", "runtime", "tokens", "module_data", "module_heads", "audit", "task_runs", "alarms"];
+
+/// Collections of archives made by older hosts that an import still accepts (the host
+/// turns `module_kv` records into module data).
+pub const LEGACY_COLLECTIONS: [&str; 1] = ["module_kv"];
 
 /// A failed call: the host's code (`bad_request`, `not_found`, `forbidden`,
 /// `unavailable`, `conflict`, `internal`) and a message saying what and where.

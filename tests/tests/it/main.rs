@@ -19,6 +19,7 @@ mod metrics;
 mod module_db_migrate;
 mod module_influx;
 mod module_routes;
+mod module_storage;
 mod module_sys;
 mod modules;
 mod monit;

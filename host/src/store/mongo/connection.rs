@@ -165,6 +165,16 @@ pub fn is_connectivity(e: &mongodb::error::Error) -> bool {
     )
 }
 
+/// An insert or upsert that hit a unique index (E11000).
+pub fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
+    use mongodb::error::WriteFailure;
+    match e.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(we)) => we.code == 11000,
+        ErrorKind::Command(ce) => ce.code == 11000,
+        _ => false,
+    }
+}
+
 async fn ping(db: &Database) -> mongodb::error::Result<()> {
     db.run_command(doc! {"ping": 1}).await.map(drop)
 }

@@ -13,20 +13,28 @@
 //!
 //! Documents never rely on `_id`: each collection has its own unique key fields (the
 //! MongoDB-wire test server, nx-27017, does not keep a client-chosen `_id` on upsert).
+//!
+//! Module data (`module_data.rs`, `module_feed.rs`) is the fleet's, not one host's: a
+//! module sees the same keys on every host of the database, and each host's change
+//! feed wakes on the others' commits.
 
 mod connection;
+mod module_data;
+mod module_feed;
 mod schema;
 mod store_impl;
 
 pub use connection::MongoTarget;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::{Client, Database};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use super::module_data::FeedHub;
 use super::transfer::Collection;
 use super::{RecordKey, StoreError, StoreResult};
 use connection::Link;
@@ -38,8 +46,13 @@ pub struct MongoStore {
     target: String,
     scope: String,
     link: Arc<Link>,
-    /// Stops the background probe when the store is dropped.
+    /// Stops the background probe and the module-feed watcher when the store is dropped.
     probe_cancel: CancellationToken,
+    /// Wakes this process's module change-feed waiters.
+    feed: Arc<FeedHub>,
+    /// Whether the module-feed watcher runs: started by the first wait, so stores that
+    /// nobody waits on (module-db-migrate's targets) never open a change stream.
+    feed_started: AtomicBool,
 }
 
 impl Drop for MongoStore {
@@ -60,7 +73,15 @@ impl MongoStore {
         connection::wait_reachable(&db, &target.display(), target.start_timeout()).await?;
         let probe_cancel = CancellationToken::new();
         tokio::spawn(connection::probe(db.clone(), target.display(), Arc::clone(&link), probe_cancel.clone()));
-        let store = MongoStore { db, target: target.display(), scope: target.scope(), link, probe_cancel };
+        let store = MongoStore {
+            db,
+            target: target.display(),
+            scope: target.scope(),
+            link,
+            probe_cancel,
+            feed: Arc::default(),
+            feed_started: AtomicBool::new(false),
+        };
         if migrate_schema {
             schema::migrate(&store).await?;
         } else {
@@ -76,17 +97,43 @@ impl MongoStore {
         what: &'static str,
         fut: impl std::future::IntoFuture<Output = mongodb::error::Result<T>>,
     ) -> StoreResult<T> {
-        if let Some(detail) = self.link.down_reason() {
-            return Err(StoreError::Unavailable { target: self.target.clone(), detail });
+        self.check_link()?;
+        fut.await.map_err(|e| self.failed(what, e))
+    }
+
+    /// `Unavailable` while the database is known to be down.
+    fn check_link(&self) -> StoreResult<()> {
+        match self.link.down_reason() {
+            Some(detail) => Err(StoreError::Unavailable { target: self.target.clone(), detail }),
+            None => Ok(()),
         }
-        match fut.await {
-            Ok(v) => Ok(v),
-            Err(e) if connection::is_connectivity(&e) => {
-                let detail = e.to_string();
-                self.link.mark_down(&self.target, &detail);
-                Err(StoreError::Unavailable { target: self.target.clone(), detail })
-            }
-            Err(e) => Err(StoreError::Mongo { target: self.target.clone(), what, detail: e.to_string() }),
+    }
+
+    /// The store error for a failed database call (a connectivity failure marks the
+    /// link down and wakes the probe).
+    fn failed(&self, what: &'static str, e: mongodb::error::Error) -> StoreError {
+        if connection::is_connectivity(&e) {
+            let detail = e.to_string();
+            self.link.mark_down(&self.target, &detail);
+            StoreError::Unavailable { target: self.target.clone(), detail }
+        } else {
+            StoreError::Mongo { target: self.target.clone(), what, detail: e.to_string() }
+        }
+    }
+
+    /// Inserts `document` unless its unique key is taken: `false` when it was (the
+    /// unique index is what makes the "insert if absent" steps safe across hosts).
+    async fn insert_unique(
+        &self,
+        what: &'static str,
+        collection: &mongodb::Collection<Document>,
+        document: Document,
+    ) -> StoreResult<bool> {
+        self.check_link()?;
+        match collection.insert_one(document).await {
+            Ok(_) => Ok(true),
+            Err(e) if connection::is_duplicate_key(&e) => Ok(false),
+            Err(e) => Err(self.failed(what, e)),
         }
     }
 
@@ -94,9 +141,16 @@ impl MongoStore {
         self.db.collection(collection.name())
     }
 
-    /// Logins and settings are the fleet's; everything else is this host's.
+    /// Logins, settings and module data are the fleet's; everything else is this host's.
     fn scoped(collection: Collection) -> bool {
-        !matches!(collection, Collection::Tokens | Collection::Settings)
+        !matches!(
+            collection,
+            Collection::Tokens
+                | Collection::Settings
+                | Collection::ModuleData
+                | Collection::ModuleHeads
+                | Collection::ModuleKv
+        )
     }
 
     /// `extra` restricted to this host's records where the collection is scoped.
@@ -112,9 +166,18 @@ impl MongoStore {
             Collection::Settings => &["key"],
             Collection::Models | Collection::Runtime => &["name"],
             Collection::Tokens => &["token_hash"],
-            Collection::ModuleKv => &["module", "key"],
+            Collection::ModuleKv | Collection::ModuleData => &["module", "key"],
+            Collection::ModuleHeads => &["module"],
             Collection::Audit | Collection::TaskRuns | Collection::Alarms => &["id"],
         }
+    }
+
+    /// Reads skip deleted module keys (kept as tombstones a while, see `module_data.rs`).
+    fn live(collection: Collection, mut filter: Document) -> Document {
+        if collection == Collection::ModuleData {
+            filter.insert("deleted", doc! {"$ne": true});
+        }
+        filter
     }
 
     fn key_filter(&self, collection: Collection, key: &RecordKey) -> Document {
@@ -181,7 +244,7 @@ impl MongoStore {
         limit: i64,
     ) -> StoreResult<Vec<Value>> {
         use futures::TryStreamExt;
-        let filter = self.filter(collection, filter);
+        let filter = Self::live(collection, self.filter(collection, filter));
         let find = async {
             let coll = self.coll(collection);
             let mut action = coll.find(filter).sort(sort).skip(skip);

@@ -3,14 +3,18 @@
 //! before they are written, so a retried write lands on the same id.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use mongodb::bson::{Document, doc};
 use mongodb::options::ReturnDocument;
 use serde_json::Value;
 
-use super::{MongoStore, schema};
-use crate::store::transfer::{self, ModuleKvRecord, SettingRecord, to_record};
+use super::{MongoStore, module_feed, schema};
+use crate::store::module_data::{Changes, Committed, Entry, Page, Write, legacy_kv_import, legacy_kv_page};
+use crate::store::transfer::{self, SettingRecord, to_record};
 use crate::store::*;
 
 /// Upserts in flight at once during an import.
@@ -120,17 +124,6 @@ impl Store for MongoStore {
 
     async fn trim_audit(&self, keep: u64) -> StoreResult<u64> {
         self.keep_newest(Collection::Audit, doc! {}, keep).await
-    }
-
-    async fn module_kv_get(&self, module: &str, key: &str) -> StoreResult<Option<String>> {
-        let found: Vec<ModuleKvRecord> =
-            self.find_typed(Collection::ModuleKv, doc! {"module": module, "key": key}, doc! {}, 1).await?;
-        Ok(one(found).map(|r| r.value))
-    }
-
-    async fn module_kv_set(&self, module: &str, key: &str, value: &str) -> StoreResult<()> {
-        let record = ModuleKvRecord { module: module.into(), key: key.into(), value: value.into() };
-        self.upsert(Collection::ModuleKv, &to_record(&record)?).await
     }
 
     async fn append_task_run(&self, run: &TaskRunRecord) -> StoreResult<i64> {
@@ -251,6 +244,9 @@ impl Store for MongoStore {
         after: Option<&RecordKey>,
         limit: u32,
     ) -> StoreResult<Vec<Value>> {
+        if collection == Collection::ModuleKv {
+            return legacy_kv_page(self, after, limit).await;
+        }
         let filter = match after {
             None => doc! {},
             Some(RecordKey::Id(id)) => doc! {"id": {"$gt": id}},
@@ -282,6 +278,14 @@ impl Store for MongoStore {
             })?;
             keys.push(key);
         }
+        match collection {
+            Collection::ModuleKv => return legacy_kv_import(self, records).await,
+            Collection::ModuleData | Collection::ModuleHeads => {
+                self.data_import(collection, records).await?;
+                return Ok(records.len() as u64);
+            }
+            _ => {}
+        }
         // One round trip per record (an upsert by key has no bulk form every server
         // speaks), so several are in flight at once over the driver's pool.
         let pairs: Vec<_> = keys.iter().zip(records).collect();
@@ -300,7 +304,9 @@ impl Store for MongoStore {
     }
 
     async fn count_records(&self, collection: Collection) -> StoreResult<u64> {
-        let filter = self.filter(collection, doc! {});
+        // The legacy key-value view counts the module data it is made of.
+        let collection = if collection == Collection::ModuleKv { Collection::ModuleData } else { collection };
+        let filter = MongoStore::live(collection, self.filter(collection, doc! {}));
         self.call("count", self.coll(collection).count_documents(filter)).await
     }
 
@@ -311,5 +317,33 @@ impl Store for MongoStore {
     async fn apply_migrations(&self) -> StoreResult<Vec<MigrationStep>> {
         let applied = schema::migrate(self).await?;
         Ok(schema::steps().into_iter().filter(|s| applied.contains(&s.version)).collect())
+    }
+
+    async fn module_get(&self, module: &str, key: &str) -> StoreResult<Option<Entry>> {
+        self.data_get(module, key).await
+    }
+
+    async fn module_list(&self, module: &str, prefix: &str, after: Option<&str>, limit: u32) -> StoreResult<Page> {
+        self.data_list(module, prefix, after, limit).await
+    }
+
+    async fn module_commit(&self, module: &str, writes: &[Write]) -> StoreResult<Committed> {
+        self.data_commit(module, writes).await
+    }
+
+    async fn module_head(&self, module: &str) -> StoreResult<u64> {
+        self.data_head(module).await
+    }
+
+    async fn module_changes(&self, module: &str, prefix: &str, since: u64) -> StoreResult<Changes> {
+        self.data_changes(module, prefix, since).await
+    }
+
+    async fn module_wait(&self, module: &str, seen: u64, timeout: Duration) -> u64 {
+        if !self.feed_started.swap(true, Ordering::AcqRel) {
+            let (db, hub, link) = (self.db.clone(), Arc::clone(&self.feed), Arc::clone(&self.link));
+            tokio::spawn(module_feed::run(db, hub, link, self.probe_cancel.clone()));
+        }
+        self.feed.wait(module, seen, timeout).await
     }
 }

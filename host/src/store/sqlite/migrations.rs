@@ -114,6 +114,41 @@ pub const MIGRATIONS: &[Migration] = &[
         // and `to`, a new directory), so the audit log names it.
         sql: "ALTER TABLE audit ADD COLUMN detail TEXT NOT NULL DEFAULT '';",
     },
+    Migration {
+        version: 7,
+        description: "module data: versioned keys, head revisions and change log; module_kv moves into module_data",
+        // Module storage (`store/module_data.rs`): keys with versions and the revision
+        // of their last write, each module's head revision and log floor, and the log
+        // (one row per write; `value` NULL for a delete). The key-value rows of step 3
+        // become version 1 of revision 1, and the log starts after that revision (a
+        // feed from 0 is told to list first). Keys compare as bytes (BINARY).
+        sql: "CREATE TABLE module_data (
+             module TEXT NOT NULL,
+             key TEXT NOT NULL,
+             value TEXT NOT NULL,
+             version INTEGER NOT NULL,
+             revision INTEGER NOT NULL,
+             PRIMARY KEY (module, key)
+         );
+         CREATE TABLE module_heads (
+             module TEXT PRIMARY KEY,
+             revision INTEGER NOT NULL,
+             floor INTEGER NOT NULL
+         );
+         CREATE TABLE module_changes (
+             module TEXT NOT NULL,
+             revision INTEGER NOT NULL,
+             seq INTEGER NOT NULL,
+             key TEXT NOT NULL,
+             value TEXT,
+             version INTEGER NOT NULL,
+             PRIMARY KEY (module, revision, seq)
+         );
+         INSERT INTO module_data (module, key, value, version, revision)
+             SELECT module, key, value, 1, 1 FROM module_kv;
+         INSERT INTO module_heads (module, revision, floor) SELECT DISTINCT module, 1, 1 FROM module_kv;
+         DROP TABLE module_kv;",
+    },
 ];
 
 /// The newest schema this build knows.
