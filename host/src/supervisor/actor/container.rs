@@ -304,16 +304,9 @@ impl Actor {
             Err(message) => {
                 self.log.host_line(&format!("restart failed: {message}"));
                 self.run.message = message;
-                let delay = self
-                    .restarts
-                    .backoff
-                    .on_exit(Duration::ZERO, Duration::from_millis(self.spec.supervise.min_uptime_ms));
-                if self.restarts.backoff.unstable_restarts() > self.spec.supervise.max_restarts {
-                    self.give_up().await;
-                    return;
+                if self.respawn_failed(0).await {
+                    self.persist().await;
                 }
-                self.schedule_restart(0, delay);
-                self.persist().await;
             }
         }
     }

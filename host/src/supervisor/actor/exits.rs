@@ -108,6 +108,21 @@ impl Actor {
             .publish(Event::RestartLimitReached { name: self.spec.name.clone(), restarts: self.restarts.count });
     }
 
+    /// A restart that failed before anything ran (a spawn, a container create) is an
+    /// unstable run: it counts toward `max_restarts` like a crash, and `instance` is
+    /// scheduled again after the backoff. `false`: the limit was reached and the
+    /// service gave up.
+    pub(super) async fn respawn_failed(&mut self, instance: u32) -> bool {
+        let delay =
+            self.restarts.backoff.on_exit(Duration::ZERO, Duration::from_millis(self.spec.supervise.min_uptime_ms));
+        if self.restarts.backoff.unstable_restarts() > self.spec.supervise.max_restarts {
+            self.give_up().await;
+            return false;
+        }
+        self.schedule_restart(instance, delay);
+        true
+    }
+
     pub(super) async fn on_restart_timer(&mut self) {
         self.restarts.at = None;
         let pending = std::mem::take(&mut self.restarts.pending);
@@ -120,15 +135,9 @@ impl Actor {
                         let message = format!("restart failed: {e}");
                         self.log.host_line(&message);
                         self.run.message = message;
-                        let delay = self
-                            .restarts
-                            .backoff
-                            .on_exit(Duration::ZERO, Duration::from_millis(self.spec.supervise.min_uptime_ms));
-                        if self.restarts.backoff.unstable_restarts() > self.spec.supervise.max_restarts {
-                            self.give_up().await;
+                        if !self.respawn_failed(instance).await {
                             return;
                         }
-                        self.schedule_restart(instance, delay);
                     }
                 }
                 if self.restarts.pending.is_empty() {
