@@ -3,25 +3,12 @@
 
 use std::time::Duration;
 
-use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::config::EmailConfig;
 use crate::store::AlarmRecord;
-
-/// Checks the addresses, so a bad one is a config error rather than a failed delivery.
-pub fn validate(config: &EmailConfig) -> Result<(), String> {
-    config.from.parse::<Mailbox>().map_err(|e| format!("from {:?}: {e}", config.from))?;
-    if config.to.is_empty() {
-        return Err("to: needs at least one address".into());
-    }
-    for to in &config.to {
-        to.parse::<Mailbox>().map_err(|e| format!("to {to:?}: {e}"))?;
-    }
-    Ok(())
-}
 
 pub fn subject(alarm: &AlarmRecord) -> String {
     format!("[apollo {}] {} {}", alarm.severity, alarm.kind, alarm.subject)

@@ -10,8 +10,6 @@ mod notify;
 mod rules;
 mod webhook;
 
-pub use rules::SEVERITIES;
-
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -34,29 +32,6 @@ pub enum AlarmError {
     BadState(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// Checks `alarms.*` beyond what serde can: `Err((dotted key, message))`.
-pub fn validate_config(config: &AlarmsConfig) -> Result<(), (String, String)> {
-    let severities = |key: String, list: &[String]| match list.iter().find(|s| !SEVERITIES.contains(&s.as_str())) {
-        Some(bad) => Err((key, format!("{bad:?} is not a severity; use info, warning or critical"))),
-        None => Ok(()),
-    };
-    if !(1..=100).contains(&config.disk_full_percent) {
-        return Err(("alarms.disk_full_percent".into(), "must be between 1 and 100".into()));
-    }
-    if config.max_alarms == 0 {
-        return Err(("alarms.max_alarms".into(), "must be at least 1".into()));
-    }
-    for (i, hook) in config.webhooks.iter().enumerate() {
-        webhook::parse_url(&hook.url).map_err(|e| (format!("alarms.webhooks.{i}.url"), e))?;
-        severities(format!("alarms.webhooks.{i}.severities"), &hook.severities)?;
-    }
-    for (i, mail) in config.email.iter().enumerate() {
-        email::validate(mail).map_err(|e| (format!("alarms.email.{i}"), e))?;
-        severities(format!("alarms.email.{i}.severities"), &mail.severities)?;
-    }
-    Ok(())
 }
 
 /// The alarm service behind `/api/alarms`; its loop runs until the host shuts down.
@@ -350,20 +325,5 @@ mod tests {
         assert_eq!((alarm.kind.as_str(), alarm.severity.as_str()), ("disk_full", "critical"));
         assert_eq!(alarm.subject, dir.path().display().to_string());
         cancel.cancel();
-    }
-
-    #[test]
-    fn config_is_checked_with_its_key() {
-        let mut config = AlarmsConfig::default();
-        assert!(validate_config(&config).is_ok());
-        config.webhooks.push(crate::config::WebhookConfig { url: "http://h/x".into(), ..Default::default() });
-        config.webhooks[0].severities = vec!["loud".into()];
-        assert_eq!(validate_config(&config).unwrap_err().0, "alarms.webhooks.0.severities");
-        config.webhooks.clear();
-        config.email.push(crate::config::EmailConfig::default());
-        assert_eq!(validate_config(&config).unwrap_err().0, "alarms.email.0", "no recipients");
-        config.email.clear();
-        config.disk_full_percent = 0;
-        assert!(validate_config(&config).is_err());
     }
 }

@@ -8,9 +8,6 @@ pub const SERVICE_KINDS: &[&str] = &["service_crashed", "service_errored", "rest
 /// The health alarm kinds, resolved as soon as the service is healthy again.
 pub const HEALTH_KINDS: &[&str] = &["service_unhealthy", "health_failing"];
 
-/// `info` < `warning` < `critical`.
-pub const SEVERITIES: &[&str] = &["info", "warning", "critical"];
-
 /// What an event means for the alarms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Signal {

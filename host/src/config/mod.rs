@@ -2,14 +2,22 @@
 //!
 //! `load` turns a file into a [`Config`] whose paths are absolute; parse and value
 //! errors name the file, `line:column` and the key. This module only describes and
-//! validates settings: it opens no sockets and creates no directories.
+//! validates settings: it opens no sockets and creates no directories, and it calls
+//! into no other part of the host: each section validates itself here (`alarms.rs`,
+//! `tasks.rs` with `schedule.rs`), and the subsystems use the values checked here.
 
+mod alarms;
 mod locate;
+mod schedule;
 mod sections;
 pub mod seed_values;
+mod tasks;
 
+pub use alarms::{AlarmsConfig, DeliveryConfig, EmailConfig, HttpTarget, SEVERITIES, WebhookConfig};
 pub use locate::{locate_key, locate_value};
+pub use schedule::{Schedule, ScheduleError};
 pub use sections::*;
+pub use tasks::{TaskConfig, TasksConfig};
 
 use std::path::{Path, PathBuf};
 
@@ -192,10 +200,11 @@ impl Config {
         if self.backup.retention == 0 {
             return fail("backup.retention", "must be at least 1 (the number of backups kept)".into());
         }
-        if let Err((key, message)) = crate::alarms::validate_config(&self.alarms) {
+        // Sections with more than a rule or two check themselves (`alarms.rs`, `tasks.rs`).
+        if let Err((key, message)) = self.alarms.validate() {
             return fail(&key, message);
         }
-        if let Err((key, message)) = crate::tasks::validate_config(&self.tasks) {
+        if let Err((key, message)) = self.tasks.validate() {
             return fail(&key, message);
         }
         Ok(())

@@ -1,21 +1,16 @@
-//! What `/proc` says about a process: whether it is alive (zombies count as dead),
-//! its start time (to tell a re-used pid from the process we started), its RSS, the
-//! CPU time it has used, and which process groups still have live members.
+//! The supervisor's questions about a process, answered from the `proc-stats` crate
+//! (which does all the reading and parsing of `/proc`): is it alive (zombies count as
+//! dead), is it still the process that started at a given time (not a recycled pid),
+//! its start time, RSS and CPU time, and which process groups still have live members.
 //! Linux only, read-only, and never an error: an unreadable entry means "unknown".
 
 use std::collections::HashSet;
 
-/// Fields of `/proc/<pid>/stat` after the command name (which may hold spaces and
-/// parentheses, so the split is at the last ')').
-fn stat_fields(pid: i32) -> Option<Vec<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
-    Some(rest.split_whitespace().map(str::to_string).collect())
-}
+use proc_stats::ProcFs;
 
-/// Start time in clock ticks after boot (field 22; index 19 after the name).
+/// Start time in clock ticks after boot.
 pub fn start_ticks(pid: i32) -> Option<u64> {
-    stat_fields(pid)?.get(19)?.parse().ok()
+    ProcFs::default().proc_stat(pid).map(|s| s.start_ticks)
 }
 
 /// Alive and not a zombie. Signal 0 probes existence (EPERM: it exists under another
@@ -27,7 +22,7 @@ pub fn alive(pid: i32) -> bool {
     if pid <= 0 || !matches!(kill(nix::unistd::Pid::from_raw(pid), None), Ok(()) | Err(Errno::EPERM)) {
         return false;
     }
-    stat_fields(pid).is_none_or(|f| f.first().map(String::as_str) != Some("Z"))
+    ProcFs::default().proc_stat(pid).is_none_or(|s| !s.is_zombie())
 }
 
 /// Alive and still the process that started at `ticks` (not a recycled pid).
@@ -37,38 +32,19 @@ pub fn is_same_process(pid: i32, ticks: u64) -> bool {
 
 /// Resident set size in bytes (`VmRSS`).
 pub fn rss_bytes(pid: i32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    ProcFs::default().proc_rss_bytes(pid)
 }
 
-/// Clock ticks per second of `/proc/<pid>/stat` times: `USER_HZ`, 100 on every
-/// mainstream Linux architecture (x86, arm, arm64, riscv, ppc, s390); the modules that
-/// read `/proc` assume the same.
-const USER_HZ: u64 = 100;
-
-/// CPU time used so far (user + system, fields 14 and 15), in milliseconds. A client
-/// turns two readings into a CPU percentage (`apollo monit` does).
+/// CPU time used so far (user + system), in milliseconds. A client turns two readings
+/// into a CPU percentage (`apollo monit` does).
 pub fn cpu_time_ms(pid: i32) -> Option<u64> {
-    let fields = stat_fields(pid)?;
-    let user: u64 = fields.get(11)?.parse().ok()?;
-    let system: u64 = fields.get(12)?.parse().ok()?;
-    Some((user + system) * 1000 / USER_HZ)
+    ProcFs::default().proc_stat(pid).map(|s| s.cpu_ms())
 }
 
 /// Every process group with a member that is not a zombie: one pass over /proc, for
 /// all groups at once (`groups.rs` shares it between every stop in progress).
 pub fn groups_with_live_members() -> HashSet<i32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return HashSet::new() };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter_map(|pid| {
-            // Field 3 (index 0 after the name) is the state, field 5 (index 2) the group.
-            let fields = stat_fields(pid)?;
-            (fields.first()? != "Z").then(|| fields.get(2)?.parse().ok()).flatten()
-        })
-        .collect()
+    ProcFs::default().groups_with_live_members()
 }
 
 #[cfg(test)]

@@ -18,18 +18,21 @@ use super::{JobResult, Schedule, TaskSpec};
 
 /// Every built-in's config key (under `tasks.`), its config and its default schedule.
 pub fn configured(config: &TasksConfig) -> [(&'static str, &TaskConfig, Schedule); 5] {
+    config.each().map(|(key, task_config)| (key, task_config, default_schedule(key)))
+}
+
+/// The schedule a built-in keeps when `tasks.<key>` names none.
+fn default_schedule(key: &str) -> Schedule {
     let every = |secs| Schedule::Every(Duration::from_secs(secs));
-    // A fixed, tested expression: it cannot fail to parse.
-    let hourly = Schedule::cron("0 0 * * * *").unwrap_or_else(|_| every(3600));
-    // Daily at 03:00 UTC, away from the top of the hour when other jobs cluster.
-    let daily = Schedule::cron("0 0 3 * * *").unwrap_or_else(|_| every(86_400));
-    [
-        ("reload_models", &config.reload_models, every(300)),
-        ("sync_runtime", &config.sync_runtime, every(60)),
-        ("log_rotation", &config.log_rotation, hourly),
-        ("recheck_services", &config.recheck_services, every(30)),
-        ("backup", &config.backup, daily),
-    ]
+    match key {
+        "reload_models" => every(300),
+        "sync_runtime" => every(60),
+        // A fixed, tested expression: it cannot fail to parse.
+        "log_rotation" => Schedule::cron("0 0 * * * *").unwrap_or_else(|_| every(3600)),
+        "recheck_services" => every(30),
+        // Daily at 03:00 UTC, away from the top of the hour when other jobs cluster.
+        _ => Schedule::cron("0 0 3 * * *").unwrap_or_else(|_| every(86_400)),
+    }
 }
 
 /// The enabled built-ins with their schedules from `config.tasks` (already validated

@@ -22,7 +22,6 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use crate::config::TasksConfig;
 use crate::store::StoreError;
 
 /// What a run returns: a one-line summary on success, the error message on failure.
@@ -73,47 +72,4 @@ pub enum TaskError {
     AlreadyRunning { id: String, since: String },
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// Checks every `tasks.*` schedule; on error returns the dotted key and the message,
-/// for `Config::validate` to place at the key's line and column.
-pub fn validate_config(config: &TasksConfig) -> Result<(), (String, String)> {
-    if config.history_keep == 0 {
-        return Err(("tasks.history_keep".into(), "must be at least 1".into()));
-    }
-    for (key, task_config, default) in builtin::configured(config) {
-        if let Err((field, e)) = Schedule::from_config(task_config, default) {
-            let key = if field.is_empty() { format!("tasks.{key}") } else { format!("tasks.{key}.{field}") };
-            return Err((key, e.to_string()));
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::config::Config;
-
-    #[test]
-    fn bad_cron_in_config_names_file_line_column_and_key() {
-        let text = "{\n  \"tasks\": {\n    \"recheck_services\": {\"cron\": \"*/5 * * * *\"}\n  }\n}";
-        let err = Config::parse(text, "t.pig").unwrap_err().to_string();
-        assert!(err.starts_with("t.pig:3:26: tasks.recheck_services.cron: \"*/5 * * * *\" is not a cron"), "{err}");
-        let text = "{\"tasks\": {\"sync_runtime\": {\"every_secs\": 5, \"cron\": \"* * * * * *\"}}}";
-        let err = Config::parse(text, "t.pig").unwrap_err().to_string();
-        assert!(err.starts_with("t.pig:1:12: tasks.sync_runtime: set only one of"), "{err}");
-        let text = "{\"tasks\": {\"log_rotation\": {\"enabled\": false, \"every_secs\": 0}}}";
-        let err = Config::parse(text, "t.pig").unwrap_err().to_string();
-        assert!(err.contains("tasks.log_rotation.every_secs: must be at least 1 second"), "{err}");
-    }
-
-    #[test]
-    fn good_task_config_loads_without_warnings() {
-        let text = r#"{"tasks": {"history_keep": 10, "reload_models": {"cron": "0 */10 * * * *"},
-            "sync_runtime": {"every_secs": 30}, "log_rotation": {"enabled": false},
-            "recheck_services": {"once_after_secs": 5}}}"#;
-        let loaded = Config::parse(text, "t.pig").unwrap();
-        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
-        assert_eq!(loaded.config.tasks.history_keep, 10);
-    }
 }

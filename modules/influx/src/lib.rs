@@ -22,7 +22,6 @@ mod collect;
 mod config;
 mod influx;
 mod line;
-mod procfs;
 mod query;
 mod reports;
 mod sample;
@@ -42,12 +41,12 @@ use crate::backoff::Backoff;
 use crate::collect::Collector;
 use crate::config::{Config, Section};
 use crate::influx::Client;
-use crate::procfs::ProcFs;
 use crate::query::SeriesRequest;
 use crate::reports::FailureReports;
 use crate::sample::Sampler;
 use crate::state::{Shared, now_ms};
 use crate::writer::{FINAL_FLUSH, FlushRequest, Log, Writer};
+use proc_stats::ProcFs;
 
 #[derive(Debug)]
 pub struct Influx {

@@ -4,6 +4,9 @@
 //! readings of cumulative tick counters, so the [`Sampler`] keeps the previous round's
 //! counters; the first round has no CPU figures (the field is left out, not zeroed).
 //!
+//! `/proc` is read and parsed by the workspace's `proc-stats` crate; this file only
+//! picks the figures written and turns counters into percentages.
+//!
 //! Measurements (see the README for the full table):
 //! - `apollo_host` (tag `host`): CPU busy, load, memory, swap, network totals, uptime,
 //!   service counts.
@@ -15,8 +18,9 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use proc_stats::{CLK_TCK, CpuTimes, MemInfo, NetDev, ProcFs, ProcStat};
+
 use crate::line::Point;
-use crate::procfs::{CLK_TCK, CpuTicks, ProcFs, ProcessStat, round2};
 
 pub const HOST: &str = "apollo_host";
 pub const SERVICE: &str = "apollo_service";
@@ -26,7 +30,7 @@ pub const INSTANCE: &str = "apollo_instance";
 pub struct Sampler {
     fs: ProcFs,
     host_tag: String,
-    last_cpu: Option<CpuTicks>,
+    last_cpu: Option<CpuTimes>,
     /// pid -> (start ticks, CPU ticks, when read) from the previous round.
     last_procs: HashMap<i32, (u64, u64, Instant)>,
 }
@@ -86,10 +90,10 @@ impl Sampler {
         for service in services {
             let mut live = Vec::new();
             for &(instance, pid) in &service.pids {
-                let Some(stat) = self.fs.process(pid).filter(|s| s.state != 'Z' && s.state != 'X') else { continue };
+                let Some(stat) = self.fs.proc_stat(pid).filter(|s| s.state != 'Z' && s.state != 'X') else { continue };
                 let cpu = self.process_percent(pid, &stat, now);
-                procs.insert(pid, (stat.start_ticks, stat.cpu_ticks, now));
-                live.push((instance, pid, stat, cpu, self.fs.rss_bytes(pid)));
+                procs.insert(pid, (stat.start_ticks, stat.cpu_ticks(), now));
+                live.push((instance, pid, stat, cpu, self.fs.proc_rss_bytes(pid)));
             }
             if !live.is_empty() {
                 running += 1;
@@ -134,33 +138,33 @@ impl Sampler {
         points
     }
 
-    fn process_percent(&self, pid: i32, stat: &ProcessStat, now: Instant) -> Option<f64> {
+    fn process_percent(&self, pid: i32, stat: &ProcStat, now: Instant) -> Option<f64> {
         let &(start, ticks, at) = self.last_procs.get(&pid)?;
         // Another process under a reused pid: its counter says nothing about this one.
         if start != stat.start_ticks {
             return None;
         }
         let secs = now.saturating_duration_since(at).as_secs_f64();
-        let used = stat.cpu_ticks.checked_sub(ticks)? as f64 / CLK_TCK;
+        let used = stat.cpu_ticks().checked_sub(ticks)? as f64 / CLK_TCK as f64;
         (secs > 0.0).then(|| round2(used / secs * 100.0))
     }
 
     fn host_point(&mut self, time_ms: i64, services: usize, running: usize) -> Point {
-        let cpu = self.fs.cpu();
+        let cpu = self.fs.stat().and_then(|s| s.total);
         let busy = match (cpu, self.last_cpu) {
-            (Some(now), Some(before)) => now.busy_percent_since(&before),
+            (Some(now), Some(before)) => busy_percent(&before, &now),
             _ => None,
         };
         self.last_cpu = cpu;
         let load = self.fs.loadavg();
-        let mem = self.fs.meminfo();
-        let net = self.fs.net_totals();
+        let mem = self.fs.meminfo().as_ref().and_then(Memory::from_meminfo);
+        let net = outside_traffic(&self.fs.net_dev());
         Point::new(HOST, time_ms)
             .tag("host", &self.host_tag)
             .float("cpu_busy_percent", busy)
-            .float("load_1m", load.map(|l| l[0]))
-            .float("load_5m", load.map(|l| l[1]))
-            .float("load_15m", load.map(|l| l[2]))
+            .float("load_1m", load.map(|l| l.one))
+            .float("load_5m", load.map(|l| l.five))
+            .float("load_15m", load.map(|l| l.fifteen))
             .int("mem_total_bytes", mem.map(|m| saturating_i64(m.total_bytes)))
             .int("mem_available_bytes", mem.map(|m| saturating_i64(m.available_bytes)))
             .float(
@@ -172,11 +176,54 @@ impl Sampler {
             .int("swap_used_bytes", mem.map(|m| saturating_i64(m.swap_total_bytes.saturating_sub(m.swap_free_bytes))))
             .int("net_rx_bytes", net.map(|n| saturating_i64(n.0)))
             .int("net_tx_bytes", net.map(|n| saturating_i64(n.1)))
-            .float("uptime_secs", self.fs.uptime_secs())
+            .float("uptime_secs", self.fs.uptime().map(|u| u.uptime_secs))
             // Always present, so every round writes a host point (and counts line up).
             .int("services", Some(services as i64))
             .int("services_running", Some(running as i64))
     }
+}
+
+/// Busy share of the CPU ticks between two samples of the aggregate counters, in
+/// percent; `None` when no tick elapsed or the counters went backwards.
+fn busy_percent(before: &CpuTimes, after: &CpuTimes) -> Option<f64> {
+    let total = after.total().checked_sub(before.total()).filter(|t| *t > 0)? as f64;
+    let idle = after.idle_all().checked_sub(before.idle_all())? as f64;
+    Some(round2(((total - idle) / total * 100.0).clamp(0.0, 100.0)))
+}
+
+/// The memory figures written: RAM needs `MemTotal` and `MemAvailable` (kernel 3.14+),
+/// or none is written; missing swap lines count as no swap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Memory {
+    total_bytes: u64,
+    available_bytes: u64,
+    swap_total_bytes: u64,
+    swap_free_bytes: u64,
+}
+
+impl Memory {
+    fn from_meminfo(m: &MemInfo) -> Option<Self> {
+        Some(Self {
+            total_bytes: m.total?,
+            available_bytes: m.available?,
+            swap_total_bytes: m.swap_total.unwrap_or(0),
+            swap_free_bytes: m.swap_free.unwrap_or(0),
+        })
+    }
+}
+
+/// Received and sent bytes over every interface but loopback (traffic with the
+/// outside); `None` when `/proc/net/dev` listed no interface at all.
+fn outside_traffic(interfaces: &[NetDev]) -> Option<(u64, u64)> {
+    let outside = interfaces.iter().filter(|i| i.name != "lo");
+    let totals =
+        outside.fold((0u64, 0u64), |(rx, tx), i| (rx.saturating_add(i.rx_bytes), tx.saturating_add(i.tx_bytes)));
+    (!interfaces.is_empty()).then_some(totals)
+}
+
+/// Two decimals: enough for a chart, and the stored numbers stay readable.
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
 }
 
 /// InfluxDB integers are signed 64-bit.
@@ -186,8 +233,10 @@ fn saturating_i64(n: u64) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use proc_stats::{parse_meminfo, parse_net_dev, parse_stat};
     use serde_json::json;
+
+    use super::*;
 
     #[test]
     fn reads_the_hosts_service_list() {
@@ -207,6 +256,32 @@ mod tests {
         assert_eq!(s[1].pids, [(0, 77)]);
         assert!(s[2].pids.is_empty());
         assert!(services_from(&[]).is_empty());
+    }
+
+    #[test]
+    fn cpu_busy_between_two_samples() {
+        let a = parse_stat("cpu  100 0 50 1000 10 0 0 0 0 0\ncpu0 1 2 3 4\n").total.unwrap();
+        let b = parse_stat("cpu  130 0 60 1050 20 0 0 0 0 0\n").total.unwrap();
+        assert_eq!(busy_percent(&a, &b), Some(40.0));
+        assert_eq!(busy_percent(&a, &a), None);
+        assert_eq!(busy_percent(&b, &a), None);
+        assert_eq!(parse_stat("cpu0 1 2 3 4\n").total, None);
+    }
+
+    #[test]
+    fn memory_and_outside_traffic() {
+        let m = Memory::from_meminfo(&parse_meminfo(
+            "MemTotal:  1000 kB\nMemFree: 1 kB\nMemAvailable:   400 kB\nSwapTotal: 0 kB\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            (m.total_bytes, m.available_bytes, m.swap_total_bytes, m.swap_free_bytes),
+            (1_024_000, 409_600, 0, 0)
+        );
+        assert_eq!(Memory::from_meminfo(&parse_meminfo("MemFree: 1 kB\n")), None);
+        let dev = "Inter-|   Receive |  Transmit\n face |bytes packets errs drop fifo frame compressed multicast|bytes\n    lo: 500 5 0 0 0 0 0 0 500 5 0 0 0 0 0 0\n  eth0: 1000 10 0 0 0 0 0 0 2000 20 0 0 0 0 0 0\n  eth1: 1 1 0 0 0 0 0 0 2 2 0 0 0 0 0 0\n";
+        assert_eq!(outside_traffic(&parse_net_dev(dev)), Some((1001, 2002)));
+        assert_eq!(outside_traffic(&parse_net_dev("h\nh\n")), None);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::procfs::{CLK_TCK, CpuTimes};
+use proc_stats::{CLK_TCK, CpuTimes};
 
 /// Share of the interval the CPU(s) spent in each kind of work, in percent.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -45,7 +45,7 @@ pub fn process_percent(ticks_before: u64, ticks_after: u64, elapsed: Duration) -
     if secs <= 0.0 {
         return None;
     }
-    let used = ticks_after.checked_sub(ticks_before)? as f64 / CLK_TCK;
+    let used = ticks_after.checked_sub(ticks_before)? as f64 / CLK_TCK as f64;
     Some(round2(used / secs * 100.0))
 }
 

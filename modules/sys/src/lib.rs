@@ -1,6 +1,6 @@
 //! module-sys: system indicators and per-service process stats, read straight from
-//! Linux `/proc` (no system crates: a module depends on `plugin-api` and plain data
-//! crates only).
+//! Linux `/proc` through the workspace's `proc-stats` parsers (no system crates: a
+//! module depends on `plugin-api` and plain data crates only).
 //!
 //! Routes, under `/api/module/sys/`:
 //!
@@ -28,7 +28,6 @@
 //! are read inline: the kernel generates them in memory, they never wait on a disk.
 
 mod cpu;
-mod procfs;
 mod services;
 mod system;
 
@@ -40,9 +39,9 @@ use plugin_api::{HandlerResult, Host, Module, ModuleError, Request, Response, Ro
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::procfs::ProcFs;
 use crate::services::{ServiceEntry, ServiceReport};
 use crate::system::CpuReport;
+use proc_stats::ProcFs;
 
 /// How many processes `/system` lists each way, and the most `?limit=` may ask for.
 const DEFAULT_TOP: usize = 10;

@@ -9,7 +9,7 @@ use plugin_api::ServiceInfo;
 use serde::Serialize;
 
 use crate::cpu::{process_percent, round2};
-use crate::procfs::{ProcFs, ProcStat};
+use proc_stats::{ProcFs, ProcStat};
 
 /// What the host's registry says about one service (the fields we use of its status).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,7 +211,17 @@ mod tests {
     use serde_json::json;
 
     fn stat(pid: i32, state: char, ticks: u64, start_ticks: u64) -> ProcStat {
-        ProcStat { pid, comm: "sleep".into(), state, ppid: 1, utime: ticks, stime: 0, threads: 3, start_ticks }
+        ProcStat {
+            pid,
+            comm: "sleep".into(),
+            state,
+            ppid: 1,
+            pgid: pid,
+            utime: ticks,
+            stime: 0,
+            threads: 3,
+            start_ticks,
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::cpu::{CpuUsage, round2, usage};
-use crate::procfs::{DiskStats, LoadAvg, MemInfo, Mount, NetDev, ProcFs, SECTOR_BYTES, Stat, is_pseudo_fs};
+use proc_stats::{DiskStats, LoadAvg, MemInfo, Mount, NetDev, ProcFs, SECTOR_BYTES, Stat, is_pseudo_fs};
 
 /// `GET /system`: every part, sampled once. A part whose source file is missing is null.
 #[derive(Debug, Clone, Serialize)]
@@ -349,7 +349,7 @@ pub fn snapshot(fs: &ProcFs, process_limit: usize) -> SystemReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::procfs::{parse_diskstats, parse_mounts, parse_stat};
+    use proc_stats::{parse_diskstats, parse_mounts, parse_stat};
 
     #[test]
     fn cpu_report_per_core_and_total() {

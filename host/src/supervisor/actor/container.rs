@@ -35,7 +35,7 @@ impl Actor {
             return Ok(self.status());
         }
         if let Err(e) = self.claim_container_ports() {
-            self.message = e.to_string();
+            self.run.message = e.to_string();
             self.log.host_line(&format!("start refused: {e}"));
             self.publish_status();
             return Err(e);
@@ -48,9 +48,9 @@ impl Actor {
             }
             Err(message) => {
                 self.log.host_line(&message);
-                self.message = message.clone();
-                self.ports.release(&self.spec.name);
-                self.ports_in_effect.clear();
+                self.run.message = message.clone();
+                self.host.ports.release(&self.spec.name);
+                self.run.ports.clear();
                 self.set_state(ServiceState::Errored).await;
                 Err(ControlError::Failed(message))
             }
@@ -62,14 +62,14 @@ impl Actor {
     /// with, before claiming any: those ports are its own.
     async fn adopt_running_container(&mut self) -> bool {
         let name = plan::container_name(&self.spec.name);
-        let Ok(Some(found)) = self.docker.find(&name).await else { return false };
+        let Ok(Some(found)) = self.host.docker.find(&name).await else { return false };
         if !found.running || plan::owner(&found.labels, &self.spec.name, &plan::host_label(&self.spec)) != Owner::Us {
             return false;
         }
         let image = self.spec.model.container.as_ref().map(|c| c.image.clone()).unwrap_or_default();
-        self.ports.release(&self.spec.name);
-        self.ports.adopt(&self.spec.name, &found.ports);
-        self.ports_in_effect = found.ports.clone();
+        self.host.ports.release(&self.spec.name);
+        self.host.ports.adopt(&self.spec.name, &found.ports);
+        self.run.ports = found.ports.clone();
         self.set_state(ServiceState::Starting).await;
         self.log.host_line(&format!("container {name} ({}) is already running: adopted", short(&found.id)));
         self.watch_container(&found.id, found.pid, &image, true, log_mtime_secs(self));
@@ -86,11 +86,14 @@ impl Actor {
             return self.claim_ports();
         }
         let name = self.spec.name.clone();
-        self.ports.release(&name);
+        self.host.ports.release(&name);
         let wanted = plan::wanted_ports(&self.spec.model);
         let fixed: Vec<u16> = wanted.iter().map(|p| p.host).filter(|p| *p > 0).collect();
         if !fixed.is_empty() {
-            self.ports.claim_static(&name, self.spec.host_ip, &fixed).map_err(|e| ControlError::Port(e.to_string()))?;
+            self.host
+                .ports
+                .claim_static(&name, self.spec.host_ip, &fixed)
+                .map_err(|e| ControlError::Port(e.to_string()))?;
         }
         let mut ports = Vec::with_capacity(wanted.len());
         for p in &wanted {
@@ -98,15 +101,15 @@ impl Actor {
                 ports.push(p.host);
                 continue;
             }
-            match self.ports.allocate(&name, self.spec.host_ip) {
+            match self.host.ports.allocate(&name, self.spec.host_ip) {
                 Ok(port) => ports.push(port),
                 Err(e) => {
-                    self.ports.release(&name);
+                    self.host.ports.release(&name);
                     return Err(ControlError::Port(e.to_string()));
                 }
             }
         }
-        self.ports_in_effect = ports;
+        self.run.ports = ports;
         Ok(())
     }
 
@@ -118,14 +121,14 @@ impl Actor {
         };
         let name = plan::container_name(&self.spec.name);
         let fail = |what: &str, e: DockerError| format!("cannot {what} container {name}: {e}");
-        if let Some(found) = self.docker.find(&name).await.map_err(|e| fail("look up", e))? {
+        if let Some(found) = self.host.docker.find(&name).await.map_err(|e| fail("look up", e))? {
             match plan::owner(&found.labels, &self.spec.name, &plan::host_label(&self.spec)) {
                 Owner::Us if found.running => {
                     self.log.host_line(&format!("container {name} ({}) is already running: adopted", short(&found.id)));
                     self.watch_container(&found.id, found.pid, &section.image, true, log_mtime_secs(self));
                     return Ok(());
                 }
-                Owner::Us => self.docker.remove_quietly(&found.id).await.map_err(|e| fail("remove the old", e))?,
+                Owner::Us => self.host.docker.remove_quietly(&found.id).await.map_err(|e| fail("remove the old", e))?,
                 Owner::OtherHost(other) => {
                     return Err(format!(
                         "container {name} belongs to the Apollo host whose data directory is {other}: services of \
@@ -148,17 +151,17 @@ impl Actor {
         )?;
         let published: Vec<PortMapping> = plan::wanted_ports(&self.spec.model)
             .iter()
-            .zip(&self.ports_in_effect)
+            .zip(&self.run.ports)
             .map(|(w, host)| PortMapping { host: *host, container: w.container })
             .collect();
-        let body = plan::create_body(&self.spec, &section, &published, &self.ports_in_effect, mounts);
-        let id = self.docker.create_named(&name, body).await.map_err(|e| fail("create", e))?;
-        if let Err(e) = self.docker.start_container(&id).await {
-            let _ = self.docker.remove_quietly(&id).await;
+        let body = plan::create_body(&self.spec, &section, &published, &self.run.ports, mounts);
+        let id = self.host.docker.create_named(&name, body).await.map_err(|e| fail("create", e))?;
+        if let Err(e) = self.host.docker.start_container(&id).await {
+            let _ = self.host.docker.remove_quietly(&id).await;
             return Err(fail("start", e));
         }
         // The pid is for the status (and RSS); a container that already exited has none.
-        let pid = self.docker.find(&id).await.ok().flatten().map_or(0, |f| f.pid);
+        let pid = self.host.docker.find(&id).await.ok().flatten().map_or(0, |f| f.pid);
         self.log.host_line(&format!("started container {name} ({}) from {}", short(&id), section.image));
         self.watch_container(&id, pid, &section.image, false, 0);
         Ok(())
@@ -167,18 +170,18 @@ impl Actor {
     /// Records the container as instance 0 and starts its waiter and log pump, ending
     /// those of an earlier watch. `since`: unix seconds of output already in the log.
     fn watch_container(&mut self, id: &str, pid: i32, image: &str, adopted: bool, since: i64) {
-        if let Some(old) = self.container_tasks.take() {
+        if let Some(old) = self.container.tasks.take() {
             old.cancel();
         }
         let cancel = CancellationToken::new();
-        self.container_tasks = Some(cancel.clone());
+        self.container.tasks = Some(cancel.clone());
         self.generation += 1;
         let generation = self.generation;
-        let notes = self.notes_tx.clone();
-        let docker = Arc::clone(&self.docker);
+        let notes = self.host.notes.clone();
+        let docker = Arc::clone(&self.host.docker);
         let waited = id.to_string();
         let stop = cancel.clone();
-        self.tracker.spawn(async move {
+        self.host.tracker.spawn(async move {
             let code = tokio::select! {
                 code = wait_for_exit(&docker, &waited) => code,
                 () = stop.cancelled() => return,
@@ -189,9 +192,9 @@ impl Actor {
         });
         self.spawn_log_pump(id, since, cancel);
         let record = ProcessRecord { instance: 0, pid, pgid: 0, start_ticks: procfs::start_ticks(pid).unwrap_or(0) };
-        self.instances =
+        self.run.instances =
             vec![Some(Instance { record, started: Instant::now(), started_at_ms: now_ms(), generation, adopted })];
-        self.container = Some(ContainerStatus {
+        self.container.current = Some(ContainerStatus {
             id: id.to_string(),
             name: plan::container_name(&self.spec.name),
             image: image.to_string(),
@@ -205,12 +208,12 @@ impl Actor {
     /// follows again from the second of the last chunk, like the exit waiter asks again
     /// (a line at that second may be written twice).
     fn spawn_log_pump(&self, id: &str, since: i64, cancel: CancellationToken) {
-        let docker = Arc::clone(&self.docker);
+        let docker = Arc::clone(&self.host.docker);
         let log = self.log.clone();
-        let notes = self.notes_tx.clone();
+        let notes = self.host.notes.clone();
         let id = id.to_string();
         let service = self.spec.name.clone();
-        self.tracker.spawn(async move {
+        self.host.tracker.spawn(async move {
             let pump = async {
                 let mut since = since;
                 loop {
@@ -248,17 +251,17 @@ impl Actor {
     /// Stops (`force`: kills) and removes the known container. Its exit is expected, so
     /// the instance is forgotten first and the waiter's note will be ignored.
     pub(super) async fn stop_container(&mut self, force: bool) -> Result<(), String> {
-        for slot in &mut self.instances {
+        for slot in &mut self.run.instances {
             *slot = None;
         }
-        let Some(c) = self.container.clone() else { return Ok(()) };
+        let Some(c) = self.container.current.clone() else { return Ok(()) };
         let stopped = if force {
-            self.docker.kill(&c.id).await
+            self.host.docker.kill(&c.id).await
         } else {
-            self.docker.stop_with(&c.id, Some(self.spec.stop_signal.as_str()), plan::grace_secs(&self.spec)).await
+            self.host.docker.stop_with(&c.id, Some(self.spec.stop_signal.as_str()), plan::grace_secs(&self.spec)).await
         };
         let removed = match stopped {
-            Ok(()) => self.docker.remove_quietly(&c.id).await,
+            Ok(()) => self.host.docker.remove_quietly(&c.id).await,
             Err(DockerError::NotFound(_)) => Ok(()),
             Err(e) => Err(e),
         };
@@ -266,13 +269,13 @@ impl Actor {
         match removed {
             Ok(()) => {
                 self.log.host_line(&format!("{verb}: container {} ({}) removed", c.name, short(&c.id)));
-                self.container = None;
+                self.container.current = None;
                 Ok(())
             }
             Err(e) => {
                 let message = format!("cannot {verb} container {}: {e}", c.name);
                 self.log.host_line(&message);
-                self.message = message.clone();
+                self.run.message = message.clone();
                 Err(message)
             }
         }
@@ -282,12 +285,12 @@ impl Actor {
     /// later stop tries again.
     pub(super) async fn container_failed(&mut self) -> ControlResult {
         self.set_state(ServiceState::Errored).await;
-        Err(ControlError::Failed(self.message.clone()))
+        Err(ControlError::Failed(self.run.message.clone()))
     }
 
     /// Keeps the status's container state in step with an exit the waiter reported.
     pub(super) fn container_exited(&mut self, code: Option<i32>) {
-        if let Some(c) = &mut self.container {
+        if let Some(c) = &mut self.container.current {
             c.state = code.map_or_else(|| "gone".into(), |code| format!("exited (code {code})"));
         }
     }
@@ -295,20 +298,15 @@ impl Actor {
     /// The backoff timer fired: a new container (the old one is removed first). A
     /// failure (the engine away, say) counts as an unstable run, like a failed spawn.
     pub(super) async fn restart_container(&mut self) {
-        self.restarts += 1;
+        self.restarts.count += 1;
         match self.run_container().await {
             Ok(()) => self.after_spawn().await,
             Err(message) => {
                 self.log.host_line(&format!("restart failed: {message}"));
-                self.message = message;
-                let delay =
-                    self.backoff.on_exit(Duration::ZERO, Duration::from_millis(self.spec.supervise.min_uptime_ms));
-                if self.backoff.unstable_restarts() > self.spec.supervise.max_restarts {
-                    self.give_up().await;
-                    return;
+                self.run.message = message;
+                if self.respawn_failed(0).await {
+                    self.persist().await;
                 }
-                self.schedule_restart(0, delay);
-                self.persist().await;
             }
         }
     }
@@ -316,13 +314,13 @@ impl Actor {
     /// Unhealthy: stop the container in the background; its exit comes back as a note
     /// and restarts it through the backoff, whatever the restart policy says.
     pub(super) fn replace_container(&mut self) {
-        let Some(c) = self.container.clone() else { return };
-        self.replacing.push(0);
-        let docker = Arc::clone(&self.docker);
+        let Some(c) = self.container.current.clone() else { return };
+        self.restarts.replacing.push(0);
+        let docker = Arc::clone(&self.host.docker);
         let signal = self.spec.stop_signal.as_str();
         let grace = plan::grace_secs(&self.spec);
         let log = self.log.clone();
-        self.tracker.spawn(async move {
+        self.host.tracker.spawn(async move {
             if let Err(e) = docker.stop_with(&c.id, Some(signal), grace).await {
                 log.host_line(&format!("cannot stop unhealthy container {}: {e}", c.name));
             }
@@ -334,14 +332,14 @@ impl Actor {
     /// supervisor, which starts the service again if it was running, and the start
     /// removes a stale container.
     pub(super) async fn restore_container(&mut self, record: RuntimeRecord) {
-        self.stop_operation = record.stop_operation;
-        self.restarts = record.restarts;
+        self.run.stop_operation = record.stop_operation;
+        self.restarts.count = record.restarts;
         let name = plan::container_name(&self.spec.name);
-        let found = match self.docker.find(&name).await {
+        let found = match self.host.docker.find(&name).await {
             Ok(found) => found,
             Err(e) => {
-                self.message = format!("cannot look up container {name}: {e}");
-                self.log.host_line(&self.message);
+                self.run.message = format!("cannot look up container {name}: {e}");
+                self.log.host_line(&self.run.message);
                 self.persist().await;
                 return;
             }
@@ -353,10 +351,10 @@ impl Actor {
             return;
         };
         let image = self.spec.model.container.as_ref().map(|c| c.image.clone()).unwrap_or_default();
-        self.ports.adopt(&self.spec.name, &record.ports);
-        self.ports_in_effect = record.ports.clone();
+        self.host.ports.adopt(&self.spec.name, &record.ports);
+        self.run.ports = record.ports.clone();
         self.watch_container(&found.id, found.pid, &image, true, log_mtime_secs(self));
-        if self.stop_operation {
+        if self.run.stop_operation {
             self.log.host_line("finishing a stop interrupted by a host restart");
             let _ = self.stop(false, false).await;
             return;
