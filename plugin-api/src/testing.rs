@@ -112,11 +112,8 @@ impl Default for TestHost {
 
 impl TestHost {
     pub fn new() -> Self {
-        let api = TestApi {
-            state: Mutex::default(),
-            event_ready: tokio::sync::Notify::new(),
-            storage: MemoryStorage::new(),
-        };
+        let api =
+            TestApi { state: Mutex::default(), event_ready: tokio::sync::Notify::new(), storage: MemoryStorage::new() };
         Self { api: Arc::new(api) }
     }
 

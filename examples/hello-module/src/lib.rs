@@ -73,6 +73,12 @@ impl Module for Hello {
             )
             .add(Route::post("/release", "Answers every parked request"), Self::release)
             .add(Route::get("/events/next", "The next host event of ?kind= (waits up to 10 s)"), Self::next_event)
+            .add(Route::put("/notes/{key}", "Stores a note: the body, as a new version of the key"), Self::put_note)
+            .add(
+                Route::get("/notes", "Notes changed after ?since=N, waiting up to 30 s for one (the change feed)")
+                    .timeout(Duration::from_secs(35)),
+                Self::note_changes,
+            )
             .add(
                 Route::get("/signed/{*rest}", "Public: checks an HMAC-SHA256 signature over the raw target").public(),
                 Self::signed,
@@ -168,6 +174,25 @@ impl Hello {
         }
     }
 
+    /// Every host sharing this store (a fleet on one MongoDB) sees the note in its feed.
+    async fn put_note(self: Arc<Self>, req: Request) -> HandlerResult {
+        let key = format!("notes/{}", req.required_param("key")?);
+        let written = self.host.storage().put(&key, req.text()?).await?;
+        Ok(Response::json(&json!({ "key": key, "version": written.version, "revision": written.revision })))
+    }
+
+    /// A long poll on the storage's change feed: answers at once when notes changed
+    /// after `since`, else when one does (written here or on another host), else after
+    /// 30 s with none.
+    async fn note_changes(self: Arc<Self>, req: Request) -> HandlerResult {
+        let since = match req.query_param("since") {
+            Some(v) => v.parse().map_err(|_| ModuleError::bad_request("since is not a revision number"))?,
+            None => 0,
+        };
+        let changes = self.host.storage().changes(Some("notes/"), since, Duration::from_secs(30)).await?;
+        Ok(Response::json(&changes))
+    }
+
     /// `X-Timestamp: <unix seconds>` and `X-Signature: base64(HMAC-SHA256(secret,
     /// "<timestamp>\n<raw target>"))`: the raw target is what the client sent, so an
     /// encoded `%2F` or the order of query parameters are part of what is signed.
@@ -241,6 +266,20 @@ mod tests {
             assert_eq!(body(&bad)["error"]["code"], "bad_request");
             assert_eq!(hello.call(TestRequest::get("/nope")).await.status, 404);
             assert_eq!(hello.call(TestRequest::delete("/count")).await.status, 405);
+        })
+    }
+
+    #[test]
+    fn notes_reach_the_change_feed() {
+        testing::run(async {
+            let host = TestHost::new();
+            let hello = host.start::<Hello>(serde_json::Value::Null).unwrap();
+            let put = hello.call(TestRequest::put("/notes/a").body("first")).await;
+            assert_eq!(body(&put)["version"], 1);
+            let changes = body(&hello.call(TestRequest::get("/notes?since=0")).await);
+            assert_eq!(changes["changes"][0]["key"], "notes/a");
+            assert_eq!(changes["changes"][0]["value"], "first");
+            assert_eq!(hello.call(TestRequest::get("/notes?since=x")).await.status, 400);
         })
     }
 

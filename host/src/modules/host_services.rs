@@ -125,7 +125,8 @@ impl HostObj for HostServices {
         use async_ffi::FutureExt;
         let (store, module, request) = (Arc::clone(&self.store), self.module.clone(), request.to_string());
         // Same as `store_call`: the work runs on the host's runtime, the module awaits it.
-        let work = self.runtime.spawn(async move { super::storage_service::call(store.as_ref(), &module, &request).await });
+        let work =
+            self.runtime.spawn(async move { super::storage_service::call(store.as_ref(), &module, &request).await });
         async move {
             match work.await {
                 Ok(Ok(answer)) => RResult::ROk(RString::from(answer)),

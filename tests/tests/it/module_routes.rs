@@ -1,7 +1,9 @@
 //! plugin-api 0.2 route features through the real host and the real hello-module
 //! `.so`: a public route the module authenticates itself (an HMAC signature over the
 //! raw target, and the peer address), a long poll past the default handler timeout,
-//! and a module's own listener that serves its routes at the root and stops with it.
+//! a module's own listener that serves its routes at the root and stops with it, and
+//! module storage shared by two hosts on one MongoDB: a write through one host wakes
+//! the module's change-feed long poll on the other.
 
 use crate::common;
 
@@ -154,4 +156,37 @@ async fn a_module_listener_serves_at_its_root_and_stops_with_the_module() {
     .await;
     assert_eq!(raw_get(again, "/whoami", &[]).await.0, 200);
     host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_note_written_on_one_host_reaches_the_module_feed_on_another() {
+    if !common::components::mongo() {
+        return;
+    }
+    let mongo = common::mongo::MongoServer::start();
+    let on_the_shared_store =
+        |scope: &str| json!({"db": {"mongo": {"url": mongo.url, "name": mongo.database, "scope": scope}}});
+    let (one, two) = (deployment(on_the_shared_store("one")), deployment(on_the_shared_store("two")));
+    let (host_one, host_two) = (one.start().await, two.start().await);
+    let (client_one, client_two) = (host_one.authed().await, host_two.authed().await);
+
+    // The second host's module waits on its feed before the first host writes.
+    let waiting = tokio::spawn(async move {
+        let started = Instant::now();
+        let answer = client_two.send(Method::GET, "/api/module/hello/notes?since=0", None).await.unwrap();
+        (answer.status, answer.json(), started)
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let written_at = Instant::now();
+    let body = json!("shared across the fleet");
+    let put = client_one.send(Method::PUT, "/api/module/hello/notes/release-1", Some(&body)).await.unwrap();
+    assert_eq!(put.status, 200, "{:?}", put.json());
+    let (status, changes, started) = waiting.await.unwrap();
+    assert_eq!(status, 200, "{changes}");
+    assert_eq!(changes["changes"][0]["key"], "notes/release-1", "{changes}");
+    assert_eq!(changes["changes"][0]["value"], body.to_string());
+    assert!(started.elapsed() < Duration::from_secs(25), "woken by the write, not by the 30 s timeout");
+    eprintln!("a write on host one reached host two's module feed {} ms later", written_at.elapsed().as_millis());
+    host_one.shutdown().await;
+    host_two.shutdown().await;
 }

@@ -45,6 +45,9 @@ macro_rules! both {
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn mongodb() {
+                if !crate::common::components::mongo() {
+                    return;
+                }
                 let (store, _home) = super::mongo_store().await;
                 super::$scenario(store).await;
             }
@@ -310,6 +313,9 @@ async fn mongo_host(server: &MongoServer, scope: &str) -> Arc<dyn Store> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hosts_share_module_data_and_see_each_others_commits() {
+    if !common::components::mongo() {
+        return;
+    }
     let server = MongoServer::start();
     let (a, b) = (mongo_host(&server, "host-a").await, mongo_host(&server, "host-b").await);
     a.module_commit("m", &[Write::put("shared", "from a")]).await.unwrap();
@@ -337,6 +343,9 @@ async fn two_hosts_share_module_data_and_see_each_others_commits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_whose_writer_died_is_finished_by_the_next_reader() {
+    if !common::components::mongo() {
+        return;
+    }
     use mongodb::bson::doc;
     let server = MongoServer::start();
     let store = mongo_host(&server, "host-a").await;

@@ -44,6 +44,9 @@ macro_rules! both {
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn mongodb() {
+                if !crate::common::components::mongo() {
+                    return;
+                }
                 let (store, _home) = super::mongo_store().await;
                 super::$scenario(store.as_ref()).await;
             }
@@ -345,6 +348,9 @@ async fn snapshot_is_a_sqlite_file_with_every_record(s: &dyn Store) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongodb_going_away_fails_fast_and_recovers() {
+    if !common::components::mongo() {
+        return;
+    }
     let mut server = MongoServer::start();
     if !server.is_local() {
         return; // a shared real server is not ours to stop
@@ -392,6 +398,9 @@ async fn mongodb_down_at_start_is_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hosts_sharing_a_database_keep_their_own_services() {
+    if !common::components::mongo() {
+        return;
+    }
     let server = MongoServer::start();
     let a = MongoStore::connect(&MongoTarget { scope: "host-a".into(), ..server.target() }, true).await.unwrap();
     let b = MongoStore::connect(&MongoTarget { scope: "host-b".into(), ..server.target() }, true).await.unwrap();
@@ -420,6 +429,9 @@ async fn hosts_sharing_a_database_keep_their_own_services() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_host_runs_on_mongodb() {
+    if !common::components::mongo() {
+        return;
+    }
     let server = MongoServer::start();
     let deployment = common::Deployment::with(json!({
         "db": {"mongo": {"url": server.url, "name": server.database, "scope": "it", "start_timeout_secs": 20}}
@@ -442,6 +454,9 @@ async fn the_host_runs_on_mongodb() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_host_keeps_serving_while_mongodb_is_down() {
+    if !common::components::mongo() {
+        return;
+    }
     let mut server = MongoServer::start();
     if !server.is_local() {
         return; // a shared real server is not ours to stop

@@ -30,3 +30,8 @@ pub fn docker() -> bool {
     let up = std::os::unix::net::UnixStream::connect(DOCKER_SOCKET).is_ok();
     require("dockerd", up, "run .ci/docker-up.sh as root (make test-deps does)")
 }
+
+/// Whether a MongoDB-wire server can be had (`common::mongo`), or else skip/fail.
+pub fn mongo() -> bool {
+    require("nx-27017 (MongoDB-wire server)", super::mongo::installed(), "run ./.ci/mongo-up.sh (make test-deps does)")
+}

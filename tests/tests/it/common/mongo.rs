@@ -32,6 +32,16 @@ fn unique_database(prefix: &str) -> String {
     format!("{prefix}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
 
+fn venv_python() -> PathBuf {
+    let venv = std::env::var("APOLLO_TEST_VENV").unwrap_or_else(|_| "/var/tmp/apollo-test-venv".into());
+    Path::new(&venv).join("bin/python")
+}
+
+/// Whether a server can be had: `APOLLO_TEST_MONGO_URL`, or nx-27017 installed.
+pub fn installed() -> bool {
+    std::env::var_os("APOLLO_TEST_MONGO_URL").is_some() || venv_python().exists()
+}
+
 impl MongoServer {
     pub fn start() -> Self {
         if let Ok(url) = std::env::var("APOLLO_TEST_MONGO_URL") {
@@ -55,8 +65,7 @@ impl MongoServer {
     }
 
     fn launch(&mut self) {
-        let venv = std::env::var("APOLLO_TEST_VENV").unwrap_or_else(|_| "/var/tmp/apollo-test-venv".into());
-        let python = Path::new(&venv).join("bin/python");
+        let python = venv_python();
         assert!(python.exists(), "{} missing: run ./.ci/mongo-up.sh (make test does)", python.display());
         let data = self.data.as_ref().unwrap().path();
         let log = std::fs::File::create(data.join("nx-27017.log")).unwrap();
