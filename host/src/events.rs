@@ -110,3 +110,36 @@ impl EventBus {
         self.sender.subscribe()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Event;
+
+    /// Modules read these events through `plugin_api::Event`, a separate type in a
+    /// separately built crate: every kind the host publishes must parse there as itself,
+    /// with every field (an unknown kind would reach modules as `Other`).
+    #[test]
+    fn every_host_event_parses_as_the_plugin_api_event() {
+        let s = || "x".to_string();
+        let events = [
+            Event::ModelAdded { name: s(), file: s() },
+            Event::ModelChanged { name: s(), file: s() },
+            Event::ModelRemoved { name: s() },
+            Event::ModelProblem { file: s(), message: s() },
+            Event::ServiceState { name: s(), state: s(), pid: Some(7), message: s() },
+            Event::RestartLimitReached { name: s(), restarts: 3 },
+            Event::HealthFailing { name: s(), message: s() },
+            Event::ModuleLoad { name: s(), file: s(), outcome: s(), generation: 2 },
+            Event::ModuleEvent { module: s(), topic: s(), payload: s() },
+            Event::TaskRun { task: s(), trigger: s(), result: s(), message: s(), duration_ms: 5 },
+            Event::AlarmRaised { id: 1, alarm_kind: s(), subject: s(), severity: s(), message: s() },
+            Event::AlarmResolved { id: 1, alarm_kind: s(), subject: s() },
+        ];
+        for event in events {
+            let json = serde_json::to_value(&event).unwrap();
+            let seen: plugin_api::Event = serde_json::from_value(json.clone()).unwrap();
+            assert_eq!(seen.kind(), json["kind"], "{json}");
+            assert_eq!(serde_json::to_value(&seen).unwrap(), json, "every field reaches modules");
+        }
+    }
+}

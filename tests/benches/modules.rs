@@ -28,14 +28,12 @@ mod support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use apollo_host::cli::{ApiClient, Endpoint};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -107,15 +105,15 @@ fn bench(bin: &Path, so: &Path) -> Result<()> {
         ROUND.as_secs(),
         WARMUP.as_secs()
     );
-    let host = Host::launch(bin, so)?;
+    let host = support::ServedHost::launch(bin, PASSWORD, |_| {}, &[(so, "hello.so")])?;
     // One thread for the load generator: on a small machine the host keeps the rest.
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    rt.block_on(run(&host))
+    rt.block_on(run(&host, so))
     // `host` is dropped here, also on any error above: SIGTERM, then wait.
 }
 
-async fn run(host: &Host) -> Result<()> {
-    let token = login(&host.addr).await?;
+async fn run(host: &support::ServedHost, so: &Path) -> Result<()> {
+    let token = support::login(&host.addr, PASSWORD).await?;
     let module = loaded_hello(&host.addr, &token).await?;
     println!(
         "host pid {}, module {} {} generation {} from {}",
@@ -123,7 +121,7 @@ async fn run(host: &Host) -> Result<()> {
         module["name"].as_str().unwrap_or("?"),
         module["version"].as_str().unwrap_or("?"),
         module["generation"],
-        host.so.display()
+        so.display()
     );
     for route in [Route::Native, Route::Module] {
         // A wrong answer (401, 404, another body) would make the figures meaningless.
@@ -218,7 +216,7 @@ impl Round {
 }
 
 /// Drives `route` over CONNECTIONS fresh keep-alive connections for `duration`.
-async fn measure(host: &Host, token: &str, route: Route, duration: Duration) -> Result<Round> {
+async fn measure(host: &support::ServedHost, token: &str, route: Route, duration: Duration) -> Result<Round> {
     // Connected before the clock starts: the TCP handshake is not what is measured.
     let mut conns = Vec::with_capacity(CONNECTIONS);
     for _ in 0..CONNECTIONS {
@@ -351,15 +349,6 @@ fn parse_head(head: &[u8]) -> Result<(u16, usize)> {
 
 // ----- setup -----------------------------------------------------------------------------
 
-async fn login(addr: &str) -> Result<String> {
-    let client = ApiClient::new(Endpoint::Tcp(addr.to_string()), None);
-    let answer: Value = client
-        .post("/api/auth/login", Some(&json!({"username": "admin", "password": PASSWORD})))
-        .await
-        .context("login")?;
-    Ok(answer["token"].as_str().context("login answer has no token")?.to_string())
-}
-
 /// The `hello` entry of `GET /api/modules`, or why it is not loaded.
 async fn loaded_hello(addr: &str, token: &str) -> Result<Value> {
     let client = ApiClient::new(Endpoint::Tcp(addr.to_string()), Some(token.to_string()));
@@ -368,64 +357,6 @@ async fn loaded_hello(addr: &str, token: &str) -> Result<Value> {
         return Ok(hello.clone());
     }
     bail!("module hello is not loaded; GET /api/modules: {list}")
-}
-
-/// `apollo serve` as a child, with the hello module in its modules folder.
-struct Host {
-    child: Child,
-    addr: String,
-    so: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Host {
-    fn launch(bin: &Path, so: &Path) -> Result<Self> {
-        let dir = tempfile::Builder::new().prefix("bench-modules-").tempdir()?;
-        let (config, modules) = support::quiet_host_config(dir.path())?;
-        std::fs::copy(so, modules.join("hello.so")).with_context(|| format!("copy {}", so.display()))?;
-
-        let mut child = Command::new(bin)
-            .args(["serve", "--config"])
-            .arg(&config)
-            .env("APOLLO_ADMIN_PASSWORD", PASSWORD)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .context("spawn apollo serve")?;
-        let addr = match support::listening(&mut child).map(|(addr, _)| addr) {
-            Ok(addr) => addr,
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(e);
-            }
-        };
-        Ok(Self { child, addr, so: so.to_path_buf(), _dir: dir })
-    }
-
-    fn pid(&self) -> i32 {
-        i32::try_from(self.child.id()).expect("pids fit in i32")
-    }
-}
-
-impl Drop for Host {
-    /// Our child only, by pid: SIGTERM for a graceful exit, SIGKILL if it hangs.
-    fn drop(&mut self) {
-        if !matches!(self.child.try_wait(), Ok(None)) {
-            return;
-        }
-        let _ = kill(Pid::from_raw(self.pid()), Signal::SIGTERM);
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(15) {
-            if !matches!(self.child.try_wait(), Ok(None)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 // ----- host CPU by thread ------------------------------------------------------------------

@@ -20,8 +20,8 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -44,7 +44,9 @@ fn main() -> ExitCode {
     let parked = std::env::var("APOLLO_BENCH_PARKED").ok().and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_PARKED);
     let run = || -> Result<()> {
         raise_fd_limit(parked)?;
-        let host = Host::launch(&bin, &so, parked)?;
+        // More connections allowed than the bench opens.
+        let allow = |pig: &mut Value| pig["server"]["max_connections"] = json!(parked + 64);
+        let host = support::ServedHost::launch(&bin, PASSWORD, allow, &[(&so, "hello.so")])?;
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         rt.block_on(bench(&host, parked))
     };
@@ -68,10 +70,10 @@ fn raise_fd_limit(parked: usize) -> Result<()> {
     Ok(())
 }
 
-async fn bench(host: &Host, parked: usize) -> Result<()> {
-    let token = login(&host.addr).await?;
-    println!("parked bench: {parked} connections to host pid {} on {}", host.child.id(), host.addr);
-    let idle = host.sample()?;
+async fn bench(host: &support::ServedHost, parked: usize) -> Result<()> {
+    let token = support::login(&host.addr, PASSWORD).await?;
+    println!("parked bench: {parked} connections to host pid {} on {}", host.pid(), host.addr);
+    let idle = sample(host)?;
     let mut conns = Vec::with_capacity(parked);
     for _ in 0..parked {
         conns.push(TcpStream::connect(&host.addr).await?);
@@ -155,15 +157,6 @@ async fn read_response(conn: &mut TcpStream) -> Result<u16> {
     }
 }
 
-async fn login(addr: &str) -> Result<String> {
-    let client = ApiClient::new(Endpoint::Tcp(addr.to_string()), None);
-    let answer: Value = client
-        .post("/api/auth/login", Some(&json!({"username": "admin", "password": PASSWORD})))
-        .await
-        .context("login")?;
-    Ok(answer["token"].as_str().context("login answer has no token")?.to_string())
-}
-
 /// Requests the hello module has been handed so far.
 async fn requests_served(addr: &str, token: &str) -> Result<u64> {
     let client = ApiClient::new(Endpoint::Tcp(addr.to_string()), Some(token.to_string()));
@@ -175,11 +168,11 @@ async fn requests_served(addr: &str, token: &str) -> Result<u64> {
 }
 
 /// RSS and threads once RSS has stopped moving (allocators settle after a burst).
-async fn settle(host: &Host) -> Result<Sample> {
-    let mut last = host.sample()?;
+async fn settle(host: &support::ServedHost) -> Result<Sample> {
+    let mut last = sample(host)?;
     for _ in 0..20 {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        let now = host.sample()?;
+        let now = sample(host)?;
         if now.rss.abs_diff(last.rss) < 64 * 1024 {
             return Ok(now);
         }
@@ -194,68 +187,15 @@ struct Sample {
     threads: u64,
 }
 
-/// `apollo serve` as a child with the hello module, allowed more connections than the
-/// bench opens.
-struct Host {
-    child: Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Host {
-    fn launch(bin: &Path, so: &Path, parked: usize) -> Result<Self> {
-        let dir = tempfile::Builder::new().prefix("bench-parked-").tempdir()?;
-        let (config, modules) = support::quiet_host_config(dir.path())?;
-        let mut pig: Value = serde_json::from_slice(&std::fs::read(&config)?)?;
-        pig["server"]["max_connections"] = json!(parked + 64);
-        std::fs::write(&config, serde_json::to_vec_pretty(&pig)?)?;
-        std::fs::copy(so, modules.join("hello.so")).with_context(|| format!("copy {}", so.display()))?;
-        let mut child = Command::new(bin)
-            .args(["serve", "--config"])
-            .arg(&config)
-            .env("APOLLO_ADMIN_PASSWORD", PASSWORD)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .context("spawn apollo serve")?;
-        match support::listening(&mut child) {
-            Ok((addr, _)) => Ok(Self { child, addr, _dir: dir }),
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                Err(e)
-            }
-        }
-    }
-
-    fn sample(&self) -> Result<Sample> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        let field = |name: &str| -> Result<u64> {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-                .with_context(|| format!("no {name} in /proc/pid/status"))
-        };
-        Ok(Sample { rss: field("VmRSS:")? * 1024, threads: field("Threads:")? })
-    }
-}
-
-impl Drop for Host {
-    /// Our child only, by pid: SIGTERM for a graceful exit, SIGKILL if it hangs.
-    fn drop(&mut self) {
-        use nix::sys::signal::{Signal, kill};
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap_or(i32::MAX));
-        let _ = kill(pid, Signal::SIGTERM);
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(15) {
-            if !matches!(self.child.try_wait(), Ok(None)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// RSS and thread count of the host child, from `/proc/<pid>/status`.
+fn sample(host: &support::ServedHost) -> Result<Sample> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", host.pid()))?;
+    let field = |name: &str| -> Result<u64> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .with_context(|| format!("no {name} in /proc/pid/status"))
+    };
+    Ok(Sample { rss: field("VmRSS:")? * 1024, threads: field("Threads:")? })
 }

@@ -1,5 +1,6 @@
 //! hello-module: the template a new module author copies. It shows routes bound to
-//! their handlers, typed config, the module's storage, reading the services and
+//! their handlers, typed config, the module's storage and its change feed, a metric on
+//! the host's `/metrics`, reading the services and
 //! events, a route the module authenticates itself (an HMAC signature over the raw
 //! target, and the peer address), a long poll with its own timeout, a route on the
 //! module's own listener, a panicking handler (the host answers 500 and keeps
@@ -11,7 +12,8 @@ use std::time::Duration;
 
 use plugin_api::tokio::sync::watch;
 use plugin_api::{
-    Event, HandlerResult, Host, Module, ModuleError, Mount, Request, Response, Route, Routes, export_module, signing,
+    Event, HandlerResult, Host, Module, ModuleError, Mount, Request, Response, Route, Routes, export_module, metrics,
+    signing,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -36,6 +38,8 @@ pub struct Hello {
     allowed_peers: Vec<IpAddr>,
     /// Bumped by `POST /release`; `GET /park` waits for it to change.
     releases: watch::Sender<u64>,
+    /// `hello_greetings_total` on the host's `/metrics`, labelled `module="hello"`.
+    greetings: metrics::Counter,
 }
 
 /// How far a signed request's timestamp may be from the module's clock.
@@ -92,8 +96,11 @@ impl Module for Hello {
     }
 
     fn init(host: Host, config: Config) -> Result<Self, ModuleError> {
+        let greetings = metrics::counter("hello_greetings", "Greetings served", &[])
+            .map_err(|e| ModuleError::internal(e.to_string()))?;
         host.info(&format!("hello-module {} ready", Self::VERSION));
         Ok(Self {
+            greetings,
             host,
             greeting: config.greeting.unwrap_or_else(|| "hello".into()),
             signing_secret: config.signing_secret,
@@ -108,6 +115,7 @@ impl Hello {
         let name = req.required_param("name")?;
         let count = self.greetings().await? + 1;
         self.host.storage().put("greetings", &count.to_string()).await?;
+        self.greetings.inc();
         // The module's tracing is forwarded into the host's log.
         plugin_api::tracing::info!(count, "greeted {name}");
         Ok(Response::json(&json!({ "message": format!("{}, {name}!", self.greeting), "count": count })))

@@ -22,9 +22,9 @@ use axum::response::{IntoResponse, Response};
 use tokio_util::sync::CancellationToken;
 
 use super::ApiError;
-use super::modules::{forwarded_headers, serve};
+use super::modules::{module_call, serve};
 use crate::listener::{ConnectionLimits, serve_listener};
-use crate::modules::{ListenerStatus, Miss, ModuleCall, Via};
+use crate::modules::{ListenerStatus, Miss, Via};
 use crate::state::AppState;
 
 /// How long a closing listener's in-flight requests may take before it is abandoned.
@@ -153,11 +153,11 @@ async fn route(listener: &ListenerState, parts: Parts, body: Bytes) -> Result<Re
     let module = app.modules.table().modules.get(name).cloned().ok_or_else(|| {
         ApiError::Unavailable(format!("module {name} is not in service; this listener closes shortly"))
     })?;
-    let Parts { method, uri, headers, extensions, .. } = parts;
-    let path = percent_encoding::percent_decode_str(uri.path())
+    let path = percent_encoding::percent_decode_str(parts.uri.path())
         .decode_utf8()
         .map_err(|_| ApiError::BadRequest("the path is not valid UTF-8 once decoded".into()))?
         .into_owned();
+    let method = &parts.method;
     let matched = module.match_route(method.as_str(), &path, Via::Listener).map_err(|miss| match miss {
         Miss::NoRoute => ApiError::NotFound(format!("no route {path}")),
         Miss::Method => ApiError::MethodNotAllowed(format!("{method} is not allowed on {path}")),
@@ -165,21 +165,11 @@ async fn route(listener: &ListenerState, parts: Parts, body: Bytes) -> Result<Re
     let user = if module.routes[matched.index].public {
         None
     } else {
-        let token = super::guard::bearer_token_of(&headers).ok_or_else(|| {
+        let token = super::guard::bearer_token_of(&parts.headers).ok_or_else(|| {
             ApiError::Unauthorized("this route needs Authorization: Bearer <token> of the Apollo host".into())
         })?;
         Some(app.auth.authenticate(&token).await?)
     };
-    let call = ModuleCall {
-        method: method.as_str().to_string(),
-        path,
-        query: uri.query().unwrap_or_default().to_string(),
-        raw_target: uri.path_and_query().map(|pq| pq.as_str().to_string()).unwrap_or_else(|| uri.path().to_string()),
-        peer_addr: extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| *addr),
-        via: Via::Listener,
-        user,
-        headers: forwarded_headers(&headers),
-        body: body.to_vec(),
-    };
+    let call = module_call(parts, path, Via::Listener, user, body);
     Ok(serve(app, &module, matched, call).await)
 }

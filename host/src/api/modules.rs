@@ -10,7 +10,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -147,8 +147,6 @@ pub async fn dispatch(
     parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let Parts { method, uri, headers, extensions, .. } = parts;
-    let principal = extensions.get::<Principal>().cloned();
     let table = state.modules.table();
     let module = table.modules.get(&name).cloned().ok_or_else(|| {
         let failed = table.problems.iter().find(|p| p.file.contains(&name));
@@ -159,37 +157,42 @@ pub async fn dispatch(
     })?;
     drop(table);
     let path = format!("/{rest}");
-    let via = match extensions.get::<Transport>() {
+    let via = match parts.extensions.get::<Transport>() {
         Some(Transport::UnixSocket) => Via::AdminUnixSocket,
         _ => Via::AdminTcp,
     };
+    let method = &parts.method;
     let matched = module.match_route(method.as_str(), &path, via).map_err(|miss| match miss {
         Miss::NoRoute => {
             ApiError::NotFound(format!("module {name} has no route {path}; GET /api/modules lists its routes"))
         }
         Miss::Method => ApiError::MethodNotAllowed(format!("module {name}: {method} is not allowed on {path}")),
     })?;
-    let call = ModuleCall {
+    let user = parts.extensions.get::<Principal>().map(|p| p.user.clone());
+    let call = module_call(parts, path, via, user, body);
+    Ok(serve(&state, &module, matched, call).await)
+}
+
+/// The module's view of a request: `path` decoded below the mount point, the target
+/// exactly as received, the peer, and every header but the host's own credentials
+/// (never the module's business).
+pub(super) fn module_call(parts: Parts, path: String, via: Via, user: Option<String>, body: Bytes) -> ModuleCall {
+    let Parts { method, uri, headers, extensions, .. } = parts;
+    ModuleCall {
         method: method.as_str().to_string(),
         path,
         query: uri.query().unwrap_or_default().to_string(),
         raw_target: uri.path_and_query().map(|pq| pq.as_str().to_string()).unwrap_or_else(|| uri.path().to_string()),
         peer_addr: extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| *addr),
         via,
-        user: principal.map(|p| p.user),
-        headers: forwarded_headers(&headers),
+        user,
+        headers: headers
+            .iter()
+            .filter(|(k, _)| *k != axum::http::header::AUTHORIZATION)
+            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .collect(),
         body: body.to_vec(),
-    };
-    Ok(serve(&state, &module, matched, call).await)
-}
-
-/// Every header but the host's own credentials, which are never the module's business.
-pub(super) fn forwarded_headers(headers: &HeaderMap) -> Vec<(String, String)> {
-    headers
-        .iter()
-        .filter(|(k, _)| *k != axum::http::header::AUTHORIZATION)
-        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
-        .collect()
+    }
 }
 
 /// Runs the matched handler under its timeout (the route's own, else

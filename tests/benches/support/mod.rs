@@ -1,13 +1,17 @@
-//! What the benches share: a quiet host deployment with a module folder, and reading
-//! where a spawned `apollo serve` listens. Not a bench itself (benches are
-//! `benches/*.rs`; this folder has no `main.rs`).
+//! What the benches share: a quiet host deployment with a module folder, reading
+//! where a spawned `apollo serve` listens, that host as a child stopped on drop, and a
+//! login. Not a bench itself (benches are `benches/*.rs`; this folder has no
+//! `main.rs`); each bench uses a part of it.
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Child;
-use std::time::Duration;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use apollo_host::cli::{ApiClient, Endpoint};
+use serde_json::{Value, json};
 
 /// Writes `<dir>/apollo.pig` for a host on any free loopback port that logs warnings
 /// only (per-request logging would be measured, not the host), with modules loaded from
@@ -46,4 +50,84 @@ pub fn listening(child: &mut Child) -> Result<(String, PathBuf)> {
         .and_then(|rest| rest.split_once(" and unix:"))
         .with_context(|| format!("unexpected first line from apollo serve: {line:?}"))?;
     Ok((addr.to_string(), PathBuf::from(socket)))
+}
+
+/// `apollo serve` as a child on a quiet config, with module libraries in its modules
+/// folder; stopped (SIGTERM, then SIGKILL after 15 s) when dropped.
+pub struct ServedHost {
+    pub child: Child,
+    /// `127.0.0.1:PORT` of its TCP listener.
+    pub addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl ServedHost {
+    /// `adjust` may change the config (JSON) before the host reads it; `modules` are
+    /// `(library, file name)` pairs copied into its modules folder.
+    pub fn launch(
+        bin: &Path,
+        password: &str,
+        adjust: impl FnOnce(&mut Value),
+        modules: &[(&Path, &str)],
+    ) -> Result<Self> {
+        let dir = tempfile::Builder::new().prefix("bench-host-").tempdir()?;
+        let (config, folder) = quiet_host_config(dir.path())?;
+        let mut pig: Value = serde_json::from_slice(&std::fs::read(&config)?)?;
+        adjust(&mut pig);
+        std::fs::write(&config, serde_json::to_vec_pretty(&pig)?)?;
+        for (library, name) in modules {
+            std::fs::copy(library, folder.join(name)).with_context(|| format!("copy {}", library.display()))?;
+        }
+        let mut child = Command::new(bin)
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("APOLLO_ADMIN_PASSWORD", password)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("spawn apollo serve")?;
+        match listening(&mut child) {
+            Ok((addr, _)) => Ok(Self { child, addr, _dir: dir }),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(e)
+            }
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        i32::try_from(self.child.id()).expect("pids fit in i32")
+    }
+}
+
+impl Drop for ServedHost {
+    /// Our child only, by pid: SIGTERM for a graceful exit, SIGKILL if it hangs.
+    fn drop(&mut self) {
+        use nix::sys::signal::{Signal, kill};
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return;
+        }
+        let _ = kill(nix::unistd::Pid::from_raw(self.pid()), Signal::SIGTERM);
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(15) {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A bearer token for `admin`.
+pub async fn login(addr: &str, password: &str) -> Result<String> {
+    let client = ApiClient::new(Endpoint::Tcp(addr.to_string()), None);
+    let answer: Value = client
+        .post("/api/auth/login", Some(&json!({"username": "admin", "password": password})))
+        .await
+        .context("login")?;
+    Ok(answer["token"].as_str().context("login answer has no token")?.to_string())
 }

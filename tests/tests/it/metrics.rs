@@ -22,21 +22,12 @@ use serde_json::{Value, json};
 /// How long Prometheus gets to scrape and answer (it scrapes every second).
 const WAIT: Duration = Duration::from_secs(60);
 
-fn metered_so() -> PathBuf {
-    let path = PathBuf::from(common::apollo_bin()).parent().unwrap().join("libfixture_metrics_module.so");
-    assert!(
-        path.exists(),
-        "build the fixtures first: cargo build -p fixture-metrics-module (cargo build --workspace does)"
-    );
-    path
-}
-
 fn deployment(overrides: Value) -> Deployment {
     let mut config = json!({"modules": {"dir": "modules"}});
     common::merge(&mut config, &overrides);
     let d = Deployment::with(config);
     std::fs::create_dir_all(d.root().join("modules")).unwrap();
-    std::fs::copy(metered_so(), d.root().join("modules/metered.so")).unwrap();
+    std::fs::copy(common::module_library("fixture-metrics-module"), d.root().join("modules/metered.so")).unwrap();
     let mut sleeper = model("sleeper", "app_sleeper", &[]);
     sleeper["run_data"]["command"] = json!(["sleep", "300"]);
     d.write_model("sleeper.pig", &sleeper);

@@ -7,7 +7,6 @@
 use crate::common;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use apollo_host::cli::{ApiClient, ClientError};
@@ -17,18 +16,12 @@ use serde_json::{Value, json};
 
 const BASE: &str = "/api/module/db-migrate";
 
-fn module_so() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_BIN_EXE_apollo-under-test")).parent().unwrap().join("libmodule_db_migrate.so");
-    assert!(path.exists(), "build it first: cargo build -p module-db-migrate (cargo test --workspace does)");
-    path
-}
-
 /// A host with the module and a populated store: models, a running service's
 /// runtime record, a login token, settings, audit entries, task runs, an alarm.
 async fn populated_host() -> (Deployment, TestHost) {
     let d = Deployment::with(json!({"modules": {"dir": "modules"}}));
     std::fs::create_dir_all(d.root().join("modules")).unwrap();
-    std::fs::copy(module_so(), d.root().join("modules/db-migrate.so")).unwrap();
+    std::fs::copy(common::module_library("module-db-migrate"), d.root().join("modules/db-migrate.so")).unwrap();
     let mut sleeper = model("sleeper", "app_sleeper", &[]);
     sleeper["run_data"]["command"] = json!(["/bin/sleep", "1000"]);
     d.write_model("sleeper.pig", &sleeper);

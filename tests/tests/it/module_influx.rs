@@ -23,12 +23,6 @@ const DATABASE: &str = "apollo_test";
 const USERNAME: &str = "influx-writer-name";
 const PASSWORD: &str = "influx-password-not-for-eyes";
 
-fn influx_so() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_BIN_EXE_apollo-under-test")).parent().unwrap().join("libmodule_influx.so");
-    assert!(path.exists(), "build it first: cargo build -p module-influx (cargo test --workspace does)");
-    path
-}
-
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -162,7 +156,7 @@ async fn points_reach_influxdb_survive_its_restart_and_read_back() {
         "retry_max_secs": 1
     }}}}));
     std::fs::create_dir_all(d.root().join("modules")).unwrap();
-    std::fs::copy(influx_so(), d.root().join("modules/influx.so")).unwrap();
+    std::fs::copy(common::module_library("module-influx"), d.root().join("modules/influx.so")).unwrap();
     let mut sleeper = model("sleeper", "app_sleeper", &[]);
     sleeper["run_data"]["command"] = json!(["/bin/sleep", "1000"]);
     d.write_model("sleeper.pig", &sleeper);

@@ -8,7 +8,6 @@
 use crate::common;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::Deployment;
@@ -17,18 +16,12 @@ use plugin_api::signing;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn hello_so() -> PathBuf {
-    let path = PathBuf::from(common::apollo_bin()).parent().unwrap().join("libhello_module.so");
-    assert!(path.exists(), "build it first: cargo build -p hello-module (make test does)");
-    path
-}
-
 fn deployment(overrides: Value) -> Deployment {
     let mut config = json!({"modules": {"dir": "modules"}});
     common::merge(&mut config, &overrides);
     let d = Deployment::with(config);
     std::fs::create_dir_all(d.root().join("modules")).unwrap();
-    std::fs::copy(hello_so(), d.root().join("modules/hello_module.so")).unwrap();
+    std::fs::copy(common::module_library("hello-module"), d.root().join("modules/hello_module.so")).unwrap();
     d
 }
 

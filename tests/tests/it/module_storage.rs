@@ -10,57 +10,19 @@ use crate::common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::both_backends;
 use apollo_host::modules::storage_call;
 use apollo_host::store::module_data::{Changes, RETAINED_REVISIONS, TRIM_SLACK, Write};
 use apollo_host::store::*;
 use common::mongo::MongoServer;
 use serde_json::json;
 
-/// Keeps whatever the store lives in alive for the test.
-#[allow(dead_code)]
-enum Home {
-    Sqlite(tempfile::TempDir),
-    Mongo(MongoServer),
-}
-
-async fn sqlite_store() -> (Arc<dyn Store>, Home) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open_target(&StoreTarget::Sqlite(dir.path().join("apollo.db")), true).await.unwrap();
-    (store, Home::Sqlite(dir))
-}
-
-async fn mongo_store() -> (Arc<dyn Store>, Home) {
-    let server = MongoServer::start();
-    let store = open_target(&StoreTarget::Mongo(server.target()), true).await.unwrap();
-    (store, Home::Mongo(server))
-}
-
-macro_rules! both {
-    ($scenario:ident) => {
-        mod $scenario {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let (store, _home) = super::sqlite_store().await;
-                super::$scenario(store).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn mongodb() {
-                if !crate::common::components::mongo() {
-                    return;
-                }
-                let (store, _home) = super::mongo_store().await;
-                super::$scenario(store).await;
-            }
-        }
-    };
-}
-
-both!(versions_cas_and_namespaces);
-both!(pages_in_byte_order);
-both!(a_cas_counter_under_concurrent_writers_is_exact);
-both!(commits_are_all_or_nothing_under_concurrent_writers);
-both!(a_waiting_feed_wakes_promptly);
-both!(old_and_foreign_positions_are_compacted);
+both_backends!(versions_cas_and_namespaces);
+both_backends!(pages_in_byte_order);
+both_backends!(a_cas_counter_under_concurrent_writers_is_exact);
+both_backends!(commits_are_all_or_nothing_under_concurrent_writers);
+both_backends!(a_waiting_feed_wakes_promptly);
+both_backends!(old_and_foreign_positions_are_compacted);
 
 fn keys(page: &[apollo_host::store::module_data::Entry]) -> Vec<&str> {
     page.iter().map(|e| e.key.as_str()).collect()

@@ -4,18 +4,11 @@
 
 use crate::common;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use apollo_host::cli::{ApiClient, ClientError};
 use common::{Deployment, eventually, model};
 use serde_json::{Value, json};
-
-fn sys_so() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_BIN_EXE_apollo-under-test")).parent().unwrap().join("libmodule_sys.so");
-    assert!(path.exists(), "build it first: cargo build -p module-sys (cargo test --workspace does)");
-    path
-}
 
 fn supervised(name: &str, argv: &[&str]) -> Value {
     let mut m = model(name, &format!("app_{name}"), &[]);
@@ -34,7 +27,7 @@ async fn api_error(client: &ApiClient, path: &str) -> (u16, String) {
 async fn system_and_service_stats_from_the_real_module() {
     let d = Deployment::with(json!({"modules": {"dir": "modules"}}));
     std::fs::create_dir_all(d.root().join("modules")).unwrap();
-    std::fs::copy(sys_so(), d.root().join("modules/sys.so")).unwrap();
+    std::fs::copy(common::module_library("module-sys"), d.root().join("modules/sys.so")).unwrap();
     d.write_model("sleeper.pig", &supervised("sleeper", &["/bin/sleep", "1000"]));
     d.write_model("idle.pig", &supervised("idle", &["/bin/sleep", "1000"]));
     let host = d.start().await;

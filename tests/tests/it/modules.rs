@@ -5,23 +5,16 @@
 
 use crate::common;
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use common::Deployment;
 use http::Method;
 use serde_json::{Value, json};
 
-fn hello_so() -> PathBuf {
-    let path = PathBuf::from(common::apollo_bin()).parent().unwrap().join("libhello_module.so");
-    assert!(path.exists(), "build it first: cargo build -p hello-module (cargo test --workspace does)");
-    path
-}
-
 fn deployment() -> Deployment {
     let d = Deployment::with(json!({"modules": {"dir": "modules", "config": {"hello": {"greeting": "ahoy"}}}}));
     std::fs::create_dir_all(d.root().join("modules")).unwrap();
-    std::fs::copy(hello_so(), d.root().join("modules/hello_module.so")).unwrap();
+    std::fs::copy(common::module_library("hello-module"), d.root().join("modules/hello_module.so")).unwrap();
     d
 }
 
@@ -30,11 +23,10 @@ async fn modules_load_serve_and_survive_bad_neighbours() {
     let d = deployment();
     let dir = d.root().join("modules");
     std::fs::write(dir.join("junk.so"), "this is not a library").unwrap();
-    let bytes = std::fs::read(hello_so()).unwrap();
+    let bytes = std::fs::read(common::module_library("hello-module")).unwrap();
     std::fs::write(dir.join("truncated.so"), &bytes[..bytes.len() / 3]).unwrap();
-    std::fs::copy(hello_so(), dir.join("zz-duplicate.so")).unwrap();
-    let sys_so = PathBuf::from(common::apollo_bin()).parent().unwrap().join("libmodule_sys.so");
-    assert!(sys_so.exists(), "build it first: cargo build -p module-sys (cargo test --workspace does)");
+    std::fs::copy(common::module_library("hello-module"), dir.join("zz-duplicate.so")).unwrap();
+    let sys_so = common::module_library("module-sys");
     std::fs::copy(sys_so, dir.join("sys.so")).unwrap();
     let host = d.start().await;
 
@@ -43,7 +35,7 @@ async fn modules_load_serve_and_survive_bad_neighbours() {
     assert_eq!(modules.len(), 2, "{listed:#}");
     assert_eq!(modules[0]["name"], "hello");
     assert_eq!(modules[1]["name"], "sys");
-    assert_eq!(modules[0]["routes"].as_array().unwrap().len(), 13);
+    assert_eq!(modules[0]["routes"].as_array().unwrap().len(), 15);
     let problems = listed["problems"].as_array().unwrap();
     let problem = |file: &str| {
         problems
@@ -112,7 +104,7 @@ async fn modules_load_serve_and_survive_bad_neighbours() {
     // A real new build (same name, changed code) replaces the old one: new answers, no
     // host restart; the old generation is retired once its requests are done.
     let tmp = dir.join(".hello.so.tmp");
-    std::fs::copy(fixture("hello_v2"), &tmp).unwrap();
+    std::fs::copy(common::module_library("fixture-hello-v2"), &tmp).unwrap();
     std::fs::rename(&tmp, dir.join("hello_module.so")).unwrap();
     let reloaded: Value = client.post("/api/modules/reload", None).await.unwrap();
     assert_eq!(reloaded["modules"][0]["version"], "2.0.0");
@@ -141,18 +133,12 @@ async fn module_logs_reach_the_host_log_tagged_with_the_module() {
     assert!(line.contains("module=\"hello\"") || line.contains("module=hello"), "{line}");
 }
 
-fn fixture(name: &str) -> PathBuf {
-    let path = PathBuf::from(common::apollo_bin()).parent().unwrap().join(format!("libfixture_{name}.so"));
-    assert!(path.exists(), "build the fixtures first: cargo build --workspace");
-    path
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_modules_are_refused_with_one_line_each() {
     let d = deployment();
     let dir = d.root().join("modules");
     for name in ["bad_init", "overlap", "plain", "old_abi"] {
-        std::fs::copy(fixture(name), dir.join(format!("{name}.so"))).unwrap();
+        std::fs::copy(common::module_library(&format!("fixture-{name}")), dir.join(format!("{name}.so"))).unwrap();
     }
     let host = d.start().await;
     let listed: Value = host.uds().get("/api/modules").await.unwrap();
@@ -189,7 +175,7 @@ async fn timeouts_limits_degradation_and_openapi() {
         "modules": {"dir": "modules", "handler_timeout_secs": 1, "degraded_after_panics": 2}
     }));
     std::fs::create_dir_all(d.root().join("modules")).unwrap();
-    std::fs::copy(hello_so(), d.root().join("modules/hello.so")).unwrap();
+    std::fs::copy(common::module_library("hello-module"), d.root().join("modules/hello.so")).unwrap();
     let host = d.start().await;
     let client = host.uds();
 
@@ -235,7 +221,7 @@ async fn drop_in_reload_and_enable_disable_survive_restarts() {
 
     // Dropped in (copy + rename, as `make modules` does): live without a reload call.
     let tmp = dir.join(".hello.tmp");
-    std::fs::copy(hello_so(), &tmp).unwrap();
+    std::fs::copy(common::module_library("hello-module"), &tmp).unwrap();
     std::fs::rename(&tmp, dir.join("hello.so")).unwrap();
     common::eventually("hello to load by itself", std::time::Duration::from_secs(10), || async {
         client.get::<Value>("/api/module/hello/ping").await.ok()

@@ -10,61 +10,23 @@ use crate::common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::both_backends;
 use apollo_host::store::transfer::{self, Collection, RecordKey};
 use apollo_host::store::*;
 use common::mongo::MongoServer;
 use serde_json::json;
 
-/// Keeps whatever the store lives in alive for the test.
-#[allow(dead_code)]
-enum Home {
-    Sqlite(tempfile::TempDir),
-    Mongo(MongoServer),
-}
-
-async fn sqlite_store() -> (Arc<dyn Store>, Home) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open_target(&StoreTarget::Sqlite(dir.path().join("apollo.db")), true).await.unwrap();
-    (store, Home::Sqlite(dir))
-}
-
-async fn mongo_store() -> (Arc<dyn Store>, Home) {
-    let server = MongoServer::start();
-    let store = open_target(&StoreTarget::Mongo(server.target()), true).await.unwrap();
-    (store, Home::Mongo(server))
-}
-
-macro_rules! both {
-    ($scenario:ident) => {
-        mod $scenario {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let (store, _home) = super::sqlite_store().await;
-                super::$scenario(store.as_ref()).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn mongodb() {
-                if !crate::common::components::mongo() {
-                    return;
-                }
-                let (store, _home) = super::mongo_store().await;
-                super::$scenario(store.as_ref()).await;
-            }
-        }
-    };
-}
-
-both!(schema_is_current);
-both!(models_round_trip);
-both!(runtime_upserts);
-both!(tokens_expire_and_revoke);
-both!(settings_and_module_kv);
-both!(audit_pages_filters_and_trims);
-both!(task_runs_per_task);
-both!(alarms_deduplicate_ack_resolve_trim);
-both!(export_import_round_trip);
-both!(import_refuses_bad_records);
-both!(snapshot_is_a_sqlite_file_with_every_record);
+both_backends!(schema_is_current);
+both_backends!(models_round_trip);
+both_backends!(runtime_upserts);
+both_backends!(tokens_expire_and_revoke);
+both_backends!(settings_and_module_kv);
+both_backends!(audit_pages_filters_and_trims);
+both_backends!(task_runs_per_task);
+both_backends!(alarms_deduplicate_ack_resolve_trim);
+both_backends!(export_import_round_trip);
+both_backends!(import_refuses_bad_records);
+both_backends!(snapshot_is_a_sqlite_file_with_every_record);
 
 fn audit(at_ms: i64, actor: &str, path: &str) -> AuditEntry {
     AuditEntry {
@@ -102,14 +64,16 @@ fn raise(kind: &str, subject: &str, at_ms: i64) -> AlarmRaise {
     }
 }
 
-async fn schema_is_current(s: &dyn Store) {
+async fn schema_is_current(store: Arc<dyn Store>) {
+    let s = store.as_ref();
     let (version, steps) = s.migrations().await.unwrap();
     assert_eq!(version, steps.last().unwrap().version);
     assert_eq!(s.schema_version().await.unwrap(), version);
     assert!(s.apply_migrations().await.unwrap().is_empty(), "nothing pending on a fresh store");
 }
 
-async fn models_round_trip(s: &dyn Store) {
+async fn models_round_trip(store: Arc<dyn Store>) {
+    let s = store.as_ref();
     s.upsert_model(&model("b")).await.unwrap();
     s.upsert_model(&model("a")).await.unwrap();
     let changed = ModelRecord { hash: "def".into(), ..model("a") };
@@ -121,7 +85,8 @@ async fn models_round_trip(s: &dyn Store) {
     assert_eq!(s.list_models().await.unwrap().len(), 1);
 }
 
-async fn runtime_upserts(s: &dyn Store) {
+async fn runtime_upserts(store: Arc<dyn Store>) {
+    let s = store.as_ref();
     let record = RuntimeRecord {
         name: "web".into(),
         pid: Some(4242),
@@ -141,7 +106,8 @@ async fn runtime_upserts(s: &dyn Store) {
     assert_eq!(s.get_runtime("nope").await.unwrap(), None);
 }
 
-async fn tokens_expire_and_revoke(s: &dyn Store) {
+async fn tokens_expire_and_revoke(store: Arc<dyn Store>) {
+    let s = store.as_ref();
     for (hash, expires) in [("h1", 100), ("h2", 200), ("h3", 300)] {
         let t = TokenRecord { token_hash: hash.into(), user: "admin".into(), created_at_ms: 1, expires_at_ms: expires };
         s.insert_token(&t).await.unwrap();
@@ -156,7 +122,8 @@ async fn tokens_expire_and_revoke(s: &dyn Store) {
     assert_eq!(s.count_records(Collection::Tokens).await.unwrap(), 0);
 }
 
-async fn settings_and_module_kv(s: &dyn Store) {
+async fn settings_and_module_kv(store: Arc<dyn Store>) {
+    let s = store.as_ref();
     assert_eq!(s.get_setting("k").await.unwrap(), None);
     s.put_setting("k", "v1").await.unwrap();
     s.put_setting("k", "v2").await.unwrap();
@@ -169,7 +136,8 @@ async fn settings_and_module_kv(s: &dyn Store) {
     assert_eq!(s.module_kv_get("m3", "key").await.unwrap(), None);
 }
 
-async fn audit_pages_filters_and_trims(s: &dyn Store) {
+async fn audit_pages_filters_and_trims(store: Arc<dyn Store>) {
+    let s = store.as_ref();
     let mut ids = Vec::new();
     for i in 0..12 {
         let actor = if i % 3 == 0 { "unix-socket" } else { "admin" };
@@ -192,7 +160,8 @@ async fn audit_pages_filters_and_trims(s: &dyn Store) {
     assert_eq!(s.trim_audit(100).await.unwrap(), 0);
 }
 
-async fn task_runs_per_task(s: &dyn Store) {
+async fn task_runs_per_task(store: Arc<dyn Store>) {
+    let s = store.as_ref();
     for i in 0..5 {
         for task in ["backup", "reload-models"] {
             let run = TaskRunRecord {
@@ -215,7 +184,8 @@ async fn task_runs_per_task(s: &dyn Store) {
     assert_eq!(s.list_task_runs("reload-models", 10).await.unwrap().len(), 5, "other tasks untouched");
 }
 
-async fn alarms_deduplicate_ack_resolve_trim(s: &dyn Store) {
+async fn alarms_deduplicate_ack_resolve_trim(store: Arc<dyn Store>) {
+    let s = store.as_ref();
     let (first, new) = s.raise_alarm(&raise("service_crashed", "web", 10)).await.unwrap();
     assert!(new);
     let (again, new) = s.raise_alarm(&raise("service_crashed", "web", 20)).await.unwrap();
@@ -288,7 +258,8 @@ async fn digests(s: &dyn Store) -> Vec<(Collection, transfer::CollectionDigest)>
     out
 }
 
-async fn export_import_round_trip(s: &dyn Store) {
+async fn export_import_round_trip(store: Arc<dyn Store>) {
+    let s = store.as_ref();
     populate(s, 23).await;
     // Paging walks every record exactly once, in key order.
     let mut keys = Vec::new();
@@ -325,7 +296,8 @@ async fn export_import_round_trip(s: &dyn Store) {
     assert!(copy.append_audit(&audit(99, "admin", "/after")).await.unwrap() > max);
 }
 
-async fn import_refuses_bad_records(s: &dyn Store) {
+async fn import_refuses_bad_records(store: Arc<dyn Store>) {
+    let s = store.as_ref();
     let good = json!({"key": "a", "value": "1"});
     let bad = json!({"key": "b"});
     let err = s.import_records(Collection::Settings, &[good, bad]).await.unwrap_err().to_string();
@@ -333,7 +305,8 @@ async fn import_refuses_bad_records(s: &dyn Store) {
     assert_eq!(s.count_records(Collection::Settings).await.unwrap(), 0, "nothing written from a bad batch");
 }
 
-async fn snapshot_is_a_sqlite_file_with_every_record(s: &dyn Store) {
+async fn snapshot_is_a_sqlite_file_with_every_record(store: Arc<dyn Store>) {
+    let s = store.as_ref();
     populate(s, 5).await;
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("snap.db");

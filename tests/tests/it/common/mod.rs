@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 pub mod components;
 pub mod mongo;
+pub mod stores;
 
 use apollo_host::cli::{ApiClient, Endpoint};
 use apollo_host::config::Config;
@@ -20,6 +21,15 @@ pub const ADMIN_PASSWORD: &str = "correct-horse-battery";
 
 pub fn apollo_bin() -> &'static str {
     env!("CARGO_BIN_EXE_apollo-under-test")
+}
+
+/// A module library the workspace builds (`lib<crate>.so`, `-` as `_`), next to the
+/// `apollo` binary under test; `make test` builds them all before the tests run.
+pub fn module_library(package: &str) -> PathBuf {
+    let file = format!("lib{}.so", package.replace('-', "_"));
+    let path = PathBuf::from(apollo_bin()).parent().expect("the binary has a folder").join(&file);
+    assert!(path.exists(), "{file} is missing: build it first with cargo build -p {package} (make test does)");
+    path
 }
 
 /// A throwaway deployment: `root/apollo.pig` with everything under `root/`.
