@@ -77,6 +77,7 @@ pub async fn build_state(
         crate::metrics::InstrumentedStore::wrap(crate::store::open_configured(&config.db).await?, Arc::clone(&metrics));
     let (auth, password_source, generated_password) =
         AuthService::bootstrap(&config.auth, Arc::clone(&store), env_admin_password).await?;
+    let auth = Arc::new(auth);
     let events = EventBus::new();
     // Subscribed before anything publishes, so no failure at start-up goes unnoticed.
     let alarms =
@@ -133,6 +134,7 @@ pub async fn build_state(
         Arc::clone(&supervisor),
         Arc::clone(&store),
         Arc::clone(&backups),
+        Arc::clone(&auth),
     );
     let task_manager = crate::tasks::TaskManager::launch_with(
         builtins,
@@ -148,7 +150,7 @@ pub async fn build_state(
         config,
         registry,
         store,
-        auth: Arc::new(auth),
+        auth,
         events,
         started_at: Instant::now(),
         supervisor,
@@ -278,7 +280,6 @@ impl RunningHost {
         };
 
         spawn_watcher(Arc::clone(&state.registry), &state.config.registry, &tasks, cancel.clone());
-        spawn_housekeeping(state.clone(), &tasks, cancel.clone());
         let server = tokio::spawn(serve(state.clone(), tcp, uds, cancel.clone()));
         tracing::info!(%http_addr, uds = %uds_path.display(), version = crate::VERSION, "apollo serving");
         Ok(Self { state, http_addr, uds_path, bootstrap, cancel, tasks, server })
@@ -333,30 +334,6 @@ pub async fn serve(
         module_listeners,
     );
     Ok(())
-}
-
-/// Hourly: drop expired tokens and trim the audit log to `audit.max_entries`.
-fn spawn_housekeeping(state: AppState, tasks: &TaskTracker, cancel: CancellationToken) {
-    tasks.spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(3600));
-        loop {
-            tokio::select! {
-                () = cancel.cancelled() => break,
-                _ = every.tick() => {
-                    match state.auth.purge_expired().await {
-                        Ok(0) => {}
-                        Ok(n) => tracing::info!(purged = n, "expired tokens removed"),
-                        Err(e) => tracing::warn!("token purge failed: {e}"),
-                    }
-                    match state.store.trim_audit(state.config.audit.max_entries).await {
-                        Ok(0) => {}
-                        Ok(n) => tracing::info!(dropped = n, "audit log trimmed"),
-                        Err(e) => tracing::warn!("audit trim failed: {e}"),
-                    }
-                }
-            }
-        }
-    });
 }
 
 /// Resolves when SIGTERM or SIGINT arrives (the seed ignored SIGTERM).

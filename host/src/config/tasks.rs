@@ -27,6 +27,9 @@ pub struct TasksConfig {
     pub recheck_services: TaskConfig,
     /// Write a backup (see `backup.*`). Default: cron `0 0 3 * * *` (daily, 03:00 UTC).
     pub backup: TaskConfig,
+    /// Drop expired login tokens and trim the audit log to `audit.max_entries`.
+    /// Default: cron `0 30 * * * *` (hourly, at half past).
+    pub housekeeping: TaskConfig,
 }
 
 impl Default for TasksConfig {
@@ -39,6 +42,7 @@ impl Default for TasksConfig {
             log_rotation: TaskConfig::default(),
             recheck_services: TaskConfig::default(),
             backup: TaskConfig::default(),
+            housekeeping: TaskConfig::default(),
         }
     }
 }
@@ -66,13 +70,14 @@ impl Default for TaskConfig {
 
 impl TasksConfig {
     /// Every built-in task's config key (under `tasks.`) and its settings.
-    pub fn each(&self) -> [(&'static str, &TaskConfig); 5] {
+    pub fn each(&self) -> [(&'static str, &TaskConfig); 6] {
         [
             ("reload_models", &self.reload_models),
             ("sync_runtime", &self.sync_runtime),
             ("log_rotation", &self.log_rotation),
             ("recheck_services", &self.recheck_services),
             ("backup", &self.backup),
+            ("housekeeping", &self.housekeeping),
         ]
     }
 

@@ -1,6 +1,6 @@
 //! The built-in tasks and their default schedules (each overridable or disabled under
 //! `tasks.<id with _>`): `reload-models`, `sync-runtime`, `log-rotation`,
-//! `recheck-services`, `backup`. Several of them make visible and schedulable what other
+//! `recheck-services`, `backup`, `housekeeping`. Several of them make visible and schedulable what other
 //! subsystems already do on their own; each description says so rather than pretend.
 //! The backup itself lives in `crate::backup`; the task only calls it.
 
@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::auth::AuthService;
 use crate::backup::BackupManager;
 use crate::config::{Config, TaskConfig, TasksConfig};
 use crate::registry::Registry;
@@ -17,7 +18,7 @@ use crate::supervisor::{ServiceState, Supervisor};
 use super::{JobResult, Schedule, TaskSpec};
 
 /// Every built-in's config key (under `tasks.`), its config and its default schedule.
-pub fn configured(config: &TasksConfig) -> [(&'static str, &TaskConfig, Schedule); 5] {
+pub fn configured(config: &TasksConfig) -> [(&'static str, &TaskConfig, Schedule); 6] {
     config.each().map(|(key, task_config)| (key, task_config, default_schedule(key)))
 }
 
@@ -30,6 +31,8 @@ fn default_schedule(key: &str) -> Schedule {
         // A fixed, tested expression: it cannot fail to parse.
         "log_rotation" => Schedule::cron("0 0 * * * *").unwrap_or_else(|_| every(3600)),
         "recheck_services" => every(30),
+        // Hourly at half past, away from log_rotation at the top of the hour.
+        "housekeeping" => Schedule::cron("0 30 * * * *").unwrap_or_else(|_| every(3600)),
         // Daily at 03:00 UTC, away from the top of the hour when other jobs cluster.
         _ => Schedule::cron("0 0 3 * * *").unwrap_or_else(|_| every(86_400)),
     }
@@ -43,6 +46,7 @@ pub fn builtins(
     supervisor: Arc<Supervisor>,
     store: Arc<dyn Store>,
     backups: Arc<BackupManager>,
+    auth: Arc<AuthService>,
 ) -> Vec<TaskSpec> {
     let mut specs = Vec::new();
     for (key, task_config, default) in configured(&config.tasks) {
@@ -92,6 +96,16 @@ pub fn builtins(
                     move || log_sizes(dir.clone()),
                 )
             }
+            "housekeeping" => {
+                let (auth, store, keep) = (Arc::clone(&auth), Arc::clone(&store), config.audit.max_entries);
+                TaskSpec::new(
+                    &id,
+                    "Housekeeping",
+                    "Drops expired login tokens and trims the audit log to its newest audit.max_entries entries.",
+                    schedule,
+                    move || housekeeping(Arc::clone(&auth), Arc::clone(&store), keep),
+                )
+            }
             "backup" => {
                 let backups = Arc::clone(&backups);
                 TaskSpec::new(
@@ -120,6 +134,12 @@ pub fn builtins(
         specs.push(spec);
     }
     specs
+}
+
+async fn housekeeping(auth: Arc<AuthService>, store: Arc<dyn Store>, keep: u64) -> JobResult {
+    let purged = auth.purge_expired().await.map_err(|e| format!("token purge failed: {e}"))?;
+    let dropped = store.trim_audit(keep).await.map_err(|e| format!("audit trim failed: {e}"))?;
+    Ok(format!("{purged} expired token(s) dropped, {dropped} audit entr(y/ies) trimmed"))
 }
 
 async fn backup(backups: Arc<BackupManager>) -> JobResult {

@@ -37,7 +37,8 @@ async fn cron_interval_and_one_shot_tasks_fire_and_show_in_history() {
         "sync_runtime": {"every_secs": 1},
         "log_rotation": {"once_after_secs": 1},
                 "reload_models": {"enabled": false},
-        "backup": {"enabled": false}
+        "backup": {"enabled": false},
+        "housekeeping": {"enabled": false}
     }));
     let host = d.start().await;
     let client = host.uds();
