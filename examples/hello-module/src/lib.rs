@@ -162,8 +162,10 @@ impl Hello {
     }
 
     async fn release(self: Arc<Self>, _req: Request) -> HandlerResult {
+        // Counted before the wake-up: a woken request drops its receiver as it answers.
+        let waiting = self.releases.receiver_count();
         self.releases.send_modify(|n| *n += 1);
-        Ok(Response::json(&json!({ "released": self.releases.receiver_count() })))
+        Ok(Response::json(&json!({ "released": waiting })))
     }
 
     async fn next_event(self: Arc<Self>, req: Request) -> HandlerResult {
