@@ -323,6 +323,7 @@ mod tests {
                 ("log_rotation", "0 0 * * * *".to_string()),
                 ("recheck_services", "every 30s".to_string()),
                 ("backup", "0 0 3 * * *".to_string()),
+                ("housekeeping", "0 30 * * * *".to_string()),
             ]
         );
     }
