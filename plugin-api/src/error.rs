@@ -78,8 +78,8 @@ impl From<crate::storage::StorageError> for ModuleError {
     }
 }
 
-impl From<crate::host::StoreCallError> for ModuleError {
-    fn from(e: crate::host::StoreCallError) -> Self {
+impl From<crate::store_admin::StoreCallError> for ModuleError {
+    fn from(e: crate::store_admin::StoreCallError) -> Self {
         let status = match e.code.as_str() {
             "bad_request" => 400,
             "not_found" => 404,

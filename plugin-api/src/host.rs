@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::ffi::HostBox;
 use crate::services::{Event, ServiceInfo};
 use crate::storage::{Storage, StorageTransport};
+use crate::store_admin::StoreAdmin;
 
 /// Log levels for [`Host::log`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -98,15 +99,11 @@ impl Host {
         Storage::new(Arc::new(StorageLink(Arc::clone(&self.api))))
     }
 
-    /// A store-administration request (`{"op": …}`, see the host's
-    /// `modules/store_service.rs`), for modules the host's `modules.store_access` names.
-    pub async fn store_admin(&self, request: &serde_json::Value) -> Result<serde_json::Value, StoreCallError> {
-        match self.api.store_call(request.to_string()).await {
-            Ok(text) => serde_json::from_str(&text)
-                .map_err(|e| StoreCallError { code: "internal".into(), message: format!("bad store answer: {e}") }),
-            Err(text) => Err(serde_json::from_str(&text)
-                .unwrap_or_else(|_| StoreCallError { code: "internal".into(), message: text })),
-        }
+    /// The host's store administration, as typed calls (record pages, imports,
+    /// counts, checksums, migrations; see [`crate::store_admin`]), for modules the
+    /// host's `modules.store_access` names.
+    pub fn store_admin(&self) -> StoreAdmin {
+        StoreAdmin::new(Arc::clone(&self.api))
     }
 }
 
@@ -117,22 +114,6 @@ impl StorageTransport for StorageLink {
         self.0.storage_call(request)
     }
 }
-
-/// Why the host refused or failed a [`Host::store_admin`] call. `code` is one of
-/// `bad_request`, `not_found`, `forbidden`, `unavailable`, `conflict`, `internal`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
-pub struct StoreCallError {
-    pub code: String,
-    pub message: String,
-}
-
-impl std::fmt::Display for StoreCallError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for StoreCallError {}
 
 /// The real host, across the FFI boundary.
 struct FfiHost(HostBox);

@@ -91,18 +91,20 @@ mod routes;
 mod services;
 pub mod signing;
 pub mod storage;
+pub mod store_admin;
 pub mod testing;
 
 #[doc(hidden)]
 pub use adapter::PANIC_HEADER;
 pub use error::ModuleError;
-pub use host::{Host, Level, StoreCallError};
+pub use host::{Host, Level};
 pub use module::{Module, NoConfig};
 pub use request::{Request, Via};
 pub use response::Response;
 pub use routes::{HandlerResult, Mount, Route, Routes};
 pub use services::{Event, InstanceInfo, ServiceInfo};
 pub use storage::Storage;
+pub use store_admin::StoreCallError;
 /// The tokio the module's runtime is built with: use this one (timers, spawn, I/O) so
 /// handlers run on the runtime that drives them.
 pub use tokio;

@@ -12,19 +12,23 @@
 //! calls (a copy makes thousands), keyed by everything that decides what they reach,
 //! the password included. Errors carry a code the module maps to an HTTP status. It
 //! never logs or returns a password, and does not decide what to copy when: that is
-//! the module's.
+//! the module's. The requests and answers are `plugin_api::store_admin`'s types,
+//! the one definition both sides share.
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use serde::Deserialize;
+use plugin_api::store_admin::{
+    self as wire, AdminRequest, CountAnswer, ImportAnswer, MigrateAnswer, MigrationsStatus, StepStatus, StoreInfo,
+};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::store::transfer::{self, PAGE};
 use crate::store::{
-    Collection, MongoTarget, RecordKey, Store, StoreError, StoreTarget, open_target, sqlite_migration_steps,
+    Collection, MigrationStep, MongoTarget, Store, StoreError, StoreTarget, open_target, sqlite_migration_steps,
 };
 
 /// At most this many records per page or import call.
@@ -91,29 +95,41 @@ pub struct StoreAdmin {
     open: tokio::sync::Mutex<HashMap<String, Arc<dyn Store>>>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum TargetSpec {
-    Sqlite(String),
-    Mongo(MongoTarget),
+/// Why a request does not parse, in the words of the checks it fails: an unknown op, a
+/// bad target, a missing collection, or else serde's own reason.
+fn request_error(request: &str, e: serde_json::Error) -> CallError {
+    let Ok(raw) = serde_json::from_str::<Value>(request) else {
+        return CallError::bad(format!("bad store request: {e}"));
+    };
+    let op = raw.get("op").and_then(Value::as_str);
+    if let Some(other) = op.filter(|op| !AdminRequest::OPS.contains(op)) {
+        return CallError::bad(format!("unknown store op {other:?}; known: {}", AdminRequest::OPS.join(", ")));
+    }
+    if let Some(target) = raw.get("target").filter(|t| !t.is_null())
+        && let Err(e) = wire::StoreTarget::deserialize(target)
+    {
+        return CallError::bad(format!(
+            "bad target: {e}; use \"active\", {{\"sqlite\": \"name.db\"}} or {{\"mongo\": {{\"url\": ...}}}}"
+        ));
+    }
+    if op.is_some_and(AdminRequest::needs_collection) && raw.get("collection").is_none_or(Value::is_null) {
+        return CallError::bad("missing `collection`");
+    }
+    CallError::bad(format!("bad store request: {e}"))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Request {
-    op: String,
-    #[serde(default)]
-    target: Option<Value>,
-    #[serde(default)]
-    collection: Option<String>,
-    #[serde(default)]
-    after: Option<RecordKey>,
-    #[serde(default)]
-    limit: Option<u32>,
-    #[serde(default)]
-    records: Vec<Value>,
-    #[serde(default)]
-    dry_run: bool,
+/// A typed answer as the JSON the module receives.
+fn answer<T: Serialize>(answer: T) -> Result<Value, CallError> {
+    serde_json::to_value(answer)
+        .map_err(|e| CallError { code: "internal", message: format!("cannot encode the store answer: {e}") })
+}
+
+/// `name` as a collection, or an error listing the known ones.
+fn collection(name: &str) -> Result<Collection, CallError> {
+    Collection::parse(name).ok_or_else(|| {
+        let known: Vec<_> = Collection::ALL.iter().map(|c| c.name()).collect();
+        CallError::bad(format!("unknown collection {name:?}; known: {}", known.join(", ")))
+    })
 }
 
 /// Identifies an opened store: everything that decides what the connection can reach,
@@ -160,109 +176,119 @@ impl StoreAdmin {
                 message: format!("module {module} may not administer the store; add it to modules.store_access"),
             });
         }
-        let request: Request =
-            serde_json::from_str(request).map_err(|e| CallError::bad(format!("bad store request: {e}")))?;
-        let collection = || -> Result<Collection, CallError> {
-            let name = request.collection.as_deref().ok_or_else(|| CallError::bad("missing `collection`"))?;
-            Collection::parse(name).ok_or_else(|| {
-                let known: Vec<_> = Collection::ALL.iter().map(|c| c.name()).collect();
-                CallError::bad(format!("unknown collection {name:?}; known: {}", known.join(", ")))
-            })
-        };
-        let target = request.target.as_ref();
-        match request.op.as_str() {
-            "info" => {
-                let (target, store) = self.resolve(target, Access::Read).await?;
-                let mut counts = serde_json::Map::new();
+        let request: AdminRequest = serde_json::from_str(request).map_err(|e| request_error(request, e))?;
+        match request {
+            AdminRequest::Info { target } => {
+                let (target, store) = self.resolve(&target, Access::Read).await?;
+                let mut counts = Vec::new();
                 for c in Collection::ALL {
-                    counts.insert(c.name().into(), json!(store.count_records(c).await?));
+                    counts.push((c.name().to_string(), store.count_records(c).await?));
                 }
-                Ok(json!({
-                    "target": target.describe(),
-                    "backend": store.backend(),
-                    "schema_version": store.schema_version().await?,
-                    "counts": counts,
-                }))
+                answer(StoreInfo {
+                    target: target.describe(),
+                    backend: store.backend().into(),
+                    schema_version: store.schema_version().await?,
+                    counts: wire::Counts(counts),
+                })
             }
-            "migrations" | "migrate" => self.migrations(target, &request).await,
-            "count" => {
-                let (_, store) = self.resolve(target, Access::Read).await?;
-                Ok(json!({"count": store.count_records(collection()?).await?}))
+            AdminRequest::Migrations { target } => answer(self.migrations(&target).await?),
+            AdminRequest::Migrate { target, dry_run } => answer(self.migrate(&target, dry_run).await?),
+            AdminRequest::Count { target, collection: name } => {
+                let (_, store) = self.resolve(&target, Access::Read).await?;
+                answer(CountAnswer { count: store.count_records(collection(&name)?).await? })
             }
-            "digest" => {
-                let (_, store) = self.resolve(target, Access::Read).await?;
-                let digest = transfer::digest(store.as_ref(), collection()?).await?;
-                Ok(serde_json::to_value(digest).unwrap_or(Value::Null))
+            AdminRequest::Digest { target, collection: name } => {
+                let (_, store) = self.resolve(&target, Access::Read).await?;
+                answer(transfer::digest(store.as_ref(), collection(&name)?).await?)
             }
-            "export_page" => {
-                let (_, store) = self.resolve(target, Access::Read).await?;
-                let collection = collection()?;
-                let limit = request.limit.unwrap_or(PAGE).clamp(1, MAX_PAGE);
-                let records = store.export_page(collection, request.after.as_ref(), limit).await?;
+            AdminRequest::ExportPage { target, collection: name, after, limit } => {
+                let (_, store) = self.resolve(&target, Access::Read).await?;
+                let collection = collection(&name)?;
+                let limit = limit.unwrap_or(PAGE).clamp(1, MAX_PAGE);
+                let records = store.export_page(collection, after.as_ref(), limit).await?;
                 let last = records.last().and_then(|r| collection.key_of(r).ok());
-                Ok(json!({"records": records, "last": last, "more": records.len() == limit as usize}))
+                let more = records.len() == limit as usize;
+                answer(wire::ExportPage { records, last, more })
             }
-            "import" => {
-                if request.records.len() > MAX_PAGE as usize {
+            AdminRequest::Import { target, collection: name, records } => {
+                if records.len() > MAX_PAGE as usize {
                     return Err(CallError::bad(format!("at most {MAX_PAGE} records per import call")));
                 }
-                let collection = collection()?;
-                let (_, store) = self.resolve(target, Access::Write).await?;
-                let written = store.import_records(collection, &request.records).await?;
-                Ok(json!({"written": written}))
+                let collection = collection(&name)?;
+                let (_, store) = self.resolve(&target, Access::Write).await?;
+                answer(ImportAnswer { written: store.import_records(collection, &records).await? })
             }
-            other => Err(CallError::bad(format!(
-                "unknown store op {other:?}; known: info, migrations, migrate, count, digest, export_page, import"
-            ))),
         }
     }
 
-    /// `migrations` (status) and `migrate` (apply, or a dry run). A SQLite target that
-    /// does not exist yet is at version 0 with every step pending; only a real `migrate`
-    /// creates it.
-    async fn migrations(&self, target: Option<&Value>, request: &Request) -> Result<Value, CallError> {
-        let inspect_only = request.op == "migrations" || request.dry_run;
-        let access = if inspect_only { Access::Inspect } else { Access::Migrate };
-        let (described, version, steps, store) = match self.resolve(target, access).await {
-            Ok((t, store)) => {
-                let (version, steps) = store.migrations().await?;
-                (t.describe(), version, steps, Some(store))
-            }
-            Err(missing) if missing.code == "not_found" && inspect_only => {
-                let path = self.sqlite_path(target)?;
-                (StoreTarget::Sqlite(path).describe(), 0, sqlite_migration_steps(), None)
-            }
-            Err(e) => return Err(e),
-        };
-        let pending: Vec<_> = steps.iter().filter(|s| s.version > version).cloned().collect();
-        if request.op == "migrations" {
-            let listed: Vec<Value> = steps
+    /// A store's schema steps and which are applied, the store opened as it is. A
+    /// SQLite target that does not exist yet is at version 0 with every step pending.
+    async fn migrations(&self, target: &wire::StoreTarget) -> Result<MigrationsStatus, CallError> {
+        let (described, version, steps, store) = self.schema(target, Access::Inspect).await?;
+        Ok(MigrationsStatus {
+            target: described,
+            exists: store.is_some(),
+            backend: store.as_ref().map(|s| s.backend()).unwrap_or("sqlite").into(),
+            version,
+            latest: steps.last().map(|s| s.version).unwrap_or(0),
+            steps: steps
                 .iter()
-                .map(|s| json!({"version": s.version, "description": s.description, "applied": s.version <= version}))
-                .collect();
-            return Ok(json!({
-                "target": described,
-                "exists": store.is_some(),
-                "backend": store.as_ref().map(|s| s.backend()).unwrap_or("sqlite"),
-                "version": version,
-                "latest": steps.last().map(|s| s.version).unwrap_or(0),
-                "steps": listed,
-                "pending": pending.len(),
-            }));
-        }
-        if request.dry_run {
-            return Ok(json!({"target": described, "dry_run": true, "version": version, "would_apply": pending}));
+                .map(|s| StepStatus {
+                    version: s.version,
+                    description: s.description.clone(),
+                    applied: s.version <= version,
+                })
+                .collect(),
+            pending: steps.iter().filter(|s| s.version > version).count() as u64,
+        })
+    }
+
+    /// Applies the pending steps, or lists them (`dry_run`: the store opened as it is,
+    /// a missing SQLite file not created).
+    async fn migrate(&self, target: &wire::StoreTarget, dry_run: bool) -> Result<MigrateAnswer, CallError> {
+        let access = if dry_run { Access::Inspect } else { Access::Migrate };
+        let (described, version, steps, store) = self.schema(target, access).await?;
+        if dry_run {
+            let pending: Vec<_> = steps.into_iter().filter(|s| s.version > version).collect();
+            return Ok(MigrateAnswer {
+                target: described,
+                dry_run: true,
+                version,
+                would_apply: Some(pending),
+                applied: None,
+            });
         }
         let store = store.ok_or_else(|| CallError { code: "internal", message: "store not opened".into() })?;
         let applied = store.apply_migrations().await?;
         let now = store.schema_version().await?;
-        Ok(json!({"target": described, "dry_run": false, "version": now, "applied": applied}))
+        Ok(MigrateAnswer { target: described, dry_run: false, version: now, would_apply: None, applied: Some(applied) })
+    }
+
+    /// The target's description, schema version and steps, and the store if it exists.
+    /// Only for `Access::Inspect` does a SQLite target that is not there count as
+    /// version 0.
+    async fn schema(
+        &self,
+        target: &wire::StoreTarget,
+        access: Access,
+    ) -> Result<(String, u32, Vec<MigrationStep>, Option<Arc<dyn Store>>), CallError> {
+        match self.resolve(target, access).await {
+            Ok((t, store)) => {
+                let (version, steps) = store.migrations().await?;
+                Ok((t.describe(), version, steps, Some(store)))
+            }
+            Err(missing) if missing.code == "not_found" && access == Access::Inspect => {
+                let path = self.sqlite_path(target)?;
+                Ok((StoreTarget::Sqlite(path).describe(), 0, sqlite_migration_steps(), None))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The SQLite path a request names (for a target that does not exist yet).
-    fn sqlite_path(&self, target: Option<&Value>) -> Result<PathBuf, CallError> {
-        match target.map(TargetSpec::deserialize) {
-            Some(Ok(TargetSpec::Sqlite(name))) => self.confined(&name),
+    fn sqlite_path(&self, target: &wire::StoreTarget) -> Result<PathBuf, CallError> {
+        match target {
+            wire::StoreTarget::Sqlite(name) => self.confined(name),
             _ => Err(CallError::bad("not a sqlite target")),
         }
     }
@@ -271,23 +297,13 @@ impl StoreAdmin {
     /// writing are kept for later calls; a look at the schema opens it as it is.
     async fn resolve(
         &self,
-        target: Option<&Value>,
+        target: &wire::StoreTarget,
         access: Access,
     ) -> Result<(StoreTarget, Arc<dyn Store>), CallError> {
-        let spec = match target {
-            None => return Ok((self.active_target.clone(), Arc::clone(&self.active))),
-            Some(Value::String(s)) if s == "active" => {
-                return Ok((self.active_target.clone(), Arc::clone(&self.active)));
-            }
-            Some(v) => TargetSpec::deserialize(v).map_err(|e| {
-                CallError::bad(format!(
-                    "bad target: {e}; use \"active\", {{\"sqlite\": \"name.db\"}} or {{\"mongo\": {{\"url\": ...}}}}"
-                ))
-            })?,
-        };
-        let target = match spec {
-            TargetSpec::Sqlite(name) => {
-                let path = self.confined(&name)?;
+        let target = match target {
+            wire::StoreTarget::Active => return Ok((self.active_target.clone(), Arc::clone(&self.active))),
+            wire::StoreTarget::Sqlite(name) => {
+                let path = self.confined(name)?;
                 if matches!(access, Access::Read | Access::Inspect) && !path.exists() {
                     return Err(CallError {
                         code: "not_found",
@@ -299,13 +315,16 @@ impl StoreAdmin {
                 }
                 StoreTarget::Sqlite(path)
             }
-            TargetSpec::Mongo(mut mongo) => {
+            wire::StoreTarget::Mongo(mongo) => StoreTarget::Mongo(MongoTarget {
+                url: mongo.url.clone(),
+                name: mongo.name.clone(),
+                user: mongo.user.clone(),
+                pass_wd: mongo.pass_wd.clone(),
                 // Always this host's records: a module cannot reach another host's.
-                mongo.scope = self.scope.clone();
-                mongo.start_timeout_secs = TARGET_CONNECT_SECS;
-                mongo.timeout_secs = TARGET_CALL_SECS;
-                StoreTarget::Mongo(mongo)
-            }
+                scope: self.scope.clone(),
+                start_timeout_secs: TARGET_CONNECT_SECS,
+                timeout_secs: TARGET_CALL_SECS,
+            }),
         };
         let key = target_key(&target);
         if key == target_key(&self.active_target) {
@@ -407,6 +426,10 @@ mod tests {
         assert!(err.message.contains("unknown collection") && err.message.contains("task_runs"), "{err:?}");
         let err = admin.call("db-migrate", r#"{"op":"explode"}"#).await.unwrap_err();
         assert!(err.message.contains("known: info"), "{err:?}");
+        let err = admin.call("db-migrate", r#"{"op":"count"}"#).await.unwrap_err();
+        assert_eq!((err.code, err.message.as_str()), ("bad_request", "missing `collection`"));
+        let err = admin.call("db-migrate", r#"{"op":"info","colection":"audit"}"#).await.unwrap_err();
+        assert!(err.message.starts_with("bad store request: unknown field `colection`"), "{err:?}");
         let err = admin.call("db-migrate", r#"{"op":"info","target":{"ftp":"x"}}"#).await.unwrap_err();
         assert_eq!(err.code, "bad_request");
         assert!(err.message.contains("bad target"), "{err:?}");

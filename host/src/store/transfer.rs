@@ -35,14 +35,9 @@ pub enum Collection {
     ModuleKv,
 }
 
-/// What orders a collection's records, and resumes a page walk after a record.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum RecordKey {
-    Id(i64),
-    Text(String),
-    Pair(String, String),
-}
+/// What orders a collection's records, and resumes a page walk after a record (a
+/// store-administration wire type, defined once in plugin-api).
+pub use plugin_api::store_admin::RecordKey;
 
 /// A setting, as exported.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -207,14 +202,9 @@ pub async fn copy_all(from: &dyn Store, to: &dyn Store) -> StoreResult<u64> {
     Ok(copied)
 }
 
-/// One step of a backend's schema history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MigrationStep {
-    pub version: u32,
-    pub description: String,
-    /// What the step runs (SQL, or the MongoDB indexes it creates), for dry runs.
-    pub statements: String,
-}
+/// One step of a backend's schema history (a store-administration wire type, defined
+/// once in plugin-api).
+pub use plugin_api::store_admin::MigrationStep;
 
 #[cfg(test)]
 mod tests {

@@ -24,9 +24,9 @@ pub async fn export(client: &StoreClient, target: &Target, page_size: u32) -> Re
     for collection in COLLECTIONS {
         let mut records = Vec::new();
         let mut digest = RecordDigest::default();
-        let mut after = Value::Null;
+        let mut after = None;
         loop {
-            let page = client.page(target, collection, &after, page_size).await?;
+            let page = client.page(target, collection, after.as_ref(), page_size).await?;
             for record in &page.records {
                 digest.add(record);
             }
@@ -45,8 +45,8 @@ pub async fn export(client: &StoreClient, target: &Target, page_size: u32) -> Re
         "created_at_ms": now_ms(),
         "source": {
             "target": target.description,
-            "backend": info["backend"],
-            "schema_version": info["schema_version"],
+            "backend": info.backend,
+            "schema_version": info.schema_version,
         },
         "collections": collections,
     }))

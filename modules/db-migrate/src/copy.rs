@@ -15,13 +15,13 @@
 use std::sync::{Arc, Mutex};
 
 use plugin_api::Host;
+use plugin_api::store_admin::RecordKey;
 use plugin_api::tokio;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::store::{COLLECTIONS, StoreClient};
 use crate::target::Target;
-use plugin_api::digest::RecordDigest;
 
 const CHECKPOINT_KEY: &str = "copy.checkpoint";
 /// Extra passes over collections that differ after the copy.
@@ -46,7 +46,7 @@ pub struct Checkpoint {
     /// Index into `COLLECTIONS` of the collection in progress.
     pub collection: usize,
     /// Key of the last record written in it (`null`: none yet).
-    pub after: Value,
+    pub after: Option<RecordKey>,
     /// Records written so far, per collection.
     pub copied: Vec<u64>,
 }
@@ -149,7 +149,7 @@ impl Copies {
                 from: plan.from.description.clone(),
                 to: plan.to.description.clone(),
                 collection: 0,
-                after: Value::Null,
+                after: None,
                 copied: vec![0; COLLECTIONS.len()],
             }
         };
@@ -277,8 +277,10 @@ impl Job {
                 if self.plan.max_pages.is_some_and(|max| pages >= max) {
                     return Ok(Stop::Paused);
                 }
-                let page =
-                    self.client.page(&self.plan.from, collection, &self.checkpoint.after, self.plan.page_size).await?;
+                let page = self
+                    .client
+                    .page(&self.plan.from, collection, self.checkpoint.after.as_ref(), self.plan.page_size)
+                    .await?;
                 let written = if page.records.is_empty() {
                     0
                 } else {
@@ -286,7 +288,7 @@ impl Job {
                 };
                 pages += 1;
                 self.checkpoint.copied[index] += written;
-                if !page.last.is_null() {
+                if page.last.is_some() {
                     self.checkpoint.after = page.last;
                 }
                 self.save().await?;
@@ -300,7 +302,7 @@ impl Job {
                 }
             }
             self.checkpoint.collection = index + 1;
-            self.checkpoint.after = Value::Null;
+            self.checkpoint.after = None;
             self.save().await?;
             self.copies.update(|p| p.collections[index].done = true);
         }
@@ -323,12 +325,14 @@ impl Job {
                 }
                 let source = self.client.digest(&self.plan.from, collection).await?;
                 let dest = self.client.digest(&self.plan.to, collection).await?;
-                let (s, d) = (digest_of(&source), digest_of(&dest));
-                let same = s.is_some() && s == d;
+                let same = source == dest;
                 let detail = (!same).then(|| {
                     format!(
-                        "source {} records / {}, destination {} / {}",
-                        source["count"], source["checksum"], dest["count"], dest["checksum"]
+                        "source {} records / \"{}\", destination {} / \"{}\"",
+                        source.count,
+                        source.hex(),
+                        dest.count,
+                        dest.hex()
                     )
                 });
                 self.copies.update(|p| {
@@ -357,12 +361,12 @@ impl Job {
     }
 
     async fn recopy(&self, collection: &str) -> Result<(), String> {
-        let mut after = Value::Null;
+        let mut after = None;
         loop {
             if self.cancelled() {
                 return Ok(());
             }
-            let page = self.client.page(&self.plan.from, collection, &after, self.plan.page_size).await?;
+            let page = self.client.page(&self.plan.from, collection, after.as_ref(), self.plan.page_size).await?;
             if !page.records.is_empty() {
                 self.client.import(&self.plan.to, collection, &page.records).await?;
             }
@@ -372,11 +376,6 @@ impl Job {
             after = page.last;
         }
     }
-}
-
-/// Reads the host's `{count, checksum}` answer.
-fn digest_of(answer: &Value) -> Option<RecordDigest> {
-    RecordDigest::deserialize(answer).ok()
 }
 
 /// The saved checkpoint, for `GET /copy` after a restart.

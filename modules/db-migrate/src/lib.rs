@@ -122,7 +122,7 @@ impl Module for DbMigrate {
         };
         host.info(&format!("module-db-migrate {} ready (page size {page_size})", Self::VERSION));
         Ok(DbMigrate {
-            client: StoreClient::new(host.clone()),
+            client: StoreClient::new(&host),
             host,
             page_size,
             copies: Copies::default(),

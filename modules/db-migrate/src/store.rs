@@ -1,9 +1,11 @@
-//! The host's store-administration service, as typed calls: each builds one JSON
-//! request for `Host::store_admin` (the host's `modules/store_service.rs` answers it) and
-//! names the operation and target in its error, keeping the host's error code.
+//! The host's store-administration service (`Host::store_admin`, answered by the
+//! host's `modules/store_service.rs`) for this module: each call names the operation
+//! and target in its error, keeping the host's error code.
 
+use plugin_api::digest::RecordDigest;
+use plugin_api::store_admin::{ExportPage, MigrateAnswer, MigrationsStatus, RecordKey, StoreAdmin, StoreInfo};
 use plugin_api::{Host, StoreCallError};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::target::Target;
 
@@ -44,72 +46,54 @@ impl From<Failure> for String {
 
 #[derive(Debug, Clone)]
 pub struct StoreClient {
-    host: Host,
-}
-
-/// One page of a collection.
-#[derive(Debug)]
-pub struct Page {
-    pub records: Vec<Value>,
-    /// Key of the last record, to continue after.
-    pub last: Value,
-    pub more: bool,
+    admin: StoreAdmin,
 }
 
 impl StoreClient {
-    pub fn new(host: Host) -> Self {
-        StoreClient { host }
+    pub fn new(host: &Host) -> Self {
+        StoreClient { admin: host.store_admin() }
     }
 
-    async fn call(&self, what: &str, target: &Target, mut request: Value) -> Result<Value, Failure> {
-        request["target"] = target.spec.clone();
-        self.host.store_admin(&request).await.map_err(|StoreCallError { code, message }| Failure {
-            code,
-            message: format!("{what} on {}: {message}", target.description),
-        })
+    /// Names the operation and the target in a failure, keeping the host's code.
+    fn named(what: &str, target: &Target) -> impl FnOnce(StoreCallError) -> Failure {
+        let context = format!("{what} on {}", target.description);
+        move |StoreCallError { code, message }| Failure { code, message: format!("{context}: {message}") }
     }
 
-    pub async fn info(&self, target: &Target) -> Result<Value, Failure> {
-        self.call("info", target, json!({"op": "info"})).await
+    pub async fn info(&self, target: &Target) -> Result<StoreInfo, Failure> {
+        self.admin.info(&target.spec).await.map_err(Self::named("info", target))
     }
 
-    pub async fn migrations(&self, target: &Target) -> Result<Value, Failure> {
-        self.call("migrations", target, json!({"op": "migrations"})).await
+    pub async fn migrations(&self, target: &Target) -> Result<MigrationsStatus, Failure> {
+        self.admin.migrations(&target.spec).await.map_err(Self::named("migrations", target))
     }
 
-    pub async fn migrate(&self, target: &Target, dry_run: bool) -> Result<Value, Failure> {
-        self.call("migrate", target, json!({"op": "migrate", "dry_run": dry_run})).await
+    pub async fn migrate(&self, target: &Target, dry_run: bool) -> Result<MigrateAnswer, Failure> {
+        self.admin.migrate(&target.spec, dry_run).await.map_err(Self::named("migrate", target))
     }
 
     pub async fn count(&self, target: &Target, collection: &str) -> Result<u64, Failure> {
-        let answer = self.call("count", target, json!({"op": "count", "collection": collection})).await?;
-        answer["count"].as_u64().ok_or_else(|| Failure {
-            code: "internal".into(),
-            message: format!("count of {collection}: no number in {answer}"),
-        })
+        self.admin.count(&target.spec, collection).await.map_err(Self::named("count", target))
     }
 
-    /// `{count, checksum}` as the host computes it over the whole collection.
-    pub async fn digest(&self, target: &Target, collection: &str) -> Result<Value, Failure> {
-        self.call("digest", target, json!({"op": "digest", "collection": collection})).await
+    /// Count and checksum as the host computes them over the whole collection.
+    pub async fn digest(&self, target: &Target, collection: &str) -> Result<RecordDigest, Failure> {
+        self.admin.digest(&target.spec, collection).await.map_err(Self::named("digest", target))
     }
 
-    pub async fn page(&self, target: &Target, collection: &str, after: &Value, limit: u32) -> Result<Page, Failure> {
-        let request = json!({"op": "export_page", "collection": collection, "after": after, "limit": limit});
-        let mut answer = self.call("export", target, request).await?;
-        let records = match answer["records"].take() {
-            Value::Array(records) => records,
-            other => {
-                let message = format!("export of {collection}: records missing ({other})");
-                return Err(Failure { code: "internal".into(), message });
-            }
-        };
-        Ok(Page { records, last: answer["last"].take(), more: answer["more"].as_bool().unwrap_or(false) })
+    /// One page of a collection: its records, the key of the last one (to continue
+    /// after) and whether more may follow.
+    pub async fn page(
+        &self,
+        target: &Target,
+        collection: &str,
+        after: Option<&RecordKey>,
+        limit: u32,
+    ) -> Result<ExportPage, Failure> {
+        self.admin.page(&target.spec, collection, after, limit).await.map_err(Self::named("export", target))
     }
 
     pub async fn import(&self, target: &Target, collection: &str, records: &[Value]) -> Result<u64, Failure> {
-        let request = json!({"op": "import", "collection": collection, "records": records});
-        let answer = self.call("import", target, request).await?;
-        Ok(answer["written"].as_u64().unwrap_or(0))
+        self.admin.import(&target.spec, collection, records).await.map_err(Self::named("import", target))
     }
 }
