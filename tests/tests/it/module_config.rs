@@ -1,0 +1,984 @@
+//! module-config (the Ctrip Apollo configuration center) through the real host and the
+//! real `module_config.so`, at the prefixed mount `/api/module/config`, driven by the
+//! real unmodified clients as subprocesses (npm `ctrip-apollo` through
+//! `tests/clients/ctrip_apollo_client.js`, PyPI `apollo-client-python` through
+//! `tests/clients/apollo_client_python.py`, both installed by `.ci/config-clients-up.sh`)
+//! and by hand-written HTTP for the protocol's edge cases
+//! (`shared/ctrip-apollo-protocol.md`). Configuration is written the way operators do,
+//! through the Open API (host token or consumer tokens) and the module's admin routes.
+//! A test whose client package is missing skips with one line, or fails under
+//! `APOLLO_REQUIRE_COMPONENTS=1`. Holds are 1–3 s so no test waits on a 60 s timeout.
+
+use crate::common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Deployment, TestHost};
+use plugin_api::signing;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+
+/// Where the host mounts the module; every client is pointed below it.
+const MOUNT: &str = "/api/module/config";
+const ENV: &str = "DEV";
+/// How long a test waits for a client event or an HTTP answer before it fails.
+const WAIT: Duration = Duration::from_secs(20);
+
+// ---------------------------------------------------------------------------------------
+// Deployment and plain HTTP
+// ---------------------------------------------------------------------------------------
+
+/// A deployment loading `module_config.so`, with `module` merged over the module's
+/// config (`modules.config.config`).
+fn deployment(module: Value) -> Deployment {
+    let mut module_config = json!({"envs": [ENV], "long_poll_timeout_secs": 2});
+    common::merge(&mut module_config, &module);
+    let d = Deployment::with(json!({"modules": {"dir": "modules", "config": {"config": module_config}}}));
+    std::fs::create_dir_all(d.root().join("modules")).unwrap();
+    std::fs::copy(common::module_library("module-config"), d.root().join("modules/module_config.so")).unwrap();
+    d
+}
+
+/// The host started with the module mounted, and an Open API / admin caller holding the
+/// host token (`Authorization: Bearer <host token>`).
+async fn start(d: &Deployment) -> (TestHost, Api) {
+    let host = d.start().await;
+    let addr = host.host.http_addr;
+    common::eventually("module-config is mounted", WAIT, || async move {
+        (http(addr, "GET", &format!("{MOUNT}/services/config"), &[], None).await.status == 200).then_some(())
+    })
+    .await;
+    let admin = Api { addr, authorization: Some(format!("Bearer {}", host.login().await)) };
+    (host, admin)
+}
+
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 exchange written byte for byte (the target reaches the host exactly as
+/// written, which signatures depend on), bounded by [`WAIT`] plus the longest hold.
+async fn http(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)], body: Option<&Value>) -> Answer {
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let payload = body.map(Value::to_string).unwrap_or_default();
+        let mut request = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if body.is_some() {
+            request.push_str("Content-Type: application/json\r\n");
+        }
+        if body.is_some() || method != "GET" {
+            request.push_str(&format!("Content-Length: {}\r\n", payload.len()));
+        }
+        request.push_str("\r\n");
+        request.push_str(&payload);
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.unwrap();
+        parse_response(&response)
+    };
+    tokio::time::timeout(WAIT, exchange).await.unwrap_or_else(|_| panic!("{method} {target}: no answer in {WAIT:?}"))
+}
+
+fn parse_response(raw: &[u8]) -> Answer {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a complete response head");
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let mut lines = head.split("\r\n");
+    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':')).map(|(n, v)| (n.trim().to_string(), v.trim().to_string())).collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked =
+        headers.iter().any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked"));
+    if chunked {
+        body = dechunk(&body);
+    }
+    Answer { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
+}
+
+fn dechunk(mut rest: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
+        let size_text = String::from_utf8_lossy(&rest[..eol]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = eol + 2;
+        out.extend_from_slice(&rest[start..(start + size).min(rest.len())]);
+        rest = &rest[(start + size + 2).min(rest.len())..];
+    }
+    out
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters (as Node's
+/// `querystring` does for JSON).
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// An Open API / admin caller: `authorization` is the whole header value (`Bearer <host
+/// token>` or a raw consumer token), or none.
+#[derive(Debug, Clone)]
+struct Api {
+    addr: SocketAddr,
+    authorization: Option<String>,
+}
+
+impl Api {
+    fn consumer(&self, token: &str) -> Api {
+        Api { addr: self.addr, authorization: Some(token.to_string()) }
+    }
+
+    fn anonymous(&self) -> Api {
+        Api { addr: self.addr, authorization: None }
+    }
+
+    /// `path` is relative to the mount.
+    async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Answer {
+        let headers: Vec<(&str, &str)> = self.authorization.iter().map(|a| ("Authorization", a.as_str())).collect();
+        http(self.addr, method, &format!("{MOUNT}{path}"), &headers, body).await
+    }
+
+    /// The call must answer 200; returns its JSON body (`Null` for an empty one).
+    async fn ok(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
+        let answer = self.call(method, path, body).await;
+        assert_eq!(answer.status, 200, "{method} {path} {body:?}: {}", answer.body);
+        answer.json()
+    }
+
+    /// A client-protocol GET (no token), path relative to the mount.
+    async fn get(&self, path: &str) -> Answer {
+        http(self.addr, "GET", &format!("{MOUNT}{path}"), &[], None).await
+    }
+}
+
+/// `P` of the protocol doc §4, plus the namespace.
+fn ns_path(app: &str, cluster: &str, namespace: &str) -> String {
+    format!("/openapi/v1/envs/{ENV}/apps/{app}/clusters/{cluster}/namespaces/{namespace}")
+}
+
+async fn create_app(api: &Api, app: &str) {
+    let body = json!({
+        "app": {"appId": app, "name": app, "orgId": "TEST", "orgName": "test", "ownerName": "apollo",
+                "ownerEmail": "apollo@example.com"},
+        "admins": ["apollo"]
+    });
+    let created = api.ok("POST", "/openapi/v1/apps", Some(&body)).await;
+    assert_eq!(created["appId"], app, "{created}");
+}
+
+async fn add_item(api: &Api, app: &str, cluster: &str, namespace: &str, key: &str, value: &str) {
+    let body = json!({"key": key, "value": value, "comment": "", "dataChangeCreatedBy": "apollo"});
+    let item = api.ok("POST", &format!("{}/items", ns_path(app, cluster, namespace)), Some(&body)).await;
+    assert_eq!((item["key"].as_str(), item["value"].as_str()), (Some(key), Some(value)), "{item}");
+}
+
+async fn update_item(api: &Api, app: &str, namespace: &str, key: &str, value: &str) {
+    let body = json!({"key": key, "value": value, "comment": "", "dataChangeLastModifiedBy": "apollo"});
+    api.ok("PUT", &format!("{}/items/{key}", ns_path(app, "default", namespace)), Some(&body)).await;
+}
+
+async fn release(api: &Api, app: &str, namespace: &str, title: &str) -> Value {
+    let body = json!({"releaseTitle": title, "releaseComment": "", "releasedBy": "apollo"});
+    let released = api.ok("POST", &format!("{}/releases", ns_path(app, "default", namespace)), Some(&body)).await;
+    assert!(released["id"].is_i64(), "an OpenReleaseDTO: {released}");
+    released
+}
+
+/// An app whose `application` namespace holds `items`, released once.
+async fn published_app(api: &Api, app: &str, items: &[(&str, &str)]) {
+    create_app(api, app).await;
+    for (key, value) in items {
+        add_item(api, app, "default", "application", key, value).await;
+    }
+    release(api, app, "application", "first").await;
+}
+
+/// Creates a consumer (host token) and returns its token.
+async fn consumer(admin: &Api, name: &str, apps: Value) -> String {
+    let created = admin.ok("POST", "/admin/consumers", Some(&json!({"name": name, "apps": apps}))).await;
+    assert_eq!(created["name"], name, "{created}");
+    created["token"].as_str().unwrap_or_else(|| panic!("a consumer token: {created}")).to_string()
+}
+
+/// `Authorization` and `Timestamp` headers of an access-key signature (protocol §3).
+fn apollo_signature(secret: &str, timestamp: &str, path_with_query: &str) -> String {
+    signing::base64_encode(&signing::hmac_sha1(secret.as_bytes(), format!("{timestamp}\n{path_with_query}").as_bytes()))
+}
+
+fn now_millis() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
+}
+
+/// `/notifications/v2` for `app` on `default` with the given entries.
+fn v2_target(app: &str, notifications: &Value) -> String {
+    format!("{MOUNT}/notifications/v2?appId={app}&cluster=default&notifications={}", encode(&notifications.to_string()))
+}
+
+// ---------------------------------------------------------------------------------------
+// Real clients as subprocesses
+// ---------------------------------------------------------------------------------------
+
+fn clients_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("clients")
+}
+
+fn venv_python() -> PathBuf {
+    let venv = std::env::var("APOLLO_TEST_VENV").unwrap_or_else(|_| "/var/tmp/apollo-test-venv".into());
+    Path::new(&venv).join("bin/python")
+}
+
+const INSTALL: &str = "run ./.ci/config-clients-up.sh (make test-deps does)";
+
+/// Whether node and the npm ctrip-apollo package are installed, or else skip/fail.
+fn node_client() -> bool {
+    let present = common::components::on_path("node")
+        && clients_dir().join("node/node_modules/ctrip-apollo/package.json").is_file();
+    common::components::require("npm ctrip-apollo", present, INSTALL)
+}
+
+/// Whether the venv imports `apollo` (apollo-client-python), or else skip/fail.
+fn python_client() -> bool {
+    let present = std::process::Command::new(venv_python())
+        .args(["-c", "import apollo.apollo_client"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    common::components::require("PyPI apollo-client-python", present, INSTALL)
+}
+
+/// A client driver: its JSON event lines, collected as they come. `wait_for` looks at
+/// the events after the last `mark()` without consuming them, so events whose order the
+/// client does not fix (ready vs saved) can be awaited in any order.
+#[derive(Debug)]
+struct Client {
+    name: String,
+    child: tokio::process::Child,
+    /// Held so the driver's stdin stays open: it exits when the test drops it.
+    _stdin: tokio::process::ChildStdin,
+    rx: mpsc::UnboundedReceiver<Value>,
+    events: Vec<Value>,
+    cursor: usize,
+    stderr: Arc<Mutex<String>>,
+    readers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Client {
+    /// Runs `program args` in `home` (also its HOME), proxies unset, loopback exempt.
+    fn spawn(name: &str, program: &Path, args: &[String], home: &Path, env: &[(&str, &str)]) -> Client {
+        let mut command = tokio::process::Command::new(program);
+        command.args(args).current_dir(home).env("HOME", home);
+        for var in ["http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"] {
+            command.env_remove(var);
+        }
+        // The drivers' own fallbacks: only what the test passes counts.
+        for var in ["APOLLO_HOST", "APOLLO_CONFIG_URL", "APOLLO_APP_ID", "APOLLO_CLUSTER", "APOLLO_NAMESPACE"] {
+            command.env_remove(var);
+        }
+        for var in ["APOLLO_NAMESPACES", "APOLLO_CACHE_PATH", "APOLLO_IP", "APOLLO_SECRET", "APOLLO_APP_SECRET"] {
+            command.env_remove(var);
+        }
+        command.env("NO_PROXY", "127.0.0.1,localhost").env("no_proxy", "127.0.0.1,localhost");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", program.display()));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stdout = child.stdout.take().unwrap();
+        let out = tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let event = serde_json::from_str(&line).unwrap_or_else(|_| json!({"event": "stdout", "line": line}));
+                if tx.send(event).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (mut err_pipe, sink) = (child.stderr.take().unwrap(), stderr.clone());
+        let err = tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = err_pipe.read(&mut buf).await {
+                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let stdin = child.stdin.take().unwrap();
+        Client {
+            name: name.to_string(),
+            child,
+            _stdin: stdin,
+            rx,
+            events: Vec::new(),
+            cursor: 0,
+            stderr,
+            readers: vec![out, err],
+        }
+    }
+
+    /// npm ctrip-apollo with its defaults; `extra` are driver options (`--ip=…`).
+    fn node(home: &Path, base: &str, app: &str, extra: &[String]) -> Client {
+        let mut args = vec![
+            clients_dir().join("ctrip_apollo_client.js").display().to_string(),
+            format!("--host={base}"),
+            format!("--app-id={app}"),
+            "--max-secs=120".to_string(),
+        ];
+        args.extend_from_slice(extra);
+        // NODE_DEBUG: the client's debug lines become events (a 304 is one of them).
+        Client::spawn(&format!("ctrip-apollo {app}"), Path::new("node"), &args, home, &[("NODE_DEBUG", "ctrip-apollo")])
+    }
+
+    /// apollo-client-python; `extra` are driver options (`--secret`, `--watch`, …).
+    fn python(home: &Path, base: &str, app: &str, extra: &[&str]) -> Client {
+        let mut args = vec![
+            clients_dir().join("apollo_client_python.py").display().to_string(),
+            "--config-url".to_string(),
+            base.to_string(),
+            "--app-id".to_string(),
+            app.to_string(),
+            "--max-secs".to_string(),
+            "120".to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Client::spawn(&format!("apollo-client-python {app}"), &venv_python(), &args, home, &[])
+    }
+
+    fn drain(&mut self) {
+        while let Ok(event) = self.rx.try_recv() {
+            self.events.push(event);
+        }
+    }
+
+    /// From now on `wait_for` only looks at events that arrive after this call.
+    fn mark(&mut self) {
+        self.drain();
+        self.cursor = self.events.len();
+    }
+
+    /// Every event so far.
+    fn seen(&mut self) -> &[Value] {
+        self.drain();
+        &self.events
+    }
+
+    fn report(&self) -> String {
+        let events: Vec<String> = self.events.iter().map(Value::to_string).collect();
+        format!(
+            "{} (pid {:?}) events:\n  {}\nstderr:\n{}",
+            self.name,
+            self.child.id(),
+            events.join("\n  "),
+            self.stderr.lock().unwrap()
+        )
+    }
+
+    /// The first event since the last `mark()` that satisfies `matches`; fails after [`WAIT`].
+    async fn wait_for(&mut self, what: &str, matches: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(event) = self.events[self.cursor..].iter().find(|e| matches(e)) {
+                return event.clone();
+            }
+            match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), self.rx.recv()).await {
+                Ok(Some(event)) => self.events.push(event),
+                Ok(None) => {
+                    // Let stderr catch up before reporting.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    panic!("{} exited while the test waited for {what}\n{}", self.name, self.report())
+                }
+                Err(_) => panic!("timed out after {WAIT:?} waiting for {what}\n{}", self.report()),
+            }
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        // kill_on_drop ends the child (ours, by pid); the readers end with its pipes.
+        for reader in &self.readers {
+            reader.abort();
+        }
+    }
+}
+
+fn is(event: &Value, kind: &str) -> bool {
+    event["event"] == kind
+}
+
+/// ctrip-apollo's debug line for a 304 on its long poll.
+fn is_poll_304(event: &Value) -> bool {
+    is(event, "debug") && event["message"] == "polling: no changes, start polling again"
+}
+
+// ---------------------------------------------------------------------------------------
+// npm ctrip-apollo
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrip_apollo_gets_releases_pushed_across_304s_and_falls_back_to_its_cache() {
+    if !node_client() {
+        return;
+    }
+    let d = deployment(json!({"long_poll_timeout_secs": 1}));
+    let (host, admin) = start(&d).await;
+    let addr = host.host.http_addr;
+    create_app(&admin, "node-app").await;
+    // Edits and releases through a consumer token scoped to the app.
+    let token = consumer(&admin, "node-ci", json!({"node-app": {"edit": true, "release": true}})).await;
+    let api = admin.consumer(&token);
+    add_item(&api, "node-app", "default", "application", "timeout", "100").await;
+    add_item(&api, "node-app", "default", "application", "color", "blue").await;
+    release(&api, "node-app", "application", "first").await;
+
+    let scratch = tempfile::tempdir().unwrap();
+    let cache = scratch.path().join("cache");
+    let cache_arg = format!("--cache-path={}", cache.display());
+    let base = format!("http://{addr}{MOUNT}");
+    let mut client = Client::node(scratch.path(), &base, "node-app", std::slice::from_ref(&cache_arg));
+    let ready = client.wait_for("ready()", |e| is(e, "ready")).await;
+    assert_eq!(ready["config"], json!({"timeout": "100", "color": "blue"}), "the released values");
+    client.wait_for("the cache file written after the first fetch", |e| is(e, "saved")).await;
+
+    // The hold (1 s) runs out: the module answers 304 and the client polls again.
+    client.mark();
+    client.wait_for("a 304 on the long poll", is_poll_304).await;
+    client.mark();
+    update_item(&api, "node-app", "application", "timeout", "200").await;
+    release(&api, "node-app", "application", "second").await;
+    let change = client.wait_for("the change pushed by the release", |e| is(e, "change")).await;
+    assert_eq!(
+        change,
+        json!({"event": "change", "namespace": "application", "key": "timeout", "oldValue": "100", "newValue": "200"})
+    );
+    client.wait_for("the cache file rewritten", |e| is(e, "saved")).await;
+
+    // More 304s, and the poll still delivers: a deleted key.
+    client.mark();
+    client.wait_for("another 304 after the change", is_poll_304).await;
+    client.mark();
+    let item = format!("{}/items/color?operator=apollo", ns_path("node-app", "default", "application"));
+    api.ok("DELETE", &item, None).await;
+    release(&api, "node-app", "application", "third").await;
+    let deleted = client.wait_for("the deletion pushed by the release", |e| is(e, "delete")).await;
+    assert_eq!((deleted["key"].as_str(), deleted["value"].as_str()), (Some("color"), Some("blue")), "{deleted}");
+    let updated = client.wait_for("the updated event", |e| is(e, "updated")).await;
+    assert_eq!(updated["config"], json!({"timeout": "200"}));
+    client.wait_for("the cache file rewritten", |e| is(e, "saved")).await;
+    drop(client);
+
+    // The host is gone: a new client fails to fetch and serves its cache file.
+    host.shutdown().await;
+    let mut offline = Client::node(scratch.path(), &base, "node-app", &[cache_arg]);
+    let ready = offline.wait_for("ready() from the cache", |e| is(e, "ready") || is(e, "error")).await;
+    assert!(is(&ready, "ready"), "{}", offline.report());
+    assert_eq!(ready["config"], json!({"timeout": "200"}), "the last release, from the cache file");
+    let failed = offline.seen().iter().find(|e| is(e, "fetch-error")).cloned();
+    assert_eq!(failed.map(|e| e["code"].clone()), Some(json!("FETCH_REQUEST_ERROR")), "{}", offline.report());
+}
+
+// ---------------------------------------------------------------------------------------
+// PyPI apollo-client-python
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apollo_client_python_signs_with_its_access_key_and_keeps_its_cache_on_a_wrong_secret() {
+    if !python_client() {
+        return;
+    }
+    let d = deployment(json!({"long_poll_timeout_secs": 2}));
+    let (host, admin) = start(&d).await;
+    let addr = host.host.http_addr;
+    published_app(&admin, "py-app", &[("db.url", "jdbc:one"), ("pool", "8")]).await;
+    let key = admin.ok("POST", "/admin/apps/py-app/accesskeys", Some(&json!({"mode": 0}))).await;
+    assert_eq!(key["enabled"], true, "{key}");
+    let secret = key["secret"].as_str().unwrap_or_else(|| panic!("the secret, shown once: {key}")).to_string();
+    let unsigned = admin.get("/configs/py-app/default/application").await;
+    assert_eq!(unsigned.status, 401, "an enabled FILTER key refuses unsigned requests: {}", unsigned.body);
+
+    // The client signs over the URL minus its base (the mount-relative path) and long-polls.
+    let home = tempfile::tempdir().unwrap();
+    let base = format!("http://{addr}{MOUNT}");
+    let mut client = Client::python(home.path(), &base, "py-app", &["--secret", &secret, "--watch"]);
+    let fetched = client.wait_for("the first fetch", |e| is(e, "http")).await;
+    assert_eq!((&fetched["status"], &fetched["signed"]), (&json!(200), &json!(true)), "{}", client.report());
+    let ready = client.wait_for("the constructor's values", |e| is(e, "ready")).await;
+    assert_eq!(ready["configs"]["application"], json!({"db.url": "jdbc:one", "pool": "8"}));
+    client
+        .wait_for("a signed long poll answered", |e| {
+            is(e, "http") && e["path"].as_str().is_some_and(|p| p.contains("/notifications/v2?")) && e["status"] == 200
+        })
+        .await;
+    client.mark();
+    update_item(&admin, "py-app", "application", "pool", "16").await;
+    release(&admin, "py-app", "application", "second").await;
+    let change = client.wait_for("the change pushed to the signed poll", |e| is(e, "change")).await;
+    assert_eq!(
+        (change["action"].as_str(), change["key"].as_str(), change["value"].as_str(), change["old_value"].as_str()),
+        (Some("update"), Some("pool"), Some("16"), Some("8")),
+        "{change}"
+    );
+    // The change went to the cache file (same HOME for the next client).
+    let cache_file = home.path().join("data/apollo/cache/py-app_configuration_application.txt");
+    common::eventually("the cache file holds the change", WAIT, || async {
+        std::fs::read_to_string(&cache_file).ok().filter(|t| t.contains("\"16\"")).map(|_| ())
+    })
+    .await;
+    drop(client);
+
+    // A wrong secret: 401, and the client keeps its cached copy.
+    let mut wrong = Client::python(home.path(), &base, "py-app", &["--secret", "not-the-secret"]);
+    let refused = wrong.wait_for("the refused fetch", |e| is(e, "http")).await;
+    assert_eq!((&refused["status"], &refused["signed"]), (&json!(401), &json!(true)), "{}", wrong.report());
+    let ready = wrong.wait_for("the constructor's values", |e| is(e, "ready")).await;
+    assert_eq!(ready["configs"]["application"], json!({"db.url": "jdbc:one", "pool": "16"}), "the cached copy");
+    drop(wrong);
+    host.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Gray release
+// ---------------------------------------------------------------------------------------
+
+/// Creates a gray branch of `app`'s application namespace holding `key=value`, with a rule
+/// for `ip`, and gray-publishes it; returns the branch name.
+async fn gray_publish(api: &Api, app: &str, ip: &str, key: &str, value: &str) -> String {
+    let p = ns_path(app, "default", "application");
+    let branch = api.ok("POST", &format!("{p}/branches?operator=apollo"), None).await;
+    let name = branch["clusterName"].as_str().unwrap_or_else(|| panic!("the branch cluster: {branch}")).to_string();
+    assert_ne!(name, "default", "{branch}");
+    let listed = api.ok("GET", &format!("{p}/branches"), None).await;
+    assert_eq!(listed["clusterName"], name.as_str(), "GET branches shows the active branch: {listed}");
+    add_item(api, app, &name, "application", key, value).await;
+    let rules = json!({
+        "appId": app, "clusterName": "default", "namespaceName": "application", "branchName": name,
+        "ruleItems": [{"clientAppId": app, "clientIpList": [ip], "clientLabelList": []}]
+    });
+    api.ok("PUT", &format!("{p}/branches/{name}/rules?operator=apollo"), Some(&rules)).await;
+    let read = api.ok("GET", &format!("{p}/branches/{name}/rules"), None).await;
+    assert_eq!(read["ruleItems"][0]["clientIpList"], json!([ip]), "{read}");
+    let body = json!({"releaseTitle": "gray", "releaseComment": "", "releasedBy": "apollo"});
+    api.ok("POST", &format!("{p}/branches/{name}/releases"), Some(&body)).await;
+    name
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gray_release_reaches_only_matching_clients_and_abandon_or_merge_pushes_again() {
+    if !node_client() {
+        return;
+    }
+    let d = deployment(json!({"long_poll_timeout_secs": 2}));
+    let (host, admin) = start(&d).await;
+    let addr = host.host.http_addr;
+    published_app(&admin, "gray-app", &[("feature", "master")]).await;
+    let base = format!("http://{addr}{MOUNT}");
+    let scratch = tempfile::tempdir().unwrap();
+    let mut gray = Client::node(scratch.path(), &base, "gray-app", &["--ip=10.1.1.1".to_string()]);
+    let mut plain = Client::node(scratch.path(), &base, "gray-app", &["--ip=10.2.2.2".to_string()]);
+    for client in [&mut gray, &mut plain] {
+        let ready = client.wait_for("ready()", |e| is(e, "ready")).await;
+        assert_eq!(ready["config"], json!({"feature": "master"}));
+        client.mark();
+    }
+    let configs = |ip: &'static str| {
+        let admin = admin.clone();
+        async move { admin.get(&format!("/configs/gray-app/default/application?ip={ip}")).await.json() }
+    };
+    let is_change_to = |value: &'static str| move |e: &Value| is(e, "change") && e["newValue"] == value;
+
+    // Gray publish: the matching client is pushed the gray value, the other keeps master.
+    let branch = gray_publish(&admin, "gray-app", "10.1.1.1", "feature", "gray").await;
+    gray.wait_for("the gray value pushed to the matching ip", is_change_to("gray")).await;
+    let served = configs("10.1.1.1").await;
+    assert_eq!((&served["configurations"]["feature"], &served["cluster"]), (&json!("gray"), &json!(branch)));
+    let served = configs("10.2.2.2").await;
+    assert_eq!((&served["configurations"]["feature"], &served["cluster"]), (&json!("master"), &json!("default")));
+
+    // Abandoning the branch pushes master back to the gray client.
+    gray.mark();
+    admin
+        .ok(
+            "DELETE",
+            &format!("{}/branches/{branch}?operator=apollo", ns_path("gray-app", "default", "application")),
+            None,
+        )
+        .await;
+    let back = gray.wait_for("master pushed back after the abandon", is_change_to("master")).await;
+    assert_eq!(back["oldValue"], "gray");
+    assert_eq!(configs("10.1.1.1").await["configurations"]["feature"], "master");
+
+    // A second branch, merged into master: now every client is pushed its value.
+    gray.mark();
+    let branch = gray_publish(&admin, "gray-app", "10.1.1.1", "feature", "merged").await;
+    gray.wait_for("the second gray value", is_change_to("merged")).await;
+    plain.mark();
+    let p = ns_path("gray-app", "default", "application");
+    let body =
+        json!({"releaseTitle": "merge", "releaseComment": "", "releasedBy": "apollo", "isEmergencyPublish": false});
+    admin.ok("POST", &format!("{p}/branches/{branch}/merge?deleteBranch=true&operator=apollo"), Some(&body)).await;
+    let merged = plain.wait_for("the merged value pushed to the other client", is_change_to("merged")).await;
+    assert_eq!(merged["oldValue"], "master");
+    let served = configs("10.1.1.1").await;
+    assert_eq!((&served["configurations"]["feature"], &served["cluster"]), (&json!("merged"), &json!("default")));
+    assert!(
+        !plain.seen().iter().any(|e| is(e, "change") && e["newValue"] == "gray"),
+        "the non-matching client never saw the gray value\n{}",
+        plain.report()
+    );
+    drop((gray, plain));
+    host.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Open API tokens
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_tokens_keep_edit_and_release_apart() {
+    let d = deployment(json!({}));
+    let (host, admin) = start(&d).await;
+    create_app(&admin, "scope-app").await;
+    create_app(&admin, "other-app").await;
+    let token = consumer(&admin, "editor", json!({"scope-app": {"edit": true, "release": false}})).await;
+    let editor = admin.consumer(&token);
+    let items = format!("{}/items", ns_path("scope-app", "default", "application"));
+    let releases = format!("{}/releases", ns_path("scope-app", "default", "application"));
+    let item = json!({"key": "k", "value": "v", "dataChangeCreatedBy": "apollo"});
+    let publish = json!({"releaseTitle": "r", "releasedBy": "apollo"});
+
+    assert_eq!(admin.anonymous().call("POST", &items, Some(&item)).await.status, 401, "no token");
+    assert_eq!(admin.consumer("not-a-token").call("POST", &items, Some(&item)).await.status, 401, "unknown token");
+    assert_eq!(admin.anonymous().call("GET", &items, None).await.status, 401, "reads need a token too");
+    editor.ok("POST", &items, Some(&item)).await;
+    let refused = editor.call("POST", &releases, Some(&publish)).await;
+    assert_eq!(refused.status, 403, "edit without release: {}", refused.body);
+    assert_eq!(admin.get("/configs/scope-app/default/application").await.status, 404, "nothing released");
+    let other = format!("{}/items", ns_path("other-app", "default", "application"));
+    assert_eq!(editor.call("POST", &other, Some(&item)).await.status, 403, "a token is scoped to its apps");
+    let app = json!({"app": {"appId": "x-app", "name": "x", "orgId": "T", "orgName": "t", "ownerName": "o", "ownerEmail": "o@e"}});
+    assert_eq!(
+        editor.call("POST", "/openapi/v1/apps", Some(&app)).await.status,
+        403,
+        "apps are created with the host token"
+    );
+
+    // The listing never shows tokens; the admin routes need the host token.
+    assert_eq!(admin.anonymous().call("GET", "/admin/consumers", None).await.status, 401);
+    assert_eq!(editor.call("GET", "/admin/consumers", None).await.status, 401, "a consumer token is no admin");
+    let listed = admin.ok("GET", "/admin/consumers", None).await;
+    let entry = listed.as_array().and_then(|l| l.iter().find(|c| c["name"] == "editor")).cloned();
+    let entry = entry.unwrap_or_else(|| panic!("editor listed: {listed}"));
+    assert_eq!(entry["apps"]["scope-app"], json!({"edit": true, "release": false}), "{entry}");
+    assert!(!listed.to_string().contains(&token), "no token in the listing: {listed}");
+
+    // Granting release lets the same token publish.
+    admin.ok("PUT", "/admin/consumers/editor/apps/scope-app", Some(&json!({"edit": true, "release": true}))).await;
+    editor.ok("POST", &releases, Some(&publish)).await;
+    let served = admin.get("/configs/scope-app/default/application").await;
+    assert_eq!((served.status, &served.json()["configurations"]), (200, &json!({"k": "v"})), "{}", served.body);
+    admin.ok("DELETE", "/admin/consumers/editor", None).await;
+    assert_eq!(editor.call("GET", &items, None).await.status, 401, "a deleted consumer's token is dead");
+    host.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Protocol edge cases over plain HTTP
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_v2_refuses_bad_input_answers_at_once_when_behind_and_304_on_timeout() {
+    let d = deployment(json!({"long_poll_timeout_secs": 2}));
+    let (host, admin) = start(&d).await;
+    let addr = host.host.http_addr;
+    published_app(&admin, "poll-app", &[("k", "v1")]).await;
+    let poll = |notifications: Value| {
+        let target = v2_target("poll-app", &notifications);
+        async move { (http(addr, "GET", &target, &[], None).await, Instant::now()) }
+    };
+
+    // Bad input: 400.
+    for target in [
+        format!("{MOUNT}/notifications/v2?appId=poll-app&cluster=default&notifications=not-json"),
+        format!(
+            "{MOUNT}/notifications/v2?appId=poll-app&cluster=default&notifications={}",
+            encode("[{\"namespaceName\":")
+        ),
+        format!("{MOUNT}/notifications/v2?appId=poll-app&cluster=default&notifications=%5B%5D"),
+        format!("{MOUNT}/notifications/v2?appId=poll-app&cluster=default"),
+        format!(
+            "{MOUNT}/notifications/v2?cluster=default&notifications={}",
+            encode(r#"[{"namespaceName":"application","notificationId":-1}]"#)
+        ),
+        v2_target("poll-app", &json!([{"namespaceName": "", "notificationId": -1}])),
+    ] {
+        let answer = http(addr, "GET", &target, &[], None).await;
+        assert_eq!(answer.status, 400, "{target}: {}", answer.body);
+    }
+
+    // Behind (-1 as the Python clients send, 0 as ctrip-apollo does): 200 at once.
+    let mut latest = 0;
+    for first in [-1, 0] {
+        let (answer, _) = poll(json!([{"namespaceName": "application", "notificationId": first}])).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let entries = answer.json();
+        assert_eq!(entries.as_array().map(Vec::len), Some(1), "{entries}");
+        assert_eq!(entries[0]["namespaceName"], "application");
+        latest = entries[0]["notificationId"].as_i64().unwrap_or_else(|| panic!("an id: {entries}"));
+        assert!(latest > 0, "a published namespace has an id > 0: {entries}");
+        assert_eq!(entries[0]["messages"]["details"]["poll-app+default+application"], latest, "{entries}");
+    }
+    // The client's spelling comes back: case kept, `.properties` stripped.
+    for (given, echoed) in [("Application", "Application"), ("application.properties", "application")] {
+        let (answer, _) = poll(json!([{"namespaceName": given, "notificationId": -1}])).await;
+        assert_eq!(
+            (answer.status, &answer.json()[0]["namespaceName"]),
+            (200, &json!(echoed)),
+            "{given}: {}",
+            answer.body
+        );
+    }
+
+    // Up to date: held, then 304 with an empty body.
+    let started = Instant::now();
+    let (answer, done) = poll(json!([{"namespaceName": "application", "notificationId": latest}])).await;
+    assert_eq!((answer.status, answer.body.as_str()), (304, ""), "timeout answer");
+    assert!(done - started >= Duration::from_millis(1500), "held about the 2 s hold, not answered at once");
+
+    // Up to date and waiting, in the client's spelling: a release wakes it with one entry.
+    let waiting = tokio::spawn(poll(json!([{"namespaceName": "Application", "notificationId": latest}])));
+    common::eventually("the poll is parked", WAIT, || async {
+        (admin.ok("GET", "/admin/status", None).await["parked_polls"].as_i64() >= Some(1)).then_some(())
+    })
+    .await;
+    update_item(&admin, "poll-app", "application", "k", "v2").await;
+    release(&admin, "poll-app", "application", "second").await;
+    let (answer, _) = waiting.await.unwrap();
+    assert_eq!(answer.status, 200, "woken by the release, not the hold's end: {}", answer.body);
+    let entries = answer.json();
+    assert_eq!(entries.as_array().map(Vec::len), Some(1), "{entries}");
+    assert_eq!(entries[0]["namespaceName"], "Application", "the waiter's spelling: {entries}");
+    assert!(entries[0]["notificationId"].as_i64() > Some(latest), "{entries}");
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configs_echo_the_spelling_answer_304_on_the_same_release_key_and_404_the_unknown() {
+    let d = deployment(json!({}));
+    let (host, admin) = start(&d).await;
+    published_app(&admin, "cfg-app", &[("a", "1"), ("b", "x=y")]).await;
+    let config = json!({"a": "1", "b": "x=y"});
+
+    let first = admin.get("/configs/cfg-app/default/application").await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert!(first.header("content-type").is_some_and(|t| t.starts_with("application/json")), "{:?}", first.headers);
+    let body = first.json();
+    assert_eq!(
+        (&body["appId"], &body["cluster"], &body["namespaceName"], &body["configurations"]),
+        (&json!("cfg-app"), &json!("default"), &json!("application"), &config),
+        "{body}"
+    );
+    let key = body["releaseKey"].as_str().filter(|k| !k.is_empty()).unwrap_or_else(|| panic!("{body}")).to_string();
+    assert!(body.get("configSyncType").is_none(), "no incremental sync unless asked: {body}");
+
+    // The namespace segment comes back as sent.
+    for spelling in ["application.properties", "Application", "APPLICATION.PROPERTIES"] {
+        let answer = admin.get(&format!("/configs/cfg-app/default/{spelling}")).await;
+        let body = answer.json();
+        assert_eq!(
+            (answer.status, &body["namespaceName"], &body["configurations"]),
+            (200, &json!(spelling), &config),
+            "{spelling}: {}",
+            answer.body
+        );
+    }
+    // Same release key: 304, empty body; empty / other keys and odd params: 200.
+    let same = admin.get(&format!("/configs/cfg-app/default/application?releaseKey={}", encode(&key))).await;
+    assert_eq!((same.status, same.body.as_str()), (304, ""));
+    for query in ["releaseKey=", "releaseKey=-1&ip=undefined&messages=not-json&whatever=1", "releaseKey=old&label=x"] {
+        let answer = admin.get(&format!("/configs/cfg-app/default/application?{query}")).await;
+        assert_eq!((answer.status, &answer.json()["releaseKey"]), (200, &json!(key)), "{query}: {}", answer.body);
+    }
+    // A cluster without releases falls back to default.
+    let fallback = admin.get("/configs/cfg-app/sh-cluster/application").await.json();
+    assert_eq!((&fallback["cluster"], &fallback["configurations"]), (&json!("default"), &config), "{fallback}");
+
+    // Unknown app, unknown namespace, a namespace never released: 404.
+    let created = json!({"name": "unreleased", "appId": "cfg-app", "format": "properties", "isPublic": false,
+                         "comment": "", "dataChangeCreatedBy": "apollo"});
+    admin.ok("POST", "/openapi/v1/apps/cfg-app/appnamespaces", Some(&created)).await;
+    for path in
+        ["/configs/no-app/default/application", "/configs/cfg-app/default/nope", "/configs/cfg-app/default/unreleased"]
+    {
+        let answer = admin.get(path).await;
+        assert_eq!(answer.status, 404, "{path}: {}", answer.body);
+    }
+
+    // The cached variants.
+    let json_file = admin.get("/configfiles/json/cfg-app/default/application").await;
+    assert_eq!((json_file.status, json_file.json()), (200, config.clone()), "{}", json_file.body);
+    let text = admin.get("/configfiles/cfg-app/default/application").await;
+    assert_eq!(text.status, 200, "{}", text.body);
+    let mut lines: Vec<&str> = text.body.lines().filter(|l| !l.is_empty()).collect();
+    lines.sort_unstable();
+    assert_eq!(lines, ["a=1", "b=x\\=y"], "properties text, `=` escaped: {:?}", text.body);
+    assert_eq!(admin.get("/configfiles/json/cfg-app/default/nope").await.status, 404);
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_keys_verify_the_upstream_test_vector_over_full_and_mount_relative_paths() {
+    // The signature this test computes is upstream's (protocol doc §3 test vector).
+    let vector = apollo_signature("someSecret", "1575018989200", "/configs/someAppId/default/application?ip=10.0.0.1");
+    assert_eq!(vector, "WYjjyJFei6DYiaMlwZjew2O/Yqk=");
+
+    let d = deployment(json!({}));
+    let (host, admin) = start(&d).await;
+    let addr = host.host.http_addr;
+    published_app(&admin, "key-app", &[("k", "v")]).await;
+    published_app(&admin, "open-app", &[("k", "v")]).await;
+    let relative = "/configs/key-app/default/application?ip=10.0.0.1";
+    let full = format!("{MOUNT}{relative}");
+    assert_eq!(http(addr, "GET", &full, &[], None).await.status, 200, "no key yet: open");
+
+    let key = admin.ok("POST", "/admin/apps/key-app/accesskeys", Some(&json!({"mode": 0}))).await;
+    let secret = key["secret"].as_str().unwrap_or_else(|| panic!("{key}")).to_string();
+    let listed = admin.ok("GET", "/admin/apps/key-app/accesskeys", None).await;
+    assert!(!listed.to_string().contains(&secret), "the listing masks secrets: {listed}");
+    let get = |target: String, timestamp: String, signature: Option<String>| async move {
+        let authorization = signature.map(|s| format!("Apollo key-app:{s}"));
+        let mut headers = vec![("Timestamp", timestamp.as_str())];
+        if let Some(a) = &authorization {
+            headers.push(("Authorization", a.as_str()));
+        }
+        http(addr, "GET", &target, &headers, None).await
+    };
+    let now = now_millis().to_string();
+
+    assert_eq!(get(full.clone(), now.clone(), None).await.status, 401, "unsigned");
+    // Signed over the full received path (apollo-java) or the mount-relative one (Python).
+    for signed_over in [full.as_str(), relative] {
+        let answer = get(full.clone(), now.clone(), Some(apollo_signature(&secret, &now, signed_over))).await;
+        assert_eq!(answer.status, 200, "signed over {signed_over}: {}", answer.body);
+        assert_eq!(answer.json()["configurations"], json!({"k": "v"}));
+    }
+    let wrong = get(full.clone(), now.clone(), Some(apollo_signature("wrong", &now, relative))).await;
+    assert_eq!(wrong.status, 401, "wrong secret");
+    let skewed = (now_millis() - 10 * 60 * 1000).to_string();
+    let answer = get(full.clone(), skewed.clone(), Some(apollo_signature(&secret, &skewed, relative))).await;
+    assert_eq!(answer.status, 401, "a timestamp 10 min old: {}", answer.body);
+    let answer = get(full.clone(), "soon".into(), Some(apollo_signature(&secret, "soon", relative))).await;
+    assert_eq!(answer.status, 401, "a timestamp that is no number");
+    let other_query = get(format!("{full}&x=1"), now.clone(), Some(apollo_signature(&secret, &now, relative))).await;
+    assert_eq!(other_query.status, 401, "the query is signed too");
+
+    // Verified over the raw query: Python's `+` for spaces and Node's `%20` both pass.
+    let raw = "%5B%7B%22namespaceName%22%3A+%22application%22%2C+%22notificationId%22%3A+-1%7D%5D";
+    for notifications in [raw.to_string(), raw.replace('+', "%20")] {
+        let relative = format!("/notifications/v2?appId=key-app&cluster=default&notifications={notifications}");
+        let answer =
+            get(format!("{MOUNT}{relative}"), now.clone(), Some(apollo_signature(&secret, &now, &relative))).await;
+        assert_eq!(answer.status, 200, "{relative}: {}", answer.body);
+        assert_eq!(answer.json()[0]["namespaceName"], "application");
+    }
+    // The other routes in scope, and what is out of scope.
+    let configfiles = "/configfiles/json/key-app/default/application";
+    assert_eq!(get(format!("{MOUNT}{configfiles}"), now.clone(), None).await.status, 401);
+    let answer =
+        get(format!("{MOUNT}{configfiles}"), now.clone(), Some(apollo_signature(&secret, &now, configfiles))).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let meta = admin.get("/services/config?appId=key-app&ip=10.0.0.1").await;
+    assert_eq!(meta.status, 200, "meta is outside access keys: {}", meta.body);
+    let homepage = meta.json()[0]["homepageUrl"].as_str().map(str::to_string);
+    assert_eq!(homepage, Some(format!("http://{addr}{MOUNT}/")), "the prefix and a trailing slash: {}", meta.body);
+    assert_eq!(admin.get("/configs/open-app/default/application").await.status, 200, "keys are per app");
+
+    // OBSERVER mode only logs; a disabled key does not count.
+    let id = key["id"].clone();
+    let id = id.as_i64().map(|i| i.to_string()).or_else(|| id.as_str().map(str::to_string)).expect("a key id");
+    let path = format!("/admin/apps/key-app/accesskeys/{id}");
+    admin.ok("PUT", &path, Some(&json!({"enabled": true, "mode": 1}))).await;
+    assert_eq!(get(full.clone(), now.clone(), None).await.status, 200, "observer mode");
+    admin.ok("PUT", &path, Some(&json!({"enabled": true, "mode": 0}))).await;
+    assert_eq!(get(full.clone(), now.clone(), None).await.status, 401, "filter mode again");
+    admin.ok("PUT", &path, Some(&json!({"enabled": false, "mode": 0}))).await;
+    assert_eq!(get(full.clone(), now.clone(), None).await.status, 200, "disabled");
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_namespace_refuses_invalid_json_at_edit_time_with_line_and_column() {
+    let d = deployment(json!({}));
+    let (host, admin) = start(&d).await;
+    create_app(&admin, "json-app").await;
+    let body = json!({"name": "datasources", "appId": "json-app", "format": "json", "isPublic": false,
+                      "comment": "", "dataChangeCreatedBy": "apollo"});
+    let created = admin.ok("POST", "/openapi/v1/apps/json-app/appnamespaces", Some(&body)).await;
+    assert_eq!(created["name"], "datasources.json", "non-properties names carry the format: {created}");
+    assert_eq!(created["format"], "json", "{created}");
+    let items = format!("{}/items", ns_path("json-app", "default", "datasources.json"));
+
+    // `b` has no value: the parser stops at the `}` on line 4, column 1.
+    let invalid = "{\n  \"a\": 1,\n  \"b\": \n}";
+    let refused = admin
+        .call("POST", &items, Some(&json!({"key": "content", "value": invalid, "dataChangeCreatedBy": "apollo"})))
+        .await;
+    assert_eq!(refused.status, 400, "invalid JSON refused: {}", refused.body);
+    assert!(
+        refused.body.contains("4:1") || refused.body.contains("line 4 column 1"),
+        "the message names line:column: {}",
+        refused.body
+    );
+    assert_eq!(admin.get("/configs/json-app/default/datasources.json").await.status, 404, "nothing released");
+
+    let valid = "{\n  \"url\": \"jdbc:x\",\n  \"pool\": 8\n}";
+    let content = json!({"key": "content", "value": valid, "dataChangeCreatedBy": "apollo"});
+    admin.ok("POST", &items, Some(&content)).await;
+    let update = json!({"key": "content", "value": "[1, 2", "dataChangeLastModifiedBy": "apollo"});
+    let refused = admin.call("PUT", &format!("{items}/content"), Some(&update)).await;
+    assert_eq!(refused.status, 400, "an update is checked as well: {}", refused.body);
+    release(&admin, "json-app", "datasources.json", "first").await;
+
+    let served = admin.get("/configs/json-app/default/datasources.json").await;
+    let body = served.json();
+    assert_eq!((served.status, &body["configurations"]), (200, &json!({"content": valid})), "{}", served.body);
+    assert_eq!(body["namespaceName"], "datasources.json");
+    let raw = admin.get("/configfiles/raw/json-app/default/datasources.json").await;
+    assert_eq!((raw.status, raw.body.as_str()), (200, valid), "verbatim");
+    assert!(raw.header("content-type").is_some_and(|t| t.starts_with("application/json")), "{:?}", raw.headers);
+    host.shutdown().await;
+}
