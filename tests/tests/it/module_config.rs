@@ -690,7 +690,8 @@ async fn consumer_tokens_keep_edit_and_release_apart() {
     assert_eq!(admin.get("/configs/scope-app/default/application").await.status, 404, "nothing released");
     let other = format!("{}/items", ns_path("other-app", "default", "application"));
     assert_eq!(editor.call("POST", &other, Some(&item)).await.status, 403, "a token is scoped to its apps");
-    let app = json!({"app": {"appId": "x-app", "name": "x", "orgId": "T", "orgName": "t", "ownerName": "o", "ownerEmail": "o@e"}});
+    let app = json!({"app": {"appId": "x-app", "name": "x", "orgId": "T", "orgName": "t", "ownerName": "o",
+                             "ownerEmail": "o@e"}});
     assert_eq!(
         editor.call("POST", "/openapi/v1/apps", Some(&app)).await.status,
         403,
