@@ -208,8 +208,12 @@ async fn update_item(api: &Api, app: &str, namespace: &str, key: &str, value: &s
 }
 
 async fn release(api: &Api, app: &str, namespace: &str, title: &str) -> Value {
+    release_in(api, app, "default", namespace, title).await
+}
+
+async fn release_in(api: &Api, app: &str, cluster: &str, namespace: &str, title: &str) -> Value {
     let body = json!({"releaseTitle": title, "releaseComment": "", "releasedBy": "apollo"});
-    let released = api.ok("POST", &format!("{}/releases", ns_path(app, "default", namespace)), Some(&body)).await;
+    let released = api.ok("POST", &format!("{}/releases", ns_path(app, cluster, namespace)), Some(&body)).await;
     assert!(released["id"].is_i64(), "an OpenReleaseDTO: {released}");
     released
 }
@@ -982,5 +986,294 @@ async fn a_json_namespace_refuses_invalid_json_at_edit_time_with_line_and_column
     let raw = admin.get("/configfiles/raw/json-app/default/datasources.json").await;
     assert_eq!((raw.status, raw.body.as_str()), (200, valid), "verbatim");
     assert!(raw.header("content-type").is_some_and(|t| t.starts_with("application/json")), "{:?}", raw.headers);
+    host.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Public namespaces, clusters, rollback, the module's own listener
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_public_namespace_reaches_other_apps_and_their_overrides_win() {
+    if !node_client() {
+        return;
+    }
+    let d = deployment(json!({"long_poll_timeout_secs": 2}));
+    let (host, admin) = start(&d).await;
+    let addr = host.host.http_addr;
+    create_app(&admin, "pub-owner").await;
+    create_app(&admin, "pub-user").await;
+    let public = json!({"name": "shared", "appId": "pub-owner", "format": "properties", "isPublic": true,
+                        "appendNamespacePrefix": true, "comment": "", "dataChangeCreatedBy": "apollo"});
+    let created = admin.ok("POST", "/openapi/v1/apps/pub-owner/appnamespaces", Some(&public)).await;
+    assert_eq!(created["name"], "TEST.shared", "public names get the owner's orgId: {created}");
+    add_item(&admin, "pub-owner", "default", "TEST.shared", "x", "public").await;
+    add_item(&admin, "pub-owner", "default", "TEST.shared", "y", "public").await;
+    release(&admin, "pub-owner", "TEST.shared", "first").await;
+
+    // Another app reads it without any namespace of its own, in any spelling.
+    let served = admin.get("/configs/pub-user/default/TEST.shared").await.json();
+    assert_eq!(served["configurations"], json!({"x": "public", "y": "public"}), "{served}");
+    assert_eq!((&served["appId"], &served["cluster"]), (&json!("pub-user"), &json!("default")), "{served}");
+    let lower = admin.get("/configs/pub-user/default/test.shared").await.json();
+    assert_eq!((&lower["namespaceName"], &lower["configurations"]), (&json!("test.shared"), &served["configurations"]));
+
+    let scratch = tempfile::tempdir().unwrap();
+    let base = format!("http://{addr}{MOUNT}");
+    let mut client = Client::node(scratch.path(), &base, "pub-user", &["--namespace=TEST.shared".to_string()]);
+    let ready = client.wait_for("ready()", |e| is(e, "ready")).await;
+    assert_eq!(ready["config"], json!({"x": "public", "y": "public"}));
+    // The owner's release reaches the other app's client (it watches the owner's key too).
+    client.mark();
+    update_item(&admin, "pub-owner", "TEST.shared", "y", "public-2").await;
+    release(&admin, "pub-owner", "TEST.shared", "second").await;
+    let change = client.wait_for("the owner's release", |e| is(e, "change")).await;
+    assert_eq!((&change["key"], &change["newValue"]), (&json!("y"), &json!("public-2")), "{change}");
+
+    // The other app associates the namespace and overrides one key: its value wins.
+    let associate = json!({"name": "TEST.shared", "appId": "pub-user", "format": "properties", "isPublic": false,
+                           "comment": "", "dataChangeCreatedBy": "apollo"});
+    admin.ok("POST", "/openapi/v1/apps/pub-user/appnamespaces", Some(&associate)).await;
+    client.mark();
+    add_item(&admin, "pub-user", "default", "TEST.shared", "y", "own").await;
+    release(&admin, "pub-user", "TEST.shared", "override").await;
+    let change = client.wait_for("the override", |e| is(e, "change")).await;
+    assert_eq!((&change["key"], &change["newValue"]), (&json!("y"), &json!("own")), "{change}");
+    let served = admin.get("/configs/pub-user/default/TEST.shared").await.json();
+    assert_eq!(served["configurations"], json!({"x": "public", "y": "own"}), "{served}");
+    let merged_key = served["releaseKey"].as_str().unwrap_or_default().to_string();
+    assert_eq!(merged_key.split('+').count(), 2, "own and public release keys: {served}");
+    let same = admin.get(&format!("/configs/pub-user/default/TEST.shared?releaseKey={}", encode(&merged_key))).await;
+    assert_eq!(same.status, 304, "the merged key is the one to send back");
+
+    // A poll names both apps' keys.
+    let target = v2_target("pub-user", &json!([{"namespaceName": "TEST.shared", "notificationId": -1}]));
+    let polled = http(addr, "GET", &target, &[], None).await.json();
+    let details = &polled[0]["messages"]["details"];
+    assert!(
+        details.get("pub-user+default+TEST.shared").is_some() && details.get("pub-owner+default+TEST.shared").is_some(),
+        "{polled}"
+    );
+    drop(client);
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_of_its_own_cluster_falls_back_to_default_until_that_cluster_is_released() {
+    if !node_client() {
+        return;
+    }
+    let d = deployment(json!({"long_poll_timeout_secs": 2}));
+    let (host, admin) = start(&d).await;
+    let addr = host.host.http_addr;
+    published_app(&admin, "dc-app", &[("k", "default")]).await;
+    let cluster = json!({"name": "sh", "appId": "dc-app", "dataChangeCreatedBy": "apollo"});
+    let created = admin.ok("POST", &format!("/openapi/v1/envs/{ENV}/apps/dc-app/clusters"), Some(&cluster)).await;
+    assert_eq!(created["name"], "sh", "{created}");
+    let scratch = tempfile::tempdir().unwrap();
+    let base = format!("http://{addr}{MOUNT}");
+    let mut client = Client::node(scratch.path(), &base, "dc-app", &["--cluster=sh".to_string()]);
+    let ready = client.wait_for("ready()", |e| is(e, "ready")).await;
+    assert_eq!(ready["config"], json!({"k": "default"}), "the default cluster's release");
+
+    client.mark();
+    add_item(&admin, "dc-app", "sh", "application", "k", "sh").await;
+    release_in(&admin, "dc-app", "sh", "application", "sh first").await;
+    let change = client.wait_for("the own cluster's first release", |e| is(e, "change")).await;
+    assert_eq!((&change["oldValue"], &change["newValue"]), (&json!("default"), &json!("sh")), "{change}");
+    let served = admin.get("/configs/dc-app/sh/application").await.json();
+    assert_eq!((&served["cluster"], &served["configurations"]["k"]), (&json!("sh"), &json!("sh")), "{served}");
+    // A data center: its cluster is tried before default.
+    let served = admin.get("/configs/dc-app/unknown/application?dataCenter=sh").await.json();
+    assert_eq!((&served["cluster"], &served["configurations"]["k"]), (&json!("sh"), &json!("sh")), "{served}");
+    drop(client);
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_pushes_the_previous_release_and_a_master_release_rebases_the_gray_branch() {
+    if !node_client() {
+        return;
+    }
+    let d = deployment(json!({"long_poll_timeout_secs": 2}));
+    let (host, admin) = start(&d).await;
+    let addr = host.host.http_addr;
+    published_app(&admin, "roll-app", &[("a", "1"), ("b", "1")]).await;
+    update_item(&admin, "roll-app", "application", "a", "2").await;
+    let second = release(&admin, "roll-app", "application", "second").await;
+    let scratch = tempfile::tempdir().unwrap();
+    let base = format!("http://{addr}{MOUNT}");
+    let mut plain = Client::node(scratch.path(), &base, "roll-app", &["--ip=10.4.4.4".to_string()]);
+    let mut gray = Client::node(scratch.path(), &base, "roll-app", &["--ip=10.3.3.3".to_string()]);
+    for client in [&mut plain, &mut gray] {
+        let ready = client.wait_for("ready()", |e| is(e, "ready")).await;
+        assert_eq!(ready["config"], json!({"a": "2", "b": "1"}));
+        client.mark();
+    }
+    gray_publish(&admin, "roll-app", "10.3.3.3", "b", "gray").await;
+    gray.wait_for("the gray value", |e| is(e, "change") && e["newValue"] == "gray").await;
+    // The cached /configfiles variant serves gray clients their branch too.
+    let file = admin.get("/configfiles/json/roll-app/default/application?ip=10.3.3.3").await.json();
+    assert_eq!(file, json!({"a": "2", "b": "gray"}));
+
+    // A master release reaches both; the gray client keeps its override over it.
+    gray.mark();
+    update_item(&admin, "roll-app", "application", "a", "3").await;
+    let third = release(&admin, "roll-app", "application", "third").await;
+    for client in [&mut plain, &mut gray] {
+        let change = client.wait_for("the master release", |e| is(e, "change") && e["key"] == "a").await;
+        assert_eq!((&change["oldValue"], &change["newValue"]), (&json!("2"), &json!("3")), "{change}");
+        client.mark();
+    }
+    let served = admin.get("/configs/roll-app/default/application?ip=10.3.3.3").await.json();
+    assert_eq!(served["configurations"], json!({"a": "3", "b": "gray"}), "the branch over the new master");
+
+    // Rolling the third release back pushes the second again.
+    let rollback = |id: &Value| format!("/openapi/v1/envs/{ENV}/releases/{id}/rollback?operator=apollo");
+    admin.ok("PUT", &rollback(&third["id"]), None).await;
+    let change = plain.wait_for("the rollback", |e| is(e, "change")).await;
+    assert_eq!((&change["key"], &change["oldValue"], &change["newValue"]), (&json!("a"), &json!("3"), &json!("2")));
+    let latest =
+        admin.ok("GET", &format!("{}/releases/latest", ns_path("roll-app", "default", "application")), None).await;
+    assert_eq!(latest["id"], second["id"], "{latest}");
+    let again = admin.call("PUT", &rollback(&third["id"]), None).await;
+    assert_eq!(again.status, 400, "already rolled back: {}", again.body);
+    admin.ok("PUT", &rollback(&second["id"]), None).await;
+    let first_only = admin.get("/configs/roll-app/default/application?ip=10.4.4.4").await.json();
+    assert_eq!(first_only["configurations"], json!({"a": "1", "b": "1"}));
+    let last =
+        admin.ok("GET", &format!("{}/releases/latest", ns_path("roll-app", "default", "application")), None).await;
+    let only = admin.call("PUT", &rollback(&last["id"]), None).await;
+    assert_eq!(only.status, 400, "the only active release stays: {}", only.body);
+    drop((plain, gray));
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_rollback_also_rolls_the_gray_branch_back() {
+    // Upstream's ReleaseService.rollback re-merges the branch over the release rolled
+    // back to (rollbackChildNamespace): gray clients must not keep master values that
+    // everyone else has lost.
+    let d = deployment(json!({}));
+    let (host, admin) = start(&d).await;
+    published_app(&admin, "rb-app", &[("a", "1"), ("b", "1")]).await;
+    update_item(&admin, "rb-app", "application", "a", "2").await;
+    let second = release(&admin, "rb-app", "application", "second").await;
+    gray_publish(&admin, "rb-app", "10.5.5.5", "b", "gray").await;
+    let path = format!("/openapi/v1/envs/{ENV}/releases/{}/rollback?operator=apollo", second["id"]);
+    admin.ok("PUT", &path, None).await;
+    let master = admin.get("/configs/rb-app/default/application?ip=10.6.6.6").await.json();
+    assert_eq!(master["configurations"], json!({"a": "1", "b": "1"}), "{master}");
+    let gray = admin.get("/configs/rb-app/default/application?ip=10.5.5.5").await.json();
+    assert_eq!(
+        gray["configurations"],
+        json!({"a": "1", "b": "gray"}),
+        "the branch over the rolled-back master: {gray}"
+    );
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_module_listener_serves_the_same_protocol_at_its_root() {
+    if !python_client() || !node_client() {
+        return;
+    }
+    let d = deployment(json!({"long_poll_timeout_secs": 2}));
+    let mut config: Value = serde_json::from_slice(&std::fs::read(d.config_path()).unwrap()).unwrap();
+    common::merge(&mut config, &json!({"modules": {"listeners": {"config": "127.0.0.1:0"}}}));
+    std::fs::write(d.config_path(), serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+    let (host, admin) = start(&d).await;
+    let listener: SocketAddr = common::eventually("the module listener is bound", WAIT, || async {
+        let listed: Value = host.uds().get("/api/modules").await.unwrap();
+        let modules = listed["modules"].as_array().cloned().unwrap_or_default();
+        let config = modules.iter().find(|m| m["name"] == "config")?.clone();
+        config["listener"]["bound"].as_str().and_then(|a| a.parse().ok())
+    })
+    .await;
+    published_app(&admin, "root-app", &[("k", "v1")]).await;
+    let key = admin.ok("POST", "/admin/apps/root-app/accesskeys", Some(&json!({"mode": 0}))).await;
+    let secret = key["secret"].as_str().unwrap().to_string();
+
+    let meta = http(listener, "GET", "/services/config?appId=root-app", &[], None).await;
+    assert_eq!(meta.json()[0]["homepageUrl"], format!("http://{listener}/"), "no prefix at the root: {}", meta.body);
+    assert_eq!(http(listener, "GET", "/configs/root-app/default/application", &[], None).await.status, 401);
+    // apollo-client-python signs the path after its base: here the full path.
+    let home = tempfile::tempdir().unwrap();
+    let base = format!("http://{listener}");
+    let mut python = Client::python(home.path(), &base, "root-app", &["--secret", &secret]);
+    let fetched = python.wait_for("the first fetch", |e| is(e, "http")).await;
+    assert_eq!(fetched["status"], 200, "{}", python.report());
+    let ready = python.wait_for("ready", |e| is(e, "ready")).await;
+    assert_eq!(ready["configs"]["application"], json!({"k": "v1"}));
+    drop(python);
+
+    // ctrip-apollo cannot sign: without the key it is refused, with the key disabled it reads and follows.
+    let id = key["id"].as_str().map(str::to_string).unwrap_or_else(|| key["id"].to_string());
+    admin
+        .ok("PUT", &format!("/admin/apps/root-app/accesskeys/{id}"), Some(&json!({"enabled": false, "mode": 0})))
+        .await;
+    let mut node = Client::node(home.path(), &base, "root-app", &[]);
+    let ready = node.wait_for("ready()", |e| is(e, "ready")).await;
+    assert_eq!(ready["config"], json!({"k": "v1"}));
+    node.mark();
+    update_item(&admin, "root-app", "application", "k", "v2").await;
+    release(&admin, "root-app", "application", "second").await;
+    let change = node.wait_for("the release, pushed through the listener", |e| is(e, "change")).await;
+    assert_eq!(change["newValue"], "v2");
+    drop(node);
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_are_validated_and_legacy_notifications_answer() {
+    let d = deployment(json!({"item_value_max_chars": 10, "long_poll_timeout_secs": 1}));
+    let (host, admin) = start(&d).await;
+    let addr = host.host.http_addr;
+    create_app(&admin, "item-app").await;
+    let p = ns_path("item-app", "default", "application");
+    let latest = admin.call("GET", &format!("{p}/releases/latest"), None).await;
+    assert_eq!((latest.status, latest.body.as_str()), (200, ""), "no release yet: an empty 200");
+
+    let long = admin.call("POST", &format!("{p}/items"), Some(&json!({"key": "k", "value": "12345678901"}))).await;
+    assert_eq!(long.status, 400, "longer than item_value_max_chars: {}", long.body);
+    let comment = "c".repeat(257);
+    let answer =
+        admin.call("POST", &format!("{p}/items"), Some(&json!({"key": "k", "value": "v", "comment": comment}))).await;
+    assert_eq!(answer.status, 400, "a comment over 256 characters: {}", answer.body);
+    assert_eq!(admin.call("GET", &format!("{p}/items/k"), None).await.status, 404);
+    assert_eq!(admin.call("DELETE", &format!("{p}/items/k?operator=apollo"), None).await.status, 404);
+    add_item(&admin, "item-app", "default", "application", "k", "v").await;
+    let twice = admin.call("POST", &format!("{p}/items"), Some(&json!({"key": "k", "value": "w"}))).await;
+    assert_eq!(twice.status, 400, "POST creates: {}", twice.body);
+    let missing = admin.call("PUT", &format!("{p}/items/new"), Some(&json!({"key": "new", "value": "w"}))).await;
+    assert_eq!(missing.status, 404, "PUT without createIfNotExists updates only: {}", missing.body);
+    let body =
+        json!({"key": "new", "value": "w", "dataChangeLastModifiedBy": "apollo", "dataChangeCreatedBy": "apollo"});
+    admin.ok("PUT", &format!("{p}/items/new?createIfNotExists=true"), Some(&body)).await;
+    // A key a path cannot carry, through encodedItems (standard base64).
+    let encoded = signing::base64_encode(b"a/b c");
+    let body = json!({"key": "a/b c", "value": "slash", "dataChangeLastModifiedBy": "apollo"});
+    admin.ok("PUT", &format!("{p}/encodedItems/{encoded}?createIfNotExists=true"), Some(&body)).await;
+    let item = admin.ok("GET", &format!("{p}/encodedItems/{encoded}"), None).await;
+    assert_eq!((&item["key"], &item["value"]), (&json!("a/b c"), &json!("slash")), "{item}");
+    let page = admin.ok("GET", &format!("{p}/items?page=0&size=2"), None).await;
+    assert_eq!((&page["total"], page["content"].as_array().map(Vec::len)), (&json!(3), Some(2)), "{page}");
+    let env_case = "/openapi/v1/envs/dev/apps/item-app/clusters/default/namespaces/application/items/k";
+    assert_eq!(admin.ok("GET", env_case, None).await["value"], "v", "env names are case-insensitive");
+    assert_eq!(admin.get("/configs/item-app/default/application").await.status, 404, "edits are not served unreleased");
+    release(&admin, "item-app", "application", "first").await;
+    let served = admin.get("/configs/item-app/default/application").await.json();
+    assert_eq!(served["configurations"], json!({"k": "v", "new": "w", "a/b c": "slash"}), "{served}");
+
+    // v1: one object; at once when the id differs, 304 after the hold when it does not.
+    let v1 = |id: &str| {
+        format!("{MOUNT}/notifications?appId=item-app&cluster=default&namespace=application&notificationId={id}")
+    };
+    let answer = http(addr, "GET", &v1("-1"), &[], None).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let id = answer.json()["notificationId"].as_i64().unwrap_or_else(|| panic!("{}", answer.body));
+    assert_eq!(answer.json()["namespaceName"], "application");
+    let held = http(addr, "GET", &v1(&id.to_string()), &[], None).await;
+    assert_eq!((held.status, held.body.as_str()), (304, ""));
     host.shutdown().await;
 }
