@@ -36,9 +36,16 @@ const WAIT: Duration = Duration::from_secs(20);
 /// A deployment loading `module_config.so`, with `module` merged over the module's
 /// config (`modules.config.config`).
 fn deployment(module: Value) -> Deployment {
+    deployment_with(module, json!({}))
+}
+
+/// The same, with `host` merged over the host's config.
+fn deployment_with(module: Value, host: Value) -> Deployment {
     let mut module_config = json!({"envs": [ENV], "long_poll_timeout_secs": 2});
     common::merge(&mut module_config, &module);
-    let d = Deployment::with(json!({"modules": {"dir": "modules", "config": {"config": module_config}}}));
+    let mut config = json!({"modules": {"dir": "modules", "config": {"config": module_config}}});
+    common::merge(&mut config, &host);
+    let d = Deployment::with(config);
     std::fs::create_dir_all(d.root().join("modules")).unwrap();
     std::fs::copy(common::module_library("module-config"), d.root().join("modules/module_config.so")).unwrap();
     d
@@ -864,6 +871,16 @@ async fn configs_echo_the_spelling_answer_304_on_the_same_release_key_and_404_th
     lines.sort_unstable();
     assert_eq!(lines, ["a=1", "b=x\\=y"], "properties text, `=` escaped: {:?}", text.body);
     assert_eq!(admin.get("/configfiles/json/cfg-app/default/nope").await.status, 404);
+    // Java's Properties.store escaping, non-ASCII raw.
+    create_app(&admin, "esc-app").await;
+    for (key, value) in [("a key", " lead"), ("uni", "日本"), ("nl", "a\nb"), ("k#!", "v:1")] {
+        add_item(&admin, "esc-app", "default", "application", key, value).await;
+    }
+    release(&admin, "esc-app", "application", "first").await;
+    let text = admin.get("/configfiles/esc-app/default/application").await;
+    let mut lines: Vec<&str> = text.body.lines().filter(|l| !l.is_empty()).collect();
+    lines.sort_unstable();
+    assert_eq!(lines, ["a\\ key=\\ lead", "k\\#\\!=v\\:1", "nl=a\\nb", "uni=日本"], "{:?}", text.body);
     host.shutdown().await;
 }
 
@@ -933,6 +950,14 @@ async fn access_keys_verify_the_upstream_test_vector_over_full_and_mount_relativ
     let homepage = meta.json()[0]["homepageUrl"].as_str().map(str::to_string);
     assert_eq!(homepage, Some(format!("http://{addr}{MOUNT}/")), "the prefix and a trailing slash: {}", meta.body);
     assert_eq!(admin.get("/configs/open-app/default/application").await.status, 200, "keys are per app");
+    for path in ["/configs/bad!app/default/application", "/configfiles/json/.app/default/application"] {
+        let answer = admin.get(path).await;
+        assert_eq!(answer.status, 400, "an invalid appId: {path}: {}", answer.body);
+    }
+    let meta = admin.get("/services/meta").await;
+    assert_eq!((meta.status, meta.json()), (200, json!([])));
+    let admin_service = admin.get("/services/admin").await.json();
+    assert_eq!(admin_service[0]["homepageUrl"], format!("http://{addr}{MOUNT}/"));
 
     // OBSERVER mode only logs; a disabled key does not count.
     let id = key["id"].clone();
@@ -1018,6 +1043,9 @@ async fn a_public_namespace_reaches_other_apps_and_their_overrides_win() {
     assert_eq!((&served["appId"], &served["cluster"]), (&json!("pub-user"), &json!("default")), "{served}");
     let lower = admin.get("/configs/pub-user/default/test.shared").await.json();
     assert_eq!((&lower["namespaceName"], &lower["configurations"]), (&json!("test.shared"), &served["configurations"]));
+
+    let placeholder = admin.get("/configs/ApolloNoAppIdPlaceHolder/default/TEST.shared").await.json();
+    assert_eq!(placeholder["configurations"], served["configurations"], "clients without an appId: {placeholder}");
 
     let scratch = tempfile::tempdir().unwrap();
     let base = format!("http://{addr}{MOUNT}");
@@ -1179,10 +1207,10 @@ async fn the_module_listener_serves_the_same_protocol_at_its_root() {
     if !python_client() || !node_client() {
         return;
     }
-    let d = deployment(json!({"long_poll_timeout_secs": 2}));
-    let mut config: Value = serde_json::from_slice(&std::fs::read(d.config_path()).unwrap()).unwrap();
-    common::merge(&mut config, &json!({"modules": {"listeners": {"config": "127.0.0.1:0"}}}));
-    std::fs::write(d.config_path(), serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+    let d = deployment_with(
+        json!({"long_poll_timeout_secs": 2}),
+        json!({"modules": {"listeners": {"config": "127.0.0.1:0"}}}),
+    );
     let (host, admin) = start(&d).await;
     let listener: SocketAddr = common::eventually("the module listener is bound", WAIT, || async {
         let listed: Value = host.uds().get("/api/modules").await.unwrap();
@@ -1346,6 +1374,20 @@ async fn gray_rules_match_labels_wildcards_and_the_app_in_any_case() {
     assert_eq!(served("label=canary").await["configurations"]["a"], "gray", "label match, appId in another case");
     assert_eq!(served("label=stable").await["configurations"]["a"], "master");
     assert_eq!(served("ip=10.9.9.9").await["configurations"]["a"], "master");
+    // Without `ip`, the first X-Forwarded-For hop, else the peer address, meets the IP rules.
+    let answer =
+        set(json!([{"clientAppId": "label-app", "clientIpList": ["10.8.8.8", "127.0.0.1"], "clientLabelList": []}]))
+            .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let target = format!("{MOUNT}/configs/label-app/default/application");
+    let forwarded = http(admin.addr, "GET", &target, &[("X-Forwarded-For", "10.8.8.8, 10.0.0.1")], None).await;
+    assert_eq!(forwarded.json()["configurations"]["a"], "gray", "{}", forwarded.body);
+    let forwarded = http(admin.addr, "GET", &target, &[("X-Forwarded-For", "10.7.7.7")], None).await;
+    assert_eq!(forwarded.json()["configurations"]["a"], "master", "{}", forwarded.body);
+    assert_eq!(served("").await["configurations"]["a"], "gray", "the peer, 127.0.0.1");
+    assert_eq!(served("ip=10.7.7.7").await["configurations"]["a"], "master", "`ip` first");
+    let answer = set(json!([{"clientAppId": "LABEL-APP", "clientIpList": [], "clientLabelList": ["canary"]}])).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
     let gray_key = served("label=canary").await["releaseKey"].clone();
     assert_ne!(gray_key, served("").await["releaseKey"], "gray clients have their own release key");
 
@@ -1409,4 +1451,36 @@ async fn the_admin_routes_show_history_differences_pending_changes_and_the_audit
     let token = consumer(&admin, "reader", json!({"adm-app": {"edit": true, "release": true}})).await;
     assert_eq!(admin.consumer(&token).call("GET", "/admin/status", None).await.status, 401);
     host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_through_one_host_reaches_a_client_of_another_on_a_shared_store() {
+    if !common::components::mongo() || !node_client() {
+        return;
+    }
+    let mongo = common::mongo::MongoServer::start();
+    let shared = |scope: &str| json!({"db": {"mongo": {"url": mongo.url, "name": mongo.database, "scope": scope}}});
+    let (one, two) = (deployment_with(json!({}), shared("one")), deployment_with(json!({}), shared("two")));
+    let ((host_one, admin_one), (host_two, admin_two)) = (start(&one).await, start(&two).await);
+    published_app(&admin_one, "fleet-app", &[("k", "v1")]).await;
+    common::eventually("host two serves what host one released", WAIT, || async {
+        (admin_two.get("/configs/fleet-app/default/application").await.status == 200).then_some(())
+    })
+    .await;
+
+    let scratch = tempfile::tempdir().unwrap();
+    let base = format!("http://{}{MOUNT}", host_two.host.http_addr);
+    let mut client = Client::node(scratch.path(), &base, "fleet-app", &[]);
+    let ready = client.wait_for("ready() on host two", |e| is(e, "ready")).await;
+    assert_eq!(ready["config"], json!({"k": "v1"}));
+    client.mark();
+    let released_at = Instant::now();
+    update_item(&admin_one, "fleet-app", "application", "k", "v2").await;
+    release(&admin_one, "fleet-app", "application", "second").await;
+    let change = client.wait_for("host one's release, pushed by host two", |e| is(e, "change")).await;
+    assert_eq!(change["newValue"], "v2");
+    eprintln!("a release on host one reached a client of host two in {} ms", released_at.elapsed().as_millis());
+    drop(client);
+    host_one.shutdown().await;
+    host_two.shutdown().await;
 }
