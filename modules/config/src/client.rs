@@ -359,7 +359,7 @@ impl ConfigCenter {
         let homepage = format!("http://{authority}{prefix}/");
         Ok(serde_json::json!({
             "appName": app_name,
-            "instanceId": format!("{authority}:{}:{}", app_name.to_ascii_lowercase(), prefix),
+            "instanceId": format!("{authority}:{}", app_name.to_ascii_lowercase()),
             "homepageUrl": homepage,
         }))
     }

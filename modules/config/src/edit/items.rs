@@ -45,8 +45,16 @@ pub fn check_content(format: Format, content: &str) -> Result<(), String> {
         Format::Json => serde_json::from_str::<serde_json::Value>(content)
             .map(|_| ())
             .map_err(|e| format!("not valid JSON at line {} column {}: {e}", e.line(), e.column())),
-        // Properties are key by key; YAML, XML and text are stored as given.
-        Format::Properties | Format::Yaml | Format::Yml | Format::Xml | Format::Txt => Ok(()),
+        Format::Yaml | Format::Yml => yaml_rust2::YamlLoader::load_from_str(content).map(|_| ()).map_err(|e| {
+            let at = e.marker();
+            format!("not valid YAML at line {} column {}: {}", at.line(), at.col() + 1, e.info())
+        }),
+        Format::Xml => roxmltree::Document::parse(content).map(|_| ()).map_err(|e| {
+            let at = e.pos();
+            format!("not valid XML at line {} column {}: {e}", at.row, at.col)
+        }),
+        // Properties are checked key by key; text is anything.
+        Format::Properties | Format::Txt => Ok(()),
     }
 }
 
@@ -131,6 +139,11 @@ mod tests {
         assert!(check_content(Format::Json, "{\"a\": [1, 2]}").is_ok());
         let error = check_content(Format::Json, "{\n  \"a\": 1,\n  oops\n}").unwrap_err();
         assert!(error.contains("line 3 column 3"), "{error}");
-        assert!(check_content(Format::Yaml, "a: [").is_ok(), "YAML is stored as given");
+        assert!(check_content(Format::Yaml, "a:\n  - 1\n  - 2\n").is_ok());
+        let error = check_content(Format::Yml, "a: [1, 2\nb: 3\n").unwrap_err();
+        assert!(error.starts_with("not valid YAML at line"), "{error}");
+        assert!(check_content(Format::Xml, "<a><b/></a>").is_ok());
+        let error = check_content(Format::Xml, "<a>\n<b></a>").unwrap_err();
+        assert!(error.contains("line 2"), "{error}");
     }
 }
