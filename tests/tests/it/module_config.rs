@@ -1012,6 +1012,27 @@ async fn a_json_namespace_refuses_invalid_json_at_edit_time_with_line_and_column
     let raw = admin.get("/configfiles/raw/json-app/default/datasources.json").await;
     assert_eq!((raw.status, raw.body.as_str()), (200, valid), "verbatim");
     assert!(raw.header("content-type").is_some_and(|t| t.starts_with("application/json")), "{:?}", raw.headers);
+
+    // YAML and XML files: checked the same way, served with their own content types.
+    for (name, format, invalid, valid, content_type) in [
+        ("rules", "yml", "a: [1, 2\nb: 3\n", "a:\n  - 1\n  - 2\n", "application/yaml"),
+        ("layout", "xml", "<a>\n<b></a>", "<a><b/></a>", "application/xml"),
+    ] {
+        let body = json!({"name": name, "appId": "json-app", "format": format, "isPublic": false,
+                          "comment": "", "dataChangeCreatedBy": "apollo"});
+        let created = admin.ok("POST", "/openapi/v1/apps/json-app/appnamespaces", Some(&body)).await;
+        let namespace = format!("{name}.{format}");
+        assert_eq!(created["name"], namespace.as_str(), "{created}");
+        let items = format!("{}/items", ns_path("json-app", "default", &namespace));
+        let refused = admin.call("POST", &items, Some(&json!({"key": "content", "value": invalid}))).await;
+        assert_eq!(refused.status, 400, "{namespace}: {}", refused.body);
+        assert!(refused.body.contains("line 2"), "{namespace}: the message names the line: {}", refused.body);
+        admin.ok("POST", &items, Some(&json!({"key": "content", "value": valid}))).await;
+        release(&admin, "json-app", &namespace, "first").await;
+        let raw = admin.get(&format!("/configfiles/raw/json-app/default/{namespace}")).await;
+        assert_eq!((raw.status, raw.body.as_str()), (200, valid), "{namespace}");
+        assert!(raw.header("content-type").is_some_and(|t| t.starts_with(content_type)), "{:?}", raw.headers);
+    }
     host.shutdown().await;
 }
 
