@@ -1505,3 +1505,170 @@ async fn a_release_through_one_host_reaches_a_client_of_another_on_a_shared_stor
     host_one.shutdown().await;
     host_two.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrip_apollo_follows_several_namespaces_in_its_own_spelling_on_one_poll() {
+    if !node_client() {
+        return;
+    }
+    let d = deployment(json!({"long_poll_timeout_secs": 2}));
+    let (host, admin) = start(&d).await;
+    let addr = host.host.http_addr;
+    published_app(&admin, "multi-app", &[("a", "1")]).await;
+    let extra = json!({"name": "extra", "appId": "multi-app", "format": "properties", "isPublic": false,
+                       "comment": "", "dataChangeCreatedBy": "apollo"});
+    admin.ok("POST", "/openapi/v1/apps/multi-app/appnamespaces", Some(&extra)).await;
+    add_item(&admin, "multi-app", "default", "extra", "e", "1").await;
+    release(&admin, "multi-app", "extra", "first").await;
+
+    let scratch = tempfile::tempdir().unwrap();
+    let base = format!("http://{addr}{MOUNT}");
+    // "Application": the client keys its state by its own spelling, the module must echo it.
+    let mut client = Client::node(scratch.path(), &base, "multi-app", &["--namespace=Application,extra".to_string()]);
+    for namespace in ["Application", "extra"] {
+        let ready = client.wait_for("ready()", |e| is(e, "ready") && e["namespace"] == namespace).await;
+        assert_eq!(ready["config"].as_object().map(|c| c.len()), Some(1), "{ready}");
+    }
+    client.mark();
+    update_item(&admin, "multi-app", "extra", "e", "2").await;
+    release(&admin, "multi-app", "extra", "second").await;
+    let change = client.wait_for("the extra namespace's release", |e| is(e, "change")).await;
+    assert_eq!((&change["namespace"], &change["newValue"]), (&json!("extra"), &json!("2")), "{change}");
+    client.mark();
+    update_item(&admin, "multi-app", "application", "a", "2").await;
+    release(&admin, "multi-app", "application", "second").await;
+    let change = client.wait_for("the application namespace's release", |e| is(e, "change")).await;
+    assert_eq!((&change["namespace"], &change["newValue"]), (&json!("Application"), &json!("2")), "{change}");
+    drop(client);
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apollo_client_python_follows_two_namespaces_released_together() {
+    if !python_client() {
+        return;
+    }
+    let d = deployment(json!({"long_poll_timeout_secs": 2}));
+    let (host, admin) = start(&d).await;
+    let addr = host.host.http_addr;
+    published_app(&admin, "pair-app", &[("a", "1")]).await;
+    let second = json!({"name": "second", "appId": "pair-app", "format": "properties", "isPublic": false,
+                        "comment": "", "dataChangeCreatedBy": "apollo"});
+    admin.ok("POST", "/openapi/v1/apps/pair-app/appnamespaces", Some(&second)).await;
+    add_item(&admin, "pair-app", "default", "second", "b", "1").await;
+    release(&admin, "pair-app", "second", "first").await;
+
+    let home = tempfile::tempdir().unwrap();
+    let base = format!("http://{addr}{MOUNT}");
+    let mut client = Client::python(home.path(), &base, "pair-app", &["--namespaces", "application,second", "--watch"]);
+    let ready = client.wait_for("the constructor's values", |e| is(e, "ready")).await;
+    assert_eq!(ready["configs"], json!({"application": {"a": "1"}, "second": {"b": "1"}}));
+    // Its poll is answered once with both ids: it handles the first entry only, so the
+    // second comes from the next poll, which must answer at once.
+    client
+        .wait_for("a long poll answered", |e| {
+            is(e, "http") && e["path"].as_str().is_some_and(|p| p.contains("/notifications/v2?")) && e["status"] == 200
+        })
+        .await;
+    client.mark();
+    update_item(&admin, "pair-app", "application", "a", "2").await;
+    update_item(&admin, "pair-app", "second", "b", "2").await;
+    release(&admin, "pair-app", "application", "second").await;
+    release(&admin, "pair-app", "second", "second").await;
+    for namespace in ["application", "second"] {
+        let change = client.wait_for("both releases", |e| is(e, "change") && e["namespace"] == namespace).await;
+        assert_eq!(change["value"], "2", "{change}");
+    }
+    drop(client);
+    host.shutdown().await;
+}
+
+/// Every value in `value`, recursively, is not null (Gson omits null fields).
+fn no_nulls(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Array(items) => items.iter().all(no_nulls),
+        Value::Object(map) => map.values().all(no_nulls),
+        _ => true,
+    }
+}
+
+/// `yyyy-MM-dd'T'HH:mm:ss.SSSZ`, e.g. `2024-05-01T10:20:30.123+0800`.
+fn is_gson_date(value: &Value) -> bool {
+    let Some(text) = value.as_str() else { return false };
+    let b = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| range.into_iter().all(|i| b.get(i).is_some_and(u8::is_ascii_digit));
+    b.len() == 28
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && b[10] == b'T'
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19)
+        && b[19] == b'.'
+        && digits(20..23)
+        && (b[23] == b'+' || b[23] == b'-')
+        && digits(24..28)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_api_reads_answer_ctrips_dto_shapes() {
+    let d = deployment(json!({}));
+    let (host, admin) = start(&d).await;
+    published_app(&admin, "dto-app", &[("n", "42"), ("flag", "true"), ("s", "text")]).await;
+    published_app(&admin, "dto-other", &[("k", "v")]).await;
+    let p = ns_path("dto-app", "default", "application");
+    // A branch is a child cluster: it is not one of the app's clusters.
+    admin.ok("POST", &format!("{p}/branches?operator=apollo"), None).await;
+
+    let apps = admin.ok("GET", "/openapi/v1/apps?appIds=dto-app,dto-other", None).await;
+    let mut ids: Vec<&str> = apps.as_array().unwrap().iter().filter_map(|a| a["appId"].as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["dto-app", "dto-other"], "{apps}");
+    let envs = admin.ok("GET", "/openapi/v1/apps/dto-app/envclusters", None).await;
+    assert_eq!(envs, json!([{"env": ENV, "clusters": ["default"]}]), "branches are not listed");
+    let cluster = admin.ok("GET", &format!("/openapi/v1/envs/{ENV}/apps/dto-app/clusters/default"), None).await;
+    assert_eq!((&cluster["name"], &cluster["appId"]), (&json!("default"), &json!("dto-app")), "{cluster}");
+    let namespace = admin.ok("GET", &format!("{p}?fillItemDetail=true"), None).await;
+    assert_eq!(
+        (&namespace["namespaceName"], &namespace["format"], &namespace["isPublic"]),
+        (&json!("application"), &json!("properties"), &json!(false)),
+        "{namespace}"
+    );
+    let types: Vec<(String, Value)> = namespace["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["key"].as_str().unwrap_or_default().to_string(), i["type"].clone()))
+        .collect();
+    assert!(types.contains(&("n".into(), json!(1))) && types.contains(&("flag".into(), json!(2))), "{namespace}");
+    let listed = admin.ok("GET", ns_path("dto-app", "default", "").trim_end_matches('/'), None).await;
+    assert!(listed.as_array().is_some_and(|l| l.iter().any(|n| n["namespaceName"] == "application")), "{listed}");
+    let lock = admin.ok("GET", &format!("{p}/lock"), None).await;
+    assert_eq!((&lock["namespaceName"], &lock["isLocked"]), (&json!("application"), &json!(false)), "{lock}");
+    let item = admin.ok("GET", &format!("{p}/items/n"), None).await;
+    let latest = admin.ok("GET", &format!("{p}/releases/latest"), None).await;
+    assert_eq!(latest["configurations"], json!({"n": "42", "flag": "true", "s": "text"}), "{latest}");
+
+    for (what, dto) in
+        [("apps", &apps), ("namespace", &namespace), ("item", &item), ("release", &latest), ("cluster", &cluster)]
+    {
+        assert!(no_nulls(dto), "{what}: Gson omits nulls: {dto}");
+    }
+    for (what, dto) in [("item", &item), ("release", &latest), ("cluster", &cluster), ("app", &apps[0])] {
+        for field in ["dataChangeCreatedTime", "dataChangeLastModifiedTime"] {
+            assert!(is_gson_date(&dto[field]), "{what}.{field} in Gson's date format: {dto}");
+        }
+    }
+    let served = admin.get("/configs/dto-app/default/application").await;
+    assert!(no_nulls(&served.json()), "{}", served.body);
+    let missing = admin.call("GET", &ns_path("dto-app", "default", "nope"), None).await;
+    assert_eq!(missing.status, 404, "{}", missing.body);
+    assert_eq!(admin.call("GET", "/openapi/v1/apps/nope-app/envclusters", None).await.status, 404);
+    host.shutdown().await;
+}
