@@ -890,7 +890,7 @@ async fn access_keys_verify_the_upstream_test_vector_over_full_and_mount_relativ
     let vector = apollo_signature("someSecret", "1575018989200", "/configs/someAppId/default/application?ip=10.0.0.1");
     assert_eq!(vector, "WYjjyJFei6DYiaMlwZjew2O/Yqk=");
 
-    let d = deployment(json!({}));
+    let d = deployment(json!({"access_key_tolerance_secs": 5}));
     let (host, admin) = start(&d).await;
     let addr = host.host.http_addr;
     published_app(&admin, "key-app", &[("k", "v")]).await;
@@ -922,9 +922,12 @@ async fn access_keys_verify_the_upstream_test_vector_over_full_and_mount_relativ
     }
     let wrong = get(full.clone(), now.clone(), Some(apollo_signature("wrong", &now, relative))).await;
     assert_eq!(wrong.status, 401, "wrong secret");
-    let skewed = (now_millis() - 10 * 60 * 1000).to_string();
-    let answer = get(full.clone(), skewed.clone(), Some(apollo_signature(&secret, &skewed, relative))).await;
-    assert_eq!(answer.status, 401, "a timestamp 10 min old: {}", answer.body);
+    // access_key_tolerance_secs = 5: 10 s off either way is refused, 2 s is fine.
+    for (offset, status) in [(-10_000_i128, 401), (10_000, 401), (-2_000, 200)] {
+        let at = (now_millis() as i128 + offset).to_string();
+        let answer = get(full.clone(), at.clone(), Some(apollo_signature(&secret, &at, relative))).await;
+        assert_eq!(answer.status, status, "a timestamp {offset} ms off: {}", answer.body);
+    }
     let answer = get(full.clone(), "soon".into(), Some(apollo_signature(&secret, "soon", relative))).await;
     assert_eq!(answer.status, 401, "a timestamp that is no number");
     let other_query = get(format!("{full}&x=1"), now.clone(), Some(apollo_signature(&secret, &now, relative))).await;
@@ -1618,7 +1621,7 @@ fn is_gson_date(value: &Value) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_api_reads_answer_ctrips_dto_shapes() {
-    let d = deployment(json!({}));
+    let d = deployment(json!({"envs": ["DEV", "PRO"]}));
     let (host, admin) = start(&d).await;
     published_app(&admin, "dto-app", &[("n", "42"), ("flag", "true"), ("s", "text")]).await;
     published_app(&admin, "dto-other", &[("k", "v")]).await;
@@ -1631,7 +1634,15 @@ async fn open_api_reads_answer_ctrips_dto_shapes() {
     ids.sort_unstable();
     assert_eq!(ids, ["dto-app", "dto-other"], "{apps}");
     let envs = admin.ok("GET", "/openapi/v1/apps/dto-app/envclusters", None).await;
-    assert_eq!(envs, json!([{"env": ENV, "clusters": ["default"]}]), "branches are not listed");
+    assert_eq!(
+        envs,
+        json!([{"env": "DEV", "clusters": ["default"]}, {"env": "PRO", "clusters": ["default"]}]),
+        "every env served; branches are not listed"
+    );
+    let fat = admin
+        .call("GET", &format!("{}/items/n", ns_path("dto-app", "default", "application").replace(ENV, "FAT")), None)
+        .await;
+    assert!((400..500).contains(&fat.status), "an env not served: {} {}", fat.status, fat.body);
     let cluster = admin.ok("GET", &format!("/openapi/v1/envs/{ENV}/apps/dto-app/clusters/default"), None).await;
     assert_eq!((&cluster["name"], &cluster["appId"]), (&json!("default"), &json!("dto-app")), "{cluster}");
     let namespace = admin.ok("GET", &format!("{p}?fillItemDetail=true"), None).await;
