@@ -698,7 +698,12 @@ async fn consumer_tokens_keep_edit_and_release_apart() {
     editor.ok("POST", &items, Some(&item)).await;
     let refused = editor.call("POST", &releases, Some(&publish)).await;
     assert_eq!(refused.status, 403, "edit without release: {}", refused.body);
-    assert_eq!(admin.get("/configs/scope-app/default/application").await.status, 404, "nothing released");
+    let first = admin.ok("POST", &releases, Some(&publish)).await;
+    admin.ok("POST", &releases, Some(&publish)).await;
+    let rollback = format!("/openapi/v1/envs/{ENV}/releases/{}/rollback?operator=apollo", first["id"]);
+    assert_eq!(editor.call("PUT", &rollback, None).await.status, 403, "a rollback needs the release right");
+    let latest = format!("{}/releases/latest", ns_path("scope-app", "default", "application"));
+    assert_eq!(editor.call("GET", &latest, None).await.status, 200, "reading needs any right on the app");
     let other = format!("{}/items", ns_path("other-app", "default", "application"));
     assert_eq!(editor.call("POST", &other, Some(&item)).await.status, 403, "a token is scoped to its apps");
     let app = json!({"app": {"appId": "x-app", "name": "x", "orgId": "T", "orgName": "t", "ownerName": "o",
@@ -720,9 +725,16 @@ async fn consumer_tokens_keep_edit_and_release_apart() {
 
     // Granting release lets the same token publish.
     admin.ok("PUT", "/admin/consumers/editor/apps/scope-app", Some(&json!({"edit": true, "release": true}))).await;
+    editor
+        .call(
+            "PUT",
+            &format!("{}/items/k", ns_path("scope-app", "default", "application")),
+            Some(&json!({"key": "k", "value": "v2"})),
+        )
+        .await;
     editor.ok("POST", &releases, Some(&publish)).await;
     let served = admin.get("/configs/scope-app/default/application").await;
-    assert_eq!((served.status, &served.json()["configurations"]), (200, &json!({"k": "v"})), "{}", served.body);
+    assert_eq!((served.status, &served.json()["configurations"]), (200, &json!({"k": "v2"})), "{}", served.body);
     let deleted = admin.call("DELETE", "/admin/consumers/editor", None).await;
     assert!(matches!(deleted.status, 200 | 204), "{}: {}", deleted.status, deleted.body);
     assert_eq!(editor.call("GET", &items, None).await.status, 401, "a deleted consumer's token is dead");
@@ -1303,6 +1315,11 @@ async fn items_are_validated_and_legacy_notifications_answer() {
     let body =
         json!({"key": "new", "value": "w", "dataChangeLastModifiedBy": "apollo", "dataChangeCreatedBy": "apollo"});
     admin.ok("PUT", &format!("{p}/items/new?createIfNotExists=true"), Some(&body)).await;
+    // A key with a space, percent-encoded in the path.
+    let body = json!({"key": "a b", "value": "space", "dataChangeLastModifiedBy": "apollo"});
+    admin.ok("PUT", &format!("{p}/items/a%20b?createIfNotExists=true"), Some(&body)).await;
+    assert_eq!(admin.ok("GET", &format!("{p}/items/a%20b"), None).await["key"], "a b");
+    admin.ok("DELETE", &format!("{p}/items/a%20b?operator=apollo"), None).await;
     // A key a path cannot carry, through encodedItems (standard base64).
     let encoded = signing::base64_encode(b"a/b c");
     let body = json!({"key": "a/b c", "value": "slash", "dataChangeLastModifiedBy": "apollo"});
@@ -1681,5 +1698,51 @@ async fn open_api_reads_answer_ctrips_dto_shapes() {
     let missing = admin.call("GET", &ns_path("dto-app", "default", "nope"), None).await;
     assert_eq!(missing.status, 404, "{}", missing.body);
     assert_eq!(admin.call("GET", "/openapi/v1/apps/nope-app/envclusters", None).await.status, 404);
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_edits_and_releases_lose_nothing() {
+    const WRITERS: usize = 20;
+    let d = deployment(json!({}));
+    let (host, admin) = start(&d).await;
+    create_app(&admin, "busy-app").await;
+    let p = ns_path("busy-app", "default", "application");
+    // Twenty keys of one namespace written at once: every one must survive.
+    let writes: Vec<_> = (0..WRITERS)
+        .map(|i| {
+            let (admin, path) = (admin.clone(), format!("{p}/items/k{i}?createIfNotExists=true"));
+            tokio::spawn(async move {
+                let body =
+                    json!({"key": format!("k{i}"), "value": i.to_string(), "dataChangeLastModifiedBy": "apollo"});
+                admin.call("PUT", &path, Some(&body)).await
+            })
+        })
+        .collect();
+    for write in writes {
+        let answer = write.await.unwrap();
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+    let page = admin.ok("GET", &format!("{p}/items?page=0&size=100"), None).await;
+    assert_eq!(page["total"], WRITERS, "no lost update: {page}");
+    // Releases at once: distinct ids, one history, the last one served.
+    let releases: Vec<_> = (0..5)
+        .map(|i| {
+            let admin = admin.clone();
+            tokio::spawn(async move { release(&admin, "busy-app", "application", &format!("r{i}")).await })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for r in releases {
+        ids.push(r.await.unwrap()["id"].as_i64().unwrap());
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 5, "five distinct release ids: {ids:?}");
+    let history = admin.ok("GET", "/admin/apps/busy-app/clusters/default/namespaces/application/releases", None).await;
+    assert_eq!(history.as_array().map(Vec::len), Some(5), "{history}");
+    let served = admin.get("/configs/busy-app/default/application").await.json();
+    assert_eq!(served["configurations"].as_object().map(|c| c.len()), Some(WRITERS), "{served}");
+    assert_eq!(served["releaseKey"], history[0]["releaseKey"], "the newest release is served");
     host.shutdown().await;
 }
