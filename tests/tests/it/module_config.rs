@@ -589,16 +589,29 @@ async fn apollo_client_python_signs_with_its_access_key_and_keeps_its_cache_on_a
 /// Creates a gray branch of `app`'s application namespace holding `key=value`, with a rule
 /// for `ip`, and gray-publishes it; returns the branch name.
 async fn gray_publish(api: &Api, app: &str, ip: &str, key: &str, value: &str) -> String {
-    let p = ns_path(app, "default", "application");
+    gray_publish_for(api, app, "application", app, ip, key, value).await
+}
+
+/// The same on `namespace`, with a rule for clients of `client_app` at `ip`.
+async fn gray_publish_for(
+    api: &Api,
+    app: &str,
+    namespace: &str,
+    client_app: &str,
+    ip: &str,
+    key: &str,
+    value: &str,
+) -> String {
+    let p = ns_path(app, "default", namespace);
     let branch = api.ok("POST", &format!("{p}/branches?operator=apollo"), None).await;
     let name = branch["clusterName"].as_str().unwrap_or_else(|| panic!("the branch cluster: {branch}")).to_string();
     assert_ne!(name, "default", "{branch}");
     let listed = api.ok("GET", &format!("{p}/branches"), None).await;
     assert_eq!(listed["clusterName"], name.as_str(), "GET branches shows the active branch: {listed}");
-    add_item(api, app, &name, "application", key, value).await;
+    add_item(api, app, &name, namespace, key, value).await;
     let rules = json!({
-        "appId": app, "clusterName": "default", "namespaceName": "application", "branchName": name,
-        "ruleItems": [{"clientAppId": app, "clientIpList": [ip], "clientLabelList": []}]
+        "appId": app, "clusterName": "default", "namespaceName": namespace, "branchName": name,
+        "ruleItems": [{"clientAppId": client_app, "clientIpList": [ip], "clientLabelList": []}]
     });
     api.ok("PUT", &format!("{p}/branches/{name}/rules?operator=apollo"), Some(&rules)).await;
     let read = api.ok("GET", &format!("{p}/branches/{name}/rules"), None).await;
@@ -1744,5 +1757,49 @@ async fn concurrent_edits_and_releases_lose_nothing() {
     let served = admin.get("/configs/busy-app/default/application").await.json();
     assert_eq!(served["configurations"].as_object().map(|c| c.len()), Some(WRITERS), "{served}");
     assert_eq!(served["releaseKey"], history[0]["releaseKey"], "the newest release is served");
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gray_rule_on_a_public_namespace_matches_the_consuming_app() {
+    if !node_client() {
+        return;
+    }
+    let d = deployment(json!({"long_poll_timeout_secs": 2}));
+    let (host, admin) = start(&d).await;
+    let addr = host.host.http_addr;
+    create_app(&admin, "gp-owner").await;
+    create_app(&admin, "gp-user").await;
+    let public = json!({"name": "common", "appId": "gp-owner", "format": "properties", "isPublic": true,
+                        "appendNamespacePrefix": true, "comment": "", "dataChangeCreatedBy": "apollo"});
+    admin.ok("POST", "/openapi/v1/apps/gp-owner/appnamespaces", Some(&public)).await;
+    add_item(&admin, "gp-owner", "default", "TEST.common", "x", "public").await;
+    release(&admin, "gp-owner", "TEST.common", "first").await;
+
+    let scratch = tempfile::tempdir().unwrap();
+    let base = format!("http://{addr}{MOUNT}");
+    let extra = ["--namespace=TEST.common".to_string(), "--ip=10.2.3.4".to_string()];
+    let mut client = Client::node(scratch.path(), &base, "gp-user", &extra);
+    let ready = client.wait_for("ready()", |e| is(e, "ready")).await;
+    assert_eq!(ready["config"], json!({"x": "public"}));
+    client.mark();
+    // The rule lives on the owner's namespace and names the consuming app.
+    let branch = gray_publish_for(&admin, "gp-owner", "TEST.common", "gp-user", "10.2.3.4", "x", "gray").await;
+    let change = client.wait_for("the owner's gray release", |e| is(e, "change")).await;
+    assert_eq!(change["newValue"], "gray", "{change}");
+    let served = |app: &'static str, ip: &'static str| {
+        let admin = admin.clone();
+        async move { admin.get(&format!("/configs/{app}/default/TEST.common?ip={ip}")).await.json() }
+    };
+    assert_eq!(served("gp-user", "10.2.3.4").await["configurations"]["x"], "gray");
+    assert_eq!(served("gp-user", "10.9.9.9").await["configurations"]["x"], "public", "another ip");
+    assert_eq!(served("gp-owner", "10.2.3.4").await["configurations"]["x"], "public", "another app");
+
+    client.mark();
+    let p = ns_path("gp-owner", "default", "TEST.common");
+    admin.ok("DELETE", &format!("{p}/branches/{branch}?operator=apollo"), None).await;
+    let change = client.wait_for("the public value back", |e| is(e, "change")).await;
+    assert_eq!(change["newValue"], "public", "{change}");
+    drop(client);
     host.shutdown().await;
 }
