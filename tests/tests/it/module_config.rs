@@ -997,6 +997,27 @@ async fn access_keys_verify_the_upstream_test_vector_over_full_and_mount_relativ
     assert_eq!(get(full.clone(), now.clone(), None).await.status, 401, "filter mode again");
     admin.ok("PUT", &path, Some(&json!({"enabled": false, "mode": 0}))).await;
     assert_eq!(get(full.clone(), now.clone(), None).await.status, 200, "disabled");
+    admin.ok("PUT", &path, Some(&json!({"enabled": true, "mode": 0}))).await;
+
+    // The appId inside the header is not checked (upstream reads what follows the first ':').
+    let signature = apollo_signature(&secret, &now, relative);
+    let other = format!("Apollo some-other-app:{signature}");
+    let answer = http(addr, "GET", &full, &[("Timestamp", &now), ("Authorization", &other)], None).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    // The legacy /notifications is in scope too.
+    let v1 = "/notifications?appId=key-app&cluster=default&namespace=application&notificationId=-1";
+    assert_eq!(get(format!("{MOUNT}{v1}"), now.clone(), None).await.status, 401);
+    let answer = get(format!("{MOUNT}{v1}"), now.clone(), Some(apollo_signature(&secret, &now, v1))).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    // Up to five keys an app; deleting the enforced one opens the app again.
+    for _ in 1..5 {
+        admin.ok("POST", "/admin/apps/key-app/accesskeys", Some(&json!({"mode": 1}))).await;
+    }
+    let sixth = admin.call("POST", "/admin/apps/key-app/accesskeys", Some(&json!({"mode": 1}))).await;
+    assert_eq!(sixth.status, 400, "a sixth key: {}", sixth.body);
+    let deleted = admin.call("DELETE", &path, None).await;
+    assert!(matches!(deleted.status, 200 | 204), "{}: {}", deleted.status, deleted.body);
+    assert_eq!(get(full.clone(), now.clone(), None).await.status, 200, "only observer keys are left");
     host.shutdown().await;
 }
 
