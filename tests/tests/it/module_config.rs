@@ -1824,3 +1824,35 @@ async fn a_gray_rule_on_a_public_namespace_matches_the_consuming_app() {
     drop(client);
     host.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parked_polls_do_not_hold_up_the_hosts_shutdown() {
+    // Stopping a host (SIGTERM, a deploy) must not wait out every client's 60 s hold:
+    // Ctrip clients simply poll again, elsewhere.
+    let d = deployment(json!({"long_poll_timeout_secs": 60}));
+    let (host, admin) = start(&d).await;
+    let addr = host.host.http_addr;
+    published_app(&admin, "stop-app", &[("k", "v")]).await;
+    let first = http(addr, "GET", &v2_target("stop-app", &json!([{"namespaceName": "application"}])), &[], None).await;
+    let latest = first.json()[0]["notificationId"].as_i64().unwrap();
+    let target = v2_target("stop-app", &json!([{"namespaceName": "application", "notificationId": latest}]));
+    let parked = tokio::spawn(async move {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response).await;
+        String::from_utf8_lossy(&response).into_owned()
+    });
+    common::eventually("the poll is parked", WAIT, || async {
+        (admin.ok("GET", "/admin/status", None).await["parked_polls"].as_u64() >= Some(1)).then_some(())
+    })
+    .await;
+    let stopping = Instant::now();
+    tokio::time::timeout(Duration::from_secs(15), host.shutdown())
+        .await
+        .expect("the host stops within 15 s although a poll is held for 60 s");
+    let answered = tokio::time::timeout(Duration::from_secs(5), parked).await;
+    assert!(answered.is_ok(), "the parked poll ends with the host");
+    eprintln!("shutdown with a parked poll took {} ms", stopping.elapsed().as_millis());
+}
