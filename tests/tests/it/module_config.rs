@@ -1856,3 +1856,35 @@ async fn parked_polls_do_not_hold_up_the_hosts_shutdown() {
     assert!(answered.is_ok(), "the parked poll ends with the host");
     eprintln!("shutdown with a parked poll took {} ms", stopping.elapsed().as_millis());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notification_ids_only_grow_across_a_restart() {
+    // Clients keep their ids across a server restart: ids that went back would make
+    // `latest > clientId` false, and releases would go unnoticed.
+    let d = deployment(json!({"long_poll_timeout_secs": 1}));
+    let (host, admin) = start(&d).await;
+    published_app(&admin, "restart-app", &[("k", "v1")]).await;
+    let poll = |addr: SocketAddr, id: i64| async move {
+        let target = v2_target("restart-app", &json!([{"namespaceName": "application", "notificationId": id}]));
+        http(addr, "GET", &target, &[], None).await
+    };
+    let before = poll(host.host.http_addr, -1).await.json()[0]["notificationId"].as_i64().unwrap();
+    host.shutdown().await;
+
+    let (host, admin) = start(&d).await;
+    let addr = host.host.http_addr;
+    let after = poll(addr, -1).await;
+    assert_eq!(
+        after.json()[0]["notificationId"].as_i64(),
+        Some(before),
+        "the same id after the restart: {}",
+        after.body
+    );
+    assert_eq!(poll(addr, before).await.status, 304, "a client up to date stays up to date");
+    update_item(&admin, "restart-app", "application", "k", "v2").await;
+    release(&admin, "restart-app", "application", "after the restart").await;
+    let behind = poll(addr, before).await;
+    assert_eq!(behind.status, 200, "{}", behind.body);
+    assert!(behind.json()[0]["notificationId"].as_i64() > Some(before), "{}", behind.body);
+    host.shutdown().await;
+}
