@@ -1888,3 +1888,42 @@ async fn notification_ids_only_grow_across_a_restart() {
     assert!(behind.json()[0]["notificationId"].as_i64() > Some(before), "{}", behind.body);
     host.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_module_reload_keeps_clients_served_and_pushed() {
+    if !node_client() {
+        return;
+    }
+    // Polls held 20 s: a push that waited for the hold to end would be late.
+    let d = deployment(json!({"long_poll_timeout_secs": 20}));
+    let (host, admin) = start(&d).await;
+    let addr = host.host.http_addr;
+    published_app(&admin, "reload-app", &[("k", "v1")]).await;
+    let scratch = tempfile::tempdir().unwrap();
+    let base = format!("http://{addr}{MOUNT}");
+    let mut client = Client::node(scratch.path(), &base, "reload-app", &[]);
+    let ready = client.wait_for("ready()", |e| is(e, "ready")).await;
+    assert_eq!(ready["config"], json!({"k": "v1"}));
+    common::eventually("the client's poll is parked", WAIT, || async {
+        (admin.ok("GET", "/admin/status", None).await["parked_polls"].as_u64() >= Some(1)).then_some(())
+    })
+    .await;
+
+    // A new generation of the module takes over while the client's poll is parked.
+    let operator = host.authed().await;
+    let reloading = Instant::now();
+    let reloaded = operator.send(http::Method::POST, "/api/modules/reload?name=config", None).await.unwrap();
+    assert_eq!(reloaded.status, 200, "{:?}", reloaded.json());
+    let took = reloading.elapsed();
+    assert!(took < Duration::from_secs(10), "the reload waited {took:?} for the parked poll's 20 s hold");
+    client.mark();
+    let released_at = Instant::now();
+    update_item(&admin, "reload-app", "application", "k", "v2").await;
+    release(&admin, "reload-app", "application", "after the reload").await;
+    let change = client.wait_for("the release after the reload", |e| is(e, "change")).await;
+    assert_eq!(change["newValue"], "v2");
+    let late = released_at.elapsed();
+    assert!(late < Duration::from_secs(10), "pushed {late:?} after the release: the parked poll was not woken");
+    drop(client);
+    host.shutdown().await;
+}
