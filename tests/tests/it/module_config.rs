@@ -1915,6 +1915,9 @@ async fn a_module_reload_keeps_clients_served_and_pushed() {
     let reloaded = operator.send(http::Method::POST, "/api/modules/reload?name=config", None).await.unwrap();
     assert_eq!(reloaded.status, 200, "{:?}", reloaded.json());
     let took = reloading.elapsed();
+    let table = reloaded.json();
+    let generation = table["modules"].as_array().and_then(|m| m.iter().find(|m| m["name"] == "config")).cloned();
+    assert_eq!(generation.map(|m| m["generation"].clone()), Some(json!(2)), "a new generation: {table}");
     assert!(took < Duration::from_secs(10), "the reload waited {took:?} for the parked poll's 20 s hold");
     client.mark();
     let released_at = Instant::now();
