@@ -7,7 +7,15 @@
 //! (`shared/ctrip-apollo-protocol.md`). Configuration is written the way operators do,
 //! through the Open API (host token or consumer tokens) and the module's admin routes.
 //! A test whose client package is missing skips with one line, or fails under
-//! `APOLLO_REQUIRE_COMPONENTS=1`. Holds are 1–3 s so no test waits on a 60 s timeout.
+//! `APOLLO_REQUIRE_COMPONENTS=1`. Holds are short (1–4 s) wherever a test may meet a
+//! timeout; the few long holds are there to show a push did not wait for one.
+//!
+//! Areas: the real clients (values, pushes across 304s, cache fallback, access-key
+//! signing, several namespaces, gray ips, public namespaces, clusters, the module's own
+//! listener, a module reload, a second host on a shared MongoDB); the protocol over
+//! plain HTTP (`/notifications/v2` and v1, `/configs`, `/configfiles`, access keys,
+//! meta); the Open API (token scopes, items, releases, rollback, gray rules, DTO shapes,
+//! concurrent edits); the admin routes; restarts and shutdown.
 
 use crate::common;
 
