@@ -1938,3 +1938,24 @@ async fn a_module_reload_keeps_clients_served_and_pushed() {
     drop(client);
     host.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gray_delete_release_removes_keys_for_gray_clients_only() {
+    // Protocol §4: `POST P/{ns}/branches/{b}/gray-del-releases` with `grayDelKeys`
+    // publishes the branch without those keys (deleting a branch item only brings the
+    // master's value back).
+    let d = deployment(json!({}));
+    let (host, admin) = start(&d).await;
+    published_app(&admin, "del-app", &[("a", "1"), ("b", "1")]).await;
+    let branch = gray_publish(&admin, "del-app", "10.6.6.6", "a", "gray").await;
+    let p = ns_path("del-app", "default", "application");
+    let body = json!({"releaseTitle": "drop b", "releaseComment": "", "releasedBy": "apollo",
+                      "isEmergencyPublish": false, "grayDelKeys": ["b"]});
+    let released = admin.call("POST", &format!("{p}/branches/{branch}/gray-del-releases"), Some(&body)).await;
+    assert_eq!(released.status, 200, "{}", released.body);
+    let gray = admin.get("/configs/del-app/default/application?ip=10.6.6.6").await.json();
+    assert_eq!(gray["configurations"], json!({"a": "gray"}), "b is gone for gray clients: {gray}");
+    let master = admin.get("/configs/del-app/default/application?ip=10.7.7.7").await.json();
+    assert_eq!(master["configurations"], json!({"a": "1", "b": "1"}), "{master}");
+    host.shutdown().await;
+}
