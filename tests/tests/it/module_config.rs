@@ -1959,3 +1959,56 @@ async fn a_gray_delete_release_removes_keys_for_gray_clients_only() {
     assert_eq!(master["configurations"], json!({"a": "1", "b": "1"}), "{master}");
     host.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_on_a_shared_store_never_hand_out_one_release_id_twice() {
+    if !common::components::mongo() {
+        return;
+    }
+    const EACH: usize = 5;
+    let mongo = common::mongo::MongoServer::start();
+    let shared = |scope: &str| json!({"db": {"mongo": {"url": mongo.url, "name": mongo.database, "scope": scope}}});
+    let (one, two) = (deployment_with(json!({}), shared("one")), deployment_with(json!({}), shared("two")));
+    let ((host_one, admin_one), (host_two, admin_two)) = (start(&one).await, start(&two).await);
+    create_app(&admin_one, "race-app").await;
+    common::eventually("host two knows the app", WAIT, || async {
+        let envs = admin_two.call("GET", "/openapi/v1/apps/race-app/envclusters", None).await;
+        (envs.status == 200).then_some(())
+    })
+    .await;
+    // Both hosts edit one namespace and release it at the same time.
+    let mut tasks = Vec::new();
+    for (host, admin) in [("one", &admin_one), ("two", &admin_two)] {
+        for i in 0..EACH {
+            let admin = admin.clone();
+            tasks.push(tokio::spawn(async move {
+                let p = ns_path("race-app", "default", "application");
+                let body = json!({"key": format!("{host}{i}"), "value": "v", "dataChangeLastModifiedBy": "apollo"});
+                let key = format!("{host}{i}");
+                admin.ok("PUT", &format!("{p}/items/{key}?createIfNotExists=true"), Some(&body)).await;
+                release(&admin, "race-app", "application", &format!("{host} {i}")).await["id"].as_i64().unwrap()
+            }));
+        }
+    }
+    let mut ids = Vec::new();
+    for task in tasks {
+        ids.push(task.await.unwrap());
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 2 * EACH, "distinct release ids across hosts: {ids:?}");
+    let items =
+        admin_one.ok("GET", &format!("{}/items?size=100", ns_path("race-app", "default", "application")), None).await;
+    assert_eq!(items["total"], 2 * EACH, "no edit lost between hosts: {items}");
+    let newest = *ids.last().unwrap();
+    for admin in [&admin_one, &admin_two] {
+        common::eventually("both hosts serve the newest release", WAIT, || async {
+            let history =
+                admin.ok("GET", "/admin/apps/race-app/clusters/default/namespaces/application/releases", None).await;
+            (history[0]["id"] == newest && history.as_array().map(Vec::len) == Some(2 * EACH)).then_some(())
+        })
+        .await;
+    }
+    host_one.shutdown().await;
+    host_two.shutdown().await;
+}
