@@ -727,6 +727,7 @@ async fn consumer_tokens_keep_edit_and_release_apart() {
     assert_eq!(editor.call("GET", &latest, None).await.status, 200, "reading needs any right on the app");
     let other = format!("{}/items", ns_path("other-app", "default", "application"));
     assert_eq!(editor.call("POST", &other, Some(&item)).await.status, 403, "a token is scoped to its apps");
+    assert_eq!(editor.call("GET", &other, None).await.status, 403, "reads too");
     let app = json!({"app": {"appId": "x-app", "name": "x", "orgId": "T", "orgName": "t", "ownerName": "o",
                              "ownerEmail": "o@e"}});
     assert_eq!(
@@ -1533,6 +1534,11 @@ async fn the_admin_routes_show_history_differences_pending_changes_and_the_audit
     assert_eq!(admin.anonymous().call("GET", "/admin/audit", None).await.status, 401);
     let token = consumer(&admin, "reader", json!({"adm-app": {"edit": true, "release": true}})).await;
     assert_eq!(admin.consumer(&token).call("GET", "/admin/status", None).await.status, 401);
+    // Credentials are shown once, never written to the audit.
+    let key = admin.ok("POST", "/admin/apps/adm-app/accesskeys", Some(&json!({"mode": 0}))).await;
+    let secret = key["secret"].as_str().unwrap().to_string();
+    let audit = admin.ok("GET", "/admin/audit?limit=100", None).await.to_string();
+    assert!(!audit.contains(&token) && !audit.contains(&secret), "no token or secret in the audit: {audit}");
     host.shutdown().await;
 }
 
