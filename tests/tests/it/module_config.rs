@@ -521,14 +521,26 @@ async fn ctrip_apollo_gets_releases_pushed_across_304s_and_falls_back_to_its_cac
     client.wait_for("the cache file rewritten", |e| is(e, "saved")).await;
     drop(client);
 
-    // The host is gone: a new client fails to fetch and serves its cache file.
+    // The host is gone: a new client fails to fetch and serves its cache file. The port
+    // is held by a listener that hangs up on every connection, so that no other test's
+    // host can take it meanwhile.
     host.shutdown().await;
+    let dead = tokio::net::TcpListener::bind(addr).await.ok().map(|listener| {
+        tokio::spawn(async move {
+            while let Ok((connection, _)) = listener.accept().await {
+                drop(connection);
+            }
+        })
+    });
     let mut offline = Client::node(scratch.path(), &base, "node-app", &[cache_arg]);
     let ready = offline.wait_for("ready() from the cache", |e| is(e, "ready") || is(e, "error")).await;
     assert!(is(&ready, "ready"), "{}", offline.report());
     assert_eq!(ready["config"], json!({"timeout": "200"}), "the last release, from the cache file");
     let failed = offline.seen().iter().find(|e| is(e, "fetch-error")).cloned();
     assert_eq!(failed.map(|e| e["code"].clone()), Some(json!("FETCH_REQUEST_ERROR")), "{}", offline.report());
+    if let Some(dead) = dead {
+        dead.abort();
+    }
 }
 
 // ---------------------------------------------------------------------------------------
