@@ -1975,6 +1975,11 @@ async fn a_gray_delete_release_removes_keys_for_gray_clients_only() {
     assert_eq!(gray["configurations"], json!({"a": "gray"}), "b is gone for gray clients: {gray}");
     let master = admin.get("/configs/del-app/default/application?ip=10.7.7.7").await.json();
     assert_eq!(master["configurations"], json!({"a": "1", "b": "1"}), "{master}");
+    // A master release re-publishes the branch over it: the deletion stays.
+    add_item(&admin, "del-app", "default", "application", "c", "1").await;
+    release(&admin, "del-app", "application", "second").await;
+    let gray = admin.get("/configs/del-app/default/application?ip=10.6.6.6").await.json();
+    assert_eq!(gray["configurations"], json!({"a": "gray", "c": "1"}), "{gray}");
     host.shutdown().await;
 }
 
