@@ -33,7 +33,7 @@ modules: build
 # $(DEMO_MODULES) next to a running influxd to see it work).
 # The demo's manage scripts find demo-http on PATH.
 DEMO_MODULES := apollo-data/demo/modules
-DEMO_MODULE_FILES := module_sys.so module_db_migrate.so hello_module.so
+DEMO_MODULE_FILES := module_sys.so module_db_migrate.so module_config.so hello_module.so
 demo: modules
 	mkdir -p $(DEMO_MODULES)
 	@for so in $(DEMO_MODULE_FILES); do \

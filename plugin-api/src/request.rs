@@ -49,7 +49,8 @@ pub struct Request {
     /// The TCP peer; `None` on the unix socket.
     pub peer_addr: Option<SocketAddr>,
     pub via: Via,
-    /// The host user the token gate authenticated; `None` on public routes.
+    /// The host user the token gate authenticated: `None` on a public route called
+    /// without a valid host token (then `Authorization`, if any, is in `headers`).
     pub user: Option<String>,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,

@@ -46,8 +46,21 @@ pub async fn require_auth(State(state): State<AppState>, mut req: Request, next:
     // must fail closed, not open.
     let via = req.extensions().get::<Transport>().copied().unwrap_or(Transport::Tcp);
     if via == Transport::Tcp && is_public_module_route(&state, &req) {
-        // The module authenticates it (access keys, signatures): no principal.
-        return next.run(req).await;
+        // The module authenticates it (access keys, signatures, its own tokens). An
+        // operator's valid host token still names them (the module sees the user and
+        // not the header); any other credentials are the module's to judge.
+        let operator = match bearer_token(&req) {
+            Some(token) => state.auth.authenticate(&token).await.ok(),
+            None => None,
+        };
+        let Some(user) = operator else {
+            return next.run(req).await;
+        };
+        let principal = Principal { user, via };
+        req.extensions_mut().insert(principal.clone());
+        let mut response = next.run(req).await;
+        response.extensions_mut().insert(principal);
+        return response;
     }
     let principal = if via == Transport::UnixSocket {
         Principal { user: UNIX_SOCKET_ACTOR.into(), via }

@@ -163,7 +163,12 @@ async fn route(listener: &ListenerState, parts: Parts, body: Bytes) -> Result<Re
         Miss::Method => ApiError::MethodNotAllowed(format!("{method} is not allowed on {path}")),
     })?;
     let user = if module.routes[matched.index].public {
-        None
+        // As on the admin listener: a valid host token names the operator, any other
+        // credentials are the module's to judge.
+        match super::guard::bearer_token_of(&parts.headers) {
+            Some(token) => app.auth.authenticate(&token).await.ok(),
+            None => None,
+        }
     } else {
         let token = super::guard::bearer_token_of(&parts.headers).ok_or_else(|| {
             ApiError::Unauthorized("this route needs Authorization: Bearer <token> of the Apollo host".into())

@@ -175,9 +175,11 @@ pub async fn dispatch(
 
 /// The module's view of a request: `path` decoded below the mount point, the target
 /// exactly as received, the peer, and every header but the host's own credentials
-/// (never the module's business).
+/// (never the module's business). When the host authenticated nobody (a public route),
+/// `Authorization` is the client's credential for the module and is passed on.
 pub(super) fn module_call(parts: Parts, path: String, via: Via, user: Option<String>, body: Bytes) -> ModuleCall {
     let Parts { method, uri, headers, extensions, .. } = parts;
+    let host_credentials = user.is_some();
     ModuleCall {
         method: method.as_str().to_string(),
         path,
@@ -188,7 +190,7 @@ pub(super) fn module_call(parts: Parts, path: String, via: Via, user: Option<Str
         user,
         headers: headers
             .iter()
-            .filter(|(k, _)| *k != axum::http::header::AUTHORIZATION)
+            .filter(|(k, _)| !(host_credentials && *k == axum::http::header::AUTHORIZATION))
             .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
             .collect(),
         body: body.to_vec(),

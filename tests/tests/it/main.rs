@@ -17,6 +17,7 @@ mod files;
 mod import;
 mod listeners;
 mod metrics;
+mod module_config_fleet;
 mod module_db_migrate;
 mod module_influx;
 mod module_routes;
