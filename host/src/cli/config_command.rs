@@ -23,9 +23,6 @@ pub struct ConfigArgs {
     /// Cluster of the namespace.
     #[arg(long, global = true, default_value = "default")]
     pub cluster: String,
-    /// Name recorded as the author of changes and releases (default: $USER).
-    #[arg(long, global = true)]
-    pub operator: Option<String>,
     #[command(subcommand)]
     pub command: ConfigCommand,
 }
@@ -43,6 +40,9 @@ pub enum ConfigCommand {
         /// Organisation id of the new app; prefixes its public namespaces.
         #[arg(long, requires = "create")]
         org: Option<String>,
+        /// Owner of the new app (default: $USER).
+        #[arg(long, requires = "create")]
+        owner: Option<String>,
         /// Owner's e-mail address of the new app.
         #[arg(long, requires = "create")]
         owner_email: Option<String>,
@@ -256,17 +256,16 @@ pub enum AccessKeyCommand {
 /// Runs one `apollo config` command.
 pub async fn run(g: &GlobalArgs, args: ConfigArgs) -> Result<(), CliError> {
     let client = super::connect(g)?;
-    let operator = args
-        .operator
-        .clone()
-        .or_else(|| std::env::var("USER").ok())
-        .filter(|o| !o.is_empty())
-        .unwrap_or_else(|| "apollo".into());
+    // Ctrip's request bodies name an operator; the module records the caller the host
+    // authenticated instead (`unix-socket`, or the token's user), so this is only a
+    // placeholder for them.
+    let operator = std::env::var("USER").ok().filter(|o| !o.is_empty()).unwrap_or_else(|| "apollo".into());
     let api = ConfigApi::new(&client, &args.env, &args.cluster, &operator, g.json)?;
     match args.command {
         ConfigCommand::Apps { create: None, .. } => namespaces::apps(&api).await,
-        ConfigCommand::Apps { create: Some(app), name, org, owner_email } => {
-            namespaces::create_app(&api, &app, name.as_deref(), org.as_deref(), owner_email.as_deref()).await
+        ConfigCommand::Apps { create: Some(app), name, org, owner, owner_email } => {
+            let owner = owner.unwrap_or_else(|| operator.clone());
+            namespaces::create_app(&api, &app, name.as_deref(), org.as_deref(), &owner, owner_email.as_deref()).await
         }
         ConfigCommand::Namespaces { app, create: None, .. } => namespaces::namespaces(&api, &app).await,
         ConfigCommand::Namespaces { app, create: Some(ns), format, public, comment } => {

@@ -65,7 +65,7 @@ async fn create_set_release_get_history_diff_rollback() {
     assert_eq!(ok(&d, &["get", "app1", "db", "url"]).trim(), "jdbc:one");
     let out = ok(&d, &["get", "app1", "db"]);
     assert!(out.lines().any(|l| l.starts_with("url ") && l.contains("jdbc:one")), "{out}");
-    let released = json_of(&d, &["config", "get", "app1", "db"]);
+    let released = json_of(&d, &["get", "app1", "db"]);
     assert_eq!(released["configurations"], json!({"url": "jdbc:one", "pool": "-5"}), "{released}");
     assert!(ok(&d, &["diff", "app1", "db"]).contains("no changes"));
 
@@ -80,7 +80,7 @@ async fn create_set_release_get_history_diff_rollback() {
     let out = d.cli(&["config", "get", "app1", "db", "pool"]);
     assert_eq!(out.code, 1, "{out:?}");
 
-    let history = json_of(&d, &["config", "history", "app1", "db"]);
+    let history = json_of(&d, &["history", "app1", "db"]);
     let history = history.as_array().expect("history is a list");
     assert_eq!(history.len(), 2, "{history:?}");
     assert_eq!(history[0]["name"], "r2", "newest first: {history:?}");
@@ -152,7 +152,7 @@ async fn gray_branches_consumers_and_access_keys() {
     assert_eq!(out.code, 0, "{out:?}");
     let secret = out.stdout.trim().to_string();
     assert!(!secret.is_empty(), "{out:?}");
-    let keys = json_of(&d, &["config", "accesskeys", "app2"]);
+    let keys = json_of(&d, &["accesskeys", "app2"]);
     let id = common_id(&keys[0]["id"]);
     let out = ok(&d, &["accesskeys", "app2"]);
     assert!(out.contains("enabled") && !out.contains(&secret), "secrets are masked: {out}");
@@ -160,7 +160,7 @@ async fn gray_branches_consumers_and_access_keys() {
     assert!(ok(&d, &["accesskeys", "app2", "list"]).contains("disabled"));
     ok(&d, &["accesskeys", "app2", "enable", &id]);
     ok(&d, &["accesskeys", "app2", "delete", &id]);
-    assert_eq!(json_of(&d, &["config", "accesskeys", "app2"]), json!([]));
+    assert_eq!(json_of(&d, &["accesskeys", "app2"]), json!([]));
 }
 
 fn common_id(v: &Value) -> String {

@@ -30,12 +30,13 @@ pub async fn apps(api: &ConfigApi<'_>) -> Result<(), CliError> {
     Ok(())
 }
 
-/// `apollo config apps --create APPID [--name N] [--org ORG] [--owner-email E]`.
+/// `apollo config apps --create APPID [--name N] [--org ORG] [--owner O] [--owner-email E]`.
 pub async fn create_app(
     api: &ConfigApi<'_>,
     app: &str,
     name: Option<&str>,
     org: Option<&str>,
+    owner: &str,
     owner_email: Option<&str>,
 ) -> Result<(), CliError> {
     check_name("app id", app)?;
@@ -45,12 +46,12 @@ pub async fn create_app(
         "name": name.unwrap_or(app),
         "orgId": org,
         "orgName": org,
-        "ownerName": api.operator,
+        "ownerName": owner,
     });
     if let Some(email) = owner_email {
         dto["ownerEmail"] = json!(email);
     }
-    let body = json!({"app": dto, "admins": [api.operator]});
+    let body = json!({"app": dto, "admins": [owner]});
     let created = api.post(&format!("{MOUNT}/openapi/v1/apps"), &body).await?;
     if !api.printed_json(&created) {
         println!("created app {app} (org {org})");

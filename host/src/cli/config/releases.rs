@@ -77,8 +77,14 @@ async fn fetch_history(api: &ConfigApi<'_>, app: &str, namespace: &str) -> Resul
     Ok(list(&api.get(&format!("{}/releases", api.admin_namespace_path(app, namespace)?)).await?))
 }
 
+/// The gray branch a release belongs to, empty for the main namespace's: `branch`,
+/// or the module's `branchOf` (the parent cluster) with the branch as `cluster`.
 fn branch(release: &Value) -> String {
-    cell(&release["branch"])
+    match cell(&release["branch"]) {
+        b if !b.is_empty() => b,
+        _ if !cell(&release["branchOf"]).is_empty() => cell(&release["cluster"]),
+        _ => String::new(),
+    }
 }
 
 /// The newest release clients of the main namespace get: not abandoned, not gray.
