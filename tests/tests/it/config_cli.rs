@@ -152,6 +152,10 @@ async fn gray_branches_consumers_and_access_keys() {
     assert_eq!(out.code, 0, "{out:?}");
     let secret = out.stdout.trim().to_string();
     assert!(!secret.is_empty(), "{out:?}");
+    // /configs now refuses unsigned reads; the CLI shows the latest release instead.
+    let out = d.cli(&["config", "get", "app2", "application", "color"]);
+    assert_eq!((out.code, out.stdout.trim()), (0, "green"), "{out:?}");
+    assert!(out.stderr.contains("has access keys"), "{}", out.stderr);
     let keys = json_of(&d, &["accesskeys", "app2"]);
     let id = common_id(&keys[0]["id"]);
     let out = ok(&d, &["accesskeys", "app2"]);

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::namespaces::{self, list};
 use super::releases::release_body;
-use super::{ConfigApi, cell, encode, one_line};
+use super::{ConfigApi, cell, decode, encode, module_not_found, one_line};
 use crate::cli::CliError;
 use crate::cli::config_command::GrayCommand;
 use crate::cli::output::{or_dash, print_json, print_table};
@@ -105,13 +105,11 @@ async fn branch_name(api: &ConfigApi<'_>, branches: &str, what: &str) -> Result<
 /// The active branch as the module describes it (Ctrip answers an empty body when
 /// there is none; a list is accepted too).
 async fn current_branch(api: &ConfigApi<'_>, branches: &str) -> Result<Option<Value>, CliError> {
-    let answer = match api.get(branches).await {
-        Ok(answer) => answer,
-        Err(e) if e.message.contains("(HTTP 404)") && !e.message.starts_with("module config is not loaded") => {
-            return Ok(None);
-        }
-        Err(e) => return Err(e),
-    };
+    let response = api.get_raw(branches).await?;
+    if module_not_found(&response) {
+        return Ok(None);
+    }
+    let answer = decode(branches, &response)?;
     Ok(match answer {
         Value::Array(items) => items.into_iter().next(),
         Value::Null => None,

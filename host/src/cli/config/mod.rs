@@ -14,7 +14,7 @@ use http::{Method, StatusCode};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value;
 
-use super::{ApiClient, CliError};
+use super::{ApiClient, CliError, RawResponse};
 
 /// Where the host mounts the module.
 pub const MOUNT: &str = "/api/module/config";
@@ -85,15 +85,13 @@ impl<'a> ConfigApi<'a> {
     /// carrying the module's (or the host's) message.
     pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, CliError> {
         let response = self.client.send(method, path, body).await?;
-        if !response.status.is_success() {
-            return Err(answer_error(response.status, &response.body));
-        }
-        if response.body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Value::Null);
-        }
-        serde_json::from_slice(&response.body).map_err(|e| {
-            CliError::failed(format!("the config module answered {path} with a body that is not JSON: {e}"))
-        })
+        decode(path, &response)
+    }
+
+    /// A GET whose status the caller looks at before [`decode`] (a 404 or 401 that
+    /// means something there).
+    pub async fn get_raw(&self, path: &str) -> Result<RawResponse, CliError> {
+        Ok(self.client.send(Method::GET, path, None).await?)
     }
 
     /// Prints `value` as JSON when `--json` was given; returns whether it did.
@@ -103,6 +101,27 @@ impl<'a> ConfigApi<'a> {
         }
         self.json
     }
+}
+
+/// A 2xx answer's JSON body (`null` when empty); anything else an error carrying the
+/// module's (or the host's) message.
+pub fn decode(path: &str, response: &RawResponse) -> Result<Value, CliError> {
+    if !response.status.is_success() {
+        return Err(answer_error(response.status, &response.body));
+    }
+    if response.body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(&response.body)
+        .map_err(|e| CliError::failed(format!("the config module answered {path} with a body that is not JSON: {e}")))
+}
+
+/// Whether `response` is the module's own 404 (not the host's for a missing module).
+pub fn module_not_found(response: &RawResponse) -> bool {
+    response.status == StatusCode::NOT_FOUND
+        && response.json()["error"]["message"].as_str().is_none_or(|m| {
+            !(m.starts_with("no module named \"config\"") || m.starts_with("module \"config\" is not loaded"))
+        })
 }
 
 /// The error for a non-2xx answer. The host's own errors are `{"error":{"code",
