@@ -114,7 +114,7 @@ async fn create_set_release_get_history_diff_rollback() {
 #[tokio::test]
 async fn gray_branches_consumers_and_access_keys() {
     let d = deployment();
-    let _host = d.spawn();
+    let host = d.spawn();
     ok(&d, &["apps", "--create", "app2"]);
     ok(&d, &["set", "app2", "application", "color", "blue"]);
     ok(&d, &["release", "app2", "application", "--title", "main"]);
@@ -141,6 +141,19 @@ async fn gray_branches_consumers_and_access_keys() {
     assert!(!token.is_empty() && out.stderr.contains("shown only now"), "{out:?}");
     let out = ok(&d, &["consumers"]);
     assert!(out.lines().any(|l| l.starts_with("ci ") && l.contains("app2:edit")), "{out}");
+    // Over TCP the host hands a token that is not its own to the module: a consumer
+    // may edit app2 but not release it.
+    let addr = format!("http://{}", host.http_addr);
+    let as_ci = |args: &[&str]| {
+        let mut full = vec!["--addr", addr.as_str(), "--token", token.as_str(), "config"];
+        full.extend_from_slice(args);
+        run_cli(&full, None)
+    };
+    let by_ci = as_ci(&["set", "app2", "application", "size", "9"]);
+    assert_eq!(by_ci.code, 0, "{by_ci:?}");
+    let by_ci = as_ci(&["release", "app2", "application", "--title", "not mine"]);
+    assert_eq!(by_ci.code, 1, "{by_ci:?}");
+    assert!(by_ci.stderr.contains("HTTP 403"), "{}", by_ci.stderr);
     assert!(!out.contains(&token), "tokens are never listed: {out}");
     let out = ok(&d, &["consumers", "grant", "ci", "app2", "--edit", "--release"]);
     assert!(out.contains("edit+release"), "{out}");
