@@ -192,7 +192,7 @@ async fn latest_release(api: &ConfigApi<'_>, app: &str, namespace: &str, what: &
 pub async fn get_working(api: &ConfigApi<'_>, app: &str, namespace: &str, key: Option<&str>) -> Result<(), CliError> {
     let base = api.namespace_path(app, &api.cluster, namespace)?;
     if let Some(key) = key {
-        let item = api.get(&item_path(&base, key)).await?;
+        let item = api.get(&item_path(&base, key)?).await?;
         if !api.printed_json(&item) {
             println!("{}", cell(&item["value"]));
         }
@@ -255,7 +255,7 @@ pub async fn set(
     if let Some(c) = comment {
         body["comment"] = json!(c);
     }
-    let answer = api.put(&format!("{}?createIfNotExists=true", item_path(&base, key)), &body).await?;
+    let answer = api.put(&format!("{}?createIfNotExists=true", item_path(&base, key)?), &body).await?;
     if !api.printed_json(&answer) {
         println!("set {key} in {app}/{cluster}/{namespace}; clients get it with the next release");
     }
@@ -265,7 +265,7 @@ pub async fn set(
 /// `apollo config delete APPID NS KEY`.
 pub async fn delete(api: &ConfigApi<'_>, app: &str, cluster: &str, namespace: &str, key: &str) -> Result<(), CliError> {
     let base = api.namespace_path(app, cluster, namespace)?;
-    let answer = api.delete(&format!("{}?operator={}", item_path(&base, key), encode(&api.operator))).await?;
+    let answer = api.delete(&format!("{}?operator={}", item_path(&base, key)?, encode(&api.operator))).await?;
     if !api.printed_json(&answer) {
         println!("deleted {key} from {app}/{cluster}/{namespace}; clients lose it with the next release");
     }
@@ -274,13 +274,16 @@ pub async fn delete(api: &ConfigApi<'_>, app: &str, cluster: &str, namespace: &s
 
 /// `items/{key}` for plain keys, `encodedItems/{base64 key}` for keys a path segment
 /// could mangle (`/`, spaces, `%`, …), as Ctrip's Open API client does.
-pub fn item_path(namespace_path: &str, key: &str) -> String {
-    if !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
+pub fn item_path(namespace_path: &str, key: &str) -> Result<String, CliError> {
+    if key.is_empty() {
+        return Err(CliError::usage("the key is empty"));
+    }
+    Ok(if key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
         format!("{namespace_path}/items/{key}")
     } else {
         let encoded = base64::engine::general_purpose::STANDARD.encode(key.as_bytes());
         format!("{namespace_path}/encodedItems/{}", encode(&encoded))
-    }
+    })
 }
 
 /// One key of a configuration: its value alone (or `{"key","value"}` with `--json`).
@@ -304,4 +307,25 @@ fn file_content<'c>(namespace: &str, configurations: &'c Map<String, Value>) -> 
 /// The elements of a JSON array (none for anything else).
 pub fn list(v: &Value) -> Vec<Value> {
     v.as_array().cloned().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_keys_go_in_the_path_others_base64_encoded() {
+        assert_eq!(item_path("/ns", "db.url").unwrap(), "/ns/items/db.url");
+        assert_eq!(item_path("/ns", "a/b").unwrap(), "/ns/encodedItems/YS9i");
+        // `my key?` is bXkga2V5Pw== in base64: the padding is percent-encoded.
+        assert_eq!(item_path("/ns", "my key?").unwrap(), "/ns/encodedItems/bXkga2V5Pw%3D%3D");
+        assert!(item_path("/ns", "").is_err());
+    }
+
+    #[test]
+    fn file_namespaces_print_their_content() {
+        let config: Map<String, Value> = serde_json::from_value(json!({"content": "a: 1\n"})).unwrap();
+        assert_eq!(file_content("app.yaml", &config), Some("a: 1\n"));
+        assert_eq!(file_content("application", &config), None);
+    }
 }
