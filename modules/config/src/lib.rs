@@ -239,6 +239,13 @@ impl Module for ConfigCenter {
             )
             .add(
                 client(Route::post(
+                    ns_path!("/{namespace}/branches/{branch}/gray-del-releases"),
+                    "Open API: gray release without some keys",
+                )),
+                portal(loaded(Self::open_gray_delete_release)),
+            )
+            .add(
+                client(Route::post(
                     ns_path!("/{namespace}/branches/{branch}/merge"),
                     "Open API: merge the branch and release",
                 )),

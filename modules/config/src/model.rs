@@ -231,7 +231,28 @@ pub struct GrayRule {
     /// The branch's latest gray release, once published.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release_id: Option<u64>,
+    /// Master keys a gray-delete release removed for the branch's clients.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted_keys: Vec<String>,
     pub stamp: Stamp,
+}
+
+impl GrayRule {
+    /// What the branch's clients get over `master`: the master without the keys the
+    /// branch deleted, with the branch's own items over it.
+    pub fn configurations(
+        &self,
+        master: &BTreeMap<String, String>,
+        branch_items: Option<&ItemSet>,
+    ) -> BTreeMap<String, String> {
+        let mut configurations: BTreeMap<String, String> = master
+            .iter()
+            .filter(|(k, _)| !self.deleted_keys.contains(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        configurations.extend(branch_items.map(ItemSet::configurations).unwrap_or_default());
+        configurations
+    }
 }
 
 /// 0 = FILTER (enforced), 1 = OBSERVER (mismatches only logged), as in Ctrip.

@@ -178,6 +178,7 @@ mod tests {
                 ..Default::default()
             }],
             release_id: Some(5),
+            deleted_keys: Vec::new(),
             stamp: Stamp::default(),
         };
         s.apply("gray/app/default/application", Some(&serde_json::to_string(&rule).unwrap()), 1, 7);

@@ -7,7 +7,7 @@ use plugin_api::ModuleError;
 
 use super::releases::{Ids, ReleaseInfo, message_write, new_release, rebase_branch};
 use super::{existing_namespace, unique_key};
-use crate::model::{self, Cluster, GrayRule, ItemSet, NsRef, Release, RuleItem, Stamp};
+use crate::model::{self, Cluster, GrayRule, NsRef, Release, RuleItem, Stamp};
 use crate::replica::{Plan, now_ms};
 use crate::state::State;
 
@@ -49,7 +49,14 @@ pub fn create(
     let stamp = Stamp::new(actor, now_ms());
     let cluster_record =
         Cluster { app_id: app.into(), name: branch.clone(), parent: Some(ns.cluster.clone()), stamp: stamp.clone() };
-    let rule = GrayRule { ns: ns.clone(), branch: branch.clone(), rules: Vec::new(), release_id: None, stamp };
+    let rule = GrayRule {
+        ns: ns.clone(),
+        branch: branch.clone(),
+        rules: Vec::new(),
+        release_id: None,
+        deleted_keys: Vec::new(),
+        stamp,
+    };
     let writes =
         vec![state.put(model::cluster_key(app, &branch), &cluster_record), state.put(model::gray_key(&ns), &rule)];
     let target = ns.to_string();
@@ -86,24 +93,30 @@ pub fn set_rules(
     Ok(Plan::new(writes, rule).audited(actor, "set-gray-rules", target, detail))
 }
 
-/// Releases the branch: the master's latest configurations with the branch's items over them.
+/// Releases the branch: the master's latest configurations with the branch's items over
+/// them, without `delete_keys` (and the keys earlier gray-delete releases removed).
 pub fn publish(
     state: &State,
     actor: &str,
     at: &BranchAt<'_>,
     info: &ReleaseInfo<'_>,
+    delete_keys: &[String],
 ) -> Result<Plan<Release>, ModuleError> {
     let (ns, rule) = branch_of(state, at)?;
-    let branch = at.branch;
     if info.title.trim().is_empty() {
         return Err(ModuleError::bad_request("releaseTitle is required"));
     }
-    let branch_ns = ns.in_cluster(branch);
-    let mut configurations = state.latest_release(&ns).map(|r| r.configurations.clone()).unwrap_or_default();
-    configurations.extend(state.items.get(&branch_ns).map(ItemSet::configurations).unwrap_or_default());
+    let branch_ns = ns.in_cluster(at.branch);
+    let mut rule = rule.clone();
+    for key in delete_keys {
+        if !rule.deleted_keys.contains(key) {
+            rule.deleted_keys.push(key.clone());
+        }
+    }
+    let master = state.latest_release(&ns).map(|r| r.configurations.clone()).unwrap_or_default();
+    let configurations = rule.configurations(&master, state.items.get(&branch_ns));
     let mut ids = Ids::new(state);
     let release = new_release(ids.claim(), actor, &branch_ns, configurations, info, Some(&ns.cluster));
-    let mut rule = rule.clone();
     rule.release_id = Some(release.id);
     let mut writes = vec![
         state.put(model::release_key(release.id), &release),
@@ -111,7 +124,10 @@ pub fn publish(
         message_write(&ns, None),
     ];
     writes.extend(ids.write());
-    let detail = format!("gray release {} {}", release.id, release.release_key);
+    let mut detail = format!("gray release {} {}", release.id, release.release_key);
+    if !delete_keys.is_empty() {
+        detail.push_str(&format!(" deleting {}", delete_keys.join(",")));
+    }
     Ok(Plan::new(writes, release).audited(actor, "gray-release", ns.to_string(), detail))
 }
 

@@ -89,10 +89,7 @@ pub fn rebase_branch(
 ) -> Vec<Write> {
     let Some(rule) = state.gray.get(ns).filter(|rule| rule.release_id.is_some()) else { return Vec::new() };
     let branch = ns.in_cluster(&rule.branch);
-    let mut configurations = master.clone();
-    if let Some(items) = state.items.get(&branch) {
-        configurations.extend(items.configurations());
-    }
+    let configurations = rule.configurations(master, state.items.get(&branch));
     let info = ReleaseInfo { title: "gray branch over the new master release", comment: "" };
     let release = new_release(ids.claim(), actor, &branch, configurations, &info, Some(&ns.cluster));
     let mut rule = rule.clone();

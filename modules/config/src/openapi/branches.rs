@@ -14,6 +14,14 @@ use crate::wire;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
+struct GrayDeleteBody {
+    release_title: String,
+    release_comment: String,
+    gray_del_keys: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 struct RulesBody {
     rule_items: Vec<RuleItem>,
 }
@@ -94,7 +102,23 @@ impl ConfigCenter {
         let actor = self.open_api_caller(&req, app, Right::Release)?;
         let body: ReleaseBody = req.json()?;
         let info = ReleaseInfo { title: &body.release_title, comment: &body.release_comment };
-        let release = self.replica.transact(|s| edit::gray::publish(s, &actor, &at, &info)).await?;
+        let release = self.replica.transact(|s| edit::gray::publish(s, &actor, &at, &info, &[])).await?;
+        self.metrics.releases.with(&["gray"]).inc();
+        Ok(wire::json(&dto::release(&release)))
+    }
+
+    /// A gray release without some of the master's keys (`grayDelKeys`).
+    pub(crate) async fn open_gray_delete_release(self: Arc<Self>, req: Request) -> HandlerResult {
+        self.check_env(&req)?;
+        let at = branch_at(&req)?;
+        let actor = self.open_api_caller(&req, at.app, Right::Release)?;
+        let body: GrayDeleteBody = req.json()?;
+        if body.gray_del_keys.is_empty() {
+            return Err(ModuleError::bad_request("grayDelKeys names no key"));
+        }
+        let info = ReleaseInfo { title: &body.release_title, comment: &body.release_comment };
+        let release =
+            self.replica.transact(|s| edit::gray::publish(s, &actor, &at, &info, &body.gray_del_keys)).await?;
         self.metrics.releases.with(&["gray"]).inc();
         Ok(wire::json(&dto::release(&release)))
     }
