@@ -195,6 +195,10 @@ pub enum GrayCommand {
         title: Option<String>,
         #[arg(long)]
         comment: Option<String>,
+        /// Also take these main keys away from the gray clients (a gray-delete
+        /// release; comma-separated or repeated).
+        #[arg(long, value_name = "KEY", num_args = 1.., value_delimiter = ',')]
+        delete: Vec<String>,
     },
     /// Merge the branch's items into the main namespace, release it, and close the branch.
     Merge {

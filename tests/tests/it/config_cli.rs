@@ -129,6 +129,12 @@ async fn gray_branches_consumers_and_access_keys() {
     assert_eq!(ok(&d, &["get", "app2", "application", "color", "--ip", "10.9.8.7"]).trim(), "green");
     assert_eq!(ok(&d, &["get", "app2", "application", "color", "--label", "canary"]).trim(), "green");
     assert_eq!(ok(&d, &["get", "app2", "application", "color", "--ip", "10.0.0.1"]).trim(), "blue");
+    ok(&d, &["set", "app2", "application", "shape", "round"]);
+    ok(&d, &["release", "app2", "application", "--title", "shape"]);
+    ok(&d, &["gray", "app2", "application", "release", "--delete", "shape"]);
+    let out = d.cli(&["config", "get", "app2", "application", "shape", "--ip", "10.9.8.7"]);
+    assert_eq!(out.code, 1, "a gray-delete release takes the key from gray clients: {out:?}");
+    assert_eq!(ok(&d, &["get", "app2", "application", "shape"]).trim(), "round");
     let out = ok(&d, &["gray", "app2", "application", "show"]);
     assert!(out.contains("color") && out.contains("green") && out.contains("10.9.8.7"), "{out}");
     ok(&d, &["gray", "app2", "application", "merge", "--title", "green for all"]);

@@ -60,14 +60,22 @@ pub async fn run(api: &ConfigApi<'_>, app: &str, namespace: &str, action: GrayCo
             let branch = branch_name(api, &branches, &what).await?;
             namespaces::delete(api, app, &branch, namespace, &key).await?;
         }
-        GrayCommand::Release { title, comment } => {
+        GrayCommand::Release { title, comment, delete } => {
             let branch = branch_name(api, &branches, &what).await?;
             let title = title.unwrap_or_else(|| default_title("gray"));
-            let released = api
-                .post(&format!("{branches}/{branch}/releases"), &release_body(api, &title, comment.as_deref()))
-                .await?;
+            let mut body = release_body(api, &title, comment.as_deref());
+            let path = if delete.is_empty() {
+                format!("{branches}/{branch}/releases")
+            } else {
+                body["grayDelKeys"] = json!(delete);
+                format!("{branches}/{branch}/gray-del-releases")
+            };
+            let released = api.post(&path, &body).await?;
             if !api.printed_json(&released) {
                 println!("released gray branch {branch} of {what} as release {}", cell(&released["id"]));
+                if !delete.is_empty() {
+                    println!("its clients no longer get: {}", delete.join(", "));
+                }
             }
         }
         GrayCommand::Merge { title, comment } => {
