@@ -47,6 +47,15 @@ pub enum ConfigCommand {
         #[arg(long, requires = "create")]
         owner_email: Option<String>,
     },
+    /// List an app's clusters per env, or create one in --env with --create.
+    Clusters {
+        /// The app id.
+        app: String,
+        /// Create this cluster (clients ask for it with `cluster=NAME`; what it lacks
+        /// they get from `default`).
+        #[arg(long, value_name = "NAME")]
+        create: Option<String>,
+    },
     /// List an app's namespaces, or create one with --create.
     Namespaces {
         /// The app id.
@@ -270,6 +279,10 @@ pub async fn run(g: &GlobalArgs, args: ConfigArgs) -> Result<(), CliError> {
         ConfigCommand::Apps { create: Some(app), name, org, owner, owner_email } => {
             let owner = owner.unwrap_or_else(|| operator.clone());
             namespaces::create_app(&api, &app, name.as_deref(), org.as_deref(), &owner, owner_email.as_deref()).await
+        }
+        ConfigCommand::Clusters { app, create: None } => namespaces::clusters(&api, &app).await,
+        ConfigCommand::Clusters { app, create: Some(cluster) } => {
+            namespaces::create_cluster(&api, &app, &cluster).await
         }
         ConfigCommand::Namespaces { app, create: None, .. } => namespaces::namespaces(&api, &app).await,
         ConfigCommand::Namespaces { app, create: Some(ns), format, public, comment } => {

@@ -43,6 +43,10 @@ async fn create_set_release_get_history_diff_rollback() {
     let out = ok(&d, &["apps"]);
     assert!(out.lines().any(|l| l.starts_with("app1 ") && l.contains("App One") && l.contains("ORG")), "{out}");
 
+    ok(&d, &["clusters", "app1", "--create", "sh"]);
+    let out = ok(&d, &["clusters", "app1"]);
+    assert!(out.lines().any(|l| l.starts_with("DEV ") && l.contains("default, sh")), "{out}");
+
     let out = ok(&d, &["namespaces", "app1", "--create", "db"]);
     assert!(out.contains("namespace db"), "{out}");
     let out = ok(&d, &["namespaces", "app1"]);
@@ -63,6 +67,8 @@ async fn create_set_release_get_history_diff_rollback() {
     let out = ok(&d, &["release", "app1", "db", "--title", "r1"]);
     assert!(out.contains("released app1/default/db"), "{out}");
     assert_eq!(ok(&d, &["get", "app1", "db", "url"]).trim(), "jdbc:one");
+    // Cluster sh has no release of its own: its clients get default's.
+    assert_eq!(ok(&d, &["get", "--cluster", "sh", "app1", "db", "url"]).trim(), "jdbc:one");
     let out = ok(&d, &["get", "app1", "db"]);
     assert!(out.lines().any(|l| l.starts_with("url ") && l.contains("jdbc:one")), "{out}");
     let released = json_of(&d, &["get", "app1", "db"]);

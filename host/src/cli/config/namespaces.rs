@@ -59,6 +59,33 @@ pub async fn create_app(
     Ok(())
 }
 
+/// `apollo config clusters APPID`.
+pub async fn clusters(api: &ConfigApi<'_>, app: &str) -> Result<(), CliError> {
+    check_name("app id", app)?;
+    let listed = api.get(&format!("{MOUNT}/openapi/v1/apps/{app}/envclusters")).await?;
+    if api.printed_json(&listed) {
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = list(&listed)
+        .iter()
+        .map(|e| vec![cell(&e["env"]), or_dash(list(&e["clusters"]).iter().map(cell).collect::<Vec<_>>().join(", "))])
+        .collect();
+    print_table(&["ENV", "CLUSTERS"], &rows);
+    Ok(())
+}
+
+/// `apollo config clusters APPID --create NAME`.
+pub async fn create_cluster(api: &ConfigApi<'_>, app: &str, cluster: &str) -> Result<(), CliError> {
+    check_name("app id", app)?;
+    check_name("cluster", cluster)?;
+    let body = json!({"name": cluster, "appId": app, "dataChangeCreatedBy": api.operator});
+    let created = api.post(&format!("{MOUNT}/openapi/v1/envs/{}/apps/{app}/clusters", api.env), &body).await?;
+    if !api.printed_json(&created) {
+        println!("created cluster {cluster} of app {app} in {}", api.env);
+    }
+    Ok(())
+}
+
 /// `apollo config namespaces APPID`.
 pub async fn namespaces(api: &ConfigApi<'_>, app: &str) -> Result<(), CliError> {
     let listed = api.get(&api.namespaces_path(app, &api.cluster)?).await?;
