@@ -69,6 +69,7 @@ pub enum ConfigCommand {
         /// Public: other apps may read (and override) it; named ORG.NS.
         #[arg(long, requires = "create")]
         public: bool,
+        /// A comment kept with it.
         #[arg(long, requires = "create")]
         comment: Option<String>,
     },
@@ -102,6 +103,7 @@ pub enum ConfigCommand {
         /// Read the value from this file (`-`: standard input).
         #[arg(long, conflicts_with = "value")]
         file: Option<PathBuf>,
+        /// A comment kept with it.
         #[arg(long)]
         comment: Option<String>,
     },
@@ -119,8 +121,10 @@ pub enum ConfigCommand {
         app: String,
         /// The namespace (`application`, `NAME.json`, …).
         namespace: String,
+        /// Release title.
         #[arg(long)]
         title: String,
+        /// A comment kept with it.
         #[arg(long)]
         comment: Option<String>,
     },
@@ -193,6 +197,7 @@ pub enum GrayCommand {
         key: String,
         #[arg(allow_hyphen_values = true)]
         value: String,
+        /// A comment kept with it.
         #[arg(long)]
         comment: Option<String>,
     },
@@ -200,8 +205,10 @@ pub enum GrayCommand {
     Delete { key: String },
     /// Release the branch to the clients its rules match.
     Release {
+        /// Release title.
         #[arg(long)]
         title: Option<String>,
+        /// A comment kept with it.
         #[arg(long)]
         comment: Option<String>,
         /// Also take these main keys away from the gray clients (a gray-delete
@@ -211,8 +218,10 @@ pub enum GrayCommand {
     },
     /// Merge the branch's items into the main namespace, release it, and close the branch.
     Merge {
+        /// Release title.
         #[arg(long)]
         title: Option<String>,
+        /// A comment kept with it.
         #[arg(long)]
         comment: Option<String>,
     },
