@@ -4,6 +4,8 @@
 
 mod client;
 mod commands;
+mod config;
+mod config_command;
 mod generated;
 pub mod import;
 mod import_command;
@@ -136,6 +138,9 @@ pub enum Command {
     /// Convert a supervisord or PM2 configuration into service models.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// The config module (a Ctrip Apollo configuration center): apps, namespaces,
+    /// items, releases, gray branches, consumers, access keys.
+    Config(config_command::ConfigArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -391,6 +396,7 @@ pub async fn run(cli: Cli, admin_password: Option<String>) -> Result<(), CliErro
                 import_command::ImportRequest { format, file: a.file, out: a.out, force: a.force, dry_run: a.dry_run };
             import_command::import(g, request).await
         }
+        Command::Config(args) => config_command::run(g, args).await,
     }
 }
 

@@ -8,6 +8,7 @@ mod alarms;
 mod auth;
 mod backups;
 mod cli;
+mod config_cli;
 mod container_service;
 mod demo;
 mod docker;

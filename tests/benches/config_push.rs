@@ -1,0 +1,416 @@
+//! Config-push benchmark: how fast a release reaches N parked Ctrip Apollo long polls,
+//! what holding them costs, and how many `/configs` fetches per second the module
+//! answers — measured against the real host with the real `module_config.so`.
+//!
+//! Per N (default 1 000 and 10 000; `APOLLO_BENCH_POLLS=1000,5000` to choose), a fresh
+//! `apollo serve` child: app `bench` with one item in `application`, released. N
+//! keep-alive HTTP/1.1 connections on loopback each make one quick request
+//! (`GET /healthz`) and stay open: the floor, what an idle connection costs. Then each
+//! sends `GET /api/module/config/notifications/v2` with the namespace's current
+//! notification id, so it parks; once the module's `/admin/status` counts N parked
+//! polls, the host's RSS is read (`/proc/PID/status`), one release is made through the
+//! Open API, and from the moment that call returns each poll's time to its 200 is
+//! taken (and, since the module wakes the polls before it answers the release call,
+//! also from the moment the call was sent). Printed: p50 / p99 / max, wake-ups per
+//! second, RSS per parked poll beyond its idle connection, and next to it Ctrip's
+//! published push path for the same N as a MODEL (not measured here): a 1 s
+//! release-message scan, then waiters released 100 per 100 ms — worst case
+//! 1 s + ceil(N/100) × 100 ms.
+//!
+//! Then `/configs` throughput: CONNECTIONS keep-alive clients in a closed loop for
+//! ROUND each, with the current `releaseKey` (answers 304) and without (answers 200),
+//! rounds alternating.
+//!
+//! It asserts nothing about the figures (they depend on the machine), only that every
+//! poll answered 200 with the new notification id.
+//!
+//! Run (the module is not a dependency of this crate, so build it first):
+//!   cargo build --release -p module-config
+//!   cargo bench -p apollo-tests --bench config_push
+//!
+//! The clients are raw tokio TCP streams on this process's runtime (two threads): a
+//! poll's time includes the moment this process got to read it, so on a loaded 2-core
+//! machine the figures are upper bounds of the host's own delay.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use apollo_host::cli::{ApiClient, Endpoint};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const PASSWORD: &str = "bench-password-123";
+const DEFAULT_POLLS: &[usize] = &[1_000, 10_000];
+const MOUNT: &str = "/api/module/config";
+const APP: &str = "bench";
+const NS: &str = "application";
+/// Closed-loop clients of the `/configs` rounds: enough to keep 2 cores busy.
+const CONNECTIONS: usize = 8;
+const ROUND: Duration = Duration::from_secs(3);
+/// 304/200 round pairs: alternating, so drift (other load, CPU frequency) hits both.
+const PAIRS: usize = 2;
+
+fn main() -> ExitCode {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_apollo-under-test"));
+    let so = bin.parent().map(|dir| dir.join("libmodule_config.so")).unwrap_or_default();
+    if !so.is_file() {
+        eprintln!("{} is missing: build it first with `cargo build --release -p module-config`", so.display());
+        return ExitCode::FAILURE;
+    }
+    let counts: Vec<usize> = match std::env::var("APOLLO_BENCH_POLLS") {
+        Ok(v) => v.split(',').filter_map(|n| n.trim().parse().ok()).collect(),
+        Err(_) => DEFAULT_POLLS.to_vec(),
+    };
+    let run = || -> Result<()> {
+        let most = counts.iter().copied().max().context("APOLLO_BENCH_POLLS names no count")?;
+        raise_fd_limit(most)?;
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        for (i, &polls) in counts.iter().enumerate() {
+            let allow = |pig: &mut Value| {
+                pig["server"]["max_connections"] = json!(polls + 256);
+                // The longest hold the module allows: parking 10 000 polls must not
+                // outlast it.
+                pig["modules"]["config"]["config"] = json!({"envs": ["DEV"], "long_poll_timeout_secs": 69});
+            };
+            let host = support::ServedHost::launch(&bin, PASSWORD, allow, &[(&so, "module_config.so")])?;
+            let last = i + 1 == counts.len();
+            rt.block_on(bench(&host, polls, last))?;
+        }
+        Ok(())
+    };
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("config_push bench failed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Both ends of every connection live on this machine: this process and the host
+/// child (which inherits the limit) each need one descriptor per connection.
+fn raise_fd_limit(polls: usize) -> Result<()> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    let wanted = (polls as u64 + 1024).min(hard);
+    setrlimit(Resource::RLIMIT_NOFILE, wanted, hard)?;
+    ensure!(wanted >= polls as u64 + 256, "the hard limit on open files ({hard}) is too low for {polls} connections");
+    Ok(())
+}
+
+async fn bench(host: &support::ServedHost, polls: usize, with_throughput: bool) -> Result<()> {
+    let token = support::login(&host.addr, PASSWORD).await?;
+    let api = ApiClient::new(Endpoint::Tcp(host.addr.clone()), Some(token));
+    setup(&api).await?;
+    let (notification_id, release_key) = current(&host.addr).await?;
+    println!("\nconfig_push: {polls} long polls to host pid {} on {}", host.pid(), host.addr);
+
+    let idle = settle(host).await?;
+    let mut conns = Vec::with_capacity(polls);
+    for _ in 0..polls {
+        let conn = TcpStream::connect(&host.addr).await?;
+        conn.set_nodelay(true)?;
+        conns.push(conn);
+    }
+    for conn in &mut conns {
+        conn.write_all(get("/healthz").as_bytes()).await?;
+        let (status, _) = read_response(conn).await?;
+        ensure!(status == 200, "GET /healthz answered {status}");
+    }
+    let open = settle(host).await?;
+
+    let poll = get(&poll_path(notification_id));
+    let parking = Instant::now();
+    for conn in &mut conns {
+        conn.write_all(poll.as_bytes()).await?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let parked = status(&api).await?["parked_polls"].as_u64().context("no parked_polls in /admin/status")?;
+        if parked as usize >= polls {
+            break;
+        }
+        ensure!(Instant::now() < deadline, "only {parked} of {polls} polls parked after 60 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let park_time = parking.elapsed();
+    let held = settle(host).await?;
+
+    // Every connection waits for its answer in its own task, stamping when it is in.
+    let readers: Vec<_> = conns
+        .into_iter()
+        .map(|mut conn| {
+            tokio::spawn(async move {
+                let answer = read_response(&mut conn).await;
+                (Instant::now(), answer, conn)
+            })
+        })
+        .collect();
+    let t_call = Instant::now();
+    let release = publish(&api, "1").await?;
+    let t0 = Instant::now();
+    ensure!(release.is_object(), "the release call answered {release}");
+    let mut new_id = None;
+    let mut latencies = Vec::with_capacity(polls);
+    let mut from_call = Vec::with_capacity(polls);
+    let mut early = 0usize;
+    let mut conns = Vec::with_capacity(polls);
+    for reader in readers {
+        let (at, answer, conn) = reader.await?;
+        let (status, body) = answer?;
+        ensure!(status == 200, "a parked poll answered {status} after the release");
+        let body: Value = serde_json::from_slice(&body).context("poll body is not JSON")?;
+        let id = body[0]["notificationId"].as_i64().context("poll answer has no notificationId")?;
+        ensure!(id > notification_id, "a poll was answered with id {id}, not newer than {notification_id}");
+        let expected = *new_id.get_or_insert(id);
+        ensure!(id == expected, "polls were answered with two ids, {expected} and {id}");
+        if at < t0 {
+            early += 1;
+        }
+        latencies.push(at.saturating_duration_since(t0));
+        from_call.push(at.saturating_duration_since(t_call));
+        conns.push(conn);
+    }
+    latencies.sort();
+    from_call.sort();
+    let pick = |l: &[Duration], q: f64| l[((l.len() as f64 * q).ceil() as usize).clamp(1, l.len()) - 1];
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let kib = |bytes: u64| bytes as f64 / 1024.0;
+    let per = |a: u64, b: u64| a.saturating_sub(b) as f64 / polls as f64 / 1024.0;
+    let ctrip = Duration::from_secs(1) + Duration::from_millis(100) * polls.div_ceil(100) as u32;
+
+    println!("parked {polls} polls in {:.0} ms (current notification id {notification_id})", ms(park_time));
+    println!("                      RSS KiB   threads");
+    println!("host idle          {:>10.0} {:>9}", kib(idle.rss), idle.threads);
+    println!("{polls:>6} idle conns {:>10.0} {:>9}", kib(open.rss), open.threads);
+    println!("{polls:>6} parked     {:>10.0} {:>9}", kib(held.rss), held.threads);
+    println!("RSS per idle keep-alive connection (floor): {:.2} KiB", per(open.rss, idle.rss));
+    println!("RSS per parked poll beyond its connection:  {:.2} KiB", per(held.rss, open.rss));
+    println!(
+        "release call took {:.1} ms; all {polls} polls answered 200, {early} of them before it returned",
+        ms(t0 - t_call)
+    );
+    let line = |label: &str, l: &[Duration]| {
+        format!(
+            "  {label}: p50 {:>7.1} ms   p99 {:>7.1} ms   max {:>7.1} ms",
+            ms(pick(l, 0.50)),
+            ms(pick(l, 0.99)),
+            ms(pick(l, 1.0))
+        )
+    };
+    // Measured from the return, a poll answered before it counts 0: all of them, when
+    // the host wakes every poll before it answers the release call.
+    println!("{}", line("after the call returned", &latencies));
+    println!(
+        "{}   {:.0} wake-ups/s",
+        line("after the call was sent", &from_call),
+        polls as f64 / pick(&from_call, 1.0).as_secs_f64().max(1e-6)
+    );
+    println!(
+        "  Ctrip's model for {polls} waiters (not measured): <= 1 s scan + ceil({polls}/100) x 100 ms batches = {:.1} s worst case",
+        ctrip.as_secs_f64()
+    );
+    drop(conns);
+
+    if with_throughput {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (_, release_key_now) = current(&host.addr).await?;
+        let key = if release_key_now.is_empty() { release_key } else { release_key_now };
+        configs_rounds(host, &key).await?;
+    }
+    Ok(())
+}
+
+/// App, item and a first release, through the Open API with the host token.
+async fn setup(api: &ApiClient) -> Result<()> {
+    let app = json!({"app": {"appId": APP, "name": APP, "orgId": "bench", "orgName": "bench",
+        "ownerName": "admin", "ownerEmail": "admin@example.com"}, "admins": ["admin"]});
+    let _: Value = api.post(&format!("{MOUNT}/openapi/v1/apps"), Some(&app)).await.context("create app")?;
+    publish(api, "0").await?;
+    Ok(())
+}
+
+/// Sets `timeout` to `value` and releases `application`; returns the release.
+async fn publish(api: &ApiClient, value: &str) -> Result<Value> {
+    let base = format!("{MOUNT}/openapi/v1/envs/DEV/apps/{APP}/clusters/default/namespaces/{NS}");
+    let item = json!({"key": "timeout", "value": value, "dataChangeLastModifiedBy": "admin",
+        "dataChangeCreatedBy": "admin"});
+    let put = api.send(http::Method::PUT, &format!("{base}/items/timeout?createIfNotExists=true"), Some(&item)).await?;
+    ensure!(put.status.is_success(), "PUT item answered {}: {}", put.status, String::from_utf8_lossy(&put.body));
+    let body = json!({"releaseTitle": format!("bench-{value}"), "releasedBy": "admin"});
+    api.post(&format!("{base}/releases"), Some(&body)).await.context("release")
+}
+
+/// The namespace's current notification id (a poll that knows nothing answers at once)
+/// and release key (from `/configs`).
+async fn current(addr: &str) -> Result<(i64, String)> {
+    let mut conn = TcpStream::connect(addr).await?;
+    conn.write_all(get(&poll_path(-1)).as_bytes()).await?;
+    let (status, body) = read_response(&mut conn).await?;
+    ensure!(status == 200, "a poll with id -1 answered {status}: {}", String::from_utf8_lossy(&body));
+    let body: Value = serde_json::from_slice(&body)?;
+    let id = body[0]["notificationId"].as_i64().with_context(|| format!("no notificationId in {body}"))?;
+    conn.write_all(get(&format!("{MOUNT}/configs/{APP}/default/{NS}")).as_bytes()).await?;
+    let (status, body) = read_response(&mut conn).await?;
+    ensure!(status == 200, "/configs answered {status}");
+    let body: Value = serde_json::from_slice(&body)?;
+    Ok((id, body["releaseKey"].as_str().unwrap_or_default().to_string()))
+}
+
+fn poll_path(id: i64) -> String {
+    let notifications = format!(r#"[{{"namespaceName":"{NS}","notificationId":{id}}}]"#);
+    let encoded: String = notifications
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect();
+    format!("{MOUNT}/notifications/v2?appId={APP}&cluster=default&notifications={encoded}")
+}
+
+async fn status(api: &ApiClient) -> Result<Value> {
+    api.get(&format!("{MOUNT}/admin/status")).await.context("GET /admin/status")
+}
+
+/// `/configs` req/s with a matching releaseKey (304) and without (200).
+async fn configs_rounds(host: &support::ServedHost, release_key: &str) -> Result<()> {
+    let base = format!("{MOUNT}/configs/{APP}/default/{NS}?ip=127.0.0.1");
+    println!("\n/configs, {CONNECTIONS} keep-alive clients, {} s per round, rounds alternating:", ROUND.as_secs());
+    let with_key = format!("{base}&releaseKey={release_key}");
+    let rounds = [("releaseKey matches (304)", &with_key, 304), ("no releaseKey (200)", &base, 200)];
+    for (label, path, expect) in rounds.iter().cycle().take(2 * PAIRS).cloned() {
+        let (count, other) = closed_loop(&host.addr, &get(path), expect).await?;
+        println!(
+            "  {label:<26} {:>9.0} req/s   ({count} answers{})",
+            count as f64 / ROUND.as_secs_f64(),
+            if other > 0 { format!(", {other} with another status") } else { String::new() }
+        );
+    }
+    Ok(())
+}
+
+/// CONNECTIONS clients, each sending its next request as soon as the answer is in,
+/// for ROUND; returns (answers with `expect`, answers with another status).
+async fn closed_loop(addr: &str, request: &str, expect: u16) -> Result<(u64, u64)> {
+    let good = Arc::new(AtomicU64::new(0));
+    let bad = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let mut conn = TcpStream::connect(addr).await?;
+        conn.set_nodelay(true)?;
+        let (good, bad, stop, request) = (good.clone(), bad.clone(), stop.clone(), request.to_string());
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                conn.write_all(request.as_bytes()).await?;
+                let (status, _) = read_response(&mut conn).await?;
+                if status == expect { &good } else { &bad }.fetch_add(1, Ordering::Relaxed);
+            }
+            anyhow::Ok(())
+        }));
+    }
+    tokio::time::sleep(ROUND).await;
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await??;
+    }
+    Ok((good.load(Ordering::Relaxed), bad.load(Ordering::Relaxed)))
+}
+
+fn get(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n")
+}
+
+/// Reads one response; returns its status and body (Content-Length, chunked, or none
+/// for 304/204).
+async fn read_response(conn: &mut TcpStream) -> Result<(u16, Vec<u8>)> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 4096];
+    let end = loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end;
+        }
+        let n = conn.read(&mut chunk).await?;
+        ensure!(n > 0, "the host closed the connection");
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+    let status: u16 = head.split(' ').nth(1).and_then(|s| s.parse().ok()).context("no status")?;
+    let header = |name: &str| head.lines().find_map(|l| l.strip_prefix(name)).map(str::trim);
+    let mut body = buf[end + 4..].to_vec();
+    if let Some(length) = header("content-length:") {
+        let length: usize = length.parse().context("bad content-length")?;
+        while body.len() < length {
+            let n = conn.read(&mut chunk).await?;
+            ensure!(n > 0, "the host closed the connection mid-body");
+            body.extend_from_slice(&chunk[..n]);
+        }
+        body.truncate(length);
+    } else if header("transfer-encoding:") == Some("chunked") {
+        while !body.ends_with(b"0\r\n\r\n") {
+            let n = conn.read(&mut chunk).await?;
+            ensure!(n > 0, "the host closed the connection mid-body");
+            body.extend_from_slice(&chunk[..n]);
+        }
+        body = dechunk(&body)?;
+    } else if !(status == 304 || status == 204) {
+        bail!("a {status} answer with neither Content-Length nor chunked encoding");
+    }
+    Ok((status, body))
+}
+
+fn dechunk(mut raw: &[u8]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line = raw.windows(2).position(|w| w == b"\r\n").context("bad chunk")?;
+        let size = usize::from_str_radix(String::from_utf8_lossy(&raw[..line]).trim(), 16)?;
+        raw = &raw[line + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        out.extend_from_slice(&raw[..size]);
+        raw = &raw[size + 2..];
+    }
+}
+
+/// RSS and threads once RSS has stopped moving (allocators settle after a burst).
+async fn settle(host: &support::ServedHost) -> Result<Sample> {
+    let mut last = sample(host)?;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = sample(host)?;
+        if now.rss.abs_diff(last.rss) < 64 * 1024 {
+            return Ok(now);
+        }
+        last = now;
+    }
+    Ok(last)
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    rss: u64,
+    threads: u64,
+}
+
+/// RSS and thread count of the host child, from `/proc/<pid>/status`.
+fn sample(host: &support::ServedHost) -> Result<Sample> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", host.pid()))?;
+    let field = |name: &str| -> Result<u64> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .with_context(|| format!("no {name} in /proc/pid/status"))
+    };
+    Ok(Sample { rss: field("VmRSS:")? * 1024, threads: field("Threads:")? })
+}
