@@ -167,8 +167,9 @@ pub async fn get_released(
         let why = answer_error(response.status, &response.body).message;
         return Err(CliError::failed(format!("{what} has no release: {why}")));
     } else if response.status == http::StatusCode::UNAUTHORIZED {
-        // The app's enabled access keys refuse unsigned reads, and the secrets are not
-        // the CLI's to know: the operator reads the latest release instead.
+        // The app's enabled access keys refuse unsigned reads by anyone but the host's
+        // operators (a consumer token over --addr is not one), and the secrets are not
+        // the CLI's to know: the latest release is read through the Open API instead.
         if ip.is_some() || label.is_some() {
             return Err(CliError::failed(format!(
                 "app {app} has access keys, so /configs refuses unsigned reads: --ip/--label cannot be shown ({})",
