@@ -34,6 +34,8 @@ pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_connections: usize,
+    /// At shutdown, the longest wait for requests in flight.
+    pub drain_timeout: Duration,
 }
 
 impl ConnectionLimits {
@@ -42,6 +44,7 @@ impl ConnectionLimits {
             header_read_timeout: Duration::from_secs(server.header_read_timeout_secs.max(1)),
             idle_timeout: Duration::from_secs(server.keepalive_timeout_secs.max(1)),
             max_connections: server.max_connections.max(1),
+            drain_timeout: Duration::from_secs(server.shutdown_drain_secs),
         }
     }
 }
@@ -103,6 +106,8 @@ pub async fn serve_listener<L, F>(
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     let connections = TaskTracker::new();
+    // Cancelled when the drain at shutdown is over: what still runs is cut.
+    let drain_over = CancellationToken::new();
     let mut warned_full = None::<Instant>;
     loop {
         let permit = tokio::select! {
@@ -148,6 +153,7 @@ pub async fn serve_listener<L, F>(
         let builder = Arc::clone(&builder);
         let connection = graceful.watch(builder.serve_connection_with_upgrades(io, service).into_owned());
         let idle_timeout = limits.idle_timeout;
+        let drain_over = drain_over.clone();
         connections.spawn(async move {
             tokio::select! {
                 result = connection => {
@@ -156,13 +162,21 @@ pub async fn serve_listener<L, F>(
                     }
                 }
                 () = activity.idle_for(idle_timeout) => tracing::debug!("idle connection closed"),
+                () = drain_over.cancelled() => tracing::debug!("connection closed at the end of the shutdown drain"),
             }
             drop(permit);
         });
     }
-    // Stop accepting, then let the connections finish their in-flight requests.
+    // Stop accepting, then let the connections finish their in-flight requests, for
+    // as long as the drain allows.
     drop(listener);
-    graceful.shutdown().await;
+    if tokio::time::timeout(limits.drain_timeout, graceful.shutdown()).await.is_err() {
+        tracing::warn!(
+            secs = limits.drain_timeout.as_secs(),
+            "requests still in flight after server.shutdown_drain_secs: closing their connections"
+        );
+        drain_over.cancel();
+    }
     connections.close();
     connections.wait().await;
 }

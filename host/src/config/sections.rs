@@ -112,6 +112,10 @@ pub struct ServerConfig {
     pub keepalive_timeout_secs: u64,
     /// Ours: connections open at once on each listener; more wait in the backlog.
     pub max_connections: usize,
+    /// Ours: at shutdown, how long requests in flight may finish before their
+    /// connections are closed (a held long poll or a followed log would otherwise keep
+    /// the host up for as long as its client likes).
+    pub shutdown_drain_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -125,6 +129,7 @@ impl Default for ServerConfig {
             header_read_timeout_secs: 60,
             keepalive_timeout_secs: 75,
             max_connections: 4096,
+            shutdown_drain_secs: 10,
         }
     }
 }

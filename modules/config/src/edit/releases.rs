@@ -141,10 +141,21 @@ pub fn rollback(state: &State, actor: &str, id: u64) -> Result<Plan<Release>, Mo
     }
     let mut abandoned = (**release).clone();
     abandoned.abandoned = true;
-    let writes = vec![
+    let mut writes = vec![
         state.put(model::release_key(id), &abandoned),
         message_write(&abandoned.ns, abandoned.branch_of.as_deref()),
     ];
+    // Rolling a master release back re-publishes its gray branch over the release
+    // rolled back to (Ctrip's rollbackChildNamespace): gray clients must not keep
+    // master values everyone else has lost.
+    if abandoned.branch_of.is_none() {
+        let previous = state.active_ids(&abandoned.ns).into_iter().rev().find(|active| *active != id);
+        if let Some(master) = previous.and_then(|p| state.releases.get(&p)) {
+            let mut ids = Ids::new(state);
+            writes.extend(rebase_branch(state, &mut ids, actor, &abandoned.ns, &master.configurations));
+            writes.extend(ids.write());
+        }
+    }
     let target = abandoned.ns.to_string();
     Ok(Plan::new(writes, abandoned).audited(actor, "rollback", target, format!("release {id}")))
 }
