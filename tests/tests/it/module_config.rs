@@ -1856,8 +1856,8 @@ async fn a_gray_rule_on_a_public_namespace_matches_the_consuming_app() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parked_polls_do_not_hold_up_the_hosts_shutdown() {
     // Stopping a host (SIGTERM, a deploy) must not wait out every client's 60 s hold:
-    // Ctrip clients simply poll again, elsewhere.
-    let d = deployment(json!({"long_poll_timeout_secs": 60}));
+    // Ctrip clients simply poll again, elsewhere. (A 2 s drain keeps the test short.)
+    let d = deployment_with(json!({"long_poll_timeout_secs": 60}), json!({"server": {"shutdown_drain_secs": 2}}));
     let (host, admin) = start(&d).await;
     let addr = host.host.http_addr;
     published_app(&admin, "stop-app", &[("k", "v")]).await;
