@@ -1250,11 +1250,15 @@ async fn a_rollback_pushes_the_previous_release_and_a_master_release_rebases_the
     let served = admin.get("/configs/roll-app/default/application?ip=10.3.3.3").await.json();
     assert_eq!(served["configurations"], json!({"a": "3", "b": "gray"}), "the branch over the new master");
 
-    // Rolling the third release back pushes the second again.
+    // Rolling the third release back pushes the second again, to gray clients too.
     let rollback = |id: &Value| format!("/openapi/v1/envs/{ENV}/releases/{id}/rollback?operator=apollo");
     admin.ok("PUT", &rollback(&third["id"]), None).await;
-    let change = plain.wait_for("the rollback", |e| is(e, "change")).await;
-    assert_eq!((&change["key"], &change["oldValue"], &change["newValue"]), (&json!("a"), &json!("3"), &json!("2")));
+    for client in [&mut plain, &mut gray] {
+        let change = client.wait_for("the rollback", |e| is(e, "change")).await;
+        assert_eq!((&change["key"], &change["oldValue"], &change["newValue"]), (&json!("a"), &json!("3"), &json!("2")));
+    }
+    let served = admin.get("/configs/roll-app/default/application?ip=10.3.3.3").await.json();
+    assert_eq!(served["configurations"], json!({"a": "2", "b": "gray"}), "the branch over the rolled-back master");
     let latest =
         admin.ok("GET", &format!("{}/releases/latest", ns_path("roll-app", "default", "application")), None).await;
     assert_eq!(latest["id"], second["id"], "{latest}");
