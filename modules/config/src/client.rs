@@ -92,7 +92,8 @@ struct Watched {
 }
 
 impl ConfigCenter {
-    /// The request's path as the mount sees it, for error bodies.
+    /// The target below the mount point, as received: what a client signs when it signs
+    /// relative to its base URL (the module's own listener has no mount prefix).
     fn mount_relative<'a>(&self, req: &'a Request) -> &'a str {
         req.raw_target.strip_prefix(&self.mount_prefix).filter(|rest| rest.starts_with('/')).unwrap_or(&req.raw_target)
     }
