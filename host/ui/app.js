@@ -80,7 +80,9 @@
 
   function toast(message, bad) {
     const t = h('div.toast', { class: bad ? 'bad' : '', role: bad ? 'alert' : undefined, text: message });
-    $('#toasts').append(t);
+    const box = $('#toasts');
+    box.append(t);
+    while (box.children.length > 3) box.firstChild.remove();
     setTimeout(() => t.remove(), bad ? 8000 : 4000);
   }
 
@@ -376,6 +378,9 @@
     const pages = { overview, services, service, modules, alarms, config };
     const render = pages[page] || notFound;
     state.page = render(main, rest) || null;
+    // A page change moves keyboard and screen-reader focus to the new content.
+    if (route.rendered) main.focus({ preventScroll: true });
+    route.rendered = true;
     document.title = `${page.charAt(0).toUpperCase()}${page.slice(1)} · Apollo`;
   }
 
@@ -503,17 +508,21 @@
     const stop = h('button.danger', { type: 'button', 'data-key': `stop-${name}`, 'aria-label': `Stop ${name}`, text: 'Stop', disabled: st === 'stopped' });
     const restart = h('button', { type: 'button', 'data-key': `restart-${name}`, 'aria-label': `Restart ${name}`, text: 'Restart' });
     const action = (verb, button, danger) => async () => {
-      const ok = await ask({ title: `${verb} ${name}?`, message: verb === 'Stop'
-        ? `${name} and the services that depend on it will be stopped, and stay stopped until started.`
-        : `${verb} ${name} now.`, ok: verb, danger });
+      const messages = {
+        Stop: `${name} and the services that depend on it will be stopped, and stay stopped until started.`,
+        Kill: `${name} is killed at once (its force_kill script, or SIGKILL to its process group), without a clean stop.`,
+      };
+      const ok = await ask({ title: `${verb} ${name}?`, message: messages[verb] || `${verb} ${name} now.`, ok: verb, danger });
       if (!ok) return;
       await act(button, `${verb} ${name}`, () => api('POST', `/api/apps/${enc(name)}/${verb.toLowerCase()}`));
       refreshSoon(['services']);
     };
+    const kill = h('button.danger', { type: 'button', 'data-key': `kill-${name}`, 'aria-label': `Kill ${name}`, text: 'Kill', disabled: st === 'stopped' });
     start.addEventListener('click', action('Start', start, false));
     stop.addEventListener('click', action('Stop', stop, true));
     restart.addEventListener('click', action('Restart', restart, false));
-    return h('div.actions', {}, start, stop, restart);
+    kill.addEventListener('click', action('Kill', kill, true));
+    return h('div.actions', {}, start, stop, restart, kill);
   }
 
   function uptimeOf(st) {
@@ -530,7 +539,11 @@
     function live() {
       if (failure) { body.replaceChildren(errorBox(failure)); return; }
       if (!loaded) return;
-      if (state.services.size === 0) { body.replaceChildren(empty('No services registered. Put a model file in the models folder; it appears here at once.')); return; }
+      const problemsCard = problems.length === 0 ? null : h('section.card', { 'aria-labelledby': 'model-problems' },
+        h('h2', { id: 'model-problems', text: `Model problems (${problems.length})` }),
+        h('p.muted', { text: 'These model files did not load; the others did.' }),
+        h('ul', {}, problems.map((p) => h('li', {}, h('code', { text: p.file || '' }), ` — ${p.message || p.error || JSON.stringify(p)}`))));
+      if (state.services.size === 0) { body.replaceChildren(h('div', {}, empty('No services registered. Put a model file in the models folder; it appears here at once.'), problemsCard)); return; }
       const rows = [...state.services.values()].sort((a, b) => a.name.localeCompare(b.name)).map((s) => {
         const st = state.statuses.get(s.name);
         const rss = st ? st.instances.reduce((sum, i) => sum + (i.rss_bytes || 0), 0) : null;
@@ -547,15 +560,17 @@
           td('Uptime', uptimeOf(st), 'num'),
           td('Actions', controls(s.name, s.state)));
       });
-      body.replaceChildren(h('div.table-wrap', {}, h('table.stack', { id: 'services-table' },
+      body.replaceChildren(h('div', {}, h('div.table-wrap', {}, h('table.stack', { id: 'services-table' },
         h('caption.muted', { text: 'States change live; CPU and memory refresh every 5 s.' }),
         h('thead', {}, h('tr', {}, ['Name', 'State', 'Mode', 'Ports', 'CPU', 'RSS', 'Restarts', 'Uptime', 'Actions'].map((t) => h('th', { scope: 'col', text: t })))),
-        h('tbody', {}, rows))));
+        h('tbody', {}, rows))), problemsCard));
     }
-    const load = () => loadServices().then(loadStatuses).then(() => { loaded = true; failure = null; update(); })
+    let problems = [];
+    const loadProblems = () => api('GET', '/api/models/problems').then((p) => { problems = Array.isArray(p) ? p : (p.problems || []); }).catch(() => {});
+    const load = () => Promise.all([loadServices().then(loadStatuses), loadProblems()]).then(() => { loaded = true; failure = null; update(); })
       .catch((e) => { failure = e; update(); });
     load();
-    pageTimer = setInterval(() => loadStatuses().then(update).catch(() => {}), 5000);
+    pageTimer = setInterval(() => Promise.all([loadStatuses(), loadProblems()]).then(update).catch(() => {}), 5000);
     return { live };
   }
 

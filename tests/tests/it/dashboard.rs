@@ -252,6 +252,8 @@ impl Browser {
 
     /// Screenshots of the current page at both widths, as `NAME-1280.png`/`NAME-390.png`.
     async fn shoot(&self, dir: &Path, name: &str) {
+        // The notifications of earlier steps would cover the page.
+        self.client.execute("document.getElementById('toasts').replaceChildren()", vec![]).await.unwrap();
         for (width, height) in [(1280, 900), (390, 844)] {
             self.client.set_window_size(width, height).await.unwrap();
             tokio::time::sleep(Duration::from_millis(400)).await;
@@ -313,6 +315,7 @@ async fn dashboard_in_chromium() {
     crashy["run_data"]["command"] = json!(["/bin/sh", "-c", "exit 3"]);
     crashy["supervise"] = json!({"backoff_initial_ms": 50, "min_uptime_ms": 5000, "max_restarts": 2});
     d.write_model("crashy.pig", &crashy);
+    d.write_model_text("broken.pig", "{\"name\": \"broken\",");
 
     let host = d.start().await;
     let api = host.uds();
@@ -365,6 +368,10 @@ async fn dashboard_in_chromium() {
     b.go(&base, "#/services").await;
     let web_state = "tr[data-service='web'] td.state";
     b.wait_text(web_state, "web running", |t| t == "running").await;
+    b.wait_text("#main", "the model problem, where it is", |t| {
+        t.contains("Model problems (1)") && t.contains("broken.pig")
+    })
+    .await;
     b.shoot(&shots, "services").await;
     b.click("[data-key='stop-web']").await;
     b.confirm().await;
@@ -397,6 +404,16 @@ async fn dashboard_in_chromium() {
     b.go(&base, "#/modules").await;
     b.wait_text("#modules-table", "module config listed", |t| t.contains("config") && t.contains("loaded")).await;
     b.shoot(&shots, "modules").await;
+    if optional_module("module-sys").is_some() {
+        // Disable (confirmed) and enable again, the table following the module events.
+        b.click("[data-key='disable-sys']").await;
+        b.confirm().await;
+        b.click("[data-key='enable-sys']").await;
+        b.confirm().await;
+        b.wait_text("#modules-table", "sys loaded again", |t| t.contains("sys")).await;
+        let modules: Value = api.get("/api/modules").await.unwrap();
+        assert!(modules["modules"].as_array().unwrap().iter().any(|m| m["name"] == "sys"), "{modules}");
+    }
 
     // Alarms: crashy exhausts its restarts; acknowledge its alarm in the page.
     let _ = api.send(Method::POST, "/api/apps/crashy/start", None).await.unwrap();
@@ -442,6 +459,39 @@ async fn dashboard_in_chromium() {
     let released: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(released["configurations"]["greeting"], "hello-from-the-ui", "{released}");
     b.shoot(&shots, "config-released").await;
+
+    // A second release, rolled back from the history: clients get the first again.
+    b.click("tr[data-item='greeting'] button").await;
+    b.type_into("#item-value", "second-value").await;
+    b.click("#item-save").await;
+    b.wait_text("#changes", "the modification", |t| t.contains("~ greeting: hello-from-the-ui → second-value")).await;
+    b.click("#release").await;
+    b.confirm().await;
+    let client_value = || async {
+        let (_, _, body) = raw(
+            &host.host.http_addr.to_string(),
+            "GET",
+            "/api/module/config/configs/shop/default/application",
+            &[],
+            "",
+        )
+        .await;
+        let got: Value = serde_json::from_str(&body).unwrap_or_default();
+        got["configurations"]["greeting"].as_str().unwrap_or_default().to_string()
+    };
+    common::eventually("the second release served", Duration::from_secs(10), || async {
+        (client_value().await == "second-value").then_some(())
+    })
+    .await;
+    b.wait_text("#history-table", "two releases", |t| t.lines().filter(|l| l.contains("release ")).count() >= 2).await;
+    b.click("#history-table button").await;
+    b.confirm().await;
+    common::eventually("the rollback served", Duration::from_secs(10), || async {
+        (client_value().await == "hello-from-the-ui").then_some(())
+    })
+    .await;
+    b.wait_text("#history-table", "the abandoned release", |t| t.contains("abandoned")).await;
+    b.shoot(&shots, "config-history").await;
 
     // A JSON namespace refuses content that does not parse, and the page says where.
     b.go(&base, "#/config/shop").await;
