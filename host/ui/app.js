@@ -978,6 +978,13 @@
   // ---------------------------------------------------------------- boot
 
   window.addEventListener('hashchange', route);
+  // Anything the content security policy blocks is a bug of this page: count it where
+  // the end-to-end test (and a developer's console) can see it.
+  document.addEventListener('securitypolicyviolation', (e) => {
+    const root = document.documentElement;
+    root.dataset.cspViolations = String(Number(root.dataset.cspViolations || 0) + 1);
+    console.error(`CSP blocked ${e.blockedURI || 'inline code'} (${e.violatedDirective})`);
+  });
   document.addEventListener('DOMContentLoaded', () => {
     $('#login-form').addEventListener('submit', onLogin);
     $('#logout').addEventListener('click', logout);

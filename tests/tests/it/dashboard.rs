@@ -216,9 +216,9 @@ impl Browser {
         }
     }
 
-    /// Waits until the text of `css` satisfies `pred` (15 s).
+    /// Waits until the text of `css` satisfies `pred` (30 s: the suite shares two cores).
     async fn wait_text(&self, css: &str, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let text = self.text(css).await;
             if pred(&text) {
@@ -230,7 +230,7 @@ impl Browser {
     }
 
     async fn click(&self, css: &str) {
-        let el = self.client.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css(css)).await;
+        let el = self.client.wait().at_most(Duration::from_secs(30)).for_element(Locator::Css(css)).await;
         el.unwrap_or_else(|e| panic!("no {css}: {e}")).click().await.unwrap_or_else(|e| panic!("click {css}: {e}"));
     }
 
@@ -502,6 +502,11 @@ async fn dashboard_in_chromium() {
     let error = b.wait_text("#item-error", "the format error", |t| !t.is_empty()).await;
     assert!(error.to_lowercase().contains("line"), "{error}");
     b.shoot(&shots, "config-format-error").await;
+
+    // Nothing the page did was blocked by its own content security policy.
+    let violations =
+        b.client.execute("return document.documentElement.dataset.cspViolations || '0'", vec![]).await.unwrap();
+    assert_eq!(violations, json!("0"), "CSP violations on the dashboard");
 
     // The session ends (its token revoked elsewhere): the next call lands on login.
     let (status, _, _) = raw(
