@@ -553,3 +553,17 @@ async fn dashboard_in_chromium() {
     host.shutdown().await;
     eprintln!("dashboard screenshots (1280 px and 390 px): {}", shots.display());
 }
+
+#[tokio::test]
+async fn an_expired_cookie_session_is_refused() {
+    let d = Deployment::with(json!({"auth": {"token_ttl_secs": 1}}));
+    let host = d.start().await;
+    let addr = host.host.http_addr.to_string();
+    let cookie = cookie_login(&addr).await;
+    let (status, _, _) = raw(&addr, "GET", "/api/auth/whoami", &[("Cookie", &cookie)], "").await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (status, _, body) = raw(&addr, "GET", "/api/auth/whoami", &[("Cookie", &cookie)], "").await;
+    assert_eq!(status, 401, "{body}");
+    host.shutdown().await;
+}
