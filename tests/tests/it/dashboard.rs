@@ -11,6 +11,7 @@
 
 use crate::common;
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -162,8 +163,11 @@ struct Browser {
 impl Browser {
     async fn start() -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        // Its own process group, which chromium joins: one signal ends both, even when
+        // the test fails half-way (Drop).
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -202,10 +206,9 @@ impl Browser {
         Self { client, driver, _profile: profile }
     }
 
-    async fn close(mut self) {
+    async fn close(self) {
         let _ = self.client.clone().close().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        // Drop ends chromedriver and whatever is left of chromium.
     }
 
     /// The text of the first element matching `css`, or empty.
@@ -262,6 +265,14 @@ impl Browser {
         }
         self.client.set_window_size(1280, 900).await.unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let group = nix::unistd::Pid::from_raw(self.driver.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.driver.wait();
     }
 }
 
@@ -521,8 +532,8 @@ async fn dashboard_in_chromium() {
     b.go(&base, "#/alarms").await;
     b.wait_text("#login-error", "the login form again", |t| t.contains("session has ended")).await;
     // In again, then out through the button: the cookie is gone and its token revoked.
-    b.type_into("#login-password", ADMIN_PASSWORD).await;
-    b.click("#login-submit").await;
+    // This time by keyboard: the password and Enter.
+    b.type_into("#login-password", &format!("{ADMIN_PASSWORD}\u{E007}")).await;
     b.wait_text("#whoami", "signed in again", |t| t == "admin").await;
     let token = b
         .client
