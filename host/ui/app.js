@@ -335,6 +335,9 @@
       if (state.page && state.page.onAlarm) state.page.onAlarm();
     } else if (ev.kind === 'module_load') {
       refreshSoon(['modules']);
+    } else if (ev.kind === 'task_run') {
+      if (state.page && state.page.onTask) state.page.onTask();
+      update();
     } else if (ev.kind === 'lagged') {
       refreshAll();
     } else {
@@ -375,7 +378,7 @@
     }
     const main = $('#main');
     main.replaceChildren();
-    const pages = { overview, services, service, modules, alarms, config };
+    const pages = { overview, services, service, modules, alarms, tasks, audit, config };
     const render = pages[page] || notFound;
     state.page = render(main, rest) || null;
     // A page change moves keyboard and screen-reader focus to the new content.
@@ -740,6 +743,81 @@
     }
     load();
     return { live, onAlarm: load };
+  }
+
+  // ---- tasks
+
+  function tasks(main) {
+    main.append(h('h1', { text: 'Tasks' }));
+    const body = h('div', {}, loadingBox('Loading tasks…'));
+    main.append(body);
+    let list = null;
+    let failure = null;
+    async function load() {
+      try { list = await api('GET', '/api/tasks'); failure = null; } catch (e) { failure = e; }
+      update();
+    }
+    function live() {
+      if (failure) { body.replaceChildren(errorBox(failure)); return; }
+      if (!list) return;
+      if (list.length === 0) { body.replaceChildren(empty('No scheduled tasks.')); return; }
+      const rows = list.map((t) => {
+        const run = h('button', { type: 'button', 'data-key': `run-${t.id}`, text: 'Run now', 'aria-label': `Run ${t.name} now`, disabled: t.running });
+        run.addEventListener('click', async () => { await act(run, `${t.name} started`, () => api('POST', `/api/tasks/${enc(t.id)}/run`)); load(); });
+        const verb = t.paused ? 'resume' : 'pause';
+        const toggle = h('button', { type: 'button', 'data-key': `${verb}-${t.id}`, text: t.paused ? 'Resume' : 'Pause', 'aria-label': `${t.paused ? 'Resume' : 'Pause'} ${t.name}` });
+        toggle.addEventListener('click', async () => { await act(toggle, `${t.name} ${verb}d`, () => api('POST', `/api/tasks/${enc(t.id)}/${verb}`)); load(); });
+        const stateText = t.running ? 'running' : (t.paused ? 'paused' : 'scheduled');
+        const td = (label, content, cls) => h('td', { 'data-label': label, class: cls }, content);
+        return h('tr', { 'data-task': t.id },
+          td('Task', h('span', {}, h('b', { text: t.name }), h('br'), h('span.muted', { text: t.description }))),
+          td('Schedule', h('code', { text: t.schedule || '–' })),
+          td('State', badge(stateText, t.running ? 'starting' : (t.paused ? 'stopped' : 'info'))),
+          td('Next run', t.next_run ? when(Date.parse(t.next_run)) : '–', 'num'),
+          td('Last run', t.last_run ? when(Date.parse(t.last_run)) : '–', 'num'),
+          td('Result', t.last_result ? h('span', {}, badge(t.last_result, t.last_result === 'ok' ? 'ok' : 'error'), ' ', t.last_message || '') : '–'),
+          td('Duration', t.last_duration_ms === null || t.last_duration_ms === undefined ? '–' : `${t.last_duration_ms} ms`, 'num'),
+          td('Actions', h('div.actions', {}, run, toggle)));
+      });
+      body.replaceChildren(h('div.table-wrap', {}, h('table.stack', { id: 'tasks-table' },
+        h('thead', {}, h('tr', {}, ['Task', 'Schedule', 'State', 'Next run', 'Last run', 'Result', 'Duration', 'Actions'].map((t) => h('th', { scope: 'col', text: t })))),
+        h('tbody', {}, rows))));
+    }
+    load();
+    pageTimer = setInterval(load, 10000);
+    return { live, onTask: load };
+  }
+
+  // ---- audit
+
+  function audit(main) {
+    main.append(h('h1', { text: 'Audit log' }), h('p.muted', { text: 'Every change made through the API, newest first (request bodies are never recorded).' }));
+    const body = h('div', {}, loadingBox('Loading the audit log…'));
+    main.append(body);
+    let list = null;
+    let failure = null;
+    async function load() {
+      try { list = await api('GET', '/api/audit?limit=200'); failure = null; } catch (e) { failure = e; }
+      update();
+    }
+    function live() {
+      if (failure) { body.replaceChildren(errorBox(failure)); return; }
+      if (!list) return;
+      if (list.length === 0) { body.replaceChildren(empty('Nothing has been changed through the API yet.')); return; }
+      const td = (label, content, cls) => h('td', { 'data-label': label, class: cls }, content);
+      body.replaceChildren(h('div.table-wrap', {}, h('table.stack', { id: 'audit-table' },
+        h('thead', {}, h('tr', {}, ['When', 'Who', 'From', 'Request', 'Status', 'Detail'].map((t) => h('th', { scope: 'col', text: t })))),
+        h('tbody', {}, list.map((a) => h('tr', {},
+          td('When', when(a.at_ms), 'num'),
+          td('Who', a.actor),
+          td('From', a.remote),
+          td('Request', h('code', { text: `${a.method} ${a.path}` })),
+          td('Status', badge(String(a.status), a.status < 400 ? 'ok' : 'error')),
+          td('Detail', a.detail || a.result || '')))))));
+    }
+    load();
+    pageTimer = setInterval(load, 5000);
+    return { live };
   }
 
   // ---- config center (module-config)

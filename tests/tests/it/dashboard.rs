@@ -163,10 +163,13 @@ struct Browser {
 impl Browser {
     async fn start() -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let profile = tempfile::tempdir().unwrap();
+        let log = profile.path().join("chromedriver.log");
         // Its own process group, which chromium joins: one signal ends both, even when
         // the test fails half-way (Drop).
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .arg(format!("--log-path={}", log.display()))
             .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -178,7 +181,6 @@ impl Browser {
             assert!(Instant::now() < deadline, "chromedriver did not listen on {port}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let profile = tempfile::tempdir().unwrap();
         let args = [
             "--headless",
             "--no-sandbox",
@@ -193,7 +195,7 @@ impl Browser {
         ]
         .iter()
         .map(|a| a.to_string())
-        .chain([format!("--user-data-dir={}", profile.path().display())])
+        .chain([format!("--user-data-dir={}", profile.path().join("profile").display())])
         .collect::<Vec<_>>();
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), json!("chrome"));
@@ -201,8 +203,19 @@ impl Browser {
         let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(caps)
             .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-            .expect("a chromium session");
+            .await;
+        let client = match client {
+            Ok(client) => client,
+            Err(e) => {
+                let log = std::fs::read_to_string(&log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(driver.id() as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                panic!("no chromium session: {e}\nchromedriver log (end):\n{}", tail.join("\n"));
+            }
+        };
         Self { client, driver, _profile: profile }
     }
 
@@ -442,6 +455,28 @@ async fn dashboard_in_chromium() {
     .await;
     b.client.find(Locator::Css("#alarm-filter")).await.unwrap().select_by_value("acked").await.unwrap();
     b.wait_text(&format!("tr[data-alarm='{id}'] td.state"), "the acked alarm", |t| t == "acked").await;
+
+    // Tasks: the scheduler's tasks, run one now from the page.
+    b.go(&base, "#/tasks").await;
+    let tasks: Value = api.get("/api/tasks").await.unwrap();
+    if let Some(task) = tasks.as_array().unwrap().iter().find(|t| t["running"] == false) {
+        let id = task["id"].as_str().unwrap();
+        b.click(&format!("[data-key='run-{id}']")).await;
+        common::eventually("the task run from the page", Duration::from_secs(20), || async {
+            let history: Value = api.get(&format!("/api/tasks/{id}/history")).await.ok()?;
+            (!history.as_array()?.is_empty()).then_some(())
+        })
+        .await;
+    } else {
+        b.wait_text("#main", "no tasks", |t| t.contains("No scheduled tasks")).await;
+    }
+    b.shoot(&shots, "tasks").await;
+
+    // Audit: what the page did is in the audit log, by the admin.
+    b.go(&base, "#/audit").await;
+    let audit = b.wait_text("#audit-table", "the page's own actions", |t| t.contains("POST /api/apps/web/stop")).await;
+    assert!(audit.lines().any(|l| l.contains("admin")), "{audit}");
+    b.shoot(&shots, "audit").await;
 
     // Config: edit an item, see the diff, release, see a client get it.
     b.go(&base, "#/config").await;
