@@ -161,7 +161,19 @@ struct Browser {
 }
 
 impl Browser {
+    /// A session, with one retry: a chromium that exits while starting (seen once on a
+    /// loaded machine) gets a second chance with a fresh profile; its log is printed.
     async fn start() -> Self {
+        match Self::try_start().await {
+            Ok(browser) => browser,
+            Err(first) => {
+                eprintln!("chromium did not start, retrying once: {first}");
+                Self::try_start().await.unwrap_or_else(|second| panic!("no chromium session: {second}"))
+            }
+        }
+    }
+
+    async fn try_start() -> Result<Self, String> {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let profile = tempfile::tempdir().unwrap();
         let log = profile.path().join("chromedriver.log");
@@ -213,10 +225,12 @@ impl Browser {
                     nix::unistd::Pid::from_raw(driver.id() as i32),
                     nix::sys::signal::Signal::SIGKILL,
                 );
-                panic!("no chromium session: {e}\nchromedriver log (end):\n{}", tail.join("\n"));
+                let mut driver = driver;
+                let _ = driver.wait();
+                return Err(format!("{e}\nchromedriver log (end):\n{}", tail.join("\n")));
             }
         };
-        Self { client, driver, _profile: profile }
+        Ok(Self { client, driver, _profile: profile })
     }
 
     async fn close(self) {
