@@ -183,6 +183,8 @@ impl Browser {
             .arg(format!("--port={port}"))
             .arg(format!("--log-path={}", log.display()))
             .process_group(0)
+            // Chromium's scratch folders go with the profile, removed after the test.
+            .env("TMPDIR", profile.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
