@@ -50,7 +50,8 @@ lint:
 # Real components the integration tests talk to (a local dockerd and its image,
 # influxd's package, the nx-27017 MongoDB-wire server in a venv, tmux for the terminal
 # dashboard, Prometheus for the /metrics test, the real Ctrip Apollo clients npm
-# ctrip-apollo and PyPI apollo-client-python for the module-config tests);
+# ctrip-apollo and PyPI apollo-client-python for the module-config tests, Debian's
+# chromium and chromedriver for the dashboard tests);
 # idempotent, so a warm machine pays only a ping.
 test-deps:
 	./.ci/docker-up.sh
@@ -59,6 +60,7 @@ test-deps:
 	./.ci/tmux-up.sh
 	./.ci/prometheus-up.sh
 	./.ci/config-clients-up.sh
+	./.ci/browser-up.sh
 
 # `cargo test` builds test harnesses, not the artifacts the integration tests load
 # (module .so files, fixture modules, demo-http, the apollo binary beside them): build

@@ -2,9 +2,28 @@
 //! trust over the unix socket (mode 0600, so only its owner can connect). Public paths are
 //! listed here and nowhere else; beyond them, only module routes a module declares
 //! public (it authenticates them itself) pass without a token.
+//!
+//! The dashboard (`/ui/`) holds the same token in the `apollo_session` cookie
+//! (`HttpOnly; SameSite=Strict; Path=/`, set by `POST /api/auth/login` when asked with
+//! `X-Apollo-Session: cookie`), accepted here when no `Authorization` header is sent.
+//! A cookie is sent by the browser on its own, so a cookie-authenticated request must
+//! also prove it was made by our page (cross-site request forgery), in three layers:
+//! - `SameSite=Strict`: the browser attaches the cookie only to requests started by a
+//!   page of this same site, never to a form, link or fetch from another site;
+//! - for every mutating method (not GET/HEAD/OPTIONS), the custom header
+//!   `X-Requested-With: apollo-ui`: a page of another origin cannot set a custom header
+//!   on a cross-origin request without a CORS preflight, which this host never
+//!   answers, so a forged form post or `fetch(..., {mode: "no-cors"})` lacks it;
+//! - and, whenever the browser sends an `Origin` header (always for a websocket
+//!   handshake, which the custom header cannot cover, and for a cross-origin fetch), it
+//!   must name this host (`Host`): that closes cross-site websocket hijacking of
+//!   `/api/events` and same-site-but-other-port pages (cookies ignore ports).
+//!
+//! A refused cookie request is answered 403 and the token is left alone. Bearer tokens
+//! are not ambient credentials, so none of this applies to them.
 
 use axum::extract::{Request, State};
-use axum::http::header;
+use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -35,6 +54,87 @@ pub struct Principal {
 /// The actor name recorded for unix-socket callers.
 pub const UNIX_SOCKET_ACTOR: &str = "unix-socket";
 
+/// The dashboard's session cookie: the login token itself, never readable by scripts.
+pub const SESSION_COOKIE: &str = "apollo_session";
+
+/// The header (and value) the dashboard sends with every request; required of
+/// cookie-authenticated mutations (see the module doc).
+pub const UI_REQUEST_HEADER: &str = "x-requested-with";
+pub const UI_REQUEST_VALUE: &str = "apollo-ui";
+
+/// Where a request's token came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    Bearer(String),
+    Cookie(String),
+}
+
+impl Credential {
+    pub fn token(&self) -> &str {
+        match self {
+            Self::Bearer(t) | Self::Cookie(t) => t,
+        }
+    }
+}
+
+/// The bearer token if there is an `Authorization` header, else the session cookie.
+pub fn credential_of(headers: &HeaderMap) -> Option<Credential> {
+    if let Some(token) = bearer_token_of(headers) {
+        return Some(Credential::Bearer(token));
+    }
+    session_cookie_of(headers).map(Credential::Cookie)
+}
+
+/// The value of the `apollo_session` cookie, if any.
+pub fn session_cookie_of(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// `Some(reason)` when a cookie-authenticated request may be forged (see the module doc).
+pub fn cookie_request_refusal(method: &Method, headers: &HeaderMap) -> Option<&'static str> {
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+        let origin_host = origin
+            .to_str()
+            .ok()
+            .and_then(|o| o.strip_prefix("http://").or_else(|| o.strip_prefix("https://")))
+            .unwrap_or_default();
+        if host.is_empty() || !origin_host.eq_ignore_ascii_case(host) {
+            return Some("cross-origin request with the session cookie refused");
+        }
+    }
+    let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let marked = headers.get(UI_REQUEST_HEADER).is_some_and(|v| v.as_bytes() == UI_REQUEST_VALUE.as_bytes());
+    if !safe && !marked {
+        return Some("a change with the session cookie needs the header X-Requested-With: apollo-ui");
+    }
+    None
+}
+
+/// The user behind a request's credential, or the response refusing it. A cookie
+/// that fails the forgery checks is refused before its token is even looked up.
+async fn authenticate(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    credential: &Credential,
+) -> Result<String, Response> {
+    if let Credential::Cookie(_) = credential
+        && let Some(reason) = cookie_request_refusal(method, headers)
+    {
+        return Err(ApiError::Forbidden(reason.into()).into_response());
+    }
+    state.auth.authenticate(credential.token()).await.map_err(|e| ApiError::from(e).into_response())
+}
+
 pub async fn require_auth(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
     // `/metrics` is gated like `/api` unless the operator made it public.
@@ -49,8 +149,10 @@ pub async fn require_auth(State(state): State<AppState>, mut req: Request, next:
         // The module authenticates it (access keys, signatures, its own tokens). An
         // operator's valid host token still names them (the module sees the user and
         // not the header); any other credentials are the module's to judge.
-        let operator = match bearer_token(&req) {
-            Some(token) => state.auth.authenticate(&token).await.ok(),
+        // The session cookie names an operator too (the dashboard's config pages), under
+        // the same forgery checks; a cookie failing them names nobody.
+        let operator = match credential_of(req.headers()) {
+            Some(credential) => authenticate(&state, req.method(), req.headers(), &credential).await.ok(),
             None => None,
         };
         let Some(user) = operator else {
@@ -65,15 +167,15 @@ pub async fn require_auth(State(state): State<AppState>, mut req: Request, next:
     let principal = if via == Transport::UnixSocket {
         Principal { user: UNIX_SOCKET_ACTOR.into(), via }
     } else {
-        let Some(token) = bearer_token(&req) else {
+        let Some(credential) = credential_of(req.headers()) else {
             return ApiError::Unauthorized(
                 "this route needs Authorization: Bearer <token>; get one from POST /api/auth/login".into(),
             )
             .into_response();
         };
-        match state.auth.authenticate(&token).await {
+        match authenticate(&state, req.method(), req.headers(), &credential).await {
             Ok(user) => Principal { user, via },
-            Err(e) => return ApiError::from(e).into_response(),
+            Err(response) => return response,
         }
     };
     req.extensions_mut().insert(principal.clone());
@@ -99,8 +201,48 @@ pub fn bearer_token(req: &Request) -> Option<String> {
     bearer_token_of(req.headers())
 }
 
-pub fn bearer_token_of(headers: &axum::http::HeaderMap) -> Option<String> {
+pub fn bearer_token_of(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string()).filter(|t| !t.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn the_bearer_header_wins_over_the_cookie() {
+        let both = headers(&[("authorization", "Bearer apo_a"), ("cookie", "x=1; apollo_session=apo_b")]);
+        assert_eq!(credential_of(&both), Some(Credential::Bearer("apo_a".into())));
+        let cookie = headers(&[("cookie", "x=1"), ("cookie", "apollo_session=apo_b; y=2")]);
+        assert_eq!(credential_of(&cookie), Some(Credential::Cookie("apo_b".into())));
+        assert_eq!(credential_of(&headers(&[("cookie", "apollo_session=; other=apo_c")])), None);
+        assert_eq!(credential_of(&headers(&[("cookie", "xapollo_session=apo_d")])), None);
+    }
+
+    #[test]
+    fn cookie_mutations_need_the_header_and_the_own_origin() {
+        let host = ("host", "127.0.0.1:9090");
+        assert_eq!(cookie_request_refusal(&Method::GET, &headers(&[host])), None);
+        assert!(cookie_request_refusal(&Method::POST, &headers(&[host])).is_some());
+        assert_eq!(cookie_request_refusal(&Method::POST, &headers(&[host, ("x-requested-with", "apollo-ui")])), None);
+        assert!(
+            cookie_request_refusal(&Method::DELETE, &headers(&[host, ("x-requested-with", "XMLHttpRequest")]))
+                .is_some()
+        );
+        let own = ("origin", "http://127.0.0.1:9090");
+        let other_port = ("origin", "http://127.0.0.1:8080");
+        assert_eq!(cookie_request_refusal(&Method::GET, &headers(&[host, own])), None);
+        assert!(cookie_request_refusal(&Method::GET, &headers(&[host, other_port])).is_some());
+        assert!(cookie_request_refusal(&Method::GET, &headers(&[host, ("origin", "null")])).is_some());
+    }
 }

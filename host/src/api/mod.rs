@@ -2,6 +2,8 @@
 //! socket. Handlers are thin: they call the registry, store and auth services and map
 //! results to JSON; they hold no state of their own. One file per resource.
 //!
+//! The dashboard's pages (`ui.rs`, `/ui/`) are served by the same router.
+//!
 //! Layers, outermost first: request metrics, JSON errors, audit of mutating calls, auth
 //! gate (`/api` and `/metrics`), request deadline, body limit, tracing.
 
@@ -28,6 +30,7 @@ mod session;
 mod tasks;
 #[cfg(test)]
 mod tests;
+mod ui;
 
 pub use app_models::{DeleteResponse, ModelWriteOutcome, PutModelRequest, PutModelResponse};
 pub use apps::{AppDetail, AppSummary};
@@ -81,6 +84,7 @@ pub fn router(state: AppState) -> Router {
         // Any method: the module's own route table decides (405 for the others).
         .route("/api/module/{name}/{*rest}", axum::routing::any(modules::dispatch))
         .route("/api/openapi.json", axum::routing::get(move |state| openapi::document(state, Arc::clone(&base_doc))))
+        .merge(ui::routes())
         .merge(SwaggerUi::new("/swagger").config(utoipa_swagger_ui::Config::from("/api/openapi.json")))
         .fallback(limits::not_found)
         .method_not_allowed_fallback(limits::method_not_allowed)

@@ -191,10 +191,29 @@ pub(super) fn module_call(parts: Parts, path: String, via: Via, user: Option<Str
         headers: headers
             .iter()
             .filter(|(k, _)| !(host_credentials && *k == axum::http::header::AUTHORIZATION))
-            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .filter_map(|(k, v)| {
+                let value = v.to_str().ok()?;
+                // The dashboard's session cookie is the host's token: never a module's.
+                if *k == axum::http::header::COOKIE {
+                    return without_session_cookie(value).map(|rest| (k.as_str().to_string(), rest));
+                }
+                Some((k.as_str().to_string(), value.to_string()))
+            })
             .collect(),
         body: body.to_vec(),
     }
+}
+
+/// A `Cookie` header without the host's session cookie; `None` when nothing is left.
+fn without_session_cookie(value: &str) -> Option<String> {
+    let kept: Vec<&str> = value
+        .split(';')
+        .map(str::trim)
+        .filter(|pair| {
+            !pair.is_empty() && pair.split_once('=').map(|(n, _)| n.trim()) != Some(super::guard::SESSION_COOKIE)
+        })
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("; "))
 }
 
 /// Runs the matched handler under its timeout (the route's own, else
@@ -223,4 +242,16 @@ pub(super) async fn serve(state: &AppState, module: &LoadedModule, matched: Matc
         }
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_session_cookie;
+
+    #[test]
+    fn the_session_cookie_never_reaches_a_module() {
+        assert_eq!(without_session_cookie("a=1; apollo_session=apo_x; b=2").as_deref(), Some("a=1; b=2"));
+        assert_eq!(without_session_cookie("apollo_session=apo_x"), None);
+        assert_eq!(without_session_cookie("mine=apollo_session").as_deref(), Some("mine=apollo_session"));
+    }
 }

@@ -92,7 +92,8 @@ struct Watched {
 }
 
 impl ConfigCenter {
-    /// The request's path as the mount sees it, for error bodies.
+    /// The target below the mount point, as received: what a client signs when it signs
+    /// relative to its base URL (the module's own listener has no mount prefix).
     fn mount_relative<'a>(&self, req: &'a Request) -> &'a str {
         req.raw_target.strip_prefix(&self.mount_prefix).filter(|rest| rest.starts_with('/')).unwrap_or(&req.raw_target)
     }
@@ -354,13 +355,11 @@ impl ConfigCenter {
     }
 
     fn service_dto(&self, req: &Request, app_name: &str) -> Result<serde_json::Value, ModuleError> {
-        let authority = req
-            .header("host")
-            .map(str::to_string)
-            .or_else(|| req.peer_addr.map(|_| "127.0.0.1".to_string()))
-            .ok_or_else(|| {
-                ModuleError::bad_request("no Host header: cannot tell clients where to find this service")
-            })?;
+        // The address the client reached us by is the one to give back (behind a proxy
+        // too); HTTP/1.1 always sends it.
+        let authority = req.header("host").ok_or_else(|| {
+            ModuleError::bad_request("no Host header: cannot tell clients where to find this service")
+        })?;
         let prefix = if req.via == Via::Listener { "" } else { self.mount_prefix.as_str() };
         let homepage = format!("http://{authority}{prefix}/");
         Ok(serde_json::json!({

@@ -10,6 +10,7 @@ mod backups;
 mod cli;
 mod config_cli;
 mod container_service;
+mod dashboard;
 mod demo;
 mod docker;
 mod events;

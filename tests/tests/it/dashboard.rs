@@ -1,0 +1,631 @@
+//! The web dashboard (`/ui/`) against a real host with real services and the real
+//! `module_config.so`: the security headers and the cookie session's forgery guard over
+//! plain HTTP, then Debian's `chromium` driven headless through `chromium-driver`
+//! (WebDriver, fantoccini): log in, stop a service from the page and see it stopped,
+//! start it from the API and see the page follow without a reload, follow a log line
+//! the service writes, acknowledge an alarm, edit and release a config item (and see
+//! a client get it), a format error shown, an ended session sent back to login, and
+//! logout. Screenshots of every page at 1280 px and 390 px go to
+//! `$APOLLO_SCREENSHOT_DIR` (default: `<temp>/apollo-dashboard-screenshots`), printed
+//! at the end.
+
+use crate::common;
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{ADMIN_PASSWORD, Deployment, components};
+use fantoccini::{Client, ClientBuilder, Locator};
+use http::Method;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+// ------------------------------------------------------------------ plain HTTP
+
+/// One HTTP/1.1 request over a fresh connection; the status, headers (lower-cased
+/// names) and body. Raw on purpose: the test controls every header the browser would.
+async fn raw(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Vec<(String, String)>, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect to the host");
+    let mut request =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let text = String::from_utf8_lossy(&answer).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers, body.to_string())
+}
+
+/// The status of a websocket handshake on `/api/events` with the cookie and an Origin.
+async fn websocket_status(addr: &str, cookie: &str, origin: &str) -> u16 {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect to the host");
+    let request = format!(
+        "GET /api/events HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nOrigin: {origin}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).await.unwrap() == 1 {
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+const JSON: (&str, &str) = ("Content-Type", "application/json");
+const UI: (&str, &str) = ("X-Requested-With", "apollo-ui");
+
+/// Logs in for the session cookie; returns the `Cookie` header value.
+async fn cookie_login(addr: &str) -> String {
+    let body = json!({"username": "admin", "password": ADMIN_PASSWORD}).to_string();
+    let (status, headers, text) =
+        raw(addr, "POST", "/api/auth/login", &[JSON, ("X-Apollo-Session", "cookie")], &body).await;
+    assert_eq!(status, 200, "{text}");
+    let login: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(login["token"], "", "a cookie login keeps the token out of the body: {text}");
+    let set = header(&headers, "set-cookie").expect("a session cookie");
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set.contains(attr), "{attr} missing: {set}");
+    }
+    set.split(';').next().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_headers_cookie_session_and_forgery_guard() {
+    let d = Deployment::new();
+    let mut svc = common::model("web", "app_web", &[]);
+    svc["run_data"]["command"] = json!(["/bin/sleep", "1000"]);
+    d.write_model("web.pig", &svc);
+    let host = d.start().await;
+    let addr = host.host.http_addr.to_string();
+
+    // The page and its assets, with the security headers, without a login.
+    for path in ["/ui/", "/ui/app.js", "/ui/app.css", "/ui/nothing-here"] {
+        let (status, headers, _) = raw(&addr, "GET", path, &[], "").await;
+        assert_eq!(status, if path.ends_with("nothing-here") { 404 } else { 200 }, "{path}");
+        let csp = header(&headers, "content-security-policy").unwrap_or_default();
+        assert!(
+            csp.contains("default-src 'self'") && csp.contains("script-src 'self'") && !csp.contains("unsafe"),
+            "{path}: {csp}"
+        );
+        assert_eq!(header(&headers, "x-content-type-options"), Some("nosniff"), "{path}");
+        assert_eq!(header(&headers, "referrer-policy"), Some("no-referrer"), "{path}");
+        assert_eq!(header(&headers, "x-frame-options"), Some("DENY"), "{path}");
+    }
+    let (status, headers, _) = raw(&addr, "GET", "/ui", &[], "").await;
+    assert_eq!((status, header(&headers, "location")), (308, Some("/ui/")));
+
+    let cookie = cookie_login(&addr).await;
+    let with_cookie = ("Cookie", cookie.as_str());
+    let (status, _, text) = raw(&addr, "GET", "/api/auth/whoami", &[with_cookie], "").await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("\"admin\""), "{text}");
+
+    // A change with the cookie alone (a forged form post) is refused, and does nothing.
+    let (status, _, text) = raw(&addr, "POST", "/api/apps/web/start", &[with_cookie], "").await;
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains("X-Requested-With"), "{text}");
+    let status_now: Value = host.uds().get("/api/apps/web/status").await.unwrap();
+    assert_eq!(status_now["state"], "stopped");
+    // From another origin, even with the header (and the websocket handshake too).
+    let evil = ("Origin", "http://evil.test");
+    let (status, _, _) = raw(&addr, "POST", "/api/apps/web/start", &[with_cookie, UI, evil], "").await;
+    assert_eq!(status, 403);
+    assert_eq!(websocket_status(&addr, &cookie, "http://evil.test").await, 403, "cross-site websocket hijacking");
+    let own = format!("http://{addr}");
+    assert_eq!(websocket_status(&addr, &cookie, &own).await, 101, "the page's own websocket, with the cookie");
+    // The page's own request: the header, its own origin.
+    let (status, _, text) = raw(&addr, "POST", "/api/apps/web/start", &[with_cookie, UI, ("Origin", &own)], "").await;
+    assert_eq!(status, 200, "{text}");
+
+    // Logout revokes the token and clears the cookie.
+    let (status, headers, _) = raw(&addr, "POST", "/api/auth/logout", &[with_cookie, UI], "").await;
+    assert_eq!(status, 204);
+    assert!(header(&headers, "set-cookie").is_some_and(|c| c.contains("Max-Age=0")), "{headers:?}");
+    let (status, _, _) = raw(&addr, "GET", "/api/auth/whoami", &[with_cookie], "").await;
+    assert_eq!(status, 401, "the token behind the cookie is revoked");
+    host.shutdown().await;
+}
+
+// ------------------------------------------------------------------ the browser
+
+/// chromedriver (a child) with one headless chromium session on a fresh profile.
+struct Browser {
+    client: Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// A session, with one retry: a chromium that exits while starting (seen once on a
+    /// loaded machine) gets a second chance with a fresh profile; its log is printed.
+    async fn start() -> Self {
+        match Self::try_start().await {
+            Ok(browser) => browser,
+            Err(first) => {
+                eprintln!("chromium did not start, retrying once: {first}");
+                Self::try_start().await.unwrap_or_else(|second| panic!("no chromium session: {second}"))
+            }
+        }
+    }
+
+    async fn try_start() -> Result<Self, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let profile = tempfile::tempdir().unwrap();
+        let log = profile.path().join("chromedriver.log");
+        // Its own process group, which chromium joins: one signal ends both, even when
+        // the test fails half-way (Drop).
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .arg(format!("--log-path={}", log.display()))
+            .process_group(0)
+            // Chromium's scratch folders go with the profile, removed after the test.
+            .env("TMPDIR", profile.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not listen on {port}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let args = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--window-size=1280,900",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .chain([format!("--user-data-dir={}", profile.path().join("profile").display())])
+        .collect::<Vec<_>>();
+        let mut caps = serde_json::Map::new();
+        caps.insert("browserName".into(), json!("chrome"));
+        caps.insert("goog:chromeOptions".into(), json!({"binary": chromium_binary(), "args": args}));
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await;
+        let client = match client {
+            Ok(client) => client,
+            Err(e) => {
+                let log = std::fs::read_to_string(&log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(driver.id() as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                let mut driver = driver;
+                let _ = driver.wait();
+                return Err(format!("{e}\nchromedriver log (end):\n{}", tail.join("\n")));
+            }
+        };
+        Ok(Self { client, driver, _profile: profile })
+    }
+
+    async fn close(self) {
+        let _ = self.client.clone().close().await;
+        // Drop ends chromedriver and whatever is left of chromium.
+    }
+
+    /// The text of the first element matching `css`, or empty.
+    async fn text(&self, css: &str) -> String {
+        match self.client.find(Locator::Css(css)).await {
+            Ok(el) => el.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
+    /// Waits until the text of `css` satisfies `pred` (30 s: the suite shares two cores).
+    async fn wait_text(&self, css: &str, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = self.text(css).await;
+            if pred(&text) {
+                return text;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what} ({css}); last text: {text:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn click(&self, css: &str) {
+        let el = self.client.wait().at_most(Duration::from_secs(30)).for_element(Locator::Css(css)).await;
+        el.unwrap_or_else(|e| panic!("no {css}: {e}")).click().await.unwrap_or_else(|e| panic!("click {css}: {e}"));
+    }
+
+    /// Answers the confirmation dialog with its OK button.
+    async fn confirm(&self) {
+        self.wait_text("#dialog-title", "the confirmation dialog", |t| !t.is_empty()).await;
+        self.click("#dialog-ok").await;
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let el = self.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no {css}: {e}"));
+        el.clear().await.unwrap();
+        el.send_keys(text).await.unwrap();
+    }
+
+    async fn go(&self, base: &str, hash: &str) {
+        self.client.goto(&format!("{base}/ui/{hash}")).await.unwrap();
+    }
+
+    /// Screenshots of the current page at both widths, as `NAME-1280.png`/`NAME-390.png`.
+    async fn shoot(&self, dir: &Path, name: &str) {
+        // The notifications of earlier steps would cover the page.
+        self.client.execute("document.getElementById('toasts').replaceChildren()", vec![]).await.unwrap();
+        for (width, height) in [(1280, 900), (390, 844)] {
+            self.client.set_window_size(width, height).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            let png = self.client.screenshot().await.unwrap();
+            std::fs::write(dir.join(format!("{name}-{width}.png")), png).unwrap();
+        }
+        self.client.set_window_size(1280, 900).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let group = nix::unistd::Pid::from_raw(self.driver.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.driver.wait();
+    }
+}
+
+fn chromium_binary() -> &'static str {
+    ["/usr/bin/chromium", "/usr/lib/chromium/chromium"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or("chromium")
+}
+
+fn browser_present() -> bool {
+    let present = components::on_path("chromedriver") && Path::new(chromium_binary()).exists();
+    components::require("chromium + chromium-driver", present, "run ./.ci/browser-up.sh as root (make test-deps does)")
+}
+
+fn screenshot_dir() -> PathBuf {
+    let dir = std::env::var_os("APOLLO_SCREENSHOT_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("apollo-dashboard-screenshots"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A module library next to the binary under test, if it was built.
+fn optional_module(package: &str) -> Option<PathBuf> {
+    let file = format!("lib{}.so", package.replace('-', "_"));
+    let path = PathBuf::from(common::apollo_bin()).parent()?.join(file);
+    path.exists().then_some(path)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_in_chromium() {
+    if !browser_present() {
+        return;
+    }
+    let d = Deployment::with(json!({"modules": {"dir": "modules"}, "alarms": {"disk_check_secs": 0}}));
+    std::fs::create_dir_all(d.root().join("modules")).unwrap();
+    std::fs::copy(common::module_library("module-config"), d.root().join("modules/module_config.so")).unwrap();
+    if let Some(sys) = optional_module("module-sys") {
+        std::fs::copy(sys, d.root().join("modules/module_sys.so")).unwrap();
+    }
+    let mut web = common::model("web", "app_web", &[]);
+    web["run_data"]["command"] = json!(["/bin/sleep", "1000"]);
+    d.write_model("web.pig", &web);
+    let input = d.root().join("tailer-input.txt");
+    std::fs::write(&input, "").unwrap();
+    let mut tailer = common::model("tailer", "app_tailer", &[]);
+    tailer["run_data"]["command"] = json!(["/usr/bin/tail", "-n0", "-F", input.to_str().unwrap()]);
+    d.write_model("tailer.pig", &tailer);
+    let mut crashy = common::model("crashy", "app_crashy", &[]);
+    crashy["run_data"]["command"] = json!(["/bin/sh", "-c", "exit 3"]);
+    crashy["supervise"] = json!({"backoff_initial_ms": 50, "min_uptime_ms": 5000, "max_restarts": 2});
+    d.write_model("crashy.pig", &crashy);
+    d.write_model_text("broken.pig", "{\"name\": \"broken\",");
+
+    let host = d.start().await;
+    let api = host.uds();
+    for name in ["web", "tailer"] {
+        let started: Value = api.post(&format!("/api/apps/{name}/start"), None).await.unwrap();
+        assert_eq!(started["state"], "running", "{started}");
+    }
+    // A config app with a JSON namespace, made through the module's Open API.
+    let app = json!({"app": {"appId": "shop", "name": "Shop", "orgId": "default", "orgName": "default", "ownerName": "admin"}, "admins": ["admin"]});
+    let _: Value = api.post("/api/module/config/openapi/v1/apps", Some(&app)).await.unwrap();
+    let ns = json!({"name": "settings", "appId": "shop", "format": "json", "isPublic": false, "appendNamespacePrefix": true, "dataChangeCreatedBy": "admin"});
+    let _: Value = api.post("/api/module/config/openapi/v1/apps/shop/appnamespaces", Some(&ns)).await.unwrap();
+
+    let base = format!("http://{}", host.host.http_addr);
+    let shots = screenshot_dir();
+    let b = Browser::start().await;
+
+    // Login: the form first, a wrong password refused, then in.
+    b.go(&base, "").await;
+    b.wait_text("#login-title", "the login form", |t| t == "Apollo").await;
+    b.shoot(&shots, "login").await;
+    b.type_into("#login-password", "wrong-password").await;
+    b.click("#login-submit").await;
+    b.wait_text("#login-error", "the refusal", |t| t.contains("wrong user name or password")).await;
+    b.type_into("#login-password", ADMIN_PASSWORD).await;
+    b.click("#login-submit").await;
+    b.wait_text("#whoami", "the signed-in user", |t| t == "admin").await;
+    b.wait_text("#live", "the live events connection", |t| t == "live").await;
+    let visible = b.client.execute("return document.cookie", vec![]).await.unwrap();
+    assert!(
+        !visible.as_str().unwrap_or_default().contains("apollo_session"),
+        "the session cookie is readable by scripts: {visible}"
+    );
+    let session = b
+        .client
+        .get_all_cookies()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.name() == "apollo_session")
+        .expect("the session cookie");
+    assert_eq!(session.http_only(), Some(true));
+    let token = session.value().to_string();
+
+    // Overview.
+    b.wait_text("#main", "the overview", |t| t.contains("Services") && t.contains("Open alarms")).await;
+    b.shoot(&shots, "overview").await;
+
+    // Services: stop web from the page (with confirmation) and see it stopped.
+    b.go(&base, "#/services").await;
+    let web_state = "tr[data-service='web'] td.state";
+    b.wait_text(web_state, "web running", |t| t == "running").await;
+    b.wait_text("#main", "the model problem, where it is", |t| {
+        t.contains("Model problems (1)") && t.contains("broken.pig")
+    })
+    .await;
+    b.shoot(&shots, "services").await;
+    b.click("[data-key='stop-web']").await;
+    b.confirm().await;
+    b.wait_text(web_state, "web stopped in the page", |t| t == "stopped").await;
+    let status: Value = api.get("/api/apps/web/status").await.unwrap();
+    assert_eq!(status["state"], "stopped");
+    // Started elsewhere (the API): the page follows the event, no reload.
+    let marker: Value = b.client.execute("window.__noReload = 42; return window.__noReload", vec![]).await.unwrap();
+    assert_eq!(marker, json!(42));
+    let _: Value = api.post("/api/apps/web/start", None).await.unwrap();
+    b.wait_text(web_state, "web running again, live", |t| t == "running").await;
+    let still: Value = b.client.execute("return window.__noReload", vec![]).await.unwrap();
+    assert_eq!(still, json!(42), "the page was reloaded");
+
+    // A service page: follow a line the service writes.
+    b.go(&base, "#/service/tailer").await;
+    b.wait_text("#log-state", "the log stream", |t| t.contains("Following")).await;
+    b.wait_text("#service-state", "the runtime card", |t| t == "running").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let line = format!("hello from the dashboard test {}", std::process::id());
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&input).unwrap();
+        writeln!(f, "{line}").unwrap();
+    }
+    b.wait_text("#log", "the line the service wrote", |t| t.contains(&line)).await;
+    b.shoot(&shots, "service").await;
+
+    // Modules: the loaded config module and its routes.
+    b.go(&base, "#/modules").await;
+    b.wait_text("#modules-table", "module config listed", |t| t.contains("config") && t.contains("loaded")).await;
+    b.shoot(&shots, "modules").await;
+    if optional_module("module-sys").is_some() {
+        // Disable (confirmed) and enable again, the table following the module events.
+        b.click("[data-key='disable-sys']").await;
+        b.confirm().await;
+        b.click("[data-key='enable-sys']").await;
+        b.confirm().await;
+        b.wait_text("#modules-table", "sys loaded again", |t| t.contains("sys")).await;
+        let modules: Value = api.get("/api/modules").await.unwrap();
+        assert!(modules["modules"].as_array().unwrap().iter().any(|m| m["name"] == "sys"), "{modules}");
+    }
+
+    // Alarms: crashy exhausts its restarts; acknowledge its alarm in the page.
+    let _ = api.send(Method::POST, "/api/apps/crashy/start", None).await.unwrap();
+    b.go(&base, "#/alarms").await;
+    let row = "tr[data-alarm] td.state";
+    b.wait_text("#alarms-table", "crashy's alarm, live", |t| t.contains("crashy")).await;
+    b.wait_text(row, "an open alarm", |t| t == "open").await;
+    b.shoot(&shots, "alarms").await;
+    let id = b.client.find(Locator::Css("tr[data-alarm]")).await.unwrap().attr("data-alarm").await.unwrap().unwrap();
+    b.click(&format!("[data-key='ack-{id}']")).await;
+    common::eventually("the alarm acknowledged", Duration::from_secs(10), || async {
+        let alarm: Value = api.get(&format!("/api/alarms/{id}")).await.ok()?;
+        (alarm["state"] == "acked").then_some(())
+    })
+    .await;
+    b.client.find(Locator::Css("#alarm-filter")).await.unwrap().select_by_value("acked").await.unwrap();
+    b.wait_text(&format!("tr[data-alarm='{id}'] td.state"), "the acked alarm", |t| t == "acked").await;
+
+    // Tasks: the scheduler's tasks, run one now from the page.
+    b.go(&base, "#/tasks").await;
+    let tasks: Value = api.get("/api/tasks").await.unwrap();
+    if let Some(task) = tasks.as_array().unwrap().iter().find(|t| t["running"] == false) {
+        let id = task["id"].as_str().unwrap();
+        b.click(&format!("[data-key='run-{id}']")).await;
+        common::eventually("the task run from the page", Duration::from_secs(20), || async {
+            let history: Value = api.get(&format!("/api/tasks/{id}/history")).await.ok()?;
+            (!history.as_array()?.is_empty()).then_some(())
+        })
+        .await;
+    } else {
+        b.wait_text("#main", "no tasks", |t| t.contains("No scheduled tasks")).await;
+    }
+    b.shoot(&shots, "tasks").await;
+
+    // Audit: what the page did is in the audit log, by the admin.
+    b.go(&base, "#/audit").await;
+    let audit = b.wait_text("#audit-table", "the page's own actions", |t| t.contains("POST /api/apps/web/stop")).await;
+    assert!(audit.lines().any(|l| l.contains("admin")), "{audit}");
+    b.shoot(&shots, "audit").await;
+
+    // Config: edit an item, see the diff, release, see a client get it.
+    b.go(&base, "#/config").await;
+    b.wait_text("#config-apps", "the config apps", |t| t.contains("shop")).await;
+    b.shoot(&shots, "config-apps").await;
+    b.go(&base, "#/config/shop").await;
+    b.wait_text("#main", "the namespaces", |t| t.contains("application") && t.contains("settings")).await;
+    b.shoot(&shots, "config-app").await;
+    b.go(&base, "#/config/shop/default/application").await;
+    b.wait_text("#item-form-title", "the item form", |t| !t.is_empty()).await;
+    b.type_into("#item-key", "greeting").await;
+    b.type_into("#item-value", "hello-from-the-ui").await;
+    b.click("#item-save").await;
+    b.wait_text("#changes", "the diff against the last release", |t| t.contains("+ greeting = hello-from-the-ui"))
+        .await;
+    b.wait_text("#items-table", "the item", |t| t.contains("greeting")).await;
+    b.shoot(&shots, "config-items").await;
+    b.click("#release").await;
+    b.confirm().await;
+    b.wait_text("#history-table", "the release in the history", |t| t.contains("latest")).await;
+    b.wait_text("#main", "no change left", |t| t.contains("Nothing to release")).await;
+    let (status, _, body) =
+        raw(&host.host.http_addr.to_string(), "GET", "/api/module/config/configs/shop/default/application", &[], "")
+            .await;
+    assert_eq!(status, 200, "{body}");
+    let released: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(released["configurations"]["greeting"], "hello-from-the-ui", "{released}");
+    b.shoot(&shots, "config-released").await;
+
+    // A second release, rolled back from the history: clients get the first again.
+    b.click("tr[data-item='greeting'] button").await;
+    b.type_into("#item-value", "second-value").await;
+    b.click("#item-save").await;
+    b.wait_text("#changes", "the modification", |t| t.contains("~ greeting: hello-from-the-ui → second-value")).await;
+    b.click("#release").await;
+    b.confirm().await;
+    let client_value = || async {
+        let (_, _, body) = raw(
+            &host.host.http_addr.to_string(),
+            "GET",
+            "/api/module/config/configs/shop/default/application",
+            &[],
+            "",
+        )
+        .await;
+        let got: Value = serde_json::from_str(&body).unwrap_or_default();
+        got["configurations"]["greeting"].as_str().unwrap_or_default().to_string()
+    };
+    common::eventually("the second release served", Duration::from_secs(10), || async {
+        (client_value().await == "second-value").then_some(())
+    })
+    .await;
+    b.wait_text("#history-table", "two releases", |t| t.lines().filter(|l| l.contains("release ")).count() >= 2).await;
+    b.click("#history-table button").await;
+    b.confirm().await;
+    common::eventually("the rollback served", Duration::from_secs(10), || async {
+        (client_value().await == "hello-from-the-ui").then_some(())
+    })
+    .await;
+    b.wait_text("#history-table", "the abandoned release", |t| t.contains("abandoned")).await;
+    b.shoot(&shots, "config-history").await;
+
+    // A JSON namespace refuses content that does not parse, and the page says where.
+    b.go(&base, "#/config/shop").await;
+    b.click("a[href*='settings']").await;
+    b.wait_text("#item-form-title", "the file form", |t| t.contains("file")).await;
+    b.type_into("#item-value", "{\"a\": ").await;
+    b.click("#item-save").await;
+    let error = b.wait_text("#item-error", "the format error", |t| !t.is_empty()).await;
+    assert!(error.to_lowercase().contains("line"), "{error}");
+    b.shoot(&shots, "config-format-error").await;
+
+    // Nothing the page did was blocked by its own content security policy.
+    let violations =
+        b.client.execute("return document.documentElement.dataset.cspViolations || '0'", vec![]).await.unwrap();
+    assert_eq!(violations, json!("0"), "CSP violations on the dashboard");
+
+    // The session ends (its token revoked elsewhere): the next call lands on login.
+    let (status, _, _) = raw(
+        &host.host.http_addr.to_string(),
+        "POST",
+        "/api/auth/logout",
+        &[("Authorization", &format!("Bearer {token}"))],
+        "",
+    )
+    .await;
+    assert_eq!(status, 204);
+    b.go(&base, "#/alarms").await;
+    b.wait_text("#login-error", "the login form again", |t| t.contains("session has ended")).await;
+    // In again, then out through the button: the cookie is gone and its token revoked.
+    // This time by keyboard: the password and Enter.
+    b.type_into("#login-password", &format!("{ADMIN_PASSWORD}\u{E007}")).await;
+    b.wait_text("#whoami", "signed in again", |t| t == "admin").await;
+    let token = b
+        .client
+        .get_all_cookies()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.name() == "apollo_session")
+        .unwrap()
+        .value()
+        .to_string();
+    b.click("#logout").await;
+    b.wait_text("#login-error", "signed out", |t| t.contains("Signed out")).await;
+    let (status, _, _) = raw(
+        &host.host.http_addr.to_string(),
+        "GET",
+        "/api/auth/whoami",
+        &[("Authorization", &format!("Bearer {token}"))],
+        "",
+    )
+    .await;
+    assert_eq!(status, 401, "logout revoked the token");
+    assert!(
+        b.client.get_all_cookies().await.unwrap().iter().all(|c| c.name() != "apollo_session" || c.value().is_empty())
+    );
+
+    b.close().await;
+    host.shutdown().await;
+    eprintln!("dashboard screenshots (1280 px and 390 px): {}", shots.display());
+}
+
+#[tokio::test]
+async fn an_expired_cookie_session_is_refused() {
+    let d = Deployment::with(json!({"auth": {"token_ttl_secs": 1}}));
+    let host = d.start().await;
+    let addr = host.host.http_addr.to_string();
+    let cookie = cookie_login(&addr).await;
+    let (status, _, _) = raw(&addr, "GET", "/api/auth/whoami", &[("Cookie", &cookie)], "").await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (status, _, body) = raw(&addr, "GET", "/api/auth/whoami", &[("Cookie", &cookie)], "").await;
+    assert_eq!(status, 401, "{body}");
+    host.shutdown().await;
+}
