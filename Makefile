@@ -57,6 +57,7 @@ test-deps:
 	./.ci/mongo-up.sh
 	./.ci/tmux-up.sh
 	./.ci/prometheus-up.sh
+	./.ci/catalog-clients-up.sh
 
 # `cargo test` builds test harnesses, not the artifacts the integration tests load
 # (module .so files, fixture modules, demo-http, the apollo binary beside them): build
