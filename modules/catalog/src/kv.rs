@@ -98,7 +98,11 @@ impl Catalog {
                 ],
                 body: bytes,
             }),
-            Read::Entries(None) | Read::Raw(None) => wire::read_headers(Response::empty(404)),
+            // Labelled JSON (an empty body is valid for clients): the host rewrites an
+            // unlabelled error status into its own error JSON, and Consul's miss is empty.
+            Read::Entries(None) | Read::Raw(None) => {
+                wire::read_headers(Response::empty(404).with_header("content-type", "application/json"))
+            }
         };
         Ok(wire::indexed(response, index))
     }

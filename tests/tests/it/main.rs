@@ -16,6 +16,7 @@ mod files;
 mod import;
 mod listeners;
 mod metrics;
+mod module_catalog;
 mod module_db_migrate;
 mod module_influx;
 mod module_routes;
