@@ -316,3 +316,89 @@ fn the_hosts_services_appear_with_the_supervisors_status() {
         assert_eq!(status, "critical");
     })
 }
+
+#[test]
+fn maintenance_and_local_health_follow_consul() {
+    testing::run(async {
+        let host = TestHost::new();
+        let c = start(&host, Value::Null).await;
+        let reg = json!({"Name": "api", "ID": "api-1", "Check": {"TTL": "30s", "Status": "passing"}});
+        assert_eq!(c.call(TestRequest::put("/v1/agent/service/register").json(&reg)).await.status, 200);
+        let ok = c.call(TestRequest::get("/v1/agent/health/service/id/api-1")).await;
+        assert_eq!((ok.status, body(&ok)["AggregatedStatus"].as_str()), (200, Some("passing")));
+        let r = c.call(TestRequest::put("/v1/agent/service/maintenance/api-1?enable=true&reason=deploying")).await;
+        assert_eq!(r.status, 200);
+        let checks = body(&c.call(TestRequest::get("/v1/agent/checks")).await);
+        assert_eq!(checks["_service_maintenance:api-1"]["Notes"], "deploying");
+        let down = c.call(TestRequest::get("/v1/agent/health/service/name/api?format=text")).await;
+        assert_eq!((down.status, text(&down).as_str()), (503, "critical"));
+        assert_eq!(body(&c.call(TestRequest::get("/v1/health/service/api?passing")).await), json!([]));
+        let critical = body(&c.call(TestRequest::get("/v1/health/state/critical")).await);
+        assert!(critical.as_array().unwrap().iter().any(|c| c["CheckID"] == "_service_maintenance:api-1"));
+        c.call(TestRequest::put("/v1/agent/service/maintenance/api-1?enable=false")).await;
+        c.call(TestRequest::put("/v1/agent/maintenance?enable=true")).await;
+        let node_checks = body(&c.call(TestRequest::get("/v1/health/node/node-a")).await);
+        assert_eq!(node_checks[1]["CheckID"], "_node_maintenance");
+        c.call(TestRequest::put("/v1/agent/maintenance?enable=false")).await;
+        let ok = c.call(TestRequest::get("/v1/agent/health/service/name/api")).await;
+        assert_eq!(ok.status, 200, "{}", text(&ok));
+        assert_eq!(c.call(TestRequest::put("/v1/agent/maintenance")).await.status, 400, "enable is required");
+        let unknown = c.call(TestRequest::get("/v1/agent/health/service/id/nope")).await;
+        assert_eq!(unknown.status, 404);
+        assert_eq!(c.call(TestRequest::get("/v1/health/state/sideways")).await.status, 400);
+    })
+}
+
+#[test]
+fn a_node_that_stops_heart_beating_goes_critical_then_away() {
+    testing::run(async {
+        // Two nodes on one storage: what two hosts on one MongoDB share.
+        let host = TestHost::new();
+        let fast = |node: &str| {
+            json!({"node_name": node, "heartbeat_interval": "100ms", "node_critical_after": "400ms",
+                   "node_remove_after": "1s"})
+        };
+        let a = host.start::<Catalog>(fast("node-a")).unwrap();
+        let b = host.start::<Catalog>(fast("node-b")).unwrap();
+        let reg = json!({"Name": "svc", "ID": "on-b", "Check": {"TTL": "1h", "Status": "passing"}});
+        assert_eq!(b.call(TestRequest::put("/v1/agent/service/register").json(&reg)).await.status, 200);
+        async fn passing(c: &TestModule<Catalog>) -> usize {
+            body(&c.call(TestRequest::get("/v1/health/service/svc?passing")).await).as_array().map_or(0, Vec::len)
+        }
+        let mut seen = false;
+        for _ in 0..100 {
+            if passing(&a).await == 1 {
+                seen = true;
+                break;
+            }
+            plugin_api::tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(seen, "node-a sees node-b's passing instance");
+        // node-b goes away (its module stops heart-beating).
+        plugin_api::Module::shutdown(b.module().as_ref());
+        let stopped = Instant::now();
+        let mut serf = Value::Null;
+        while stopped.elapsed() < Duration::from_secs(3) {
+            let all = body(&a.call(TestRequest::get("/v1/health/service/svc")).await);
+            serf = all[0]["Checks"][0].clone();
+            if serf["Status"] == "critical" {
+                break;
+            }
+            plugin_api::tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(serf["CheckID"], "serfHealth");
+        assert_eq!(serf["Status"], "critical", "{serf}");
+        assert_eq!(passing(&a).await, 0, "?passing drops the silent node's instances");
+        let mut gone = false;
+        while stopped.elapsed() < Duration::from_secs(5) {
+            if body(&a.call(TestRequest::get("/v1/health/service/svc")).await) == json!([]) {
+                gone = true;
+                break;
+            }
+            plugin_api::tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(gone, "removed past node_remove_after");
+        let nodes = body(&a.call(TestRequest::get("/v1/catalog/nodes")).await);
+        assert_eq!(nodes.as_array().unwrap().len(), 1, "{nodes}");
+    })
+}
