@@ -22,7 +22,8 @@ const RESYNC: Duration = Duration::from_secs(30);
 pub async fn run(replica: Arc<Replica>, node: String, host: Host, metrics: Metrics) {
     while replica.wait_loaded().await.is_err() {}
     loop {
-        let wanted = desired(&host.services());
+        let known = known_instances(&replica, &node);
+        let wanted = desired(&host.services(), &known);
         match sync(&replica, &node, &wanted).await {
             Ok((added, removed)) => {
                 metrics.registrations.with(&["register", "host"]).inc_by(added);
@@ -53,10 +54,47 @@ pub fn status_of(info: &ServiceInfo) -> &'static str {
     }
 }
 
-/// The instances the host's services make, with their checks.
-pub fn desired(services: &[ServiceInfo]) -> BTreeMap<String, (ServiceRecord, CheckRecord)> {
+/// This node's host-made instances now, by service name.
+fn known_instances(replica: &Replica, node: &str) -> HashMap<String, Vec<ServiceRecord>> {
+    let mut known: HashMap<String, Vec<ServiceRecord>> = HashMap::new();
+    for s in replica.read().services_of_node(node).filter(|s| s.record.origin == Origin::Host) {
+        known.entry(s.record.name.clone()).or_default().push(s.record.clone());
+    }
+    known
+}
+
+fn supervisor_check(info: &ServiceInfo, id: &str) -> CheckRecord {
+    let status = status_of(info);
+    let output = if info.message.is_empty() { info.state.clone() } else { format!("{}: {}", info.state, info.message) };
+    CheckRecord {
+        id: format!("service:{id}"),
+        name: "Apollo supervisor".into(),
+        status: status.into(),
+        notes: "The service's state as the Apollo supervisor sees it".into(),
+        output,
+        service_id: id.to_string(),
+        service_name: info.name.clone(),
+        kind: CheckKind::Manual,
+        critical_since_ms: (status == "critical").then(model::now_ms),
+        ..Default::default()
+    }
+}
+
+/// The instances the host's services make, with their checks. A stopped service has
+/// no ports (the supervisor releases them): its instances listed so far (`known`) stay,
+/// critical, until its model is removed.
+pub fn desired(
+    services: &[ServiceInfo],
+    known: &HashMap<String, Vec<ServiceRecord>>,
+) -> BTreeMap<String, (ServiceRecord, CheckRecord)> {
     let mut out = BTreeMap::new();
-    for info in services.iter().filter(|s| !s.ports.is_empty() && s.mode != "unmanaged") {
+    for info in services.iter().filter(|s| s.mode != "unmanaged") {
+        if info.ports.is_empty() {
+            for record in known.get(&info.name).into_iter().flatten() {
+                out.insert(record.id.clone(), (record.clone(), supervisor_check(info, &record.id)));
+            }
+            continue;
+        }
         let numbers: Vec<u32> =
             if info.instances.len() > 1 { info.instances.iter().map(|i| i.instance).collect() } else { vec![0] };
         for (i, number) in numbers.iter().enumerate() {
@@ -79,21 +117,7 @@ pub fn desired(services: &[ServiceInfo]) -> BTreeMap<String, (ServiceRecord, Che
                 origin: Origin::Host,
                 ..Default::default()
             };
-            let status = status_of(info);
-            let output =
-                if info.message.is_empty() { info.state.clone() } else { format!("{}: {}", info.state, info.message) };
-            let check = CheckRecord {
-                id: format!("service:{id}"),
-                name: "Apollo supervisor".into(),
-                status: status.into(),
-                notes: "The service's state as the Apollo supervisor sees it".into(),
-                output,
-                service_id: id.clone(),
-                service_name: info.name.clone(),
-                kind: CheckKind::Manual,
-                critical_since_ms: (status == "critical").then(model::now_ms),
-                ..Default::default()
-            };
+            let check = supervisor_check(info, &id);
             out.insert(id, (service, check));
         }
     }
@@ -184,11 +208,17 @@ mod tests {
         };
         let quiet = ServiceInfo { name: "cron".into(), state: "running".into(), ..Default::default() };
         let down = ServiceInfo { name: "db".into(), state: "errored".into(), ports: vec![5432], ..Default::default() };
-        let wanted = desired(&[web, quiet, down]);
+        let wanted = desired(&[web, quiet, down.clone()], &HashMap::new());
         assert_eq!(wanted.keys().collect::<Vec<_>>(), ["apollo-db", "apollo-web-0", "apollo-web-1"]);
         assert_eq!(wanted["apollo-web-1"].0.port, 8002);
         assert_eq!(wanted["apollo-web-0"].1.status, "passing");
         assert_eq!(wanted["apollo-db"].1.status, "critical");
         assert_eq!(wanted["apollo-db"].1.id, "service:apollo-db");
+        // Stopped: the supervisor released its port; the instance stays, critical.
+        let stopped = ServiceInfo { ports: Vec::new(), state: "stopped".into(), ..down };
+        let known = HashMap::from([("db".to_string(), vec![wanted["apollo-db"].0.clone()])]);
+        let again = desired(&[stopped], &known);
+        assert_eq!(again["apollo-db"].0.port, 5432);
+        assert_eq!(again["apollo-db"].1.status, "critical");
     }
 }

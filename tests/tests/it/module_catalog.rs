@@ -221,3 +221,33 @@ async fn two_hosts_on_one_mongodb_share_the_catalog_and_wake_each_others_queries
     host_one.shutdown().await;
     host_two.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hosts_own_services_are_instances_with_the_supervisors_status() {
+    let d = deployment(json!({"modules": {"config": {"catalog": {"node_name": "node-a"}}}}));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut model = common::model("shop", "app_shop", &[]);
+    model["run_data"]["command"] = json!(["/bin/sh", "-c", "exec sleep 1000"]);
+    model["run_data"]["ports"] = json!([port]);
+    d.write_model("shop.pig", &model);
+    let host = d.start().await;
+    let addr = listener(&host).await;
+    let client = host.authed().await;
+    let started = client.send(http::Method::POST, "/api/apps/shop/start", None).await.unwrap();
+    assert!(started.status.is_success(), "{:?}", started.json());
+    let status_of = |wanted: &'static str| async move {
+        let (_, _, body) = http(addr, "GET", "/v1/health/service/shop", "").await;
+        let entries: Value = serde_json::from_str(&body).ok()?;
+        let check = entries[0]["Checks"].as_array()?.iter().find(|c| c["CheckID"] == "service:apollo-shop")?.clone();
+        (check["Status"] == wanted).then_some(entries)
+    };
+    let entries =
+        common::eventually("the running service is passing", Duration::from_secs(20), || status_of("passing")).await;
+    assert_eq!(entries[0]["Service"]["ID"], "apollo-shop");
+    assert_eq!(entries[0]["Service"]["Port"], port);
+    assert_eq!(entries[0]["Node"]["Node"], "node-a");
+    let stopped = client.send(http::Method::POST, "/api/apps/shop/stop", None).await.unwrap();
+    assert!(stopped.status.is_success(), "{:?}", stopped.json());
+    common::eventually("the stopped service is critical", Duration::from_secs(20), || status_of("critical")).await;
+    host.shutdown().await;
+}
