@@ -160,6 +160,19 @@ async fn the_listener_and_the_admin_mount_speak_consul_and_operators_manage_toke
     assert_eq!(status, 200);
     assert!(took >= Duration::from_secs(1) && took < Duration::from_millis(1000 + 63 + 500), "{took:?}");
     assert_eq!(header(&headers, "x-consul-index"), Some(index.as_str()));
+    // The module's figures are on the host's /metrics.
+    let scrape = host.uds().send(http::Method::GET, "/metrics", None).await.unwrap();
+    let text = String::from_utf8_lossy(&scrape.body);
+    let registered = text
+        .lines()
+        .find(|l| {
+            l.starts_with("catalog_registrations_total{")
+                && l.contains(r#"op="register""#)
+                && l.contains(r#"origin="agent""#)
+        })
+        .unwrap_or_else(|| panic!("no catalog_registrations_total in:\n{text}"));
+    assert!(registered.ends_with(" 1"), "{registered}");
+    assert!(text.contains("catalog_blocking_queries_parked"), "{text}");
     host.shutdown().await;
 }
 
