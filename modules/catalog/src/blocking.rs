@@ -66,27 +66,36 @@ pub async fn run<T>(
         return query(&replica.read());
     }
     let deadline = Instant::now() + blocking.hold();
-    let mut counted = false;
-    let result = loop {
+    let mut parked_guard: Option<Parked<'_>> = None;
+    loop {
         let mut watch = replica.watchers.watch(&topics);
         let (value, index) = query(&replica.read())?;
         // An index that went backwards (a restore) is answered too: the client resets.
         if index != blocking.index || Instant::now() >= deadline {
-            break Ok((value, index));
+            return Ok((value, index));
         }
-        if !counted {
-            parked.add(1.0);
-            counted = true;
-        }
+        parked_guard.get_or_insert_with(|| Parked::new(parked));
         if timeout_at(deadline, watch.changed()).await.is_err() {
-            let answer = query(&replica.read());
-            break answer;
+            return query(&replica.read());
         }
-    };
-    if counted {
-        parked.add(-1.0);
     }
-    result
+}
+
+/// Counts a parked query in the gauge for as long as it lives: also when the host
+/// drops the request (the client went away) while it waits.
+struct Parked<'a>(&'a plugin_api::metrics::Gauge);
+
+impl<'a> Parked<'a> {
+    fn new(gauge: &'a plugin_api::metrics::Gauge) -> Self {
+        gauge.add(1.0);
+        Self(gauge)
+    }
+}
+
+impl Drop for Parked<'_> {
+    fn drop(&mut self) {
+        self.0.add(-1.0);
+    }
 }
 
 #[cfg(test)]
