@@ -31,6 +31,8 @@ pub async fn run(replica: Arc<Replica>, settings: Settings, metrics: Metrics, ho
             }
             Err(_) => {}
         }
+        let head = replica.head();
+        replica.write().prune_tombstones(head);
         refresh_gauges(&replica.read(), &metrics);
         plugin_api::tokio::select! {
             () = plugin_api::tokio::time::sleep(settings.heartbeat_interval) => {}

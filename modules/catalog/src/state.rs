@@ -213,6 +213,19 @@ impl State {
         self.services.iter().filter(move |(_, s)| s.record.name == name).map(|((node, _), s)| (node.as_str(), s))
     }
 
+    /// Forgets deletions every change up to `head` has gone past: their tombstones
+    /// only guard against an older write of the key arriving late from the feed, which
+    /// cannot happen once the feed is applied beyond them. Keeps memory bounded under
+    /// KV churn. A missing key's index falls back to the KV table's, which its deletion
+    /// moved too.
+    pub fn prune_tombstones(&mut self, head: u64) {
+        self.versions.retain(|_, v| v.version > 0 || v.revision > head);
+        let kv = &self.kv;
+        self.topics.retain(|topic, revision| {
+            *revision > head || topic.strip_prefix("kv:").is_none_or(|key| kv.contains_key(key))
+        });
+    }
+
     /// Bytes of KV values stored (base64 text, as kept).
     pub fn kv_bytes(&self) -> usize {
         self.kv.iter().map(|(k, v)| k.len() + v.record.value.as_ref().map_or(0, String::len)).sum()
@@ -239,6 +252,19 @@ mod tests {
         assert_eq!(state.index(&[topic::service("web")]), 7, "a deregistration moves the index");
         assert!(state.apply("svc/n1/web", Some(&service("web")), 1, 6).is_empty(), "older than the delete");
         assert_eq!(State::default().index(&[topic::KV.into()]), 1, "never 0");
+    }
+
+    #[test]
+    fn tombstones_behind_the_head_are_forgotten() {
+        let mut state = State::default();
+        let kv = serde_json::to_string(&KvRecord::default()).unwrap();
+        state.apply("kv/a", Some(&kv), 1, 1);
+        state.apply("kv/a", None, 0, 2);
+        state.apply("kv/b", Some(&kv), 1, 3);
+        state.prune_tombstones(2);
+        assert_eq!(state.versions.len(), 1, "only kv/b's version is left");
+        assert!(!state.topics.contains_key("kv:a") && state.topics.contains_key("kv:b"));
+        assert_eq!(state.index(&[topic::kv_key("a"), topic::KV.into()]), 3, "a miss reports the table's index");
     }
 
     #[test]
