@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use crate::Catalog;
 use crate::checks::{self, Update};
 use crate::decode::{self, Fields};
+use crate::filter;
 use crate::model::{self, CheckRecord, Origin};
 use crate::views;
 use crate::wire::{self, Answer, Fail};
@@ -69,13 +70,14 @@ impl Catalog {
         Ok(wire::json(&members))
     }
 
-    pub(crate) async fn agent_services(self: Arc<Self>, _req: Request) -> Answer {
+    pub(crate) async fn agent_services(self: Arc<Self>, req: Request) -> Answer {
+        let filter = filter::of(&req)?;
         let state = self.replica.read();
         let map: BTreeMap<&str, Value> = state
             .services_of_node(self.node())
             .map(|s| (s.record.id.as_str(), views::agent_service(&s.record, &self.settings.datacenter)))
             .collect();
-        Ok(wire::json(&map))
+        Ok(wire::json(&filter::apply(filter.as_ref(), json!(map))))
     }
 
     pub(crate) async fn agent_service(self: Arc<Self>, req: Request) -> Answer {
@@ -87,7 +89,8 @@ impl Catalog {
         Ok(wire::json(&v))
     }
 
-    pub(crate) async fn agent_checks(self: Arc<Self>, _req: Request) -> Answer {
+    pub(crate) async fn agent_checks(self: Arc<Self>, req: Request) -> Answer {
+        let filter = filter::of(&req)?;
         let state = self.replica.read();
         let mut map = serde_json::Map::new();
         for s in state.services_of_node(self.node()).filter(|s| s.record.maintenance.is_some()) {
@@ -101,7 +104,7 @@ impl Catalog {
         for c in state.checks_of_node(self.node()) {
             map.insert(c.record.id.clone(), views::stored_check(&state, self.node(), c));
         }
-        Ok(wire::json(&map))
+        Ok(wire::json(&filter::apply(filter.as_ref(), Value::Object(map))))
     }
 
     pub(crate) async fn register_service(self: Arc<Self>, req: Request) -> Answer {

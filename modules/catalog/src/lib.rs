@@ -14,6 +14,7 @@ mod blocking;
 mod checks;
 mod decode;
 mod duration;
+mod filter;
 mod fleet;
 mod host_services;
 mod kv;

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::Catalog;
 use crate::blocking;
+use crate::filter;
 use crate::state::topic;
 use crate::views;
 use crate::wire::{self, Answer, Fail};
@@ -31,8 +32,9 @@ impl Catalog {
         topics: Vec<String>,
         query: impl Fn(&crate::state::State) -> Value,
     ) -> Answer {
+        let filter = filter::of(req)?;
         let (value, index) = blocking::run(&self.replica, &self.metrics.parked, req, topics.clone(), |state| {
-            Ok((query(state), state.index(&topics)))
+            Ok((filter::apply(filter.as_ref(), query(state)), state.index(&topics)))
         })
         .await?;
         Ok(wire::json_indexed(&value, index))

@@ -79,6 +79,15 @@ fn a_registration_reads_back_with_consuls_shapes_and_check_ids() {
         let cat = body(&c.call(TestRequest::get("/v1/catalog/service/web")).await);
         assert_eq!((cat[0]["ServiceID"].as_str(), cat[0]["ServicePort"].as_u64()), (Some("web-1"), Some(8080)));
 
+        let filtered = body(&c.call(TestRequest::get("/v1/agent/services?filter=Service%20%3D%3D%20%22nope%22")).await);
+        assert_eq!(filtered, json!({}), "?filter= keeps only what matches");
+        let filtered = body(&c.call(TestRequest::get("/v1/agent/checks?filter=CheckID%20%3D%3D%20%22extra%22")).await);
+        assert_eq!(filtered.as_object().unwrap().keys().collect::<Vec<_>>(), ["extra"]);
+        let tagged =
+            body(&c.call(TestRequest::get("/v1/health/service/web?filter=%22v1%22%20in%20Service.Tags")).await);
+        assert_eq!(tagged.as_array().unwrap().len(), 1);
+        let bad = c.call(TestRequest::get("/v1/agent/services?filter=Service%20%3D")).await;
+        assert_eq!(bad.status, 400);
         let gone = c.call(TestRequest::put("/v1/agent/service/deregister/web-1")).await;
         assert_eq!(gone.status, 200);
         assert_eq!(body(&c.call(TestRequest::get("/v1/agent/checks")).await), json!({}), "its checks go too");
