@@ -2,7 +2,8 @@
 //! `Authorization: Bearer`) are made by the operator on the admin routes and stored as
 //! SHA-256 hashes. Writes from peers other than loopback (and the host's unix socket)
 //! need a `write` token; reads need a token only under `acl.default_read = "deny"`.
-//! An unknown token is refused even where none is needed, as Consul does.
+//! An unknown token is refused even where none is needed, as Consul does (except an
+//! unknown `Authorization: Bearer`, which may be the host's token on the admin mount).
 
 use std::net::IpAddr;
 
@@ -19,14 +20,17 @@ pub enum Access {
     Write,
 }
 
-fn token_of(req: &Request) -> Option<String> {
+/// The token a request carries, and whether it came as `Authorization: Bearer` (which
+/// may be the host's own token on the admin mount: unknown there means "none").
+fn token_of(req: &Request) -> Option<(String, bool)> {
     if let Some(t) = req.header("x-consul-token").filter(|t| !t.is_empty()) {
-        return Some(t.to_string());
+        return Some((t.to_string(), false));
     }
-    if let Some(t) = req.header("authorization").and_then(|a| a.strip_prefix("Bearer ")).filter(|t| !t.is_empty()) {
-        return Some(t.trim().to_string());
+    if let Some(t) = req.query_param("token").filter(|t| !t.is_empty()) {
+        return Some((t, false));
     }
-    req.query_param("token").filter(|t| !t.is_empty())
+    let bearer = req.header("authorization").and_then(|a| a.strip_prefix("Bearer ")).map(str::trim);
+    bearer.filter(|t| !t.is_empty()).map(|t| (t.to_string(), true))
 }
 
 fn is_loopback(ip: IpAddr) -> bool {
@@ -39,11 +43,12 @@ fn is_loopback(ip: IpAddr) -> bool {
 impl Catalog {
     pub(crate) fn authorize(&self, req: &Request, access: Access) -> Result<(), Fail> {
         let rights = match token_of(req) {
-            Some(secret) => {
+            Some((secret, bearer)) => {
                 let hash = model::sha256_hex(&secret);
                 let state = self.replica.read();
                 match state.tokens.values().find(|t| t.secret_sha256 == hash) {
                     Some(token) => Some(token.rights.clone()),
+                    None if bearer => None,
                     None => return Err(Fail::new(403, "ACL not found")),
                 }
             }

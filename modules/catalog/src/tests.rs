@@ -253,6 +253,19 @@ fn remote_writes_need_a_token_the_operator_made() {
         let r =
             c.call(TestRequest::get("/v1/agent/services").header("X-Consul-Token", "bogus").public_from(remote)).await;
         assert_eq!((r.status, text(&r).as_str()), (403, "ACL not found"));
+        let r = c
+            .call(
+                TestRequest::get("/v1/agent/services").header("Authorization", "Bearer host-token").public_from(remote),
+            )
+            .await;
+        assert_eq!(r.status, 403, "an unknown bearer is no token: reads are denied here");
+        let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let r = c
+            .call(
+                TestRequest::get("/v1/agent/services").header("Authorization", "Bearer host-token").public_from(local),
+            )
+            .await;
+        assert_eq!(r.status, 200, "an unknown bearer is not refused as an unknown Consul token");
         let made = body(&c.call(TestRequest::post("/admin/tokens").json(&json!({"rights": "write"}))).await);
         let secret = made["SecretID"].as_str().unwrap();
         let r = c
