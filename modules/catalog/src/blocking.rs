@@ -54,14 +54,15 @@ impl Blocking {
 /// Runs `query` (which answers its result and index from the state) until its index
 /// passes the client's or the hold ends. The watch is registered before each run, so
 /// a change between the run and the wait is not missed.
+/// Handlers parse [`Blocking`] and drop their request before calling this: a parked
+/// query keeps only what it needs.
 pub async fn run<T>(
     replica: &Arc<Replica>,
     parked: &plugin_api::metrics::Gauge,
-    req: &Request,
+    blocking: Blocking,
     topics: Vec<String>,
     query: impl Fn(&State) -> Result<(T, u64), Fail>,
 ) -> Result<(T, u64), Fail> {
-    let blocking = Blocking::from_request(req)?;
     if blocking.index == 0 {
         return query(&replica.read());
     }

@@ -50,7 +50,9 @@ impl Catalog {
         let separator = req.query_param("separator").unwrap_or_default();
         let many = recurse || keys;
         let topics = if many { vec![topic::KV.to_string()] } else { vec![topic::kv_key(&key)] };
-        let (read, index) = blocking::run(&self.replica, &self.metrics.parked, &req, topics, |state: &State| {
+        let blocking = blocking::Blocking::from_request(&req)?;
+        drop(req);
+        let (read, index) = blocking::run(&self.replica, &self.metrics.parked, blocking, topics, |state: &State| {
             if keys {
                 let mut listed = BTreeSet::new();
                 for k in state.kv.range(key.clone()..).map(|(k, _)| k).take_while(|k| k.starts_with(&key)) {

@@ -28,12 +28,14 @@ fn has_tags(tags: &[String], wanted: &[String]) -> bool {
 impl Catalog {
     async fn blocking_json(
         &self,
-        req: &Request,
+        req: Request,
         topics: Vec<String>,
         query: impl Fn(&crate::state::State) -> Value,
     ) -> Answer {
-        let filter = filter::of(req)?;
-        let (value, index) = blocking::run(&self.replica, &self.metrics.parked, req, topics.clone(), |state| {
+        let filter = filter::of(&req)?;
+        let blocking = blocking::Blocking::from_request(&req)?;
+        drop(req);
+        let (value, index) = blocking::run(&self.replica, &self.metrics.parked, blocking, topics.clone(), |state| {
             Ok((filter::apply(filter.as_ref(), query(state)), state.index(&topics)))
         })
         .await?;
@@ -41,7 +43,7 @@ impl Catalog {
     }
 
     pub(crate) async fn catalog_services(self: Arc<Self>, req: Request) -> Answer {
-        self.blocking_json(&req, vec![topic::SERVICES.into()], |state| {
+        self.blocking_json(req, vec![topic::SERVICES.into()], |state| {
             let mut map: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
             for s in state.services.values() {
                 map.entry(s.record.name.as_str()).or_default().extend(s.record.tags.iter().map(String::as_str));
@@ -54,7 +56,7 @@ impl Catalog {
     pub(crate) async fn catalog_service(self: Arc<Self>, req: Request) -> Answer {
         let name = req.param("name").unwrap_or_default().to_string();
         let tags = tags_of(&req);
-        self.blocking_json(&req, vec![topic::service(&name)], |state| {
+        self.blocking_json(req, vec![topic::service(&name)], |state| {
             let list: Vec<Value> = state
                 .instances(&name)
                 .filter(|(_, s)| has_tags(&s.record.tags, &tags))
@@ -67,7 +69,7 @@ impl Catalog {
 
     pub(crate) async fn catalog_nodes(self: Arc<Self>, req: Request) -> Answer {
         let me = self.node().to_string();
-        self.blocking_json(&req, vec![topic::NODES.into()], |state| {
+        self.blocking_json(req, vec![topic::NODES.into()], |state| {
             let mut names: BTreeSet<&str> = state.nodes.keys().map(String::as_str).collect();
             names.insert(me.as_str());
             Value::Array(names.into_iter().map(|n| views::node(state, n)).collect())
@@ -83,7 +85,7 @@ impl Catalog {
         let name = req.param("name").unwrap_or_default().to_string();
         let tags = tags_of(&req);
         let passing = wire::flag(&req, "passing")?;
-        self.blocking_json(&req, vec![topic::service(&name)], |state| {
+        self.blocking_json(req, vec![topic::service(&name)], |state| {
             let list: Vec<Value> = state
                 .instances(&name)
                 .filter(|(_, s)| has_tags(&s.record.tags, &tags))
@@ -97,7 +99,7 @@ impl Catalog {
 
     pub(crate) async fn health_checks(self: Arc<Self>, req: Request) -> Answer {
         let name = req.param("name").unwrap_or_default().to_string();
-        self.blocking_json(&req, vec![topic::service(&name)], |state| {
+        self.blocking_json(req, vec![topic::service(&name)], |state| {
             let mut list: Vec<Value> = Vec::new();
             for (node, s) in state.instances(&name) {
                 list.extend(views::service_checks(state, node, s));
@@ -114,7 +116,7 @@ impl Catalog {
             return Err(Fail::bad_request(format!("Invalid check state: {wanted:?}")));
         }
         let me = self.node().to_string();
-        self.blocking_json(&req, vec![topic::CHECKS.into()], |state| {
+        self.blocking_json(req, vec![topic::CHECKS.into()], |state| {
             let mut nodes: BTreeSet<&str> = state.nodes.keys().map(String::as_str).collect();
             nodes.insert(me.as_str());
             nodes.extend(state.checks.keys().map(|(n, _)| n.as_str()));
@@ -131,7 +133,7 @@ impl Catalog {
     pub(crate) async fn health_node(self: Arc<Self>, req: Request) -> Answer {
         let node = req.param("node").unwrap_or_default().to_string();
         let me = self.node().to_string();
-        self.blocking_json(&req, vec![topic::CHECKS.into()], |state| {
+        self.blocking_json(req, vec![topic::CHECKS.into()], |state| {
             if node != me && !state.nodes.contains_key(&node) {
                 return json!([]);
             }
