@@ -21,8 +21,27 @@ use crate::state::State;
 
 pub async fn run(replica: Arc<Replica>, settings: Settings, metrics: Metrics, host: Host) {
     while replica.wait_loaded().await.is_err() {}
+    let me = settings.node_name.clone();
+    // Claim the node: this instance now runs its heartbeat, checks and host services.
+    while let Err(e) =
+        replica.transact(|_| Ok((vec![Write::put(model::owner_key(&me), replica.owner_token())], ()))).await
+    {
+        host.warn(&format!("catalog: cannot claim node {me:?} ({e}); retrying"));
+        plugin_api::tokio::select! {
+            () = plugin_api::tokio::time::sleep(settings.heartbeat_interval) => {}
+            () = replica.stopped() => return,
+        }
+    }
     let mut failing = false;
     loop {
+        if !replica.owns(&me) {
+            host.warn(&format!(
+                "catalog: node {me:?} was taken over by a newer module generation or another host with the same \
+                 node_name; this one stops its heartbeat, checks and host services"
+            ));
+            replica.stopped().await;
+            return;
+        }
         match beat(&replica, &settings).await.and(sweep(&replica, &settings, &host).await) {
             Ok(()) => failing = false,
             Err(e) if !failing => {
@@ -37,6 +56,17 @@ pub async fn run(replica: Arc<Replica>, settings: Settings, metrics: Metrics, ho
         plugin_api::tokio::select! {
             () = plugin_api::tokio::time::sleep(settings.heartbeat_interval) => {}
             () = replica.stopped() => return,
+            () = lost(&replica, &me) => {}
+        }
+    }
+}
+
+/// Resolves when this instance no longer owns `node` (another claimed it).
+async fn lost(replica: &Replica, node: &str) {
+    let mut changed = replica.changed.subscribe();
+    while replica.owns(node) {
+        if changed.changed().await.is_err() {
+            return futures::future::pending().await;
         }
     }
 }

@@ -22,6 +22,11 @@ const RESYNC: Duration = Duration::from_secs(30);
 pub async fn run(replica: Arc<Replica>, node: String, host: Host, metrics: Metrics) {
     while replica.wait_loaded().await.is_err() {}
     loop {
+        // Only the node's current owner lists the host's services (see model::OWNER).
+        replica.owned(&node).await;
+        if replica.is_stopped() {
+            return;
+        }
         let known = known_instances(&replica, &node);
         let wanted = desired(&host.services(), &known);
         match sync(&replica, &node, &wanted).await {

@@ -19,6 +19,10 @@ pub const CHECK: &str = "chk/";
 pub const KV: &str = "kv/";
 /// `acl/<accessor id>` → [`TokenRecord`].
 pub const TOKEN: &str = "acl/";
+/// `owner/<node>` → the token of the module instance that runs this node's heartbeat,
+/// checks and host services now (the latest one started: a reloaded generation, or a
+/// second host mistakenly given the same `node_name`, takes over from the older one).
+pub const OWNER: &str = "owner/";
 
 pub fn node_key(node: &str) -> String {
     format!("{NODE}{node}")
@@ -31,6 +35,9 @@ pub fn service_key(node: &str, id: &str) -> String {
 }
 pub fn check_key(node: &str, id: &str) -> String {
     format!("{CHECK}{node}/{id}")
+}
+pub fn owner_key(node: &str) -> String {
+    format!("{OWNER}{node}")
 }
 pub fn kv_key(key: &str) -> String {
     format!("{KV}{key}")

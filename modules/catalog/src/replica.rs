@@ -42,6 +42,8 @@ pub struct Replica {
     pub changed: watch::Sender<u64>,
     /// Set by the module's `shutdown`: every background loop of the module ends on it.
     stop: watch::Sender<bool>,
+    /// This module instance's claim on its node (see [`crate::model::OWNER`]).
+    owner_token: String,
 }
 
 impl Replica {
@@ -57,12 +59,38 @@ impl Replica {
             loaded: watch::Sender::new(false),
             changed: watch::Sender::new(0),
             stop: watch::Sender::new(false),
+            owner_token: format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>()),
         })
+    }
+
+    pub fn owner_token(&self) -> &str {
+        &self.owner_token
+    }
+
+    /// Whether this instance runs `node`'s heartbeat, checks and host services: it
+    /// claimed the node and nobody claimed it since.
+    pub fn owns(&self, node: &str) -> bool {
+        self.read().owners.get(node).is_some_and(|t| *t == self.owner_token)
+    }
+
+    /// Resolves once this instance owns `node` (or the module stops).
+    pub async fn owned(&self, node: &str) {
+        let mut changed = self.changed.subscribe();
+        while !self.owns(node) {
+            plugin_api::tokio::select! {
+                _ = changed.changed() => {}
+                () = self.stopped() => return,
+            }
+        }
     }
 
     /// Ends every background loop (the module is being unloaded).
     pub fn stop(&self) {
         self.stop.send_replace(true);
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        *self.stop.borrow()
     }
 
     /// Resolves once [`Replica::stop`] was called.

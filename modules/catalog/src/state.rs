@@ -49,6 +49,8 @@ pub struct State {
     pub checks: BTreeMap<(String, String), Stored<CheckRecord>>,
     pub kv: BTreeMap<String, Stored<KvRecord>>,
     pub tokens: BTreeMap<String, TokenRecord>,
+    /// Node → the token of the module instance that owns it now.
+    pub owners: BTreeMap<String, String>,
     /// Every storage key's version and revision (for planned writes and late changes).
     versions: HashMap<String, KeyVersion>,
     /// Topic → revision of its last change.
@@ -163,6 +165,11 @@ impl State {
             }
             self.touch(&mut touched, topic::kv_key(kv), revision);
             self.touch(&mut touched, topic::KV.into(), revision);
+        } else if let Some(node) = key.strip_prefix(model::OWNER) {
+            match value {
+                Some(token) => self.owners.insert(node.to_string(), token.to_string()),
+                None => self.owners.remove(node),
+            };
         } else if let Some(accessor) = key.strip_prefix(model::TOKEN) {
             match value.and_then(parse::<TokenRecord>) {
                 Some(token) => self.tokens.insert(accessor.to_string(), token),

@@ -424,3 +424,36 @@ fn a_node_that_stops_heart_beating_goes_critical_then_away() {
         assert_eq!(nodes.as_array().unwrap().len(), 1, "{nodes}");
     })
 }
+
+#[test]
+fn a_newer_instance_on_the_same_node_takes_its_checks_over() {
+    testing::run(async {
+        // A reloaded generation (or a second host given the same node_name).
+        let host = TestHost::new();
+        let old = start(&host, Value::Null).await;
+        let reg = json!({"Name": "t", "Check": {"TTL": "150ms", "Status": "passing"}});
+        assert_eq!(old.call(TestRequest::put("/v1/agent/service/register").json(&reg)).await.status, 200);
+        let new = start(&host, Value::Null).await;
+        let mut owners = 0;
+        for _ in 0..100 {
+            let (a, b) = (old.module().replica.owns("node-a"), new.module().replica.owns("node-a"));
+            owners = usize::from(a) + usize::from(b);
+            if b && !a {
+                break;
+            }
+            plugin_api::tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(new.module().replica.owns("node-a") && !old.module().replica.owns("node-a"), "{owners} owners");
+        // The new owner runs the TTL check: it expires.
+        let mut status = Value::Null;
+        for _ in 0..100 {
+            status = body(&new.call(TestRequest::get("/v1/agent/checks")).await)["service:t"]["Status"].clone();
+            if status == "critical" {
+                break;
+            }
+            plugin_api::tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(status, "critical");
+        assert!(host.logs().iter().any(|(_, line)| line.contains("was taken over")), "the old one says so");
+    })
+}

@@ -138,13 +138,17 @@ impl Runner {
 
     fn reconcile(self: &Arc<Self>) {
         let node = &self.settings.node_name;
-        let wanted: HashMap<String, CheckKind> = self
-            .replica
-            .read()
-            .checks_of_node(node)
-            .filter(|c| c.record.kind != CheckKind::Manual)
-            .map(|c| (c.record.id.clone(), c.record.kind.clone()))
-            .collect();
+        // Only the node's current owner runs its checks (see model::OWNER).
+        let wanted: HashMap<String, CheckKind> = if self.replica.owns(node) {
+            self.replica
+                .read()
+                .checks_of_node(node)
+                .filter(|c| c.record.kind != CheckKind::Manual)
+                .map(|c| (c.record.id.clone(), c.record.kind.clone()))
+                .collect()
+        } else {
+            HashMap::new()
+        };
         let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
         tasks.retain(|id, task| {
             let keep = wanted.get(id) == Some(&task.kind) && !task.handle.is_finished();
@@ -247,6 +251,9 @@ impl Runner {
     /// `DeregisterCriticalServiceAfter`.
     async fn reap(&self) {
         let node = self.settings.node_name.clone();
+        if !self.replica.owns(&node) {
+            return;
+        }
         let now = model::now_ms();
         let due: Vec<String> = self
             .replica
