@@ -20,6 +20,7 @@ mod listeners;
 mod metrics;
 mod module_config;
 mod module_config_fleet;
+mod module_catalog;
 mod module_db_migrate;
 mod module_influx;
 mod module_routes;
