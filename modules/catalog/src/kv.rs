@@ -100,11 +100,8 @@ impl Catalog {
                 ],
                 body: bytes,
             }),
-            // Labelled JSON (an empty body is valid for clients): the host rewrites an
-            // unlabelled error status into its own error JSON, and Consul's miss is empty.
-            Read::Entries(None) | Read::Raw(None) => {
-                wire::read_headers(Response::empty(404).with_header("content-type", "application/json"))
-            }
+            // Consul's miss: an empty 404.
+            Read::Entries(None) | Read::Raw(None) => wire::read_headers(Response::empty(404)),
         };
         Ok(wire::indexed(response, index))
     }
