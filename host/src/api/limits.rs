@@ -44,9 +44,12 @@ pub async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiErro
 
 /// Rewrites error responses that did not come from [`ApiError`] (axum's own rejections
 /// for a bad path or query parameter) into the JSON error shape, so clients parse one
-/// format only.
+/// format only. A module's own answers are its protocol's and pass unchanged.
 pub async fn json_errors(req: Request, next: Next) -> Response {
     let response = next.run(req).await;
+    if response.extensions().get::<super::modules::ModuleAnswer>().is_some() {
+        return response;
+    }
     let status = response.status();
     let is_json = response
         .headers()

@@ -241,8 +241,14 @@ pub(super) async fn serve(state: &AppState, module: &LoadedModule, matched: Matc
             response.headers_mut().append(k, v);
         }
     }
+    response.extensions_mut().insert(ModuleAnswer);
     response
 }
+
+/// Marks a response a module wrote: its error bodies are the module's protocol (Consul's
+/// plain-text errors, Spring's JSON), so `limits::json_errors` leaves them as they are.
+#[derive(Debug, Clone, Copy)]
+pub struct ModuleAnswer;
 
 #[cfg(test)]
 mod tests {

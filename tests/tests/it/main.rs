@@ -18,6 +18,7 @@ mod files;
 mod import;
 mod listeners;
 mod metrics;
+mod module_catalog;
 mod module_config;
 mod module_config_fleet;
 mod module_db_migrate;
