@@ -12,6 +12,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
+use super::config::access::{AccessKeyCommand, ConsumerCommand};
+use super::config::gray::GrayCommand;
 use super::config::{ConfigApi, access, gray, namespaces, releases};
 use super::{CliError, GlobalArgs};
 
@@ -172,107 +174,6 @@ pub enum ConfigCommand {
         #[command(subcommand)]
         action: Option<AccessKeyCommand>,
     },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum GrayCommand {
-    /// Open the gray branch (one per namespace and cluster).
-    Create,
-    /// The branch, its rules and its items.
-    Show,
-    /// Print the rules, or replace them with --ip/--label (all apply to --client-app).
-    Rules {
-        /// Client IPs (comma-separated or repeated; `*` for all).
-        #[arg(long, num_args = 1.., value_delimiter = ',')]
-        ip: Vec<String>,
-        /// Client labels (comma-separated or repeated; `*` for all).
-        #[arg(long, num_args = 1.., value_delimiter = ',')]
-        label: Vec<String>,
-        /// The client app the rule is for (default: the namespace's app).
-        #[arg(long, value_name = "APPID")]
-        client_app: Option<String>,
-    },
-    /// Set an item on the branch (overrides the main item for gray clients).
-    Set {
-        key: String,
-        #[arg(allow_hyphen_values = true)]
-        value: String,
-        /// A comment kept with it.
-        #[arg(long)]
-        comment: Option<String>,
-    },
-    /// Delete an item from the branch.
-    Delete { key: String },
-    /// Release the branch to the clients its rules match.
-    Release {
-        /// Release title.
-        #[arg(long)]
-        title: Option<String>,
-        /// A comment kept with it.
-        #[arg(long)]
-        comment: Option<String>,
-        /// Also take these main keys away from the gray clients (a gray-delete
-        /// release; comma-separated or repeated).
-        #[arg(long, value_name = "KEY", num_args = 1.., value_delimiter = ',')]
-        delete: Vec<String>,
-    },
-    /// Merge the branch's items into the main namespace, release it, and close the branch.
-    Merge {
-        /// Release title.
-        #[arg(long)]
-        title: Option<String>,
-        /// A comment kept with it.
-        #[arg(long)]
-        comment: Option<String>,
-    },
-    /// Close the branch; gray clients go back to the main release.
-    Abandon,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ConsumerCommand {
-    /// Consumers and their rights (tokens are never listed).
-    List,
-    /// Create a consumer and print its token (shown only now).
-    Create {
-        name: String,
-        /// An app it may edit (repeatable).
-        #[arg(long, value_name = "APPID")]
-        edit: Vec<String>,
-        /// An app it may release (repeatable).
-        #[arg(long, value_name = "APPID")]
-        release: Vec<String>,
-    },
-    /// Set a consumer's rights on one app (neither flag: revoke them).
-    Grant {
-        name: String,
-        /// The app id.
-        app: String,
-        #[arg(long)]
-        edit: bool,
-        #[arg(long)]
-        release: bool,
-    },
-    /// Delete a consumer; its token stops working.
-    Delete { name: String },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum AccessKeyCommand {
-    /// The app's keys, secrets masked.
-    List,
-    /// Create a key and print its secret (shown only now).
-    Create {
-        /// Only log requests with a wrong signature instead of refusing them.
-        #[arg(long)]
-        observe: bool,
-    },
-    /// Enforce a key again.
-    Enable { id: String },
-    /// Stop enforcing a key.
-    Disable { id: String },
-    /// Delete a key.
-    Delete { id: String },
 }
 
 /// Runs one `apollo config` command.

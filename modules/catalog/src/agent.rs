@@ -171,7 +171,7 @@ impl Catalog {
             .replica
             .transact(|state| {
                 let Some(service) = state.service(&node, &id) else { return Ok((Vec::new(), None)) };
-                Ok((deregistration(state, &node, &id), Some(service.record.origin)))
+                Ok((state.deregistration(&node, &id), Some(service.record.origin)))
             })
             .await?;
         let origin = found.ok_or_else(|| unknown_service(&id))?;
@@ -421,15 +421,4 @@ pub fn check_write(
     }
     let text = enc(&check).map_err(|f| plugin_api::ModuleError::internal(f.message))?;
     Ok(Write::put(key.clone(), text).expect_version(state.version(&key)))
-}
-
-/// The writes that remove service `id` of `node` and every check of it.
-pub fn deregistration(state: &crate::state::State, node: &str, id: &str) -> Vec<Write> {
-    let key = model::service_key(node, id);
-    let mut writes = vec![Write::delete(key.clone()).expect_version(state.version(&key))];
-    for c in state.checks_of_node(node).filter(|c| c.record.service_id == id) {
-        let key = model::check_key(node, &c.record.id);
-        writes.push(Write::delete(key.clone()).expect_version(state.version(&key)));
-    }
-    writes
 }

@@ -185,7 +185,7 @@ async fn sync(
                 .collect();
             for id in gone.keys() {
                 removed += 1;
-                writes.extend(crate::agent::deregistration(state, node, id));
+                writes.extend(state.deregistration(node, id));
             }
             writes.truncate(plugin_api::storage::MAX_COMMIT_WRITES);
             Ok((writes, (added, removed)))

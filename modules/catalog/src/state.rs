@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use plugin_api::storage::Write;
 use serde::de::DeserializeOwned;
 
 use crate::model::{self, CheckRecord, KvRecord, NodeRecord, ServiceRecord, TokenRecord};
@@ -68,6 +69,18 @@ fn parse<T: DeserializeOwned>(value: &str) -> Option<T> {
 }
 
 impl State {
+    /// The writes that remove service `id` of `node` and every check of it, expecting
+    /// the versions held here.
+    pub fn deregistration(&self, node: &str, id: &str) -> Vec<Write> {
+        let key = model::service_key(node, id);
+        let mut writes = vec![Write::delete(key.clone()).expect_version(self.version(&key))];
+        for c in self.checks_of_node(node).filter(|c| c.record.service_id == id) {
+            let key = model::check_key(node, &c.record.id);
+            writes.push(Write::delete(key.clone()).expect_version(self.version(&key)));
+        }
+        writes
+    }
+
     pub fn with_base(base_index: u64) -> Self {
         Self { base_index, ..Self::default() }
     }

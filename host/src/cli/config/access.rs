@@ -5,13 +5,59 @@
 
 use std::collections::BTreeMap;
 
+use clap::Subcommand;
 use serde_json::{Value, json};
 
 use super::namespaces::list;
 use super::{ConfigApi, MOUNT, cell, check_name, encode, time};
 use crate::cli::CliError;
-use crate::cli::config_command::{AccessKeyCommand, ConsumerCommand};
 use crate::cli::output::{or_dash, print_table};
+
+#[derive(Debug, Subcommand)]
+pub enum ConsumerCommand {
+    /// Consumers and their rights (tokens are never listed).
+    List,
+    /// Create a consumer and print its token (shown only now).
+    Create {
+        name: String,
+        /// An app it may edit (repeatable).
+        #[arg(long, value_name = "APPID")]
+        edit: Vec<String>,
+        /// An app it may release (repeatable).
+        #[arg(long, value_name = "APPID")]
+        release: Vec<String>,
+    },
+    /// Set a consumer's rights on one app (neither flag: revoke them).
+    Grant {
+        name: String,
+        /// The app id.
+        app: String,
+        #[arg(long)]
+        edit: bool,
+        #[arg(long)]
+        release: bool,
+    },
+    /// Delete a consumer; its token stops working.
+    Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccessKeyCommand {
+    /// The app's keys, secrets masked.
+    List,
+    /// Create a key and print its secret (shown only now).
+    Create {
+        /// Only log requests with a wrong signature instead of refusing them.
+        #[arg(long)]
+        observe: bool,
+    },
+    /// Enforce a key again.
+    Enable { id: String },
+    /// Stop enforcing a key.
+    Disable { id: String },
+    /// Delete a key.
+    Delete { id: String },
+}
 
 /// `apollo config consumers [list|create|grant|delete]`.
 pub async fn consumers(api: &ConfigApi<'_>, action: ConsumerCommand) -> Result<(), CliError> {

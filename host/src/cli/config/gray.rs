@@ -2,14 +2,69 @@
 //! The branch is a child cluster (as in Ctrip): its items are set like any other
 //! cluster's, its rules pick the clients (app + IPs/labels) that get its release.
 
+use clap::Subcommand;
 use serde_json::{Value, json};
 
 use super::namespaces::{self, list};
 use super::releases::release_body;
 use super::{ConfigApi, cell, decode, encode, module_not_found, one_line};
 use crate::cli::CliError;
-use crate::cli::config_command::GrayCommand;
 use crate::cli::output::{or_dash, print_json, print_table};
+
+#[derive(Debug, Subcommand)]
+pub enum GrayCommand {
+    /// Open the gray branch (one per namespace and cluster).
+    Create,
+    /// The branch, its rules and its items.
+    Show,
+    /// Print the rules, or replace them with --ip/--label (all apply to --client-app).
+    Rules {
+        /// Client IPs (comma-separated or repeated; `*` for all).
+        #[arg(long, num_args = 1.., value_delimiter = ',')]
+        ip: Vec<String>,
+        /// Client labels (comma-separated or repeated; `*` for all).
+        #[arg(long, num_args = 1.., value_delimiter = ',')]
+        label: Vec<String>,
+        /// The client app the rule is for (default: the namespace's app).
+        #[arg(long, value_name = "APPID")]
+        client_app: Option<String>,
+    },
+    /// Set an item on the branch (overrides the main item for gray clients).
+    Set {
+        key: String,
+        #[arg(allow_hyphen_values = true)]
+        value: String,
+        /// A comment kept with it.
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Delete an item from the branch.
+    Delete { key: String },
+    /// Release the branch to the clients its rules match.
+    Release {
+        /// Release title.
+        #[arg(long)]
+        title: Option<String>,
+        /// A comment kept with it.
+        #[arg(long)]
+        comment: Option<String>,
+        /// Also take these main keys away from the gray clients (a gray-delete
+        /// release; comma-separated or repeated).
+        #[arg(long, value_name = "KEY", num_args = 1.., value_delimiter = ',')]
+        delete: Vec<String>,
+    },
+    /// Merge the branch's items into the main namespace, release it, and close the branch.
+    Merge {
+        /// Release title.
+        #[arg(long)]
+        title: Option<String>,
+        /// A comment kept with it.
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Close the branch; gray clients go back to the main release.
+    Abandon,
+}
 
 pub async fn run(api: &ConfigApi<'_>, app: &str, namespace: &str, action: GrayCommand) -> Result<(), CliError> {
     let branches = format!("{}/branches", api.namespace_path(app, &api.cluster, namespace)?);

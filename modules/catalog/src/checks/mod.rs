@@ -16,7 +16,6 @@ use plugin_api::tokio::task::JoinHandle;
 use plugin_api::{Host, ModuleError};
 use rand::Rng;
 
-use crate::agent::deregistration;
 use crate::decode::OUTPUT_MAX;
 use crate::metrics::Metrics;
 use crate::model::{self, CheckKind, CheckRecord};
@@ -273,7 +272,7 @@ impl Runner {
                     if state.service(&node, &service).is_none() {
                         return Ok((Vec::new(), false));
                     }
-                    Ok((deregistration(state, &node, &service), true))
+                    Ok((state.deregistration(&node, &service), true))
                 })
                 .await;
             match reaped {
