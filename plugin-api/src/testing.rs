@@ -252,6 +252,11 @@ impl TestRequest {
         self.request.body = body.into();
         self
     }
+    /// As if it came from `peer`, the host user kept (an operator's token over TCP).
+    pub fn from_peer(mut self, peer: SocketAddr) -> Self {
+        self.request.peer_addr = Some(peer);
+        self
+    }
     /// As if it came from `peer` on a public route (no host user).
     pub fn public_from(mut self, peer: SocketAddr) -> Self {
         self.request.peer_addr = Some(peer);

@@ -266,6 +266,9 @@ fn remote_writes_need_a_token_the_operator_made() {
             )
             .await;
         assert_eq!(r.status, 200, "an unknown bearer is not refused as an unknown Consul token");
+        let r =
+            c.call(TestRequest::put("/v1/agent/service/register").json(&json!({"Name": "op"})).from_peer(remote)).await;
+        assert_eq!(r.status, 200, "the host's operator (its token over TCP) may write from anywhere: {}", text(&r));
         let made = body(&c.call(TestRequest::post("/admin/tokens").json(&json!({"rights": "write"}))).await);
         let secret = made["SecretID"].as_str().unwrap();
         let r = c
