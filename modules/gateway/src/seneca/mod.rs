@@ -9,10 +9,12 @@ use serde::Deserialize;
 pub struct Settings {
     /// Serve `/act` on the gateway's listeners.
     pub enabled: bool,
+    /// The catalog instance meta key holding a service's pins.
+    pub meta_key: String,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { enabled: true }
+        Self { enabled: true, meta_key: "seneca_pin".into() }
     }
 }
