@@ -42,9 +42,11 @@ pub struct Tracer {
 }
 
 struct Inner {
+    /// `Settings::sample_ratio`, for traces started here.
     sample_ratio: f64,
     /// Ended spans on their way to the exporter; `None`: propagate only.
     queue: Option<mpsc::Sender<Span>>,
+    /// Shared with the exporter task, which counts exported and failed spans.
     counters: Arc<Counters>,
     /// Tells the exporter task to send what is queued and stop.
     stop: Arc<Notify>,

@@ -345,6 +345,14 @@ mod tests {
         assert!((800..1200).contains(&sampled), "{sampled} of 2000 sampled at 0.5");
     }
 
+    /// The proxy holds spans across `.await` in futures hyper runs on any worker.
+    #[test]
+    fn spans_and_tracers_can_cross_threads() {
+        fn send_and_sync<T: Send + Sync>() {}
+        send_and_sync::<Tracer>();
+        send_and_sync::<ActiveSpan>();
+    }
+
     #[test]
     fn without_an_exporter_nothing_records() {
         let tracer = Tracer::propagate_only();
