@@ -21,6 +21,7 @@ use crate::proxy::server;
 use crate::registry::Registry;
 use crate::settings::{Config, RouteSpec, address_of};
 use crate::table::Table;
+use crate::trace::Tracer;
 
 /// Where routes changed through the admin API are kept.
 pub const ROUTES_KEY: &str = "routes";
@@ -96,6 +97,10 @@ impl Gateway {
             ),
             limits: config.limits.clone(),
             outlier: config.outlier.clone(),
+            tracer: {
+                let log_host = host.clone();
+                Tracer::start(&config.tracing, move |line| log_host.warn(&format!("gateway tracing: {line}")))
+            },
         });
         let (stop, stopped) = watch::channel(false);
         let connections = Arc::new(Semaphore::new(config.limits.max_connections));
@@ -159,8 +164,11 @@ impl Gateway {
         let serving = std::mem::take(&mut *self.serving.lock().unwrap_or_else(|e| e.into_inner()));
         // The listeners drain on the runtime's own threads; wait for them from a plain
         // thread (this may be called inside another runtime's context).
+        let tracer = self.plane.tracer.clone();
         run_blocking(&runtime, async move {
             let _ = tokio::time::timeout(DRAIN + Duration::from_secs(1), futures::future::join_all(serving)).await;
+            // Spans of the drained requests go out before the runtime does.
+            tracer.shutdown().await;
         });
         runtime.shutdown_background();
     }

@@ -22,6 +22,7 @@ use super::body::Outgoing;
 use super::headers::{add_forwarded, strip_hop_by_hop};
 use super::replies::{self, Failure, ResponseBody};
 use crate::table::Route;
+use crate::trace::ActiveSpan;
 use crate::upstream::{Instance, PooledBody, RequestBody, SendError, Upstream};
 
 /// What happened, for the access log and metrics.
@@ -49,15 +50,23 @@ fn idempotent(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE)
 }
 
+/// The client's request as the route gets it.
+pub struct Incoming<'a> {
+    pub parts: &'a Parts,
+    pub body: Outgoing,
+    pub client: SocketAddr,
+    /// The client's side of a protocol switch it asked for.
+    pub client_upgrade: Option<OnUpgrade>,
+}
+
 pub async fn forward(
     plane: &DataPlane,
     route: &Route,
-    parts: &Parts,
-    body: Outgoing,
-    client: SocketAddr,
-    client_upgrade: Option<OnUpgrade>,
+    request: Incoming<'_>,
+    span: &ActiveSpan,
     outcome: &mut Outcome,
 ) -> Response<ResponseBody> {
+    let Incoming { parts, body, client, client_upgrade } = request;
     let upstream = &route.upstream;
     let _admitted = match upstream.admit() {
         Ok(admitted) => admitted,
@@ -77,12 +86,13 @@ pub async fn forward(
     strip_hop_by_hop(&mut headers, upgrading);
     add_forwarded(&mut headers, client.ip());
     let may_repeat = idempotent(&parts.method) || route.retry_non_idempotent;
-    let make_request = || {
+    let make_request = |try_span: &ActiveSpan| {
         let mut request = Request::new(body.for_try());
         *request.method_mut() = parts.method.clone();
         *request.uri_mut() = uri.clone();
         *request.version_mut() = Version::HTTP_11;
         *request.headers_mut() = headers.clone();
+        try_span.inject(request.headers_mut());
         request
     };
 
@@ -98,10 +108,23 @@ pub async fn forward(
         outcome.instance = Some(instance.id.clone());
         tried.push(instance.addr);
         let try_deadline = deadline.min(now + route.try_timeout);
+        let mut try_span = span.child(&format!("{} {}", parts.method, upstream.name));
         let in_flight = instance.enter();
-        let result =
-            tokio::time::timeout_at(try_deadline.into(), one_try(upstream, &instance, make_request(), upgrading)).await;
+        let attempt = one_try(upstream, &instance, make_request(&try_span), upgrading);
+        let result = tokio::time::timeout_at(try_deadline.into(), attempt).await;
         drop(in_flight);
+        if try_span.is_recording() {
+            try_span.set_attribute("server.address", instance.addr.to_string());
+            try_span.set_attribute("apollo.instance", instance.id.as_str());
+            match &result {
+                Ok(Ok(response)) => try_span.set_attribute("http.response.status_code", response.status().as_u16()),
+                Ok(Err(TryError::Connect(why))) => try_span.set_error(why.as_str()),
+                Ok(Err(TryError::Sent(e))) => try_span.set_error(e.to_string()),
+                Ok(Err(TryError::Pending)) => try_span.set_error("pending connection limit"),
+                Err(_) => try_span.set_error("try timed out"),
+            }
+        }
+        try_span.end();
         let seconds = now.elapsed().as_secs_f64();
         let retry_reason = match result {
             Ok(Ok(response)) => {
