@@ -1,0 +1,247 @@
+//! The replies the gateway itself gives on `/act`, shaped as a seneca-transport listener
+//! gives them (contract §2.4): the same headers — above all `seneca-id` and
+//! `seneca-origin` echoed, without which a seneca client drops the reply and times out
+//! — and eraro's error body.
+
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, USER_AGENT};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use rand::Rng;
+use serde_json::{Map, Value, json};
+
+use super::error::ActError;
+use super::js;
+use super::message;
+
+/// Where an error body says it was made (seneca puts a stack line there).
+const CALLPOINT: &str = "at module-gateway (apollo)";
+
+/// The gateway's seneca instance id, in seneca's layout `<nid>/<start ms>/<pid>/
+/// <version>/<tag>`; sent as `seneca-accept`. Made once per process.
+pub fn gateway_id() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| {
+        let started = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+        format!("{}/{started}/{}/apollo-{}/gateway", nid(12), std::process::id(), env!("CARGO_PKG_VERSION"))
+    })
+}
+
+/// A random id like seneca's `nid`: lowercase letters and digits.
+fn nid(len: usize) -> String {
+    const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut rng = rand::rng();
+    (0..len).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+}
+
+/// No service declares a pattern this message matches: seneca's `act_not_found` (500).
+/// The message is printed as seneca prints it (`util.inspect` of the message without its
+/// `…$` keys); its keys come in sorted order where node keeps the body's order.
+pub fn act_not_found(request_headers: &HeaderMap, msg: &Map<String, Value>) -> Response<Bytes> {
+    let args = js::inspect(&Value::Object(message::clean(msg)));
+    let text = format!(
+        "seneca: No matching action pattern found for {args}, and no default result provided (using a default$ property)."
+    );
+    let body = json!({
+        "eraro": true,
+        "orig": null,
+        "code": "act_not_found",
+        "seneca": true,
+        "package": "seneca",
+        "msg": text,
+        "details": {"args": args, "plugin": {}},
+        "callpoint": CALLPOINT,
+        "message": text,
+        "name": "Error",
+    });
+    reply(request_headers, StatusCode::INTERNAL_SERVER_ERROR, &body)
+}
+
+/// The request could not be turned into a message (`invalid_json`): 500 with the
+/// listener's body for it (eraro fields; no `message`/`name`, as seneca-transport sends).
+pub fn invalid_json(request_headers: &HeaderMap, err: &ActError) -> Response<Bytes> {
+    let body = json!({
+        "eraro": true,
+        "orig": null,
+        "code": err.code,
+        "seneca": true,
+        "package": "seneca",
+        "msg": err.message,
+        "details": err.details,
+        "callpoint": CALLPOINT,
+    });
+    reply(request_headers, StatusCode::INTERNAL_SERVER_ERROR, &body)
+}
+
+/// The message matched a service that has no instance to send it to: 503.
+pub fn no_instance(request_headers: &HeaderMap, service: &str) -> Response<Bytes> {
+    unavailable(
+        request_headers,
+        "no_instance",
+        format!("apollo-gateway: no available instance of service {service:?} for this message."),
+        json!({"service": service}),
+    )
+}
+
+/// Every try at the service's instances failed (refused, reset, timed out): 503.
+/// `reason` says what happened to the last try.
+pub fn upstream_failure(request_headers: &HeaderMap, service: &str, reason: &str) -> Response<Bytes> {
+    unavailable(
+        request_headers,
+        "upstream_failure",
+        format!("apollo-gateway: service {service:?} did not answer: {reason}."),
+        json!({"service": service, "reason": reason}),
+    )
+}
+
+fn unavailable(request_headers: &HeaderMap, code: &str, text: String, details: Value) -> Response<Bytes> {
+    let body = json!({
+        "eraro": true,
+        "orig": null,
+        "code": code,
+        "seneca": true,
+        "package": "apollo-gateway",
+        "msg": text,
+        "details": details,
+        "callpoint": CALLPOINT,
+        "message": text,
+        "name": "Error",
+    });
+    reply(request_headers, StatusCode::SERVICE_UNAVAILABLE, &body)
+}
+
+fn reply(request_headers: &HeaderMap, status: StatusCode, body: &Value) -> Response<Bytes> {
+    let mut response = Response::new(Bytes::from(body.to_string()));
+    *response.status_mut() = status;
+    *response.headers_mut() = reply_headers(request_headers);
+    response
+}
+
+/// The headers a listener sets on every reply. `seneca-id` and `seneca-origin` are the
+/// request's (a request without `seneca-id` is a plain HTTP caller: it gets a fresh id
+/// and its `user-agent` as origin, as the listener does); `seneca-track` is the
+/// request's JSON array joined with `,`.
+pub fn reply_headers(request_headers: &HeaderMap) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("private, max-age=0, no-cache, no-store"));
+    let id = request_headers.get("seneca-id").cloned().unwrap_or_else(|| header_value(&nid(12)));
+    headers.insert("seneca-id", id);
+    headers.insert("seneca-kind", HeaderValue::from_static("res"));
+    let origin = request_headers
+        .get("seneca-origin")
+        .or_else(|| if request_headers.contains_key("seneca-id") { None } else { request_headers.get(USER_AGENT) })
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from_static("UNKNOWN"));
+    headers.insert("seneca-origin", origin);
+    headers.insert("seneca-accept", header_value(gateway_id()));
+    let track = request_headers
+        .get("seneca-track")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| serde_json::from_str::<Value>(t).ok())
+        .map(|t| js::js_string(Some(&t)))
+        .unwrap_or_default();
+    headers.insert("seneca-track", header_value(&track));
+    for name in ["seneca-time-client-sent", "seneca-time-listen-recv", "seneca-time-listen-sent"] {
+        headers.insert(name, HeaderValue::from_static("0"));
+    }
+    headers
+}
+
+/// A header value from our own text; anything not sendable becomes empty.
+fn header_value(text: &str) -> HeaderValue {
+    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seneca_request() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("seneca-id", HeaderValue::from_static("abc123def456/tx0000000001"));
+        h.insert("seneca-origin", HeaderValue::from_static("7ipj1ysscv1n/1796390736956/25860/3.38.0/-"));
+        h.insert("seneca-track", HeaderValue::from_static(r#"["7ipj1ysscv1n/1796390736956/25860/3.38.0/-","x"]"#));
+        h.insert(USER_AGENT, HeaderValue::from_static("Wreck"));
+        h
+    }
+
+    fn body(r: &Response<Bytes>) -> Value {
+        serde_json::from_slice(r.body()).unwrap()
+    }
+
+    fn header<'a>(r: &'a Response<Bytes>, name: &str) -> &'a str {
+        r.headers().get(name).unwrap().to_str().unwrap()
+    }
+
+    #[test]
+    fn act_not_found_is_the_listeners_reply() {
+        let msg = json!({"role": "nope", "custom$": {}, "tx$": "x"});
+        let r = act_not_found(&seneca_request(), msg.as_object().unwrap());
+        assert_eq!(r.status(), 500);
+        let text = "seneca: No matching action pattern found for { role: 'nope' }, and no default result provided (using a default$ property).";
+        let b = body(&r);
+        assert_eq!(b["code"], "act_not_found");
+        assert_eq!(b["message"], text);
+        assert_eq!(b["msg"], text);
+        assert_eq!(b["details"]["args"], "{ role: 'nope' }");
+        assert_eq!(
+            (b["eraro"].clone(), b["seneca"].clone(), b["name"].clone()),
+            (json!(true), json!(true), json!("Error"))
+        );
+        assert_eq!(b["package"], "seneca");
+    }
+
+    #[test]
+    fn headers_echo_id_and_origin_and_join_the_track() {
+        let r = act_not_found(&seneca_request(), &Map::new());
+        assert_eq!(header(&r, "seneca-id"), "abc123def456/tx0000000001");
+        assert_eq!(header(&r, "seneca-origin"), "7ipj1ysscv1n/1796390736956/25860/3.38.0/-");
+        assert_eq!(header(&r, "seneca-track"), "7ipj1ysscv1n/1796390736956/25860/3.38.0/-,x");
+        assert_eq!(header(&r, "seneca-kind"), "res");
+        assert_eq!(header(&r, "seneca-accept"), gateway_id());
+        assert_eq!(header(&r, "content-type"), "application/json");
+        assert_eq!(header(&r, "cache-control"), "private, max-age=0, no-cache, no-store");
+        assert_eq!(header(&r, "seneca-time-listen-sent"), "0");
+        assert_eq!(gateway_id().split('/').count(), 5);
+    }
+
+    #[test]
+    fn plain_http_callers_get_a_fresh_id_and_their_user_agent_as_origin() {
+        let mut h = HeaderMap::new();
+        h.insert(USER_AGENT, HeaderValue::from_static("curl/8"));
+        let r = no_instance(&h, "users");
+        assert_eq!(header(&r, "seneca-id").len(), 12);
+        assert_eq!(header(&r, "seneca-origin"), "curl/8");
+        assert_eq!(header(&r, "seneca-track"), "");
+        let r = no_instance(&HeaderMap::new(), "users");
+        assert_eq!(header(&r, "seneca-origin"), "UNKNOWN");
+    }
+
+    #[test]
+    fn invalid_json_reply() {
+        let r = invalid_json(&seneca_request(), &ActError::invalid_json("{bad"));
+        assert_eq!(r.status(), 500);
+        let b = body(&r);
+        assert_eq!(b["code"], "invalid_json");
+        assert_eq!(b["msg"], "seneca: Invalid JSON: {bad.");
+        assert_eq!(b["details"], json!({"input": "{bad"}));
+        assert!(b.get("message").is_none());
+        assert_eq!(header(&r, "seneca-id"), "abc123def456/tx0000000001");
+    }
+
+    #[test]
+    fn unavailable_replies_are_503_json() {
+        let r = no_instance(&seneca_request(), "users");
+        assert_eq!(r.status(), 503);
+        assert_eq!(body(&r)["code"], "no_instance");
+        assert_eq!(body(&r)["details"]["service"], "users");
+        let r = upstream_failure(&seneca_request(), "users", "connection refused");
+        assert_eq!(r.status(), 503);
+        assert_eq!(body(&r)["code"], "upstream_failure");
+        assert_eq!(body(&r)["message"], "apollo-gateway: service \"users\" did not answer: connection refused.");
+        assert_eq!(header(&r, "seneca-origin"), "7ipj1ysscv1n/1796390736956/25860/3.38.0/-");
+    }
+}
