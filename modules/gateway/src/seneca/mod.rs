@@ -15,6 +15,7 @@ mod message;
 mod patrun;
 mod pin;
 mod reply;
+mod web;
 
 pub use directory::{Collision, Directory, PinProblem};
 pub use error::ActError;
@@ -22,6 +23,9 @@ pub use message::{clean, message_from_request, parse_query, wire_body};
 pub use patrun::Patterns;
 pub use pin::{Pattern, parse_pins};
 pub use reply::{act_not_found, gateway_id, invalid_json, no_instance, reply_headers, upstream_failure};
+pub use web::{
+    RouteMap, RouteOptions, RouteSpec, WebMatch, WebRoute, WebRoutes, WebTable, web_bad_request, web_message, web_reply,
+};
 
 use serde::Deserialize;
 
@@ -35,10 +39,33 @@ pub struct Settings {
     pub path: String,
     /// The catalog instance meta key holding a service's pins.
     pub meta_key: String,
+    /// seneca-web route plans, written as seneca-web's `routes` option.
+    pub web: Vec<WebRoutes>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { enabled: true, path: "/act".to_string(), meta_key: "seneca_pin".to_string() }
+        Self { enabled: true, path: "/act".to_string(), meta_key: "seneca_pin".to_string(), web: Vec::new() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_default_and_deserialize() {
+        let empty: Settings = serde_json::from_str("{}").unwrap();
+        assert_eq!(empty, Settings::default());
+        assert!(empty.enabled && empty.path == "/act" && empty.meta_key == "seneca_pin" && empty.web.is_empty());
+        let full: Settings = serde_json::from_str(
+            r#"{"enabled": false, "path": "/seneca", "meta_key": "pins",
+                "web": [{"prefix": "/user", "pin": "module:user,if:*", "map": {"list": true}}]}"#,
+        )
+        .unwrap();
+        assert!(!full.enabled);
+        assert_eq!(full.web[0].map.0[0], ("list".to_string(), RouteSpec::Get));
+        assert!(WebTable::build(&full.web).is_ok());
+        assert!(serde_json::from_str::<Settings>(r#"{"pathh": "/x"}"#).is_err());
     }
 }
