@@ -83,10 +83,9 @@ fn js_f64(f: f64) -> String {
     format!("{sign}{body}")
 }
 
-/// `util.inspect(value)` with node's defaults (depth 2, `breakLength` 80, `compact` 3),
-/// for values that came from JSON. Exact for the flat and shallow objects messages are;
-/// arrays of more than six items are laid out one per line where node would group
-/// them into columns.
+/// `util.inspect(value)` with node's defaults (depth 2, `breakLength` 80, `compact` 3,
+/// `maxArrayLength` 100, `maxStringLength` 10000), for values that came from JSON.
+/// Lengths count `char`s where node counts UTF-16 units (they differ past U+FFFF).
 pub fn inspect(value: &Value) -> String {
     inspect_at(value, 0, 0)
 }
@@ -94,6 +93,10 @@ pub fn inspect(value: &Value) -> String {
 /// Deeper than this, node prints `[Object]` / `[Array]`.
 const DEPTH: usize = 2;
 const BREAK_LENGTH: usize = 80;
+const MAX_ARRAY_LENGTH: usize = 100;
+const MAX_STRING_LENGTH: usize = 10_000;
+/// Strings longer than this (and than the line) are split after their newlines.
+const MIN_LINE_WIDTH: usize = 16;
 
 fn inspect_at(value: &Value, depth: usize, indent: usize) -> String {
     match value {
@@ -106,7 +109,7 @@ fn inspect_at(value: &Value, depth: usize, indent: usize) -> String {
                 js_number(n)
             }
         }
-        Value::String(s) => quote(s),
+        Value::String(s) => inspect_string(s, indent),
         Value::Array(items) => {
             if items.is_empty() {
                 return "[]".to_string();
@@ -114,7 +117,21 @@ fn inspect_at(value: &Value, depth: usize, indent: usize) -> String {
             if depth > DEPTH {
                 return "[Array]".to_string();
             }
-            let entries: Vec<String> = items.iter().map(|v| inspect_at(v, depth + 1, indent + 2)).collect();
+            let shown = items.len().min(MAX_ARRAY_LENGTH);
+            let mut entries: Vec<String> =
+                items[..shown].iter().map(|v| inspect_at(v, depth + 1, indent + 2)).collect();
+            let hidden = items.len() - shown;
+            let more = (hidden > 0).then(|| format!("... {hidden} more item{}", if hidden > 1 { "s" } else { "" }));
+            if items.len() > 6 {
+                let numbers = items[..shown].iter().all(Value::is_number);
+                let grouped = group_array_entries(&entries, numbers, indent);
+                if let Some(grouped) = grouped {
+                    let mut lines = grouped;
+                    lines.extend(more);
+                    return multi_line(&lines, ('[', ']'), indent);
+                }
+            }
+            entries.extend(more);
             layout(entries, ('[', ']'), indent)
         }
         Value::Object(map) => {
@@ -141,8 +158,78 @@ fn layout(entries: Vec<String>, braces: (char, char), indent: usize) -> String {
     if total <= BREAK_LENGTH && !joined.contains('\n') {
         return format!("{} {joined} {}", braces.0, braces.1);
     }
+    multi_line(&entries, braces, indent)
+}
+
+fn multi_line(entries: &[String], braces: (char, char), indent: usize) -> String {
     let pad = " ".repeat(indent);
     format!("{}\n{pad}  {}\n{pad}{}", braces.0, entries.join(&format!(",\n{pad}  ")), braces.1)
+}
+
+/// node's `groupArrayElements`: more than six short entries are laid out in aligned
+/// columns (numbers right-aligned), about as many columns as make a square. `None`
+/// where node keeps one entry per slot.
+fn group_array_entries(entries: &[String], numbers: bool, indent: usize) -> Option<Vec<String>> {
+    const SEPARATOR: usize = 2;
+    let lengths: Vec<usize> = entries.iter().map(|e| e.chars().count()).collect();
+    let total: usize = lengths.iter().map(|l| l + SEPARATOR).sum();
+    let max_length = lengths.iter().copied().max().unwrap_or(0);
+    let actual_max = max_length + SEPARATOR;
+    if !(actual_max * 3 + indent < BREAK_LENGTH && (total as f64 / actual_max as f64 > 5.0 || max_length <= 6)) {
+        return None;
+    }
+    let average_bias = (actual_max as f64 - total as f64 / entries.len() as f64).sqrt();
+    let biased_max = (actual_max as f64 - 3.0 - average_bias).max(1.0);
+    let columns = ((2.5 * biased_max * entries.len() as f64).sqrt() / biased_max)
+        .round()
+        .min(((BREAK_LENGTH - indent) / actual_max) as f64)
+        .min(12.0) // compact (3) × 4
+        .min(15.0) as usize;
+    if columns <= 1 {
+        return None;
+    }
+    let column_widths: Vec<usize> =
+        (0..columns).map(|c| lengths.iter().skip(c).step_by(columns).copied().max().unwrap_or(0) + SEPARATOR).collect();
+    let pad = |text: &str, width: usize| {
+        let fill = " ".repeat(width.saturating_sub(text.chars().count()));
+        if numbers { format!("{fill}{text}") } else { format!("{text}{fill}") }
+    };
+    let lines = entries
+        .chunks(columns)
+        .map(|row| {
+            let mut line = String::new();
+            for (c, entry) in row.iter().enumerate() {
+                if c + 1 < row.len() {
+                    line.push_str(&pad(&format!("{entry}, "), column_widths[c]));
+                } else if numbers {
+                    line.push_str(&pad(entry, column_widths[c] - SEPARATOR));
+                } else {
+                    line.push_str(entry);
+                }
+            }
+            line
+        })
+        .collect();
+    Some(lines)
+}
+
+/// A string value: quoted; cut at `maxStringLength`; and when longer than the line,
+/// one quoted piece per line joined with ` +`.
+fn inspect_string(s: &str, indent: usize) -> String {
+    let length = s.chars().count();
+    let (s, trailer) = if length > MAX_STRING_LENGTH {
+        let cut: String = s.chars().take(MAX_STRING_LENGTH).collect();
+        let rest = length - MAX_STRING_LENGTH;
+        (cut, format!("... {rest} more character{}", if rest > 1 { "s" } else { "" }))
+    } else {
+        (s.to_string(), String::new())
+    };
+    let shown = s.chars().count();
+    if shown > MIN_LINE_WIDTH && shown + indent + 4 > BREAK_LENGTH {
+        let pieces: Vec<String> = s.split_inclusive('\n').map(quote).collect();
+        return format!("{}{trailer}", pieces.join(&format!(" +\n{}", " ".repeat(indent + 2))));
+    }
+    format!("{}{trailer}", quote(&s))
 }
 
 /// Identifiers print bare, other keys quoted like strings.

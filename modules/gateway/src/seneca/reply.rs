@@ -38,9 +38,11 @@ fn nid(len: usize) -> String {
 
 /// No service declares a pattern this message matches: seneca's `act_not_found` (500).
 /// The message is printed as seneca prints it (`util.inspect` of the message without its
-/// `…$` keys); its keys come in sorted order where node keeps the body's order.
+/// `…$` keys, on one line); its keys come in sorted order (serde_json's map) where node
+/// keeps the body's order.
 pub fn act_not_found(request_headers: &HeaderMap, msg: &Map<String, Value>) -> Response<Bytes> {
-    let args = js::inspect(&Value::Object(message::clean(msg)));
+    // seneca joins inspect's lines into one (`.replace(/\n/g, '')`).
+    let args = js::inspect(&Value::Object(message::clean(msg))).replace('\n', "");
     let text = format!(
         "seneca: No matching action pattern found for {args}, and no default result provided (using a default$ property)."
     );
@@ -192,6 +194,54 @@ mod tests {
             (json!(true), json!(true), json!("Error"))
         );
         assert_eq!(b["package"], "seneca");
+    }
+
+    /// Runs `tests/clients/seneca_not_found_vectors.js`: the real seneca 3.38 says what
+    /// its `act_not_found` message is for each message; skips, saying so, where seneca
+    /// is not installed (the CI installs it with `.ci/seneca-clients-up.sh`).
+    #[test]
+    fn real_seneca_agrees_on_the_not_found_text() {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+
+        let clients = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients");
+        if !clients.join("node/node_modules/seneca/package.json").exists() {
+            eprintln!(
+                "SKIPPED real_seneca_agrees_on_the_not_found_text: seneca is not installed (run .ci/seneca-clients-up.sh)"
+            );
+            return;
+        }
+        let long = "x".repeat(90);
+        let numbers: Vec<i64> = (0..130).map(|i| i * 7 % 1000).collect();
+        let messages = vec![
+            json!({"role": "nope"}),
+            json!({"role": "nope", "cmd": "x", "left": 1, "right": 2.5, "on": true, "none": null}),
+            json!({"custom$": {}, "extra$": "x", "role": "gone"}),
+            json!({"a-b": "it's", "q": "say \"hi\" it's", "t": "tab\tnl\nend", "u": "✓"}),
+            json!({"arr": [1, 2, 3, 4, 5, 6, 7, 8], "role": "nope"}),
+            json!({"words": ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"]}),
+            json!({"mixed": [1, "two", null, true, {"k": "v"}, [1, 2], 7, 8.5]}),
+            json!({"numbers": numbers}),
+            json!({"nested": {"a": {"b": {"c": {"d": 1}}}, "e": [[1, [2, [3]]]]}}),
+            json!({"long": long, "multi": format!("{long}\nsecond line\nthird")}),
+            json!({"aaaaaaaaaa": "bbbbbbbbbbbbbbbbbbbb", "cccccccccc": "dddddddddddddddddddd", "eeeeeeeeee": 1}),
+            json!({"args": {"body": {"name": "carol"}, "params": {"id": "2"}, "query": {}, "user": null}, "if": "x", "module": "user"}),
+        ];
+        let mut child = Command::new("node")
+            .arg(clients.join("seneca_not_found_vectors.js"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node runs");
+        child.stdin.take().unwrap().write_all(Value::Array(messages.clone()).to_string().as_bytes()).unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "seneca_not_found_vectors.js failed");
+        let theirs: Vec<String> = serde_json::from_slice(&output.stdout).unwrap();
+        for (msg, theirs) in messages.iter().zip(theirs) {
+            let ours = body(&act_not_found(&HeaderMap::new(), msg.as_object().unwrap()))["message"].clone();
+            assert_eq!(ours, json!(theirs), "message {msg}");
+        }
     }
 
     #[test]
