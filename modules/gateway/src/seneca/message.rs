@@ -38,11 +38,14 @@ fn spread(value: Value) -> Map<String, Value> {
     }
 }
 
-/// A query string as `qs.parse` reads it with its defaults, for flat keys: `+` is a
-/// space, `%XX` decoded (left as written when not valid UTF-8), a key without `=` has
-/// the value `""`, a repeated key collects its values in an array, and keys named like
-/// `Object.prototype` members are dropped. Bracket keys (`a[b]=1`) stay literal keys
-/// where qs would nest them.
+/// qs's `arrayLimit`: a repeated key's values beyond this many become an object.
+const QS_ARRAY_LIMIT: usize = 20;
+
+/// A query string as `qs.parse` (6.x) reads it with its defaults, for flat keys: `+` is
+/// a space, `%XX` decoded (left as written when not valid UTF-8), a key without `=` has
+/// the value `""`, a repeated key collects its values in an array (in an object keyed
+/// by index past 20 values), and keys named like `Object.prototype` members are
+/// dropped. Bracket keys (`a[b]=1`, `a[]=1`) stay literal keys where qs would nest them.
 pub fn parse_query(query: &str) -> Map<String, Value> {
     let mut out = Map::new();
     for part in query.split('&').take(1000) {
@@ -59,7 +62,17 @@ pub fn parse_query(query: &str) -> Map<String, Value> {
             continue;
         }
         match out.get_mut(&key) {
-            Some(Value::Array(items)) => items.push(Value::String(value)),
+            Some(Value::Array(items)) if items.len() < QS_ARRAY_LIMIT => items.push(Value::String(value)),
+            // Past qs's `arrayLimit` the values go on in an object keyed by index.
+            Some(Value::Array(items)) => {
+                let mut indexed: Map<String, Value> =
+                    items.drain(..).enumerate().map(|(i, v)| (i.to_string(), v)).collect();
+                indexed.insert(QS_ARRAY_LIMIT.to_string(), Value::String(value));
+                out.insert(key, Value::Object(indexed));
+            }
+            Some(Value::Object(indexed)) => {
+                indexed.insert(indexed.len().to_string(), Value::String(value));
+            }
             Some(existing) => {
                 let first = existing.take();
                 *existing = Value::Array(vec![first, Value::String(value)]);
@@ -158,6 +171,10 @@ mod tests {
         assert_eq!(q("x=a+b%20c&y=%E2%9C%93&z=100%&&=v"), json!({"x": "a b c", "y": "✓", "z": "100%"}));
         assert_eq!(q("toString=1&constructor=2&ok=3"), json!({"ok": "3"}));
         assert_eq!(q("a%5Bb%5D=1&c=x=y"), json!({"a[b]": "1", "c": "x=y"}));
+        let many = |n: usize| (0..n).map(|i| format!("a={i}")).collect::<Vec<_>>().join("&");
+        assert_eq!(q(&many(20))["a"].as_array().map(Vec::len), Some(20));
+        let indexed: Map<String, Value> = (0..22).map(|i| (i.to_string(), json!(i.to_string()))).collect();
+        assert_eq!(q(&many(22))["a"], Value::Object(indexed));
     }
 
     #[test]
