@@ -123,8 +123,10 @@ fn inspect_at(value: &Value, depth: usize, indent: usize) -> String {
             let hidden = items.len() - shown;
             let more = (hidden > 0).then(|| format!("... {hidden} more item{}", if hidden > 1 { "s" } else { "" }));
             if items.len() > 6 {
-                let numbers = items[..shown].iter().all(Value::is_number);
-                let grouped = group_array_entries(&entries, numbers, indent);
+                // node counts the "... more items" slot in a few of its sums.
+                let slots = shown + usize::from(hidden > 0);
+                let numbers = items[..slots].iter().all(Value::is_number);
+                let grouped = group_array_entries(&entries, slots, numbers, indent);
                 if let Some(grouped) = grouped {
                     let mut lines = grouped;
                     lines.extend(more);
@@ -169,7 +171,7 @@ fn multi_line(entries: &[String], braces: (char, char), indent: usize) -> String
 /// node's `groupArrayElements`: more than six short entries are laid out in aligned
 /// columns (numbers right-aligned), about as many columns as make a square. `None`
 /// where node keeps one entry per slot.
-fn group_array_entries(entries: &[String], numbers: bool, indent: usize) -> Option<Vec<String>> {
+fn group_array_entries(entries: &[String], slots: usize, numbers: bool, indent: usize) -> Option<Vec<String>> {
     const SEPARATOR: usize = 2;
     let lengths: Vec<usize> = entries.iter().map(|e| e.chars().count()).collect();
     let total: usize = lengths.iter().map(|l| l + SEPARATOR).sum();
@@ -178,7 +180,7 @@ fn group_array_entries(entries: &[String], numbers: bool, indent: usize) -> Opti
     if !(actual_max * 3 + indent < BREAK_LENGTH && (total as f64 / actual_max as f64 > 5.0 || max_length <= 6)) {
         return None;
     }
-    let average_bias = (actual_max as f64 - total as f64 / entries.len() as f64).sqrt();
+    let average_bias = (actual_max as f64 - total as f64 / slots as f64).sqrt();
     let biased_max = (actual_max as f64 - 3.0 - average_bias).max(1.0);
     let columns = ((2.5 * biased_max * entries.len() as f64).sqrt() / biased_max)
         .round()

@@ -43,6 +43,21 @@ pub struct Settings {
     pub web: Vec<WebRoutes>,
 }
 
+impl Settings {
+    /// What the settings cannot mean: a path that is not absolute, an empty meta key,
+    /// web routes that do not map (see `WebTable::build`). Returns the web table, which
+    /// is what the proxy routes with.
+    pub fn check(&self) -> Result<WebTable, String> {
+        if !self.path.starts_with('/') {
+            return Err(format!("seneca.path {:?} must start with `/`", self.path));
+        }
+        if self.meta_key.trim().is_empty() {
+            return Err("seneca.meta_key is empty".to_string());
+        }
+        WebTable::build(&self.web).map_err(|e| format!("seneca.web: {e}"))
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Self { enabled: true, path: "/act".to_string(), meta_key: "seneca_pin".to_string(), web: Vec::new() }
@@ -65,7 +80,12 @@ mod tests {
         .unwrap();
         assert!(!full.enabled);
         assert_eq!(full.web[0].map.0[0], ("list".to_string(), RouteSpec::Get));
-        assert!(WebTable::build(&full.web).is_ok());
+        assert_eq!(full.check().unwrap().routes().count(), 1);
+        let bad_path = Settings { path: "act".to_string(), ..Settings::default() };
+        assert!(bad_path.check().unwrap_err().contains("must start with `/`"));
+        let bad_web: Settings =
+            serde_json::from_str(r#"{"web": [{"pin": "a:*", "map": {"x": {"name": "x"}}}]}"#).unwrap();
+        assert!(bad_web.check().unwrap_err().starts_with("seneca.web: web route `x`"));
         assert!(serde_json::from_str::<Settings>(r#"{"pathh": "/x"}"#).is_err());
     }
 }
