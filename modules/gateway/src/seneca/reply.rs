@@ -1,7 +1,8 @@
 //! The replies the gateway itself gives on `/act`, shaped as a seneca-transport listener
 //! gives them (contract §2.4): the same headers — above all `seneca-id` and
-//! `seneca-origin` echoed, without which a seneca client drops the reply and times out
-//! — and eraro's error body.
+//! `seneca-origin` echoed: a seneca client takes a 200 only when they are its own, and
+//! drops it otherwise (the act then times out); a non-2xx fails the act whatever its
+//! headers — and eraro's error body.
 
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -242,6 +243,123 @@ mod tests {
             let ours = body(&act_not_found(&HeaderMap::new(), msg.as_object().unwrap()))["message"].clone();
             assert_eq!(ours, json!(theirs), "message {msg}");
         }
+    }
+
+    /// Serves `/act` on a loopback port with `answer`: one thread, one request per
+    /// connection (as Wreck sends them), `requests` connections, then the thread ends.
+    fn serve_act(requests: usize, answer: fn(&HeaderMap, &[u8]) -> Response<Bytes>) -> u16 {
+        use std::io::{BufRead, BufReader, Read, Write};
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(requests) {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut headers = HeaderMap::new();
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                loop {
+                    line.clear();
+                    reader.read_line(&mut line).unwrap();
+                    let Some((name, value)) = line.trim_end().split_once(':') else { break };
+                    headers.append(
+                        http::HeaderName::from_bytes(name.trim().as_bytes()).unwrap(),
+                        HeaderValue::from_str(value.trim()).unwrap(),
+                    );
+                }
+                let length = headers.get("content-length").map_or(0, |v| v.to_str().unwrap().parse().unwrap());
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                let reply = answer(&headers, &body);
+                let mut head = format!("HTTP/1.1 {}\r\n", reply.status());
+                for (name, value) in reply.headers() {
+                    head.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap()));
+                }
+                head.push_str(&format!("content-length: {}\r\nconnection: close\r\n\r\n", reply.body().len()));
+                stream.write_all(head.as_bytes()).unwrap();
+                stream.write_all(reply.body()).unwrap();
+            }
+        });
+        port
+    }
+
+    /// Acts `messages` through `tests/clients/seneca_client.js` (a real seneca client)
+    /// against a port; the lines it printed and how long it took.
+    fn act_with_real_client(port: u16, timeout_ms: u32, messages: &[Value]) -> (Vec<Value>, std::time::Duration) {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+
+        let clients = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients");
+        let started = std::time::Instant::now();
+        let mut child = Command::new("node")
+            .arg(clients.join("seneca_client.js"))
+            .args([port.to_string(), String::new(), timeout_ms.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node runs");
+        let input: String = messages.iter().map(|m| format!("{m}\n")).collect();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let output = child.wait_with_output().unwrap();
+        let lines = String::from_utf8(output.stdout).unwrap();
+        let results = lines.lines().filter(|l| *l != "ready").map(|l| serde_json::from_str(l).unwrap()).collect();
+        (results, started.elapsed())
+    }
+
+    /// What the real seneca client does with these replies: an error reply fails the
+    /// act at once (seneca's `act_execute`), whatever its headers; a 200 with
+    /// `reply_headers` is taken as the answer; the same 200 with another origin is
+    /// dropped, and the act times out (contract §0.10).
+    #[test]
+    fn real_seneca_client_takes_the_gateways_replies() {
+        let clients = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients");
+        if !clients.join("node/node_modules/seneca/package.json").exists() {
+            eprintln!(
+                "SKIPPED real_seneca_client_takes_the_gateways_replies: seneca is not installed (run .ci/seneca-clients-up.sh)"
+            );
+            return;
+        }
+        fn not_found(headers: &HeaderMap, body: &[u8]) -> Response<Bytes> {
+            match message::message_from_request(None, body) {
+                Ok(msg) => act_not_found(headers, &msg),
+                Err(err) => invalid_json(headers, &err),
+            }
+        }
+        fn unavailable(headers: &HeaderMap, _: &[u8]) -> Response<Bytes> {
+            no_instance(headers, "users")
+        }
+        fn answer(headers: &HeaderMap, _: &[u8]) -> Response<Bytes> {
+            let mut reply = Response::new(Bytes::from_static(br#"{"answer":3}"#));
+            *reply.headers_mut() = reply_headers(headers);
+            reply
+        }
+        fn answer_to_someone_else(headers: &HeaderMap, body: &[u8]) -> Response<Bytes> {
+            let mut reply = answer(headers, body);
+            reply.headers_mut().insert("seneca-origin", HeaderValue::from_static("someone-else"));
+            reply
+        }
+        let failed = |status: &str| json!({"err": {"code": "act_execute", "message": format!("seneca: Action  failed: Response Error: {status}.")}});
+
+        let (results, took) = act_with_real_client(
+            serve_act(2, not_found),
+            3000,
+            &[json!({"role": "nope"}), json!({"role": "nope", "n": 2})],
+        );
+        assert_eq!(results, vec![failed("500 Internal Server Error"), failed("500 Internal Server Error")]);
+        assert!(took < std::time::Duration::from_millis(2500), "took {took:?}");
+
+        let (results, _) = act_with_real_client(serve_act(1, unavailable), 3000, &[json!({"role": "x"})]);
+        assert_eq!(results, vec![failed("503 Service Unavailable")]);
+
+        let (results, _) = act_with_real_client(serve_act(1, answer), 3000, &[json!({"role": "math"})]);
+        assert_eq!(results, vec![json!({"ok": {"answer": 3}})]);
+
+        let (results, took) =
+            act_with_real_client(serve_act(1, answer_to_someone_else), 700, &[json!({"role": "math"})]);
+        assert_eq!(results[0]["err"]["code"], "action_timeout", "{results:?}");
+        assert!(took >= std::time::Duration::from_millis(700));
     }
 
     #[test]
