@@ -62,6 +62,7 @@ test-deps:
 	./.ci/config-clients-up.sh
 	./.ci/browser-up.sh
 	./.ci/catalog-clients-up.sh
+	./.ci/seneca-clients-up.sh
 
 # `cargo test` builds test harnesses, not the artifacts the integration tests load
 # (module .so files, fixture modules, demo-http, the apollo binary beside them): build
