@@ -33,7 +33,10 @@ fn demo_http() -> String {
 
 /// A host with module-gateway (and module-catalog when `catalog` is set) loaded.
 fn deployment(gateway: Value, catalog: Option<SocketAddr>) -> Deployment {
-    let mut config = json!({"modules": {"dir": "modules", "config": {"gateway": gateway}}});
+    // A gateway's blocking query parks on the catalog's listener until the host's drain
+    // deadline at shutdown; a short deadline keeps the tests quick.
+    let mut config = json!({"modules": {"dir": "modules", "config": {"gateway": gateway}},
+        "server": {"shutdown_drain_secs": 1}});
     if let Some(addr) = catalog {
         common::merge(&mut config, &json!({"modules": {"listeners": {"catalog": addr.to_string()}}}));
     }
@@ -296,7 +299,8 @@ async fn bad_input_is_bounded_and_answered_clearly() {
     assert!(took < Duration::from_secs(5), "slowloris connection closed after {took:?}: {answer}");
 
     // A 256 MiB upload streams through (POST, above the retry buffer) without the host
-    // holding it: its resident memory grows far less than the body.
+    // holding it: its resident memory grows far less than the body (the bound leaves
+    // room for the other tests running in this process; holding it would add 256 MiB).
     let before = resident_bytes();
     let chunk = Bytes::from(vec![b'x'; 1 << 20]);
     let chunks =
@@ -311,7 +315,8 @@ async fn bad_input_is_bounded_and_answered_clearly() {
     let body: Value = serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
     assert_eq!(body["bytes"], 256u64 << 20);
     let grew = resident_bytes().saturating_sub(before);
-    assert!(grew < 64 << 20, "resident memory grew {grew} bytes for a 256 MiB upload");
+    eprintln!("resident memory grew {} KiB over a 256 MiB upload", grew >> 10);
+    assert!(grew < 160 << 20, "resident memory grew {grew} bytes for a 256 MiB upload");
 
     let (status, _) = get(&client, &format!("http://{gw}/healthz")).await.unwrap();
     assert_eq!(status, 200, "still serving");
@@ -405,6 +410,9 @@ async fn spans_carry_the_callers_trace_to_a_real_otlp_receiver() {
     let (receiver, got) = otlp_receiver().await;
     let mut gateway = base_gateway();
     gateway["tracing"] = json!({"otlp_endpoint": format!("http://{receiver}/v1/traces"), "flush_interval_ms": 100});
+    let log_dir = tempfile::tempdir().unwrap();
+    let access_log = log_dir.path().join("access.log");
+    gateway["access_log"] = json!({"enabled": true, "path": access_log.display().to_string()});
     let d = deployment(gateway, None);
     supervised_demo(&d, "traced");
     let host = d.start().await;
@@ -445,6 +453,15 @@ async fn spans_carry_the_callers_trace_to_a_real_otlp_receiver() {
     assert_eq!(hex(&server.parent_span_id), caller_span, "the caller's span is the parent");
     assert_eq!(hex(&client.trace_id), trace_id);
     assert_eq!(client.parent_span_id, server.span_id, "the try is a child of the request");
+
+    // The access log line of that request carries the trace id.
+    let line: Value = common::eventually("the access log line is written", Duration::from_secs(10), || async {
+        let text = std::fs::read_to_string(&access_log).ok()?;
+        text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).find(|l| l["path"] == "/healthz")
+    })
+    .await;
+    assert_eq!((line["trace_id"].as_str(), line["status"].as_u64()), (Some(trace_id), Some(200)), "{line}");
+    assert_eq!((line["route"].as_str(), line["attempts"].as_u64()), (Some("traced"), Some(1)), "{line}");
     host.shutdown().await;
 }
 
@@ -508,6 +525,11 @@ async fn a_real_seneca_client_calls_patterns_through_the_gateway() {
         }
     })
     .await;
+
+    let view: Value = host.uds().get("/api/module/gateway/seneca").await.unwrap();
+    let patterns = view["patterns"].as_array().unwrap();
+    assert!(patterns.iter().any(|p| p["pattern"] == "role:math" && p["service"] == "math"), "{view:#}");
+    assert_eq!(view["web"].as_array().unwrap().len(), 2, "{view:#}");
 
     // The real client, through the gateway: a match, a handler error, no match.
     let messages = [
