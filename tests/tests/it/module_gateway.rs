@@ -589,3 +589,48 @@ async fn a_real_seneca_client_calls_patterns_through_the_gateway() {
     let _ = (math.wait(), users.wait());
     host.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_prometheus_scrapes_the_gateways_series() {
+    use crate::metrics::{Prometheus, lint_with_promtool, prometheus_binary};
+    let binary = prometheus_binary();
+    if !common::components::require("prometheus", binary.is_some(), "run .ci/prometheus-up.sh (make test-deps)") {
+        return;
+    }
+    let binary = binary.expect("checked above");
+    let d = deployment(base_gateway(), None);
+    supervised_demo(&d, "metered");
+    let host = d.start().await;
+    let api = host.uds();
+    let (port, _) = start_service(&api, "metered").await;
+    let routes =
+        json!([{"name": "metered", "path_prefix": "/", "upstreams": [{"address": format!("127.0.0.1:{port}")}]}]);
+    put_routes(&api, routes).await.unwrap();
+    let gw = gateway_addr(&api).await;
+    let client = http_client();
+    for _ in 0..3 {
+        assert_eq!(get(&client, &format!("http://{gw}/healthz")).await.unwrap().0, 200);
+    }
+    assert_eq!(get(&client, &format!("http://{gw}/status/503")).await.unwrap().0, 503);
+    lint_with_promtool(&binary, &api.send(http::Method::GET, "/metrics", None).await.unwrap().body);
+    let credentials = d.root().join("prometheus-token");
+    std::fs::write(&credentials, host.login().await).unwrap();
+    let prometheus = Prometheus::start(&binary, d.root(), &host.host.http_addr.to_string(), &credentials);
+    prometheus
+        .wait_for(r#"gateway_requests_total{module="gateway",route="metered",method="GET",code="200"}"#, |v| v == 3.0)
+        .await;
+    prometheus.wait_for(r#"gateway_requests_total{module="gateway",route="metered",code="503"}"#, |v| v == 1.0).await;
+    prometheus
+        .wait_for(r#"gateway_request_duration_seconds_count{module="gateway",route="metered"}"#, |v| v == 4.0)
+        .await;
+    prometheus
+        .wait_for(r#"gateway_upstream_instances{module="gateway",upstream="static:metered"}"#, |v| v == 1.0)
+        .await;
+    prometheus
+        .wait_for(r#"gateway_upstream_connections{module="gateway",upstream="static:metered",state="idle"}"#, |v| {
+            v >= 1.0
+        })
+        .await;
+    drop(prometheus);
+    host.shutdown().await;
+}
