@@ -69,6 +69,29 @@ pub struct Meta {
     pub extra: BTreeMap<String, serde_json::Value>,
 }
 
+impl Meta {
+    /// `meta.catalog_tags`: the tags a service registry (module-catalog) lists the
+    /// service with; entries that are not strings are ignored.
+    pub fn catalog_tags(&self) -> Vec<String> {
+        let Some(serde_json::Value::Array(tags)) = self.extra.get("catalog_tags") else { return Vec::new() };
+        tags.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect()
+    }
+
+    /// `meta.catalog_meta`: key/values a service registry lists the service with (such
+    /// as `seneca_pin`, the Seneca patterns module-gateway routes to it); numbers and
+    /// booleans count as their text, other values are ignored.
+    pub fn catalog_meta(&self) -> BTreeMap<String, String> {
+        let Some(serde_json::Value::Object(meta)) = self.extra.get("catalog_meta") else { return BTreeMap::new() };
+        meta.iter()
+            .filter_map(|(k, v)| match v {
+                serde_json::Value::String(s) => Some((k.clone(), s.clone())),
+                serde_json::Value::Number(_) | serde_json::Value::Bool(_) => Some((k.clone(), v.to_string())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 /// What the service needs to run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(default)]
