@@ -508,16 +508,25 @@ async fn a_real_seneca_client_calls_patterns_through_the_gateway() {
     let mut greeter = common::model("greeter", "app_greeter", &[]);
     greeter["run_data"]["command"] = json!([node.trim(), seneca_script("seneca_service.js").display().to_string()]);
     greeter["run_data"]["random_port"] = json!(true);
-    greeter["meta"]["catalog_meta"] = json!({"seneca_pin": "role:greet"});
+    greeter["run_data"]["meta"] = json!({"seneca_pin": "role:greet"});
+    greeter["run_data"]["tags"] = json!(["seneca", "v1"]);
     d.write_model("greeter.pig", &greeter);
     let host = d.start().await;
     let gw = gateway_addr(&host.uds()).await;
     start_service(&host.uds(), "greeter").await;
+    let consul = ApiClient::new(apollo_host::cli::Endpoint::Tcp(catalog.to_string()), None);
+    let listed: Value =
+        common::eventually("the catalog lists the supervised service", Duration::from_secs(10), || async {
+            let entries: Value = consul.get("/v1/catalog/service/greeter").await.ok()?;
+            entries.as_array().filter(|e| !e.is_empty()).map(|e| e[0].clone())
+        })
+        .await;
+    assert_eq!(listed["ServiceTags"], json!(["apollo", "seneca", "v1"]), "the model's tags: {listed:#}");
+    assert_eq!(listed["ServiceMeta"]["seneca_pin"], "role:greet", "the model's meta: {listed:#}");
     let (math_port, users_port) = (free().port(), free().port());
     let mut math = seneca_listener(math_port, "math-1");
     let mut users = seneca_listener(users_port, "users-1");
 
-    let consul = ApiClient::new(apollo_host::cli::Endpoint::Tcp(catalog.to_string()), None);
     for (name, port, pin) in [("math", math_port, "role:math"), ("users", users_port, "module:user")] {
         let registration = json!({"Name": name, "ID": format!("{name}-1"), "Address": "127.0.0.1", "Port": port, "Meta": {"seneca_pin": pin}});
         consul.send(http::Method::PUT, "/v1/agent/service/register", Some(&registration)).await.unwrap();

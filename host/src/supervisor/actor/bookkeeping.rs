@@ -76,8 +76,8 @@ impl Actor {
             health_failures: self.health.failures,
             message: self.run.message.clone(),
             container: self.container.current.clone(),
-            tags: self.spec.model.meta.catalog_tags(),
-            meta: self.spec.model.meta.catalog_meta(),
+            tags: self.spec.model.run_data.catalog_tags(),
+            meta: self.spec.model.run_data.catalog_meta(),
         }
     }
 }
