@@ -119,12 +119,43 @@ impl ApiClient {
 
     /// Sends one request and returns whatever came back, error statuses included.
     pub async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Result<RawResponse, ClientError> {
+        let payload = match body {
+            Some(v) => {
+                Some(("application/json", serde_json::to_vec(v).map_err(|e| ClientError::Protocol(e.to_string()))?))
+            }
+            None => None,
+        };
+        self.send_payload(method, path, payload.map(|(kind, bytes)| (kind, Bytes::from(bytes)))).await
+    }
+
+    /// [`Self::send`] with a body sent as given (a KV value is bytes, not JSON).
+    pub async fn send_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &'static str,
+        body: Bytes,
+    ) -> Result<RawResponse, ClientError> {
+        self.send_payload(method, path, Some((content_type, body))).await
+    }
+
+    async fn send_payload(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(&'static str, Bytes)>,
+    ) -> Result<RawResponse, ClientError> {
         tokio::time::timeout(self.timeout, self.send_inner(method, path, body))
             .await
             .map_err(|_| ClientError::Timeout(self.timeout))?
     }
 
-    async fn send_inner(&self, method: Method, path: &str, body: Option<&Value>) -> Result<RawResponse, ClientError> {
+    async fn send_inner(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(&'static str, Bytes)>,
+    ) -> Result<RawResponse, ClientError> {
         let connect_err = |source| ClientError::Connect { endpoint: self.endpoint.to_string(), source };
         let host = match &self.endpoint {
             Endpoint::Unix(_) => "localhost".to_string(),
@@ -135,9 +166,9 @@ impl ApiClient {
             builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
         let payload = match body {
-            Some(v) => {
-                builder = builder.header(header::CONTENT_TYPE, "application/json");
-                Bytes::from(serde_json::to_vec(v).map_err(|e| ClientError::Protocol(e.to_string()))?)
+            Some((content_type, bytes)) => {
+                builder = builder.header(header::CONTENT_TYPE, content_type);
+                bytes
             }
             None => Bytes::new(),
         };

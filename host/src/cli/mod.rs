@@ -2,6 +2,7 @@
 //! talk to a running host over its unix socket (default) or `--addr URL --token T`.
 //! Exit codes: 0 success, 1 the operation failed, 2 bad usage or config.
 
+mod catalog_command;
 mod client;
 mod commands;
 mod config;
@@ -141,6 +142,8 @@ pub enum Command {
     /// The config module (a Ctrip Apollo configuration center): apps, namespaces,
     /// items, releases, gray branches, consumers, access keys.
     Config(config_command::ConfigArgs),
+    /// The catalog module (a Consul-compatible registry): services, instances, KV.
+    Catalog(catalog_command::CatalogArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -397,6 +400,7 @@ pub async fn run(cli: Cli, admin_password: Option<String>) -> Result<(), CliErro
             import_command::import(g, request).await
         }
         Command::Config(args) => config_command::run(g, args).await,
+        Command::Catalog(args) => catalog_command::run(g, args).await,
     }
 }
 

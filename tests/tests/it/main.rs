@@ -7,6 +7,7 @@ mod common;
 mod alarms;
 mod auth;
 mod backups;
+mod catalog_cli;
 mod cli;
 mod config_cli;
 mod container_service;
