@@ -61,8 +61,9 @@
 //! request carries the peer address and the raw target for signatures, see
 //! [`signing`]), [`Route::timeout`] for long polls, [`Mount`] for the module's own
 //! listener, [`metrics`] for figures on the host's `/metrics`, [`Storage`] for
-//! versioned writes, atomic commits and a change feed, and [`testing::TestHost`] to
-//! unit-test handlers without a host.
+//! versioned writes, atomic commits and a change feed, [`replica::Replica`] to serve
+//! from an in-memory copy of the storage kept current by that feed, and
+//! [`testing::TestHost`] to unit-test handlers without a host.
 //!
 //! What the SDK does for you: every entry point catches panics (a handler panic becomes
 //! a 500 naming the module; the host keeps serving), handlers run on the module's own
@@ -85,6 +86,7 @@ mod host;
 mod logging;
 pub mod metrics;
 mod module;
+pub mod replica;
 mod request;
 mod response;
 mod routes;

@@ -63,7 +63,7 @@ pub async fn run(replica: Arc<Replica>, settings: Settings, metrics: Metrics, ho
 
 /// Resolves when this instance no longer owns `node` (another claimed it).
 async fn lost(replica: &Replica, node: &str) {
-    let mut changed = replica.changed.subscribe();
+    let mut changed = replica.changed();
     while replica.owns(node) {
         if changed.changed().await.is_err() {
             return futures::future::pending().await;

@@ -248,7 +248,7 @@ impl Module for Catalog {
         // Loaded in the background: `init` must not block the host's thread on the
         // store; requests wait for the load.
         let replica = Replica::new(host.storage(), metrics.clone());
-        plugin_api::tokio::spawn(Arc::clone(&replica).run(host.clone()));
+        plugin_api::tokio::spawn(replica.follow_storage(host.clone()));
         let runner = Runner::new(Arc::clone(&replica), settings.clone(), metrics.clone(), host.clone());
         plugin_api::tokio::spawn(Arc::clone(&runner).run());
         plugin_api::tokio::spawn(fleet::run(Arc::clone(&replica), settings.clone(), metrics.clone(), host.clone()));

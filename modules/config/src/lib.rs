@@ -312,7 +312,7 @@ impl Module for ConfigCenter {
         // Loaded in the background: `init` must not block the host's thread on the
         // store; requests wait for the load (see `when_loaded`).
         let replica = Replica::new(host.storage());
-        plugin_api::tokio::spawn(Arc::clone(&replica).run(host.clone()));
+        plugin_api::tokio::spawn(replica.follow_storage(host.clone()));
         host.info(&format!(
             "config center ready: envs {}, long polls held {} s",
             settings.envs.join(","),

@@ -120,7 +120,7 @@ impl Runner {
     /// Reconciles the tasks with the replica after every change, reaps on a timer,
     /// until the module stops.
     pub async fn run(self: Arc<Self>) {
-        let mut changed = self.replica.changed.subscribe();
+        let mut changed = self.replica.changed();
         let mut reap = plugin_api::tokio::time::interval(REAP_EVERY);
         loop {
             self.reconcile();
