@@ -22,6 +22,7 @@ mod module_catalog;
 mod module_config;
 mod module_config_fleet;
 mod module_db_migrate;
+mod module_gateway;
 mod module_influx;
 mod module_routes;
 mod module_storage;

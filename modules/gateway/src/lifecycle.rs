@@ -1,0 +1,204 @@
+//! The gateway's life: at load it checks its settings, binds its listeners (a port in
+//! use refuses the load, naming it), builds the data plane's own runtime and starts
+//! serving, discovery and the gauge refresher; at unload it stops accepting, lets
+//! requests in flight finish (≤ 10 s) and drops the runtime with everything on it.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use plugin_api::Host;
+use tokio::sync::{Semaphore, watch};
+use tower::retry::budget::TpsBudget;
+
+use crate::access_log::AccessLog;
+use crate::discovery::Discovery;
+use crate::metrics::Metrics;
+use crate::proxy::DataPlane;
+use crate::proxy::server;
+use crate::registry::Registry;
+use crate::settings::{Config, RouteSpec, address_of};
+use crate::table::Table;
+use crate::trace::Tracer;
+
+/// Where routes changed through the admin API are kept.
+pub const ROUTES_KEY: &str = "routes";
+/// How long requests in flight may take to finish when the module stops.
+const DRAIN: Duration = Duration::from_secs(10);
+
+pub struct Gateway {
+    pub host: Host,
+    pub plane: Arc<DataPlane>,
+    pub listeners: Vec<SocketAddr>,
+    /// Whether the table came from the admin API (storage) rather than the config.
+    pub routes_from_storage: Mutex<bool>,
+    /// One route-table edit at a time (read, change, check, store, swap).
+    pub edits: tokio::sync::Mutex<()>,
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    stop: watch::Sender<bool>,
+    /// The listeners' tasks: they end once drained after `stop`.
+    serving: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").field("listeners", &self.listeners).finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    pub fn start(host: Host, config: Config) -> Result<Gateway, String> {
+        let listen = config.check()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.workers)
+            .thread_name("gateway")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("gateway: cannot start its runtime: {e}"))?;
+        let metrics = Arc::new(Metrics::register().map_err(|e| format!("gateway metrics: {e}"))?);
+        let registry = Arc::new(Registry::new(config.outlier.clone(), config.circuit.clone()));
+
+        // Routes changed through the admin API outlive restarts; they win over config.
+        let storage = host.storage();
+        let stored = run_blocking(&runtime, async move { storage.get(ROUTES_KEY).await })
+            .map_err(|e| format!("gateway: cannot read its stored routes: {e}"))?;
+        let (specs, from_storage) = match stored {
+            Some(entry) => (
+                serde_json::from_str::<Vec<RouteSpec>>(&entry.value)
+                    .map_err(|e| format!("gateway: the stored route table is unreadable: {e}"))?,
+                true,
+            ),
+            None => (config.routes.clone(), false),
+        };
+        let table = Table::build(specs, &|route, target| registry.resolve(route, target))
+            .map_err(|e| format!("modules.config.gateway.routes: {e}"))?;
+
+        let _entered = runtime.enter();
+        let mut bound = Vec::new();
+        let mut listeners = Vec::new();
+        for addr in &listen {
+            let listener = std::net::TcpListener::bind(addr)
+                .map_err(|e| format!("modules.config.gateway.listen: cannot listen on {addr}: {e}"))?;
+            listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+            bound.push(listener.local_addr().map_err(|e| e.to_string())?);
+            listeners.push(tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?);
+        }
+        let plane = Arc::new(DataPlane {
+            table: ArcSwap::from_pointee(table),
+            registry: Arc::clone(&registry),
+            metrics: Arc::clone(&metrics),
+            access_log: AccessLog::start(&config.access_log, host.clone()),
+            budget: TpsBudget::new(
+                Duration::from_secs(config.retry_budget.window_secs),
+                config.retry_budget.min_per_sec,
+                config.retry_budget.percent / 100.0,
+            ),
+            limits: config.limits.clone(),
+            outlier: config.outlier.clone(),
+            tracer: {
+                let log_host = host.clone();
+                Tracer::start(&config.tracing, move |line| log_host.warn(&format!("gateway tracing: {line}")))
+            },
+        });
+        let (stop, stopped) = watch::channel(false);
+        let connections = Arc::new(Semaphore::new(config.limits.max_connections));
+        let mut serving = Vec::new();
+        for listener in listeners {
+            serving.push(tokio::spawn(server::serve(
+                listener,
+                Arc::clone(&plane),
+                Arc::clone(&connections),
+                stopped.clone(),
+                DRAIN,
+            )));
+        }
+        if let Some(agent) = &config.catalog.address {
+            let agent = address_of(agent)?;
+            let pin_key = config.seneca.enabled.then(|| config.seneca.meta_key.clone());
+            let discovery = Discovery::new(agent, config.catalog.token.clone(), registry, host.clone(), pin_key);
+            tokio::spawn(discovery.run());
+        }
+        tokio::spawn(refresh_gauges(Arc::clone(&plane)));
+        drop(_entered);
+        host.info(&format!(
+            "gateway: listening on {}",
+            bound.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        ));
+        Ok(Gateway {
+            host,
+            plane,
+            listeners: bound,
+            routes_from_storage: Mutex::new(from_storage),
+            edits: tokio::sync::Mutex::new(()),
+            runtime: Mutex::new(Some(runtime)),
+            stop,
+            serving: Mutex::new(serving),
+        })
+    }
+
+    pub fn describe(&self) -> String {
+        let table = self.plane.table.load();
+        format!(
+            "listening on {}; {} routes; {} upstreams",
+            self.listeners.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+            table.routes().len(),
+            self.plane.registry.all().len()
+        )
+    }
+
+    /// Builds and swaps in a new table; the old one keeps serving if it is refused.
+    pub fn install(&self, specs: Vec<RouteSpec>) -> Result<(), String> {
+        let registry = &self.plane.registry;
+        let table = Table::build(specs, &|route, target| registry.resolve(route, target))?;
+        let used: BTreeSet<String> = table.routes().iter().map(|r| r.upstream.name.clone()).collect();
+        self.plane.table.store(Arc::new(table));
+        registry.retain_static(&used);
+        Ok(())
+    }
+
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+        let Some(runtime) = self.runtime.lock().unwrap_or_else(|e| e.into_inner()).take() else { return };
+        let serving = std::mem::take(&mut *self.serving.lock().unwrap_or_else(|e| e.into_inner()));
+        // The listeners drain on the runtime's own threads; wait for them from a plain
+        // thread (this may be called inside another runtime's context).
+        let tracer = self.plane.tracer.clone();
+        run_blocking(&runtime, async move {
+            let _ = tokio::time::timeout(DRAIN + Duration::from_secs(1), futures::future::join_all(serving)).await;
+            // Spans of the drained requests go out before the runtime does.
+            tracer.shutdown().await;
+        });
+        runtime.shutdown_background();
+    }
+}
+
+/// Runs a future to its end from synchronous code that may sit inside another
+/// runtime's context (a module's `init`): on a plain thread of its own.
+fn run_blocking<F>(runtime: &tokio::runtime::Runtime, future: F) -> F::Output
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handle = runtime.handle().clone();
+    std::thread::spawn(move || handle.block_on(future)).join().expect("the storage read does not panic")
+}
+
+/// Gauges that describe state rather than events, kept current once a second.
+async fn refresh_gauges(plane: Arc<DataPlane>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        for upstream in plane.registry.all() {
+            let instances = upstream.instances();
+            let name = upstream.name.as_str();
+            plane.metrics.instances.with(&[name]).set(instances.len() as f64);
+            plane.metrics.ejected.with(&[name]).set(upstream.ejected() as f64);
+            let open: usize = instances.iter().map(|i| i.pool.open()).sum();
+            let idle: usize = instances.iter().map(|i| i.pool.idle()).sum();
+            plane.metrics.pool_connections.with(&[name, "open"]).set(open as f64);
+            plane.metrics.pool_connections.with(&[name, "idle"]).set(idle as f64);
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! One request through a route: admit it against the upstream's limits, try an
+//! instance, and on a failure that allows it try a *different* one — connect failures
+//! for any method (nothing left), resets, 502/503/504 and try timeouts only for
+//! idempotent methods (or routes that opt in) whose body can be sent again — within the
+//! route's retries, its overall deadline and the gateway's retry budget. Every try
+//! feeds the instance's passive health. Nothing is retried once the response head went
+//! to the client, since a try's response is only returned when it is kept.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::request::Parts;
+use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tower::retry::budget::Budget;
+
+use super::DataPlane;
+use super::body::Outgoing;
+use super::headers::{add_forwarded, strip_hop_by_hop};
+use super::replies::{self, Failure, ResponseBody};
+use crate::table::Route;
+use crate::trace::ActiveSpan;
+use crate::upstream::{Instance, PooledBody, RequestBody, SendError, Upstream};
+
+/// What happened, for the access log and metrics.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub attempts: u32,
+    pub instance: Option<String>,
+    /// Set when the gateway answered itself.
+    pub failure: Option<Failure>,
+}
+
+enum TryError {
+    /// No connection could be made: nothing was sent.
+    Connect(String),
+    /// The request left; the upstream reset or broke its response.
+    Sent(hyper::Error),
+    /// `circuit.max_pending` connections are being made already.
+    Pending,
+}
+
+pub static X_APOLLO_ATTEMPTS: http::HeaderName = http::HeaderName::from_static("x-apollo-attempts");
+
+/// RFC 9110 §9.2.2.
+fn idempotent(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE)
+}
+
+/// The client's request as the route gets it.
+pub struct Incoming<'a> {
+    pub parts: &'a Parts,
+    pub body: Outgoing,
+    pub client: SocketAddr,
+    /// The client's side of a protocol switch it asked for.
+    pub client_upgrade: Option<OnUpgrade>,
+}
+
+pub async fn forward(
+    plane: &DataPlane,
+    route: &Route,
+    request: Incoming<'_>,
+    span: &ActiveSpan,
+    outcome: &mut Outcome,
+) -> Response<ResponseBody> {
+    let Incoming { parts, body, client, client_upgrade } = request;
+    let upstream = &route.upstream;
+    let _admitted = match upstream.admit() {
+        Ok(admitted) => admitted,
+        Err(limit) => {
+            plane.metrics.overflow(&upstream.name, limit.as_str());
+            return local(plane, route, outcome, Failure::Overloaded, "the upstream's request limit is reached");
+        }
+    };
+    plane.budget.deposit();
+    let deadline = Instant::now() + route.timeout;
+    let path = route.upstream_path(parts.uri.path_and_query().map_or("/", |p| p.as_str()));
+    let Ok(uri) = path.parse::<Uri>() else {
+        return local(plane, route, outcome, Failure::BadRequest, "the rewritten path is not a valid URI");
+    };
+    let mut headers = parts.headers.clone();
+    let upgrading = client_upgrade.is_some();
+    strip_hop_by_hop(&mut headers, upgrading);
+    add_forwarded(&mut headers, client.ip());
+    let may_repeat = idempotent(&parts.method) || route.retry_non_idempotent;
+    let make_request = |try_span: &ActiveSpan| {
+        let mut request = Request::new(body.for_try());
+        *request.method_mut() = parts.method.clone();
+        *request.uri_mut() = uri.clone();
+        *request.version_mut() = Version::HTTP_11;
+        *request.headers_mut() = headers.clone();
+        try_span.inject(request.headers_mut());
+        request
+    };
+
+    let mut tried: Vec<SocketAddr> = Vec::with_capacity(route.retries as usize + 1);
+    let mut last = (Failure::NoInstance, "no instance of the upstream is known".to_owned());
+    while let Some(instance) = upstream.pick(route.balance, &tried) {
+        let now = Instant::now();
+        if now >= deadline {
+            last = (Failure::Timeout, "the route's deadline passed".into());
+            break;
+        }
+        outcome.attempts += 1;
+        outcome.instance = Some(instance.id.clone());
+        tried.push(instance.addr);
+        let try_deadline = deadline.min(now + route.try_timeout);
+        let mut try_span = span.child(&format!("{} {}", parts.method, upstream.name));
+        let in_flight = instance.enter();
+        let attempt = one_try(upstream, &instance, make_request(&try_span), upgrading);
+        let result = tokio::time::timeout_at(try_deadline.into(), attempt).await;
+        drop(in_flight);
+        if try_span.is_recording() {
+            try_span.set_attribute("server.address", instance.addr.to_string());
+            try_span.set_attribute("apollo.instance", instance.id.as_str());
+            match &result {
+                Ok(Ok(response)) => try_span.set_attribute("http.response.status_code", response.status().as_u16()),
+                Ok(Err(TryError::Connect(why))) => try_span.set_error(why.as_str()),
+                Ok(Err(TryError::Sent(e))) => try_span.set_error(e.to_string()),
+                Ok(Err(TryError::Pending)) => try_span.set_error("pending connection limit"),
+                Err(_) => try_span.set_error("try timed out"),
+            }
+        }
+        try_span.end();
+        let seconds = now.elapsed().as_secs_f64();
+        let retry_reason = match result {
+            Ok(Ok(response)) => {
+                let code = response.status().as_u16();
+                plane.metrics.try_done(&upstream.name, &instance.id, code, seconds);
+                if matches!(code, 502..=504) {
+                    note_failure(plane, upstream, &instance);
+                    if may_repeat && body.can_resend() && may_retry(plane, route, outcome, deadline) {
+                        plane.metrics.retry(&route.name, "status");
+                        continue;
+                    }
+                } else {
+                    instance.outlier.success(&plane.outlier, crate::upstream::now_ms());
+                }
+                return relay(response, outcome.attempts, client_upgrade);
+            }
+            Ok(Err(TryError::Pending)) => {
+                plane.metrics.overflow(&upstream.name, "pending");
+                return local(
+                    plane,
+                    route,
+                    outcome,
+                    Failure::Overloaded,
+                    "the upstream's pending connection limit is reached",
+                );
+            }
+            Ok(Err(TryError::Connect(why))) => {
+                last = (Failure::Upstream, why);
+                "connect"
+            }
+            Ok(Err(TryError::Sent(e))) => {
+                last = (Failure::Upstream, format!("upstream {}: {e}", instance.addr));
+                if !may_repeat {
+                    plane.metrics.try_done(&upstream.name, &instance.id, 0, seconds);
+                    note_failure(plane, upstream, &instance);
+                    break;
+                }
+                "reset"
+            }
+            Err(_) => {
+                last = (Failure::Timeout, format!("upstream {} did not answer in time", instance.addr));
+                if !may_repeat {
+                    plane.metrics.try_done(&upstream.name, &instance.id, 0, seconds);
+                    note_failure(plane, upstream, &instance);
+                    break;
+                }
+                "timeout"
+            }
+        };
+        plane.metrics.try_done(&upstream.name, &instance.id, 0, seconds);
+        note_failure(plane, upstream, &instance);
+        if !(body.can_resend() && may_retry(plane, route, outcome, deadline)) {
+            break;
+        }
+        plane.metrics.retry(&route.name, retry_reason);
+    }
+    let (why, detail) = last;
+    local(plane, route, outcome, why, &detail)
+}
+
+/// Whether one more try fits the route's retries, its deadline and the budget (asked
+/// last: asking spends it).
+fn may_retry(plane: &DataPlane, route: &Route, outcome: &Outcome, deadline: Instant) -> bool {
+    outcome.attempts <= route.retries && Instant::now() < deadline && plane.budget.withdraw()
+}
+
+fn note_failure(plane: &DataPlane, upstream: &Upstream, instance: &Instance) {
+    if upstream.record_failure(instance) {
+        plane.metrics.ejection(&upstream.name);
+    }
+}
+
+/// A kept connection if one is idle (a stale one hands the request back untouched),
+/// else a new one.
+async fn one_try(
+    upstream: &Arc<Upstream>,
+    instance: &Instance,
+    mut request: Request<RequestBody>,
+    upgrading: bool,
+) -> Result<Response<PooledBody>, TryError> {
+    if !upgrading {
+        while let Some(connection) = instance.pool.checkout() {
+            match connection.send(request).await {
+                Ok(response) => return Ok(response),
+                Err(SendError::NotSent(back)) => request = *back,
+                Err(SendError::Sent(e)) => return Err(TryError::Sent(e)),
+            }
+        }
+    }
+    let connecting = upstream.admit_connect().map_err(|_| TryError::Pending)?;
+    let connection = instance.pool.connect(upgrading).await.map_err(|e| TryError::Connect(e.0))?;
+    drop(connecting);
+    connection.send(request).await.map_err(|e| match e {
+        SendError::NotSent(_) => TryError::Connect(format!("{}: closed before the request left", instance.addr)),
+        SendError::Sent(e) => TryError::Sent(e),
+    })
+}
+
+/// The upstream's response on its way to the client; a 101 joins the two upgraded
+/// connections into a tunnel.
+fn relay(
+    mut response: Response<PooledBody>,
+    attempts: u32,
+    client_upgrade: Option<OnUpgrade>,
+) -> Response<ResponseBody> {
+    let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+    if switching && let Some(client_upgrade) = client_upgrade {
+        let upstream_upgrade = hyper::upgrade::on(&mut response);
+        tokio::spawn(async move {
+            let (Ok(client), Ok(upstream)) = (client_upgrade.await, upstream_upgrade.await) else { return };
+            let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(client), &mut TokioIo::new(upstream)).await;
+        });
+    }
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers, switching);
+    parts.headers.insert(&X_APOLLO_ATTEMPTS, HeaderValue::from(attempts));
+    Response::from_parts(parts, body.map_err(Into::into).boxed_unsync())
+}
+
+/// The route's fallback when it has one, else the gateway's own error.
+fn local(
+    plane: &DataPlane,
+    route: &Route,
+    outcome: &mut Outcome,
+    why: Failure,
+    detail: &str,
+) -> Response<ResponseBody> {
+    outcome.failure = Some(why);
+    plane.metrics.fallback(&route.name, why.reason());
+    let mut response = match &route.fallback {
+        Some(f) if why != Failure::BadRequest => replies::fallback(f),
+        _ => replies::failure(why, Some(&route.name), outcome.attempts, detail),
+    };
+    response.headers_mut().insert(&X_APOLLO_ATTEMPTS, HeaderValue::from(outcome.attempts));
+    response
+}

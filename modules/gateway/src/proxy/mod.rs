@@ -1,0 +1,111 @@
+//! The data plane: what every request on the gateway's listeners shares (the route
+//! table, upstreams, limits, budget, metrics, log) and the per-request path from the
+//! client's head to a route, Seneca's `/act`, or a 404.
+
+mod body;
+mod forward;
+mod headers;
+pub mod replies;
+pub mod server;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use http::{Request, Response, header};
+use hyper::body::Incoming;
+use tower::retry::budget::TpsBudget;
+
+use self::body::Outgoing;
+use self::forward::{Outcome, forward};
+use self::replies::{Failure, ResponseBody};
+use crate::access_log::{AccessLog, Line};
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use crate::settings::{LimitSettings, OutlierSettings};
+use crate::table::Table;
+use crate::trace::{TraceContext, Tracer};
+
+pub struct DataPlane {
+    pub table: ArcSwap<Table>,
+    pub registry: Arc<Registry>,
+    pub metrics: Arc<Metrics>,
+    pub access_log: AccessLog,
+    pub budget: TpsBudget,
+    pub limits: LimitSettings,
+    pub outlier: OutlierSettings,
+    pub tracer: Tracer,
+}
+
+impl std::fmt::Debug for DataPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataPlane").field("routes", &self.table.load().specs().len()).finish_non_exhaustive()
+    }
+}
+
+impl DataPlane {
+    pub async fn handle(self: Arc<Self>, client: SocketAddr, mut request: Request<Incoming>) -> Response<ResponseBody> {
+        let started = Instant::now();
+        let client_upgrade = headers::is_upgrade(request.headers()).then(|| hyper::upgrade::on(&mut request));
+        let (parts, body) = request.into_parts();
+        let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()).or(parts.uri.host());
+        let table = self.table.load();
+        let route = table.find(host, parts.uri.path(), &parts.method, &parts.headers);
+        let mut span = self.tracer.server_span(
+            &TraceContext::from_headers(&parts.headers),
+            &format!("{} {}", parts.method, route.map_or("(no route)", |r| r.name.as_str())),
+        );
+        let mut outcome = Outcome::default();
+        let response = match route {
+            None => {
+                outcome.failure = Some(Failure::NoRoute);
+                replies::failure(Failure::NoRoute, None, 0, "no route matches this request")
+            }
+            Some(route) => match Outgoing::ready(body, &parts.headers, self.limits.retry_buffer_bytes).await {
+                Ok(outgoing) => {
+                    let request = forward::Incoming { parts: &parts, body: outgoing, client, client_upgrade };
+                    forward(&self, route, request, &span, &mut outcome).await
+                }
+                Err(e) => {
+                    outcome.failure = Some(Failure::BadRequest);
+                    replies::failure(Failure::BadRequest, Some(&route.name), 0, &format!("request body: {e}"))
+                }
+            },
+        };
+        let route_name = route.map_or("", |r| r.name.as_str());
+        let seconds = started.elapsed().as_secs_f64();
+        let status = response.status().as_u16();
+        self.metrics.request(route_name, &parts.method, status, seconds);
+        if span.is_recording() {
+            span.set_attribute("http.request.method", parts.method.as_str());
+            span.set_attribute("url.path", parts.uri.path());
+            span.set_attribute("http.route", route_name);
+            span.set_attribute("client.address", client.ip().to_string());
+            span.set_attribute("http.response.status_code", status);
+            if status >= 500 {
+                span.set_error(outcome.failure.map_or("upstream answered 5xx", Failure::reason));
+            }
+        }
+        let trace_id = span.trace_id_hex();
+        span.end();
+        if self.access_log.enabled() {
+            self.access_log.record(Line {
+                time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                trace_id,
+                client: client.ip().to_string(),
+                method: parts.method.to_string(),
+                host: host.unwrap_or("").to_owned(),
+                path: parts.uri.path().to_owned(),
+                route: route.map(|r| r.name.clone()),
+                upstream: route.map(|r| r.upstream.name.clone()),
+                instance: outcome.instance,
+                status,
+                attempts: outcome.attempts,
+                duration_ms: seconds * 1000.0,
+                reason: outcome.failure.map(Failure::reason),
+            });
+        }
+        response
+    }
+}

@@ -1,0 +1,74 @@
+//! The gateway's listeners: accept, refuse beyond `limits.max_connections`, serve
+//! HTTP/1.1 with keep-alive and protocol switches, bound the time a client may take to
+//! send its head (slowloris) and its size (431), and on stop close idle connections
+//! and let requests in flight finish within the drain deadline.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+use super::DataPlane;
+
+pub async fn serve(
+    listener: TcpListener,
+    plane: Arc<DataPlane>,
+    connections: Arc<Semaphore>,
+    mut stop: watch::Receiver<bool>,
+    drain: Duration,
+) {
+    let max_connections = plane.limits.max_connections;
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(plane.limits.header_read_timeout_ms))
+        .max_buf_size(plane.limits.max_header_bytes.max(8192))
+        .keep_alive(true);
+    loop {
+        let (stream, client) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // Out of file descriptors and the like: pause rather than spin.
+                Err(_) => { tokio::time::sleep(Duration::from_millis(50)).await; continue }
+            },
+            _ = async { let _ = stop.wait_for(|stopped| *stopped).await; } => break,
+        };
+        let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let open = plane.metrics.open_connections.clone();
+        let service_plane = Arc::clone(&plane);
+        let service = service_fn(move |request| {
+            let plane = Arc::clone(&service_plane);
+            async move { Ok::<_, std::convert::Infallible>(plane.handle(client, request).await) }
+        });
+        let connection = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            open.add(1.0);
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = async { let _ = stop.wait_for(|stopped| *stopped).await; } => {
+                    // Finish the request in flight, then close.
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+            open.add(-1.0);
+            drop(permit);
+        });
+    }
+    drop(listener);
+    // Drained when every connection gave its permit back (or the deadline passed).
+    let deadline = Instant::now() + drain;
+    while connections.available_permits() < max_connections && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
