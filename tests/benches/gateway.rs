@@ -9,8 +9,8 @@
 //! from `GET /api/module/gateway/listeners`). nginx runs as a plain child with a private
 //! prefix and a generated config: an upstream block with both instances, `max_fails=1`,
 //! `keepalive 64`, HTTP/1.1 and an empty `Connection` header towards them (the keepalive
-//! baseline of consul-seneca-gateway.md §4). demo-http answers `Connection: close`, so
-//! neither proxy can reuse an upstream connection: both pay one connect per request.
+//! baseline of consul-seneca-gateway.md §4). demo-http keeps connections alive, so both
+//! proxies reuse their upstream connections (nginx's pool, the gateway's own).
 //!
 //! Legs, each `wrk -t1 -c32 -d5s --latency` against `GET /`: the upstream direct (one
 //! instance), nginx, the gateway; `APOLLO_BENCH_RUNS` (3) rounds, interleaved (each round
@@ -191,7 +191,7 @@ fn run(bin: &Path, demo_http: &Path, gateway: Option<&Path>, tools: &Tools, sett
         None => println!("pinning: none (taskset missing or a single cpu)"),
     }
     println!(
-        "upstreams: demo-http x2 supervised by the host ({}), Connection: close on every answer",
+        "upstreams: demo-http x2 supervised by the host ({}), HTTP/1.1 keep-alive",
         UPSTREAMS.iter().zip(ports).map(|(n, p)| format!("{n} on {p}")).collect::<Vec<_>>().join(", ")
     );
     println!("nginx: {} on {}", nginx.version, nginx.addr);
@@ -253,11 +253,13 @@ fn write_models(app_root: &Path, demo_http: &Path, ports: &[u16; 2]) -> Result<(
 }
 
 /// `modules.config.gateway`: one route over both instances, passive ejection after one
-/// failure (as nginx's `max_fails=1`), no access log (nginx has none either).
+/// failure (as nginx's `max_fails=1`), no access log (nginx has none either), and no
+/// catalog agent to watch (the upstreams are static, as in nginx's config).
 fn gateway_config(upstreams: &[String]) -> Value {
     json!({
         "listen": ["127.0.0.1:0"],
         "workers": 1,
+        "catalog": {"address": null},
         "access_log": {"enabled": false},
         "routes": [{
             "name": "demo", "path_prefix": "/",
@@ -316,7 +318,7 @@ impl Api {
                 return Ok(pid);
             }
             ensure!(Instant::now() < deadline, "{name} is not running after {READY_TIMEOUT:?}: {status}");
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 }
