@@ -126,15 +126,22 @@ impl Pinning {
         }
     }
 
-    /// Sets the affinity of `pid` (every thread with `all_threads`).
-    fn set(&self, pid: i32, cpus: &str, all_threads: bool) -> Result<()> {
-        let mut command = Command::new(&self.taskset);
-        if all_threads {
-            command.arg("-a");
+    /// Sets the affinity of `pid` and every thread it has. A thread that ends while
+    /// taskset walks them fails the call (demo-http has one per connection), so it is
+    /// tried a few times.
+    fn set(&self, pid: i32, cpus: &str) -> Result<()> {
+        for _ in 0..5 {
+            let status = Command::new(&self.taskset)
+                .args(["-a", "-c", "-p", cpus, &pid.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()?;
+            if status.success() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        let status = command.args(["-c", "-p", cpus, &pid.to_string()]).stdout(Stdio::null()).status()?;
-        ensure!(status.success(), "taskset -c -p {cpus} {pid} failed");
-        Ok(())
+        bail!("taskset -a -c -p {cpus} {pid} failed five times")
     }
 }
 
@@ -174,7 +181,7 @@ fn run(bin: &Path, demo_http: &Path, gateway: Option<&Path>, tools: &Tools, sett
     }
     // Every upstream is running, so pinning the host now leaves them unpinned.
     if let Some(p) = &pinning {
-        p.set(host.pid(), p.proxy, true)?;
+        p.set(host.pid(), p.proxy)?;
     }
 
     let nginx = Nginx::start(&tools.nginx, pinning.as_ref(), &upstream_addrs)?;
@@ -196,24 +203,27 @@ fn run(bin: &Path, demo_http: &Path, gateway: Option<&Path>, tools: &Tools, sett
     );
     println!("nginx: {} on {}", nginx.version, nginx.addr);
 
-    let mut legs = vec![Leg::new("direct", upstream_addrs[0].clone()), Leg::new("nginx", nginx.addr.clone())];
+    let mut legs = vec![
+        Leg::new("direct", upstream_addrs[0].clone(), Vec::new()),
+        Leg::new("nginx", nginx.addr.clone(), nginx.pids()),
+    ];
     match &gateway_addr {
         Ok(addr) => {
             println!("gateway: module-gateway on {addr} (workers 1, access log off)");
-            legs.push(Leg::new("gateway", addr.clone()));
+            legs.push(Leg::new("gateway", addr.clone(), vec![host.pid()]));
         }
         Err(e) => println!("gateway leg skipped: {e:#}"),
     }
     let wrk = Wrk { bin: tools.wrk.clone(), pinning: pinning.as_ref() };
 
     for leg in &legs {
-        wrk.run(&leg.addr, 1)?;
+        leg.measure(&wrk, 1)?;
     }
     for round in 0..settings.runs as usize {
         let count = legs.len();
         for i in 0..count {
             let leg = &mut legs[(round + i) % count];
-            let figures = wrk.run(&leg.addr, settings.secs)?;
+            let figures = leg.measure(&wrk, settings.secs)?;
             leg.runs.push(figures);
         }
     }
@@ -389,6 +399,15 @@ impl Nginx {
     }
 }
 
+impl Nginx {
+    /// The master and its worker, whose CPU time is the proxy's.
+    fn pids(&self) -> Vec<i32> {
+        let master = self.child.id();
+        let workers = std::fs::read_to_string(format!("/proc/{master}/task/{master}/children")).unwrap_or_default();
+        std::iter::once(master as i32).chain(workers.split_whitespace().filter_map(|p| p.parse().ok())).collect()
+    }
+}
+
 impl Drop for Nginx {
     fn drop(&mut self) {
         // taskset execs nginx, so the child's pid is the master's.
@@ -466,6 +485,16 @@ struct Figures {
     non_2xx: u64,
     /// connect, read, write, timeout.
     socket: [u64; 4],
+    /// What the proxy's processes used during the run (none for the direct leg).
+    proxy_cpu: Option<ProxyCpu>,
+}
+
+/// User + system CPU time of a proxy over one run.
+#[derive(Debug, Clone, Copy)]
+struct ProxyCpu {
+    /// Of one core (1.0: the proxy's pinned core was busy all along).
+    core_share: f64,
+    per_request_us: f64,
 }
 
 impl Figures {
@@ -523,12 +552,29 @@ fn duration_ms(text: &str) -> Result<f64> {
 struct Leg {
     name: String,
     addr: String,
+    /// The proxy's processes, whose CPU time each run reports (none for direct).
+    cpu_pids: Vec<i32>,
     runs: Vec<Figures>,
 }
 
 impl Leg {
-    fn new(name: &str, addr: String) -> Self {
-        Self { name: name.to_string(), addr, runs: Vec::new() }
+    fn new(name: &str, addr: String, cpu_pids: Vec<i32>) -> Self {
+        Self { name: name.to_string(), addr, cpu_pids, runs: Vec::new() }
+    }
+
+    /// One wrk run, with the CPU time the proxy spent during it.
+    fn measure(&self, wrk: &Wrk, secs: u64) -> Result<Figures> {
+        let before = cpu_ms(&self.cpu_pids);
+        let started = Instant::now();
+        let mut figures = wrk.run(&self.addr, secs)?;
+        let wall_ms = started.elapsed().as_secs_f64() * 1e3;
+        if let (Some(before), Some(after)) = (before, cpu_ms(&self.cpu_pids)) {
+            figures.proxy_cpu = Some(ProxyCpu {
+                core_share: (after - before) / wall_ms,
+                per_request_us: (after - before) * 1e3 / figures.requests as f64,
+            });
+        }
+        Ok(figures)
     }
 
     fn median(&self, of: impl Fn(&Figures) -> f64) -> f64 {
@@ -549,13 +595,17 @@ fn report(legs: &[Leg], settings: &Settings) {
         settings.secs, settings.runs
     );
     println!(
-        "{:<8} {:>3} {:>10} {:>9} {:>9} {:>8} {:>8} {:>9}",
-        "leg", "run", "req/s", "p50 ms", "p99 ms", "non-2xx", "sockerr", "requests"
+        "{:<8} {:>3} {:>10} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>11}",
+        "leg", "run", "req/s", "p50 ms", "p99 ms", "non-2xx", "sockerr", "requests", "proxy cpu", "cpu us/req"
     );
     for leg in legs {
         for (i, f) in leg.runs.iter().enumerate() {
+            let (share, per_request) = match f.proxy_cpu {
+                Some(c) => (format!("{:.0}%", c.core_share * 100.0), format!("{:.1}", c.per_request_us)),
+                None => ("-".into(), "-".into()),
+            };
             println!(
-                "{:<8} {:>3} {:>10.0} {:>9.3} {:>9.3} {:>8} {:>8} {:>9}",
+                "{:<8} {:>3} {:>10.0} {:>9.3} {:>9.3} {:>8} {:>8} {:>9} {:>9} {:>11}",
                 leg.name,
                 i + 1,
                 f.per_sec,
@@ -563,18 +613,25 @@ fn report(legs: &[Leg], settings: &Settings) {
                 f.p99_ms,
                 f.non_2xx,
                 f.socket_errors(),
-                f.requests
+                f.requests,
+                share,
+                per_request
             );
         }
     }
     println!("medians:");
     for leg in legs {
         println!(
-            "{:<8} req/s {:>8.0}  p50 {:>7.3} ms  p99 {:>7.3} ms",
+            "{:<8} req/s {:>8.0}  p50 {:>7.3} ms  p99 {:>7.3} ms{}",
             leg.name,
             leg.median(|f| f.per_sec),
             leg.median(|f| f.p50_ms),
-            leg.median(|f| f.p99_ms)
+            leg.median(|f| f.p99_ms),
+            if leg.cpu_pids.is_empty() {
+                String::new()
+            } else {
+                format!("  proxy cpu {:.1} us/req", leg.median(per_request_us))
+            }
         );
     }
     let find = |name: &str| legs.iter().find(|l| l.name == name);
@@ -597,9 +654,17 @@ fn report(legs: &[Leg], settings: &Settings) {
                 gateway.median(|f| f.per_sec) / nginx.median(|f| f.per_sec),
                 gateway.median(|f| f.p99_ms) / nginx.median(|f| f.p99_ms)
             );
+            println!(
+                "gateway / nginx:   proxy cpu per request {:.2} (the host process, every thread, vs nginx's master and worker)",
+                gateway.median(per_request_us) / nginx.median(per_request_us)
+            );
         }
         _ => println!("gateway / nginx: no gateway leg in this run"),
     }
+}
+
+fn per_request_us(f: &Figures) -> f64 {
+    f.proxy_cpu.map_or(f64::NAN, |c| c.per_request_us)
 }
 
 /// What happened in one failure leg.
@@ -671,8 +736,10 @@ fn failure_leg(
     let after = killed.elapsed();
     let in_run = started.elapsed() < Duration::from_secs(secs);
     // The host is pinned, so is what it starts now: the upstreams stay unpinned.
-    if let Some(p) = pinning {
-        p.set(pid, &p.all, true)?;
+    if let Some(p) = pinning
+        && let Err(e) = p.set(pid, &p.all)
+    {
+        println!("(could not unpin the restarted {name}, pid {pid}: {e:#}; it stays on cpu {})", p.proxy);
     }
     let figures = Figures::parse(&load.output()?)?;
     Ok(Outcome { figures, killed: victim, killed_at, restarted: in_run.then_some((pid, after)) })
@@ -693,6 +760,23 @@ fn on_path(program: &str) -> Option<PathBuf> {
 /// Debian puts nginx in /usr/sbin, which a user's PATH may lack.
 fn sbin(program: &str) -> Option<PathBuf> {
     Some(Path::new("/usr/sbin").join(program)).filter(|p| p.is_file())
+}
+
+/// User + system CPU time of `pids` (every thread), in ms; `None` for no pid or when
+/// one has gone. `/proc/PID/stat` counts in clock ticks, 100 per second on Linux.
+fn cpu_ms(pids: &[i32]) -> Option<f64> {
+    if pids.is_empty() {
+        return None;
+    }
+    let mut ticks = 0u64;
+    for pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the `(comm)`, which may hold spaces: state is the first, utime
+        // and stime are the 12th and 13th.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        ticks += fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    }
+    Some(ticks as f64 * 10.0)
 }
 
 fn loadavg() -> String {
