@@ -238,8 +238,10 @@ fn run(bin: &Path, demo_http: &Path, gateway: Option<&Path>, tools: &Tools, sett
         KILL_AFTER.as_secs_f64()
     );
     for leg in legs.iter().filter(|l| l.name != "direct") {
+        let recorded = || if leg.name == "nginx" { Ok(nginx.recorded()) } else { api.gateway_recorded() };
+        let before = recorded()?;
         let outcome = failure_leg(&api, &wrk, pinning.as_ref(), leg, ports[0], settings.secs, &mut seen)?;
-        outcome.print(&leg.name);
+        outcome.print(&leg.name, &recorded()?.since(&before));
     }
     drop(nginx);
     drop(host);
@@ -678,7 +680,7 @@ struct Outcome {
 }
 
 impl Outcome {
-    fn print(&self, proxy: &str) {
+    fn print(&self, proxy: &str, recorded: &Recorded) {
         let f = &self.figures;
         println!(
             "{proxy:<8} requests {:>7}  non-2xx {:>5}  socket errors {:>4} (connect {}, read {}, write {}, timeout {})  \
@@ -707,6 +709,7 @@ impl Outcome {
                 self.killed_at.as_secs_f64()
             ),
         }
+        println!("{:<8} {proxy} recorded: {}", "", recorded.describe());
     }
 }
 
@@ -743,6 +746,63 @@ fn failure_leg(
     }
     let figures = Figures::parse(&load.output()?)?;
     Ok(Outcome { figures, killed: victim, killed_at, restarted: in_run.then_some((pid, after)) })
+}
+
+/// What a proxy itself recorded about failed upstream tries, read before and after a
+/// failure leg: nginx in its error log (a failed try it passed to the next server, and
+/// "upstream server temporarily disabled" when `max_fails` ejects one), the gateway in
+/// its counters on the host's `/metrics`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Recorded {
+    failed_tries: f64,
+    /// nginx logs no retry count: each failed try there was retried.
+    retries: Option<f64>,
+    ejections: f64,
+}
+
+impl Recorded {
+    fn since(&self, before: &Self) -> Self {
+        Self {
+            failed_tries: self.failed_tries - before.failed_tries,
+            retries: self.retries.zip(before.retries).map(|(a, b)| a - b),
+            ejections: self.ejections - before.ejections,
+        }
+    }
+
+    fn describe(&self) -> String {
+        let retries = self.retries.map_or_else(|| "retried on the next server".to_string(), |r| format!("{r} retries"));
+        format!("{} failed upstream tries ({retries}), {} ejections", self.failed_tries, self.ejections)
+    }
+}
+
+impl Nginx {
+    fn recorded(&self) -> Recorded {
+        let log = std::fs::read_to_string(self._dir.path().join("error.log")).unwrap_or_default();
+        let ejections = log.lines().filter(|l| l.contains("upstream server temporarily disabled")).count();
+        let failed = log.lines().filter(|l| l.contains("upstream") && !l.contains("temporarily disabled")).count();
+        Recorded { failed_tries: failed as f64, retries: None, ejections: ejections as f64 }
+    }
+}
+
+impl Api {
+    /// Sums of the gateway's counters in the host's `GET /metrics`: tries without an
+    /// answer (`code="0"`), retries, ejections.
+    fn gateway_recorded(&self) -> Result<Recorded> {
+        let answer = self.rt.block_on(self.client.send(http::Method::GET, "/metrics", None)).context("GET /metrics")?;
+        ensure!(answer.status.is_success(), "GET /metrics answered {}", answer.status);
+        let text = String::from_utf8_lossy(&answer.body);
+        let sum = |family: &str, filter: &str| -> f64 {
+            text.lines()
+                .filter(|l| l.starts_with(family) && l[family.len()..].starts_with(['{', ' ']) && l.contains(filter))
+                .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+                .sum()
+        };
+        Ok(Recorded {
+            failed_tries: sum("gateway_upstream_requests_total", "code=\"0\""),
+            retries: Some(sum("gateway_retries_total", "")),
+            ejections: sum("gateway_ejections_total", ""),
+        })
+    }
 }
 
 // ----- small helpers ---------------------------------------------------------------------
