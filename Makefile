@@ -63,6 +63,7 @@ test-deps:
 	./.ci/config-clients-up.sh
 	./.ci/browser-up.sh
 	./.ci/catalog-clients-up.sh
+	./.ci/seneca-clients-up.sh
 	./.ci/gateway-peers-up.sh
 
 # `cargo test` builds test harnesses, not the artifacts the integration tests load

@@ -8,6 +8,7 @@
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use std::task::{Context, Poll};
@@ -35,6 +36,10 @@ pub const PANIC_HEADER: &str = "x-apollo-module-panic";
 /// number of modules. Shut down when the module is (or when its init fails), so
 /// retired generations leave no threads behind.
 static RUNTIME: Mutex<Option<tokio::runtime::Runtime>> = Mutex::new(None);
+/// Set once the runtime is shut down: a handler still held by the host (a parked
+/// request on the module's listener) must then not be polled, as its timers and I/O
+/// belong to a runtime that is gone — it is answered 503 instead.
+static STOPPED: AtomicBool = AtomicBool::new(false);
 
 fn runtime(name: &str) -> Result<tokio::runtime::Handle, String> {
     let _ = MODULE_NAME.set(name.to_string());
@@ -47,6 +52,7 @@ fn runtime(name: &str) -> Result<tokio::runtime::Handle, String> {
             .build()
             .map_err(|e| format!("cannot start the module's runtime: {e}"))?;
         *slot = Some(built);
+        STOPPED.store(false, Ordering::Release);
     }
     Ok(slot.as_ref().map(|rt| rt.handle().clone()).expect("just built"))
 }
@@ -54,6 +60,7 @@ fn runtime(name: &str) -> Result<tokio::runtime::Handle, String> {
 /// Stops the module's runtime without waiting for its tasks (they belong to a module
 /// the host no longer serves).
 fn stop_runtime() {
+    STOPPED.store(true, Ordering::Release);
     if let Some(rt) = RUNTIME.lock().unwrap_or_else(|p| p.into_inner()).take() {
         rt.shutdown_background();
     }
@@ -211,6 +218,11 @@ impl Future for InModuleRuntime {
         let Some(inner) = self.inner.as_mut() else {
             return Poll::Ready(to_ffi(Response::error(500, "internal", "polled after completion")));
         };
+        if STOPPED.load(Ordering::Acquire) {
+            let unloaded = self.inner.take();
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(unloaded)));
+            return Poll::Ready(to_ffi(Response::error(503, "unavailable", "the module was unloaded")));
+        }
         let _entered = runtime.enter();
         match catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,

@@ -85,6 +85,31 @@ impl Gateway {
         Ok(())
     }
 
+    pub async fn seneca(self: Arc<Self>, _req: Request) -> HandlerResult {
+        let Some(seneca) = &self.plane.seneca else {
+            return Ok(Response::json(&json!({ "enabled": false })));
+        };
+        let directory = seneca.directory.load();
+        let patterns: Vec<_> = directory
+            .patterns()
+            .into_iter()
+            .map(|(pattern, service)| json!({"pattern": pattern, "service": service}))
+            .collect();
+        let collisions: Vec<_> = directory
+            .collisions()
+            .iter()
+            .map(|c| json!({"pattern": c.pattern, "served_by": c.winner, "ignored": c.loser}))
+            .collect();
+        let web: Vec<_> = seneca
+            .web
+            .routes()
+            .map(|r| json!({"method": r.method.as_str(), "path": r.path, "pattern": r.pattern.to_string()}))
+            .collect();
+        Ok(Response::json(&json!({
+            "enabled": true, "path": seneca.path, "patterns": patterns, "collisions": collisions, "web": web,
+        })))
+    }
+
     pub async fn upstreams(self: Arc<Self>, _req: Request) -> HandlerResult {
         let now = now_ms();
         let upstreams: Vec<_> = self

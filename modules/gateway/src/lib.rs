@@ -46,6 +46,10 @@ impl Module for Gateway {
                 Route::get("/upstreams", "Upstreams, their instances and what passive health says of them"),
                 Self::upstreams,
             )
+            .add(
+                Route::get("/seneca", "Seneca patterns by service, colliding declarations, seneca-web routes"),
+                Self::seneca,
+            )
     }
 
     fn init(host: Host, config: Config) -> Result<Self, ModuleError> {

@@ -15,10 +15,13 @@ use tower::retry::budget::TpsBudget;
 
 use crate::access_log::AccessLog;
 use crate::discovery::Discovery;
+use crate::discovery::Pins;
 use crate::metrics::Metrics;
 use crate::proxy::DataPlane;
+use crate::proxy::seneca::SenecaPlane;
 use crate::proxy::server;
 use crate::registry::Registry;
+use crate::seneca::Directory;
 use crate::settings::{Config, RouteSpec, address_of};
 use crate::table::Table;
 use crate::trace::Tracer;
@@ -51,6 +54,7 @@ impl std::fmt::Debug for Gateway {
 impl Gateway {
     pub fn start(host: Host, config: Config) -> Result<Gateway, String> {
         let listen = config.check()?;
+        let seneca_web = config.seneca.check().map_err(|e| format!("modules.config.gateway.{e}"))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.workers)
             .thread_name("gateway")
@@ -97,6 +101,7 @@ impl Gateway {
             ),
             limits: config.limits.clone(),
             outlier: config.outlier.clone(),
+            seneca: config.seneca.enabled.then(|| SenecaPlane::new(config.seneca.path.clone(), seneca_web)),
             tracer: {
                 let log_host = host.clone();
                 Tracer::start(&config.tracing, move |line| log_host.warn(&format!("gateway tracing: {line}")))
@@ -118,6 +123,9 @@ impl Gateway {
             let agent = address_of(agent)?;
             let pin_key = config.seneca.enabled.then(|| config.seneca.meta_key.clone());
             let discovery = Discovery::new(agent, config.catalog.token.clone(), registry, host.clone(), pin_key);
+            if plane.seneca.is_some() {
+                tokio::spawn(follow_pins(Arc::clone(&plane), discovery.pins(), host.clone()));
+            }
             tokio::spawn(discovery.run());
         }
         tokio::spawn(refresh_gauges(Arc::clone(&plane)));
@@ -199,6 +207,32 @@ async fn refresh_gauges(plane: Arc<DataPlane>) {
             let idle: usize = instances.iter().map(|i| i.pool.idle()).sum();
             plane.metrics.pool_connections.with(&[name, "open"]).set(open as f64);
             plane.metrics.pool_connections.with(&[name, "idle"]).set(idle as f64);
+        }
+    }
+}
+
+/// Rebuilds the Seneca directory whenever the pins the catalog's services declare
+/// change; unreadable pins and colliding patterns are said in the host's log.
+async fn follow_pins(plane: Arc<DataPlane>, mut pins: watch::Receiver<Pins>, host: Host) {
+    let Some(seneca) = &plane.seneca else { return };
+    loop {
+        let declared = pins.borrow_and_update().clone();
+        let instances = declared
+            .iter()
+            .flat_map(|(service, texts)| texts.iter().map(move |t| (service.as_str(), Some(t.as_str()))));
+        let (directory, problems) = Directory::from_instance_meta(instances);
+        for p in problems {
+            host.warn(&format!("gateway: service {} declares unreadable Seneca pins: {}", p.service, p.problem));
+        }
+        for c in directory.collisions() {
+            host.warn(&format!(
+                "gateway: Seneca pattern {} is declared by {} and {}; {} gets it (first by name)",
+                c.pattern, c.winner, c.loser, c.winner
+            ));
+        }
+        seneca.directory.store(Arc::new(directory));
+        if pins.changed().await.is_err() {
+            return;
         }
     }
 }

@@ -51,6 +51,9 @@ pub struct Route {
     pub fallback: Option<Fallback>,
 }
 
+/// seneca-transport's client gives up after 5555 ms; answer before it does.
+const SENECA_TIMEOUT: Duration = Duration::from_millis(5_000);
+
 #[derive(Debug)]
 enum HostPattern {
     Exact(String),
@@ -102,6 +105,27 @@ impl Table {
 }
 
 impl Route {
+    /// The route Seneca messages take to a service's listener: whatever path they came
+    /// on becomes the transport's `/act`; only connection failures are retried (a
+    /// message is not idempotent), within Seneca's own client timeout.
+    pub fn seneca(service: &str, came_on: &str, upstream: Arc<Upstream>) -> Route {
+        Route {
+            name: format!("seneca:{service}"),
+            hosts: Vec::new(),
+            prefix: came_on.to_owned(),
+            replacement: Some("/act".into()),
+            methods: Vec::new(),
+            headers: Vec::new(),
+            upstream,
+            balance: Balance::RoundRobin,
+            timeout: SENECA_TIMEOUT,
+            try_timeout: SENECA_TIMEOUT,
+            retries: 2,
+            retry_non_idempotent: false,
+            fallback: None,
+        }
+    }
+
     fn matches(&self, host: Option<&str>, path: &str, method: &Method, headers: &HeaderMap) -> bool {
         prefix_matches(&self.prefix, path)
             && (self.methods.is_empty() || self.methods.contains(method))

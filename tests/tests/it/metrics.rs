@@ -35,7 +35,7 @@ fn deployment(overrides: Value) -> Deployment {
     d
 }
 
-fn prometheus_binary() -> Option<PathBuf> {
+pub(crate) fn prometheus_binary() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path).map(|dir| dir.join("prometheus")).find(|p| p.is_file())
 }
@@ -46,14 +46,14 @@ fn free_port() -> u16 {
 
 /// A `prometheus` child scraping `target` with the token in `credentials`; killed (by
 /// its pid) on drop. Its log is kept for failure messages.
-struct Prometheus {
+pub(crate) struct Prometheus {
     child: Child,
     log: PathBuf,
     api: ApiClient,
 }
 
 impl Prometheus {
-    fn start(binary: &Path, dir: &Path, target: &str, credentials: &Path) -> Self {
+    pub(crate) fn start(binary: &Path, dir: &Path, target: &str, credentials: &Path) -> Self {
         let port = free_port();
         let config = dir.join("prometheus.yml");
         std::fs::write(
@@ -89,7 +89,7 @@ impl Prometheus {
 
     /// Waits until `query` returns a series whose value satisfies `accept`; fails with
     /// what Prometheus last said about the target.
-    async fn wait_for(&self, query: &str, accept: impl Fn(f64) -> bool) -> Value {
+    pub(crate) async fn wait_for(&self, query: &str, accept: impl Fn(f64) -> bool) -> Value {
         let start = Instant::now();
         loop {
             if let Some(series) = self.query(query).await
@@ -136,7 +136,7 @@ fn percent(s: &str) -> String {
 
 /// `promtool check metrics` (shipped beside `prometheus`) reads the exposition on stdin
 /// and lints it: names, HELP/TYPE order, histogram suffixes, duplicate families.
-fn lint_with_promtool(prometheus: &Path, exposition: &[u8]) {
+pub(crate) fn lint_with_promtool(prometheus: &Path, exposition: &[u8]) {
     use std::io::Write;
     let promtool = prometheus.with_file_name("promtool");
     let mut child = Command::new(&promtool)

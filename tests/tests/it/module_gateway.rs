@@ -33,7 +33,10 @@ fn demo_http() -> String {
 
 /// A host with module-gateway (and module-catalog when `catalog` is set) loaded.
 fn deployment(gateway: Value, catalog: Option<SocketAddr>) -> Deployment {
-    let mut config = json!({"modules": {"dir": "modules", "config": {"gateway": gateway}}});
+    // A gateway's blocking query parks on the catalog's listener until the host's drain
+    // deadline at shutdown; a short deadline keeps the tests quick.
+    let mut config = json!({"modules": {"dir": "modules", "config": {"gateway": gateway}},
+        "server": {"shutdown_drain_secs": 1}});
     if let Some(addr) = catalog {
         common::merge(&mut config, &json!({"modules": {"listeners": {"catalog": addr.to_string()}}}));
     }
@@ -58,12 +61,14 @@ fn supervised_demo(d: &Deployment, name: &str) {
     d.write_model(&format!("{name}.pig"), &m);
 }
 
+/// Starts a service and waits until it accepts connections ("running" comes at spawn).
 async fn start_service(client: &ApiClient, name: &str) -> (u16, i32) {
     let _: Value = client.post(&format!("/api/apps/{name}/start"), None).await.unwrap();
-    common::eventually(&format!("{name} runs"), Duration::from_secs(20), || async {
+    common::eventually(&format!("{name} runs and listens"), Duration::from_secs(20), || async {
         let s: Value = client.get(&format!("/api/apps/{name}/status")).await.ok()?;
-        (s["state"] == "running" && s["pid"].as_i64().is_some())
-            .then(|| (s["ports"][0].as_u64().unwrap() as u16, s["pid"].as_i64().unwrap() as i32))
+        let (port, pid) = (s["ports"][0].as_u64()? as u16, s["pid"].as_i64()? as i32);
+        let listening = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok();
+        (s["state"] == "running" && listening).then_some((port, pid))
     })
     .await
 }
@@ -230,7 +235,7 @@ async fn a_catalog_service_is_followed_live() {
     let registration = json!({"Name": "orders", "ID": "orders-1", "Address": "127.0.0.1", "Port": port});
     let registered = Instant::now();
     consul.send(http::Method::PUT, "/v1/agent/service/register", Some(&registration)).await.unwrap();
-    let seen = common::eventually("the gateway routes to the registered instance", Duration::from_secs(10), || {
+    common::eventually("the gateway routes to the registered instance", Duration::from_secs(10), || {
         let client = client.clone();
         async move {
             let (status, body) = get(&client, &format!("http://{gw}/")).await.ok()?;
@@ -238,7 +243,6 @@ async fn a_catalog_service_is_followed_live() {
         }
     })
     .await;
-    let _ = seen;
     eprintln!("registration to first routed request: {:?}", registered.elapsed());
 
     consul.send(http::Method::PUT, "/v1/agent/service/deregister/orders-1", None).await.unwrap();
@@ -295,7 +299,8 @@ async fn bad_input_is_bounded_and_answered_clearly() {
     assert!(took < Duration::from_secs(5), "slowloris connection closed after {took:?}: {answer}");
 
     // A 256 MiB upload streams through (POST, above the retry buffer) without the host
-    // holding it: its resident memory grows far less than the body.
+    // holding it: its resident memory grows far less than the body (the bound leaves
+    // room for the other tests running in this process; holding it would add 256 MiB).
     let before = resident_bytes();
     let chunk = Bytes::from(vec![b'x'; 1 << 20]);
     let chunks =
@@ -310,7 +315,8 @@ async fn bad_input_is_bounded_and_answered_clearly() {
     let body: Value = serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
     assert_eq!(body["bytes"], 256u64 << 20);
     let grew = resident_bytes().saturating_sub(before);
-    assert!(grew < 64 << 20, "resident memory grew {grew} bytes for a 256 MiB upload");
+    eprintln!("resident memory grew {} KiB over a 256 MiB upload", grew >> 10);
+    assert!(grew < 160 << 20, "resident memory grew {grew} bytes for a 256 MiB upload");
 
     let (status, _) = get(&client, &format!("http://{gw}/healthz")).await.unwrap();
     assert_eq!(status, 200, "still serving");
@@ -404,6 +410,9 @@ async fn spans_carry_the_callers_trace_to_a_real_otlp_receiver() {
     let (receiver, got) = otlp_receiver().await;
     let mut gateway = base_gateway();
     gateway["tracing"] = json!({"otlp_endpoint": format!("http://{receiver}/v1/traces"), "flush_interval_ms": 100});
+    let log_dir = tempfile::tempdir().unwrap();
+    let access_log = log_dir.path().join("access.log");
+    gateway["access_log"] = json!({"enabled": true, "path": access_log.display().to_string()});
     let d = deployment(gateway, None);
     supervised_demo(&d, "traced");
     let host = d.start().await;
@@ -444,5 +453,184 @@ async fn spans_carry_the_callers_trace_to_a_real_otlp_receiver() {
     assert_eq!(hex(&server.parent_span_id), caller_span, "the caller's span is the parent");
     assert_eq!(hex(&client.trace_id), trace_id);
     assert_eq!(client.parent_span_id, server.span_id, "the try is a child of the request");
+
+    // The access log line of that request carries the trace id.
+    let line: Value = common::eventually("the access log line is written", Duration::from_secs(10), || async {
+        let text = std::fs::read_to_string(&access_log).ok()?;
+        text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).find(|l| l["path"] == "/healthz")
+    })
+    .await;
+    assert_eq!((line["trace_id"].as_str(), line["status"].as_u64()), (Some(trace_id), Some(200)), "{line}");
+    assert_eq!((line["route"].as_str(), line["attempts"].as_u64()), (Some("traced"), Some(1)), "{line}");
+    host.shutdown().await;
+}
+
+/// Whether the npm seneca packages are installed (`.ci/seneca-clients-up.sh`).
+fn seneca_installed() -> bool {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/node/node_modules/seneca");
+    common::components::require("npm seneca", dir.exists(), "run ./.ci/seneca-clients-up.sh (make test-deps does)")
+}
+
+fn seneca_script(name: &str) -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients").join(name)
+}
+
+/// A real `seneca().listen()` service; dropped with the returned child (stdin closes).
+fn seneca_listener(port: u16, tag: &str) -> std::process::Child {
+    let mut child = std::process::Command::new("node")
+        .arg(seneca_script("seneca_service.js"))
+        .args([port.to_string(), tag.to_owned()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("node runs");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    assert!(line.starts_with("listening"), "seneca listener: {line}");
+    child
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_seneca_client_calls_patterns_through_the_gateway() {
+    if !seneca_installed() {
+        return;
+    }
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let catalog = free();
+    let mut gateway = base_gateway();
+    gateway["catalog"] = json!({"address": catalog.to_string()});
+    gateway["seneca"] = json!({"web": [{"prefix": "/user", "pin": "module:user,if:*",
+        "map": {"list": {"GET": true, "name": ""}, "load": {"GET": true, "name": "", "suffix": "/:id"}}}]});
+    let d = deployment(gateway, Some(catalog));
+    let host = d.start().await;
+    let gw = gateway_addr(&host.uds()).await;
+    let (math_port, users_port) = (free().port(), free().port());
+    let mut math = seneca_listener(math_port, "math-1");
+    let mut users = seneca_listener(users_port, "users-1");
+
+    let consul = ApiClient::new(apollo_host::cli::Endpoint::Tcp(catalog.to_string()), None);
+    for (name, port, pin) in [("math", math_port, "role:math"), ("users", users_port, "module:user")] {
+        let registration = json!({"Name": name, "ID": format!("{name}-1"), "Address": "127.0.0.1", "Port": port, "Meta": {"seneca_pin": pin}});
+        consul.send(http::Method::PUT, "/v1/agent/service/register", Some(&registration)).await.unwrap();
+    }
+    let client = http_client();
+    common::eventually("the gateway knows the patterns", Duration::from_secs(10), || {
+        let client = client.clone();
+        async move {
+            let request = hyper::Request::post(format!("http://{gw}/act"))
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(r#"{"role":"math","cmd":"sum","left":1,"right":2}"#)))
+                .unwrap();
+            (client.request(request).await.ok()?.status() == 200).then_some(())
+        }
+    })
+    .await;
+
+    let view: Value = host.uds().get("/api/module/gateway/seneca").await.unwrap();
+    let patterns = view["patterns"].as_array().unwrap();
+    assert!(patterns.iter().any(|p| p["pattern"] == "role:math" && p["service"] == "math"), "{view:#}");
+    assert_eq!(view["web"].as_array().unwrap().len(), 2, "{view:#}");
+
+    // The real client, through the gateway: a match, a handler error, no match.
+    let messages = [
+        json!({"role": "math", "cmd": "sum", "left": 20, "right": 22, "extra$": "dropped"}),
+        json!({"role": "math", "cmd": "fail"}),
+        json!({"role": "nope"}),
+    ];
+    let input: String = messages.iter().map(|m| format!("{m}\n")).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut child = std::process::Command::new("node")
+            .arg(seneca_script("seneca_client.js"))
+            .arg(gw.port().to_string())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("node runs");
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), input.as_bytes()).unwrap();
+        drop(child.stdin.take());
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[0]["ok"]["answer"], 42, "{lines:?}");
+    assert_eq!(lines[0]["ok"]["served_by"], "math-1");
+    assert_eq!(lines[1]["err"]["code"], "act_execute", "{lines:?}");
+    assert_eq!(lines[2]["err"]["code"], "act_execute", "a non-200 reaches a seneca caller as act_execute: {lines:?}");
+
+    // What the gateway said about the unmatched pattern: Seneca's act_not_found shape.
+    let request = hyper::Request::post(format!("http://{gw}/act"))
+        .header("content-type", "application/json")
+        .header("seneca-id", "abc/def")
+        .header("seneca-origin", "test-origin")
+        .body(Full::new(Bytes::from(r#"{"role":"nope"}"#)))
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    assert_eq!(response.status(), 500);
+    assert_eq!(response.headers()["seneca-id"], "abc/def");
+    assert_eq!(response.headers()["seneca-origin"], "test-origin");
+    let body: Value = serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["code"], "act_not_found", "{body}");
+
+    // seneca-web mapping: REST in, a message to the service that declared module:user.
+    let (status, list) = get(&client, &format!("http://{gw}/user")).await.unwrap();
+    assert_eq!(status, 200, "{list}");
+    assert!(list.as_array().is_some_and(|l| l.len() == 2 && l[0]["served_by"] == "users-1"), "{list}");
+    let (status, one) = get(&client, &format!("http://{gw}/user/2")).await.unwrap();
+    assert_eq!((status, one["name"].as_str()), (200, Some("bob")), "{one}");
+
+    let _ = math.kill();
+    let _ = users.kill();
+    let _ = (math.wait(), users.wait());
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_prometheus_scrapes_the_gateways_series() {
+    use crate::metrics::{Prometheus, lint_with_promtool, prometheus_binary};
+    let binary = prometheus_binary();
+    if !common::components::require("prometheus", binary.is_some(), "run .ci/prometheus-up.sh (make test-deps)") {
+        return;
+    }
+    let binary = binary.expect("checked above");
+    let d = deployment(base_gateway(), None);
+    supervised_demo(&d, "metered");
+    let host = d.start().await;
+    let api = host.uds();
+    let (port, _) = start_service(&api, "metered").await;
+    let routes =
+        json!([{"name": "metered", "path_prefix": "/", "upstreams": [{"address": format!("127.0.0.1:{port}")}]}]);
+    put_routes(&api, routes).await.unwrap();
+    let gw = gateway_addr(&api).await;
+    let client = http_client();
+    for _ in 0..3 {
+        assert_eq!(get(&client, &format!("http://{gw}/healthz")).await.unwrap().0, 200);
+    }
+    assert_eq!(get(&client, &format!("http://{gw}/status/503")).await.unwrap().0, 503);
+    lint_with_promtool(&binary, &api.send(http::Method::GET, "/metrics", None).await.unwrap().body);
+    let credentials = d.root().join("prometheus-token");
+    std::fs::write(&credentials, host.login().await).unwrap();
+    let prometheus = Prometheus::start(&binary, d.root(), &host.host.http_addr.to_string(), &credentials);
+    prometheus
+        .wait_for(r#"gateway_requests_total{module="gateway",route="metered",method="GET",code="200"}"#, |v| v == 3.0)
+        .await;
+    prometheus.wait_for(r#"gateway_requests_total{module="gateway",route="metered",code="503"}"#, |v| v == 1.0).await;
+    prometheus
+        .wait_for(r#"gateway_request_duration_seconds_count{module="gateway",route="metered"}"#, |v| v == 4.0)
+        .await;
+    prometheus
+        .wait_for(r#"gateway_upstream_instances{module="gateway",upstream="static:metered"}"#, |v| v == 1.0)
+        .await;
+    prometheus
+        .wait_for(r#"gateway_upstream_connections{module="gateway",upstream="static:metered",state="idle"}"#, |v| {
+            v >= 1.0
+        })
+        .await;
+    drop(prometheus);
     host.shutdown().await;
 }

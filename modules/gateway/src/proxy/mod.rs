@@ -6,6 +6,7 @@ mod body;
 mod forward;
 mod headers;
 pub mod replies;
+pub mod seneca;
 pub mod server;
 
 use std::net::SocketAddr;
@@ -36,6 +37,8 @@ pub struct DataPlane {
     pub limits: LimitSettings,
     pub outlier: OutlierSettings,
     pub tracer: Tracer,
+    /// Seneca `/act` and seneca-web routes, when `seneca.enabled`.
+    pub seneca: Option<seneca::SenecaPlane>,
 }
 
 impl std::fmt::Debug for DataPlane {
@@ -57,23 +60,35 @@ impl DataPlane {
             &format!("{} {}", parts.method, route.map_or("(no route)", |r| r.name.as_str())),
         );
         let mut outcome = Outcome::default();
-        let response = match route {
-            None => {
-                outcome.failure = Some(Failure::NoRoute);
-                replies::failure(Failure::NoRoute, None, 0, "no route matches this request")
+        let seneca_kind = self.seneca.as_ref().and_then(|s| s.kind(&parts.method, parts.uri.path()));
+        let mut seneca_route = None;
+        let response = match (seneca_kind, route) {
+            (Some(kind), _) => {
+                let seneca = self.seneca.as_ref().expect("kind came from it");
+                let request = seneca::SenecaRequest { kind, parts: &parts, body, client };
+                let (response, name) = seneca::handle(&self, seneca, request, &span, &mut outcome).await;
+                seneca_route = Some(name);
+                response
             }
-            Some(route) => match Outgoing::ready(body, &parts.headers, self.limits.retry_buffer_bytes).await {
-                Ok(outgoing) => {
-                    let request = forward::Incoming { parts: &parts, body: outgoing, client, client_upgrade };
-                    forward(&self, route, request, &span, &mut outcome).await
+            (None, route) => match route {
+                None => {
+                    outcome.failure = Some(Failure::NoRoute);
+                    replies::failure(Failure::NoRoute, None, 0, "no route matches this request")
                 }
-                Err(e) => {
-                    outcome.failure = Some(Failure::BadRequest);
-                    replies::failure(Failure::BadRequest, Some(&route.name), 0, &format!("request body: {e}"))
-                }
+                Some(route) => match Outgoing::ready(body, &parts.headers, self.limits.retry_buffer_bytes).await {
+                    Ok(outgoing) => {
+                        let request = forward::Incoming { parts: &parts, body: outgoing, client, client_upgrade };
+                        forward(&self, route, request, &span, &mut outcome).await
+                    }
+                    Err(e) => {
+                        outcome.failure = Some(Failure::BadRequest);
+                        replies::failure(Failure::BadRequest, Some(&route.name), 0, &format!("request body: {e}"))
+                    }
+                },
             },
         };
-        let route_name = route.map_or("", |r| r.name.as_str());
+        let route = if seneca_route.is_some() { None } else { route };
+        let route_name = seneca_route.as_deref().unwrap_or(route.map_or("", |r| r.name.as_str()));
         let seconds = started.elapsed().as_secs_f64();
         let status = response.status().as_u16();
         self.metrics.request(route_name, &parts.method, status, seconds);
@@ -97,7 +112,7 @@ impl DataPlane {
                 method: parts.method.to_string(),
                 host: host.unwrap_or("").to_owned(),
                 path: parts.uri.path().to_owned(),
-                route: route.map(|r| r.name.clone()),
+                route: (!route_name.is_empty()).then(|| route_name.to_owned()),
                 upstream: route.map(|r| r.upstream.name.clone()),
                 instance: outcome.instance,
                 status,
