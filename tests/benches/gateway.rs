@@ -29,6 +29,9 @@
 //!   cargo build --release -p demo-http -p module-gateway
 //!   cargo bench -p apollo-tests --bench gateway
 //!   APOLLO_BENCH_RUNS=1 APOLLO_BENCH_SECS=3 cargo bench -p apollo-tests --bench gateway
+//!   APOLLO_BENCH_GATEWAY='{"tracing": {"sample_ratio": 0.0}}' cargo bench -p apollo-tests --bench gateway
+//! (`APOLLO_BENCH_GATEWAY`: top-level keys that replace the gateway config's, to compare
+//! a variant; the run prints the config it used when set).
 //!
 //! Without nginx or wrk the bench prints why and exits 0. Everything listens on
 //! 127.0.0.1 ephemeral ports; every process it starts is stopped by pid, also when a
@@ -77,7 +80,18 @@ fn main() -> ExitCode {
     }
     let gateway = Some(dir.join("libmodule_gateway.so")).filter(|so| so.is_file());
     let tools = Tools { nginx, wrk, taskset: on_path("taskset") };
-    let settings = Settings { runs: env_count("APOLLO_BENCH_RUNS", 3), secs: env_count("APOLLO_BENCH_SECS", 5) };
+    let overrides = match std::env::var("APOLLO_BENCH_GATEWAY") {
+        Ok(text) => match serde_json::from_str::<Value>(&text) {
+            Ok(Value::Object(keys)) => keys,
+            _ => {
+                eprintln!("APOLLO_BENCH_GATEWAY must be a JSON object: {text:?}");
+                return ExitCode::FAILURE;
+            }
+        },
+        Err(_) => serde_json::Map::new(),
+    };
+    let settings =
+        Settings { runs: env_count("APOLLO_BENCH_RUNS", 3), secs: env_count("APOLLO_BENCH_SECS", 5), overrides };
     match run(&bin, &demo_http, gateway.as_deref(), &tools, &settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -96,6 +110,8 @@ struct Tools {
 struct Settings {
     runs: u64,
     secs: u64,
+    /// Top-level keys replacing the gateway config's (`APOLLO_BENCH_GATEWAY`).
+    overrides: serde_json::Map<String, Value>,
 }
 
 /// Which CPUs what runs on, when pinning is possible: wrk apart from the proxy under
@@ -160,12 +176,19 @@ fn run(bin: &Path, demo_http: &Path, gateway: Option<&Path>, tools: &Tools, sett
     let models = tempfile::Builder::new().prefix("bench-gw-app-").tempdir()?;
     write_models(models.path(), demo_http, &ports)?;
     let upstream_addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let mut gateway_config = gateway_config(&upstream_addrs);
+    if !settings.overrides.is_empty() {
+        for (key, value) in &settings.overrides {
+            gateway_config[key] = value.clone();
+        }
+        println!("gateway config (APOLLO_BENCH_GATEWAY applied): {gateway_config}");
+    }
     let app_root = models.path().to_path_buf();
     let adjust = |pig: &mut Value| {
         pig["app_root"] = json!(app_root);
         pig["supervisor"]["stop_services_on_exit"] = json!(true);
         if gateway.is_some() {
-            pig["modules"]["config"]["gateway"] = gateway_config(&upstream_addrs);
+            pig["modules"]["config"]["gateway"] = gateway_config;
         }
     };
     let libraries: Vec<(&Path, &str)> = gateway.map(|so| (so, "module_gateway.so")).into_iter().collect();
