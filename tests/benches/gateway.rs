@@ -224,7 +224,11 @@ fn run(bin: &Path, demo_http: &Path, gateway: Option<&Path>, tools: &Tools, sett
         "upstreams: demo-http x2 supervised by the host ({}), HTTP/1.1 keep-alive",
         UPSTREAMS.iter().zip(ports).map(|(n, p)| format!("{n} on {p}")).collect::<Vec<_>>().join(", ")
     );
-    println!("nginx: {} on {}", nginx.version, nginx.addr);
+    println!("direct: wrk straight at {} ({}), the one instance alone", UPSTREAMS[0], upstream_addrs[0]);
+    println!(
+        "nginx: {} on {} (upstream keepalive 64, HTTP/1.1, max_fails=1, access log off)",
+        nginx.version, nginx.addr
+    );
 
     let mut legs = vec![
         Leg::new("direct", upstream_addrs[0].clone(), Vec::new()),
