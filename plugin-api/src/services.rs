@@ -36,6 +36,11 @@ pub struct ServiceInfo {
     pub health_failures: u32,
     /// The latest notable thing: last exit, script result, health error.
     pub message: String,
+    /// The model's `run_data.tags`: the tags a service registry lists it with.
+    pub tags: Vec<String>,
+    /// The model's `run_data.meta`: key/values a registry lists it with
+    /// (`seneca_pin`: the Seneca patterns it serves).
+    pub meta: std::collections::BTreeMap<String, String>,
 }
 
 impl ServiceInfo {

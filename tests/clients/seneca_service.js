@@ -2,7 +2,8 @@
 // the gateway's tests: `node seneca_service.js <port> [tag]` listens on 127.0.0.1:<port> at /act,
 // prints `listening <port>` once ready and exits when stdin closes (so the test owns its lifetime).
 //
-// Actions: role:math,cmd:sum ({answer: left+right}); role:math,cmd:fail (throws `bad-wire`);
+// Without a port argument it runs as a service the host supervises: the port comes from
+// PORTS and it ignores stdin. Actions: role:greet ({greeting}); role:math,cmd:sum ({answer: left+right}); role:math,cmd:fail (throws `bad-wire`);
 // the seed-004 user service module:user,if:list|load|edit|create|delete, which reads
 // msg.args.params.id and msg.args.body.name as seneca-web hands them over. Every reply carries
 // `served_by: <tag>` so a test can tell instances apart.
@@ -12,7 +13,10 @@ const path = require('path')
 const NODE_DIR = path.join(__dirname, 'node')
 const Seneca = require(path.join(NODE_DIR, 'node_modules', 'seneca'))
 
-const port = parseInt(process.argv[2], 10)
+// Supervised by the host (no port argument): the port comes from PORTS, and the host's
+// signals, not stdin, end it.
+const supervised = !process.argv[2]
+const port = parseInt(process.argv[2] || (process.env.PORTS || '').split(' ')[0], 10)
 const tag = process.argv[3] || 'seneca-' + port
 if (!(port > 0)) {
   console.error('usage: node seneca_service.js <port> [tag]')
@@ -30,6 +34,10 @@ const users = [
 
 seneca.add('role:math,cmd:sum', function (msg, reply) {
   reply(null, { answer: Number(msg.left) + Number(msg.right), served_by: tag })
+})
+
+seneca.add('role:greet', function (msg, reply) {
+  reply(null, { greeting: 'hello ' + msg.name, served_by: tag })
 })
 
 seneca.add('role:math,cmd:fail', function (msg, reply) {
@@ -78,6 +86,8 @@ seneca.ready(function (err) {
   console.log('listening ' + port)
 })
 
-process.stdin.on('end', () => process.exit(0))
-process.stdin.on('close', () => process.exit(0))
-process.stdin.resume()
+if (!supervised) {
+  process.stdin.on('end', () => process.exit(0))
+  process.stdin.on('close', () => process.exit(0))
+  process.stdin.resume()
+}

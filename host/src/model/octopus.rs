@@ -95,6 +95,29 @@ pub struct RunData {
     pub extra: BTreeMap<String, serde_json::Value>,
 }
 
+impl RunData {
+    /// `run_data.tags`: the tags a service registry (module-catalog) lists the service
+    /// with; entries that are not strings are ignored.
+    pub fn catalog_tags(&self) -> Vec<String> {
+        let Some(serde_json::Value::Array(tags)) = self.extra.get("tags") else { return Vec::new() };
+        tags.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect()
+    }
+
+    /// `run_data.meta`: key/values a service registry lists the service with (such as
+    /// `seneca_pin`, the Seneca patterns module-gateway routes to it); numbers and
+    /// booleans count as their text, other values are ignored.
+    pub fn catalog_meta(&self) -> BTreeMap<String, String> {
+        let Some(serde_json::Value::Object(meta)) = self.extra.get("meta") else { return BTreeMap::new() };
+        meta.iter()
+            .filter_map(|(k, v)| match v {
+                serde_json::Value::String(s) => Some((k.clone(), s.clone())),
+                serde_json::Value::Number(_) | serde_json::Value::Bool(_) => Some((k.clone(), v.to_string())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 /// Runtime data as the seed kept it. The host keeps the live copy in the store; a
 /// value written in the file is only the starting point.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -291,5 +314,25 @@ impl Octopus {
     /// The one-line description an operator sees in tables.
     pub fn description(&self) -> &str {
         if self.eng_des.is_empty() { &self.chs_des } else { &self.eng_des }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_tags_and_meta_come_from_run_data_leniently() {
+        let run_data: RunData = serde_json::from_value(serde_json::json!({
+            "tags": ["web", 3, "v1"],
+            "meta": {"seneca_pin": "role:math", "weight": 2, "canary": true, "nested": {"x": 1}}
+        }))
+        .unwrap();
+        assert_eq!(run_data.catalog_tags(), vec!["web", "v1"]);
+        let meta = run_data.catalog_meta();
+        assert_eq!(meta["seneca_pin"], "role:math");
+        assert_eq!((meta["weight"].as_str(), meta["canary"].as_str()), ("2", "true"));
+        assert!(!meta.contains_key("nested"));
+        assert!(RunData::default().catalog_tags().is_empty() && RunData::default().catalog_meta().is_empty());
     }
 }

@@ -257,6 +257,8 @@ pub fn spawn(
         health_failures: 0,
         message: String::new(),
         container: None,
+        tags: spec.model.run_data.catalog_tags(),
+        meta: spec.model.run_data.catalog_meta(),
     };
     let (status_tx, status_rx) = watch::channel(initial);
     let actor = Actor {

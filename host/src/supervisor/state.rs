@@ -89,6 +89,12 @@ pub struct ServiceStatus {
     /// Container mode: the service's container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<ContainerStatus>,
+    /// The model's `run_data.tags`: what a service registry lists it with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// The model's `run_data.meta` (e.g. `seneca_pin`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub meta: std::collections::BTreeMap<String, String>,
 }
 
 /// The container of a container-mode service, as the supervisor last saw it.

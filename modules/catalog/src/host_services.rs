@@ -109,13 +109,14 @@ pub fn desired(
                 format!("apollo-{}-{number}", info.name)
             };
             let port = if info.ports.len() == numbers.len() { info.ports[i] } else { info.ports[0] };
-            let mut meta = BTreeMap::new();
+            // The model's own catalog meta and tags, then the host's keys (which win).
+            let mut meta = info.meta.clone();
             meta.insert("apollo-mode".to_string(), info.mode.clone());
             meta.insert("apollo-instance".to_string(), number.to_string());
             let service = ServiceRecord {
                 id: id.clone(),
                 name: info.name.clone(),
-                tags: vec!["apollo".into()],
+                tags: std::iter::once("apollo".to_owned()).chain(info.tags.iter().cloned()).collect(),
                 meta,
                 address: String::new(),
                 port,

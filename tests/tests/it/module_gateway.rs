@@ -502,29 +502,49 @@ async fn a_real_seneca_client_calls_patterns_through_the_gateway() {
     gateway["seneca"] = json!({"web": [{"prefix": "/user", "pin": "module:user,if:*",
         "map": {"list": {"GET": true, "name": ""}, "load": {"GET": true, "name": "", "suffix": "/:id"}}}]});
     let d = deployment(gateway, Some(catalog));
+    // A seneca service the host supervises, declaring its pattern in its model: the
+    // catalog lists it with that meta, the gateway routes to it.
+    let node = String::from_utf8(std::process::Command::new("which").arg("node").output().unwrap().stdout).unwrap();
+    let mut greeter = common::model("greeter", "app_greeter", &[]);
+    greeter["run_data"]["command"] = json!([node.trim(), seneca_script("seneca_service.js").display().to_string()]);
+    greeter["run_data"]["random_port"] = json!(true);
+    greeter["run_data"]["meta"] = json!({"seneca_pin": "role:greet"});
+    greeter["run_data"]["tags"] = json!(["seneca", "v1"]);
+    d.write_model("greeter.pig", &greeter);
     let host = d.start().await;
     let gw = gateway_addr(&host.uds()).await;
+    start_service(&host.uds(), "greeter").await;
+    let consul = ApiClient::new(apollo_host::cli::Endpoint::Tcp(catalog.to_string()), None);
+    let listed: Value =
+        common::eventually("the catalog lists the supervised service", Duration::from_secs(10), || async {
+            let entries: Value = consul.get("/v1/catalog/service/greeter").await.ok()?;
+            entries.as_array().filter(|e| !e.is_empty()).map(|e| e[0].clone())
+        })
+        .await;
+    assert_eq!(listed["ServiceTags"], json!(["apollo", "seneca", "v1"]), "the model's tags: {listed:#}");
+    assert_eq!(listed["ServiceMeta"]["seneca_pin"], "role:greet", "the model's meta: {listed:#}");
     let (math_port, users_port) = (free().port(), free().port());
     let mut math = seneca_listener(math_port, "math-1");
     let mut users = seneca_listener(users_port, "users-1");
 
-    let consul = ApiClient::new(apollo_host::cli::Endpoint::Tcp(catalog.to_string()), None);
     for (name, port, pin) in [("math", math_port, "role:math"), ("users", users_port, "module:user")] {
         let registration = json!({"Name": name, "ID": format!("{name}-1"), "Address": "127.0.0.1", "Port": port, "Meta": {"seneca_pin": pin}});
         consul.send(http::Method::PUT, "/v1/agent/service/register", Some(&registration)).await.unwrap();
     }
     let client = http_client();
-    common::eventually("the gateway knows the patterns", Duration::from_secs(10), || {
-        let client = client.clone();
-        async move {
-            let request = hyper::Request::post(format!("http://{gw}/act"))
-                .header("content-type", "application/json")
-                .body(Full::new(Bytes::from(r#"{"role":"math","cmd":"sum","left":1,"right":2}"#)))
-                .unwrap();
-            (client.request(request).await.ok()?.status() == 200).then_some(())
-        }
-    })
-    .await;
+    for probe in [r#"{"role":"math","cmd":"sum","left":1,"right":2}"#, r#"{"role":"greet","name":"x"}"#] {
+        common::eventually("the gateway knows the patterns", Duration::from_secs(15), || {
+            let client = client.clone();
+            async move {
+                let request = hyper::Request::post(format!("http://{gw}/act"))
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from(probe)))
+                    .unwrap();
+                (client.request(request).await.ok()?.status() == 200).then_some(())
+            }
+        })
+        .await;
+    }
 
     let view: Value = host.uds().get("/api/module/gateway/seneca").await.unwrap();
     let patterns = view["patterns"].as_array().unwrap();
@@ -533,6 +553,7 @@ async fn a_real_seneca_client_calls_patterns_through_the_gateway() {
 
     // The real client, through the gateway: a match, a handler error, no match.
     let messages = [
+        json!({"role": "greet", "name": "ann"}),
         json!({"role": "math", "cmd": "sum", "left": 20, "right": 22, "extra$": "dropped"}),
         json!({"role": "math", "cmd": "fail"}),
         json!({"role": "nope"}),
@@ -557,11 +578,12 @@ async fn a_real_seneca_client_calls_patterns_through_the_gateway() {
         .filter(|l| l.starts_with('{'))
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 3, "{lines:?}");
-    assert_eq!(lines[0]["ok"]["answer"], 42, "{lines:?}");
-    assert_eq!(lines[0]["ok"]["served_by"], "math-1");
-    assert_eq!(lines[1]["err"]["code"], "act_execute", "{lines:?}");
-    assert_eq!(lines[2]["err"]["code"], "act_execute", "a non-200 reaches a seneca caller as act_execute: {lines:?}");
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert_eq!(lines[0]["ok"]["greeting"], "hello ann", "the supervised service, by its model's pin: {lines:?}");
+    assert_eq!(lines[1]["ok"]["answer"], 42, "{lines:?}");
+    assert_eq!(lines[1]["ok"]["served_by"], "math-1");
+    assert_eq!(lines[2]["err"]["code"], "act_execute", "{lines:?}");
+    assert_eq!(lines[3]["err"]["code"], "act_execute", "a non-200 reaches a seneca caller as act_execute: {lines:?}");
 
     // What the gateway said about the unmatched pattern: Seneca's act_not_found shape.
     let request = hyper::Request::post(format!("http://{gw}/act"))

@@ -332,6 +332,8 @@ mod tests {
             health_failures: 0,
             message: String::new(),
             container: None,
+            tags: Vec::new(),
+            meta: Default::default(),
         }
     }
 

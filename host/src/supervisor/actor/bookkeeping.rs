@@ -76,6 +76,8 @@ impl Actor {
             health_failures: self.health.failures,
             message: self.run.message.clone(),
             container: self.container.current.clone(),
+            tags: self.spec.model.run_data.catalog_tags(),
+            meta: self.spec.model.run_data.catalog_meta(),
         }
     }
 }
