@@ -51,7 +51,8 @@ lint:
 # influxd's package, the nx-27017 MongoDB-wire server in a venv, tmux for the terminal
 # dashboard, Prometheus for the /metrics test, the real Ctrip Apollo clients npm
 # ctrip-apollo and PyPI apollo-client-python for the module-config tests, Debian's
-# chromium and chromedriver for the dashboard tests);
+# chromium and chromedriver for the dashboard tests; nginx and wrk, the gateway bench's
+# side-by-side proxy and load generator);
 # idempotent, so a warm machine pays only a ping.
 test-deps:
 	./.ci/docker-up.sh
@@ -63,6 +64,7 @@ test-deps:
 	./.ci/browser-up.sh
 	./.ci/catalog-clients-up.sh
 	./.ci/seneca-clients-up.sh
+	./.ci/gateway-peers-up.sh
 
 # `cargo test` builds test harnesses, not the artifacts the integration tests load
 # (module .so files, fixture modules, demo-http, the apollo binary beside them): build
