@@ -92,10 +92,14 @@
     constructor(status, message) { super(message); this.status = status; }
   }
 
-  async function api(method, path, body) {
-    const headers = { 'X-Requested-With': 'apollo-ui', Accept: 'application/json' };
+  /** One API call. `body`: JSON, or FormData sent as it is (uploads); `opts.text`: the
+   *  answer as text, never parsed (a file's content, the Prometheus exposition). */
+  async function api(method, path, body, opts = {}) {
+    const headers = { 'X-Requested-With': 'apollo-ui', Accept: opts.text ? '*/*' : 'application/json' };
     const init = { method, headers, credentials: 'same-origin', cache: 'no-store' };
-    if (body !== undefined) {
+    if (body instanceof FormData) {
+      init.body = body; // the browser writes the multipart Content-Type with its boundary
+    } else if (body !== undefined) {
       headers['Content-Type'] = 'application/json';
       init.body = JSON.stringify(body);
     }
@@ -107,6 +111,7 @@
     }
     const text = await res.text();
     let data = null;
+    if (opts.text && res.ok) return text;
     try { data = text ? JSON.parse(text) : null; } catch { data = text; }
     if (res.status === 401 && !path.startsWith('/api/auth/login')) {
       sessionEnded('Your session has ended; sign in again.');
@@ -239,7 +244,8 @@
 
   async function loadModules() {
     state.modules = await api('GET', '/api/modules');
-    $('#nav-config').hidden = !moduleLoaded('config');
+    // A module's page is in the navigation only while the module is loaded.
+    for (const li of document.querySelectorAll('#nav [data-module]')) li.hidden = !moduleLoaded(li.dataset.module);
   }
 
   const moduleLoaded = (name) => !!(state.modules && state.modules.modules.some((m) => m.name === name));
@@ -378,7 +384,7 @@
     }
     const main = $('#main');
     main.replaceChildren();
-    const pages = { overview, services, service, modules, alarms, tasks, audit, config };
+    const pages = { overview, services, service, modules, alarms, tasks, audit, config, ...extraPages };
     const render = pages[page] || notFound;
     state.page = render(main, rest) || null;
     // A page change moves keyboard and screen-reader focus to the new content.
@@ -1052,6 +1058,20 @@
       h('section.card', { 'aria-labelledby': 'history-title' }, h('h2', { id: 'history-title', text: 'Release history' }), historyBox));
     refresh();
   }
+
+  // ---------------------------------------------------------------- pages in other files
+
+  // The pages of gateway.js, catalog.js, backups.js and files.js register here; they load
+  // after this file (`defer` keeps document order) and before the first route().
+  const extraPages = {};
+  window.apollo = Object.freeze({
+    h, api, enc, bytes, when, clock, badge, toast, ask, act, empty, loadingBox, errorBox, moduleLoaded, update,
+    pages: extraPages,
+    /** The page's one periodic job, stopped when the page is left. */
+    every(ms, fn) { clearInterval(pageTimer); pageTimer = setInterval(fn, ms); },
+    /** Run when the page is left (close a stream, drop a poller's state). */
+    onLeave(fn) { pageCleanup = fn; },
+  });
 
   // ---------------------------------------------------------------- boot
 
