@@ -265,9 +265,20 @@ impl Browser {
         }
     }
 
+    /// Clicks the element; found again if a live re-render replaced it meanwhile (a
+    /// table re-drawn by an event between the find and the click).
     async fn click(&self, css: &str) {
-        let el = self.client.wait().at_most(Duration::from_secs(30)).for_element(Locator::Css(css)).await;
-        el.unwrap_or_else(|e| panic!("no {css}: {e}")).click().await.unwrap_or_else(|e| panic!("click {css}: {e}"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let el = self.client.wait().at_most(Duration::from_secs(30)).for_element(Locator::Css(css)).await;
+            match el.unwrap_or_else(|e| panic!("no {css}: {e}")).click().await {
+                Ok(()) => return,
+                Err(e) if e.to_string().contains("stale element") && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("click {css}: {e}"),
+            }
+        }
     }
 
     /// Answers the confirmation dialog with its OK button.
