@@ -3,9 +3,9 @@
 //! plain HTTP, then Debian's `chromium` driven headless through `chromium-driver`
 //! (WebDriver, fantoccini): log in, stop a service from the page and see it stopped,
 //! start it from the API and see the page follow without a reload, follow a log line
-//! the service writes, acknowledge an alarm, edit and release a config item (and see
-//! a client get it), a format error shown, an ended session sent back to login, and
-//! logout. A second host with module-gateway and module-catalog: the gateway page shows
+//! the service writes, acknowledge an alarm, run a task and see it in its history,
+//! edit and release a config item (and see a client get it), a format error shown, an
+//! ended session sent back to login, and logout. A second host with module-gateway and module-catalog: the gateway page shows
 //! a route, its upstream instance and its live traffic while a client sends requests
 //! through the gateway; the catalog page an instance with its passing check; a backup
 //! made from the backups page (a restore asked for and cancelled); a file viewed from
@@ -498,6 +498,9 @@ async fn dashboard_in_chromium() {
             (!history.as_array()?.is_empty()).then_some(())
         })
         .await;
+        // Its run history, from the page.
+        b.click(&format!("[data-key='history-{id}']")).await;
+        b.wait_text("#task-history-table", "the manual run in the history", |t| t.contains("manual")).await;
     } else {
         b.wait_text("#main", "no tasks", |t| t.contains("No scheduled tasks")).await;
     }
