@@ -8,8 +8,8 @@
 //! ended session sent back to login, and logout. A second host with module-gateway and module-catalog: the gateway page shows
 //! a route, its upstream instance and its live traffic while a client sends requests
 //! through the gateway; the catalog page an instance with its passing check; a backup
-//! made from the backups page (a restore asked for and cancelled); a file viewed from
-//! the files page. Screenshots of every page at 1280 px and 390 px go to
+//! made from the backups page and restored (after a confirmation, once cancelled); a
+//! file viewed and one uploaded from the files page. Screenshots of every page at 1280 px and 390 px go to
 //! `$APOLLO_SCREENSHOT_DIR` (default: `<temp>/apollo-dashboard-screenshots`), printed
 //! at the end.
 
@@ -722,16 +722,30 @@ async fn gateway_catalog_backups_and_files_pages_in_chromium() {
     let id = made[0]["id"].as_str().unwrap();
     assert!(listed.contains(id), "{listed}");
     b.shoot(&shots, "backups").await;
-    // Restore asks first; cancelled, nothing happens.
+    // Restore asks first; cancelled, nothing happens; confirmed, its report is shown.
     b.click(&format!("[data-key='restore-{id}']")).await;
     b.wait_text("#dialog-title", "the restore confirmation", |t| t.contains("Restore")).await;
     b.click("#dialog-cancel").await;
+    std::fs::write(d.root().join("app/docs/notes.txt"), "changed after the backup\n").unwrap();
+    b.click(&format!("[data-key='restore-{id}']")).await;
+    b.confirm().await;
+    let report = b.wait_text("#restore-report", "the restore report", |t| t.contains("Started again")).await;
+    assert!(report.contains(&format!("Restored {id}")) && report.contains("web-a"), "{report}");
+    b.shoot(&shots, "backups-restored").await;
 
-    // Files: browse into a folder, view a file.
+    // Files: browse into a folder, view a file (as the backup had it), upload one.
     b.go(&base, "#/files").await;
     b.click("tr[data-file='docs'] a").await;
     b.click("tr[data-file='notes.txt'] button").await;
     b.wait_text("#file-content", "the file's text", |t| t.contains("second line")).await;
+    let local = tempfile::tempdir().unwrap();
+    let upload = local.path().join("uploaded.txt");
+    std::fs::write(&upload, "sent from the browser\n").unwrap();
+    let input = b.client.find(Locator::Css("#upload-input")).await.unwrap();
+    input.send_keys(upload.to_str().unwrap()).await.unwrap();
+    b.click("#upload-submit").await;
+    b.wait_text("tr[data-file='uploaded.txt']", "the uploaded file listed", |t| t.contains("uploaded.txt")).await;
+    assert_eq!(std::fs::read_to_string(d.root().join("app/docs/uploaded.txt")).unwrap(), "sent from the browser\n");
     b.shoot(&shots, "files").await;
 
     let violations =
