@@ -92,10 +92,14 @@
     constructor(status, message) { super(message); this.status = status; }
   }
 
-  async function api(method, path, body) {
-    const headers = { 'X-Requested-With': 'apollo-ui', Accept: 'application/json' };
+  /** One API call. `body`: JSON, or FormData sent as it is (uploads); `opts.text`: the
+   *  answer as text, never parsed (a file's content, the Prometheus exposition). */
+  async function api(method, path, body, opts = {}) {
+    const headers = { 'X-Requested-With': 'apollo-ui', Accept: opts.text ? '*/*' : 'application/json' };
     const init = { method, headers, credentials: 'same-origin', cache: 'no-store' };
-    if (body !== undefined) {
+    if (body instanceof FormData) {
+      init.body = body; // the browser writes the multipart Content-Type with its boundary
+    } else if (body !== undefined) {
       headers['Content-Type'] = 'application/json';
       init.body = JSON.stringify(body);
     }
@@ -107,6 +111,7 @@
     }
     const text = await res.text();
     let data = null;
+    if (opts.text && res.ok) return text;
     try { data = text ? JSON.parse(text) : null; } catch { data = text; }
     if (res.status === 401 && !path.startsWith('/api/auth/login')) {
       sessionEnded('Your session has ended; sign in again.');
@@ -239,7 +244,8 @@
 
   async function loadModules() {
     state.modules = await api('GET', '/api/modules');
-    $('#nav-config').hidden = !moduleLoaded('config');
+    // A module's page is in the navigation only while the module is loaded.
+    for (const li of document.querySelectorAll('#nav [data-module]')) li.hidden = !moduleLoaded(li.dataset.module);
   }
 
   const moduleLoaded = (name) => !!(state.modules && state.modules.modules.some((m) => m.name === name));
@@ -378,7 +384,7 @@
     }
     const main = $('#main');
     main.replaceChildren();
-    const pages = { overview, services, service, modules, alarms, tasks, audit, config };
+    const pages = { overview, services, service, modules, alarms, tasks, audit, config, ...extraPages };
     const render = pages[page] || notFound;
     state.page = render(main, rest) || null;
     // A page change moves keyboard and screen-reader focus to the new content.
@@ -750,12 +756,37 @@
   function tasks(main) {
     main.append(h('h1', { text: 'Tasks' }));
     const body = h('div', {}, loadingBox('Loading tasks…'));
-    main.append(body);
+    // The run history of one task, chosen with its History button; outside the table so
+    // the table's live re-renders leave it (and its scroll position) alone.
+    const historyBox = h('div', { id: 'task-history' });
+    main.append(body, historyBox);
     let list = null;
     let failure = null;
+    let shown = null; // the task whose history is open
     async function load() {
       try { list = await api('GET', '/api/tasks'); failure = null; } catch (e) { failure = e; }
       update();
+      if (shown) loadHistory(shown, false);
+    }
+    async function loadHistory(t, focus) {
+      shown = t;
+      let runs;
+      try { runs = await api('GET', `/api/tasks/${enc(t.id)}/history?limit=50`); } catch (e) { historyBox.replaceChildren(h('section.card', {}, errorBox(e))); return; }
+      const td = (label, content, cls) => h('td', { 'data-label': label, class: cls }, content);
+      const close = h('button', { type: 'button', text: 'Close', 'aria-label': `Close the history of ${t.name}` });
+      close.addEventListener('click', () => { shown = null; historyBox.replaceChildren(); });
+      const card = h('section.card', { 'aria-labelledby': 'task-history-title', tabindex: '-1' },
+        h('div.toolbar', {}, h('h2', { id: 'task-history-title', text: `History of ${t.name}` }), close),
+        runs.length === 0 ? empty('Never run yet.') : h('div.table-wrap', {}, h('table.stack', { id: 'task-history-table' },
+          h('thead', {}, h('tr', {}, ['Started', 'Trigger', 'Result', 'Duration', 'Message'].map((x) => h('th', { scope: 'col', text: x })))),
+          h('tbody', {}, runs.map((r) => h('tr', {},
+            td('Started', when(Date.parse(r.started_at)), 'num'),
+            td('Trigger', r.trigger),
+            td('Result', badge(r.result, r.result === 'ok' ? 'ok' : (r.result === 'skipped' ? 'stopped' : 'error'))),
+            td('Duration', `${r.duration_ms} ms`, 'num'),
+            td('Message', r.message || '–')))))));
+      historyBox.replaceChildren(card);
+      if (focus) card.focus();
     }
     function live() {
       if (failure) { body.replaceChildren(errorBox(failure)); return; }
@@ -767,6 +798,8 @@
         const verb = t.paused ? 'resume' : 'pause';
         const toggle = h('button', { type: 'button', 'data-key': `${verb}-${t.id}`, text: t.paused ? 'Resume' : 'Pause', 'aria-label': `${t.paused ? 'Resume' : 'Pause'} ${t.name}` });
         toggle.addEventListener('click', async () => { await act(toggle, `${t.name} ${verb}d`, () => api('POST', `/api/tasks/${enc(t.id)}/${verb}`)); load(); });
+        const history = h('button', { type: 'button', 'data-key': `history-${t.id}`, text: 'History', 'aria-label': `History of ${t.name}` });
+        history.addEventListener('click', () => loadHistory(t, true));
         const stateText = t.running ? 'running' : (t.paused ? 'paused' : 'scheduled');
         const td = (label, content, cls) => h('td', { 'data-label': label, class: cls }, content);
         return h('tr', { 'data-task': t.id },
@@ -777,7 +810,7 @@
           td('Last run', t.last_run ? when(Date.parse(t.last_run)) : '–', 'num'),
           td('Result', t.last_result ? h('span', {}, badge(t.last_result, t.last_result === 'ok' ? 'ok' : 'error'), ' ', t.last_message || '') : '–'),
           td('Duration', t.last_duration_ms === null || t.last_duration_ms === undefined ? '–' : `${t.last_duration_ms} ms`, 'num'),
-          td('Actions', h('div.actions', {}, run, toggle)));
+          td('Actions', h('div.actions', {}, run, toggle, history)));
       });
       body.replaceChildren(h('div.table-wrap', {}, h('table.stack', { id: 'tasks-table' },
         h('thead', {}, h('tr', {}, ['Task', 'Schedule', 'State', 'Next run', 'Last run', 'Result', 'Duration', 'Actions'].map((t) => h('th', { scope: 'col', text: t })))),
@@ -1052,6 +1085,20 @@
       h('section.card', { 'aria-labelledby': 'history-title' }, h('h2', { id: 'history-title', text: 'Release history' }), historyBox));
     refresh();
   }
+
+  // ---------------------------------------------------------------- pages in other files
+
+  // The pages of gateway.js, catalog.js, backups.js and files.js register here; they load
+  // after this file (`defer` keeps document order) and before the first route().
+  const extraPages = {};
+  window.apollo = Object.freeze({
+    h, api, enc, bytes, when, clock, badge, toast, ask, act, empty, loadingBox, errorBox, moduleLoaded, update,
+    pages: extraPages,
+    /** The page's one periodic job, stopped when the page is left. */
+    every(ms, fn) { clearInterval(pageTimer); pageTimer = setInterval(fn, ms); },
+    /** Run when the page is left (close a stream, drop a poller's state). */
+    onLeave(fn) { pageCleanup = fn; },
+  });
 
   // ---------------------------------------------------------------- boot
 

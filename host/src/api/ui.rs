@@ -22,6 +22,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("index.html", "text/html; charset=utf-8", include_str!("../../ui/index.html")),
     ("app.css", "text/css; charset=utf-8", include_str!("../../ui/app.css")),
     ("app.js", "text/javascript; charset=utf-8", include_str!("../../ui/app.js")),
+    // One file per page family; each registers its pages with app.js (`window.apollo`).
+    ("gateway.js", "text/javascript; charset=utf-8", include_str!("../../ui/gateway.js")),
+    ("catalog.js", "text/javascript; charset=utf-8", include_str!("../../ui/catalog.js")),
+    ("backups.js", "text/javascript; charset=utf-8", include_str!("../../ui/backups.js")),
+    ("files.js", "text/javascript; charset=utf-8", include_str!("../../ui/files.js")),
     ("favicon.svg", "image/svg+xml", include_str!("../../ui/favicon.svg")),
 ];
 
@@ -81,7 +86,9 @@ mod tests {
         }
         // No inline script or style attribute: the CSP would block them.
         assert!(!html.contains("<script>") && !html.contains(" style=") && !html.contains(" onclick="));
-        assert!(!asset_text("app.js").contains("innerHTML ="), "build DOM nodes, never HTML strings");
+        for (name, _, body) in ASSETS.iter().filter(|(n, _, _)| n.ends_with(".js")) {
+            assert!(!body.contains("innerHTML"), "{name}: build DOM nodes, never HTML strings");
+        }
     }
 
     fn asset_text(name: &str) -> &'static str {

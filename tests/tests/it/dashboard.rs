@@ -3,9 +3,13 @@
 //! plain HTTP, then Debian's `chromium` driven headless through `chromium-driver`
 //! (WebDriver, fantoccini): log in, stop a service from the page and see it stopped,
 //! start it from the API and see the page follow without a reload, follow a log line
-//! the service writes, acknowledge an alarm, edit and release a config item (and see
-//! a client get it), a format error shown, an ended session sent back to login, and
-//! logout. Screenshots of every page at 1280 px and 390 px go to
+//! the service writes, acknowledge an alarm, run a task and see it in its history,
+//! edit and release a config item (and see a client get it), a format error shown, an
+//! ended session sent back to login, and logout. A second host with module-gateway and module-catalog: the gateway page shows
+//! a route, its upstream instance and its live traffic while a client sends requests
+//! through the gateway; the catalog page an instance with its passing check; a backup
+//! made from the backups page and restored (after a confirmation, once cancelled); a
+//! file viewed and one uploaded from the files page. Screenshots of every page at 1280 px and 390 px go to
 //! `$APOLLO_SCREENSHOT_DIR` (default: `<temp>/apollo-dashboard-screenshots`), printed
 //! at the end.
 
@@ -261,9 +265,20 @@ impl Browser {
         }
     }
 
+    /// Clicks the element; found again if a live re-render replaced it meanwhile (a
+    /// table re-drawn by an event between the find and the click).
     async fn click(&self, css: &str) {
-        let el = self.client.wait().at_most(Duration::from_secs(30)).for_element(Locator::Css(css)).await;
-        el.unwrap_or_else(|e| panic!("no {css}: {e}")).click().await.unwrap_or_else(|e| panic!("click {css}: {e}"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let el = self.client.wait().at_most(Duration::from_secs(30)).for_element(Locator::Css(css)).await;
+            match el.unwrap_or_else(|e| panic!("no {css}: {e}")).click().await {
+                Ok(()) => return,
+                Err(e) if e.to_string().contains("stale element") && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("click {css}: {e}"),
+            }
+        }
     }
 
     /// Answers the confirmation dialog with its OK button.
@@ -483,6 +498,9 @@ async fn dashboard_in_chromium() {
             (!history.as_array()?.is_empty()).then_some(())
         })
         .await;
+        // Its run history, from the page.
+        b.click(&format!("[data-key='history-{id}']")).await;
+        b.wait_text("#task-history-table", "the manual run in the history", |t| t.contains("manual")).await;
     } else {
         b.wait_text("#main", "no tasks", |t| t.contains("No scheduled tasks")).await;
     }
@@ -611,6 +629,128 @@ async fn dashboard_in_chromium() {
         b.client.get_all_cookies().await.unwrap().iter().all(|c| c.name() != "apollo_session" || c.value().is_empty())
     );
 
+    b.close().await;
+    host.shutdown().await;
+    eprintln!("dashboard screenshots (1280 px and 390 px): {}", shots.display());
+}
+
+/// Signs in through the form (the cookie session), waiting for the live connection.
+async fn sign_in(b: &Browser, base: &str) {
+    b.go(base, "").await;
+    b.wait_text("#login-title", "the login form", |t| t == "Apollo").await;
+    b.type_into("#login-password", ADMIN_PASSWORD).await;
+    b.click("#login-submit").await;
+    b.wait_text("#whoami", "the signed-in user", |t| t == "admin").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_catalog_backups_and_files_pages_in_chromium() {
+    if !browser_present() {
+        return;
+    }
+    use crate::module_gateway::{base_gateway, deployment, gateway_addr, start_service, supervised_demo};
+    let catalog = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let d = deployment(base_gateway(), Some(catalog));
+    supervised_demo(&d, "web-a");
+    std::fs::create_dir_all(d.root().join("app/docs")).unwrap();
+    std::fs::write(d.root().join("app/docs/notes.txt"), "first line\nsecond line\n").unwrap();
+    let host = d.start().await;
+    let api = host.uds();
+    let (port, _) = start_service(&api, "web-a").await;
+    let routes = json!([{"name": "web", "path_prefix": "/", "upstreams": [{"address": format!("127.0.0.1:{port}")}]}]);
+    let _ = api.send(Method::PUT, "/api/module/gateway/routes", Some(&routes)).await.unwrap();
+    let gw = gateway_addr(&api).await.to_string();
+    let (status, _, body) = raw(&gw, "GET", "/", &[], "").await;
+    assert_eq!(status, 200, "through the gateway: {body}");
+    // A catalog instance with a TTL check, passed (as a client's heartbeat would).
+    let registration = json!({"Name": "orders", "ID": "orders-1", "Address": "127.0.0.1", "Port": port,
+        "Tags": ["v1"], "Check": {"Name": "orders alive", "TTL": "60s"}});
+    let consul = "/api/module/catalog/v1/agent";
+    let _ = api.send(Method::PUT, &format!("{consul}/service/register"), Some(&registration)).await.unwrap();
+    let _ = api.send(Method::PUT, &format!("{consul}/check/pass/service:orders-1?note=ok"), None).await.unwrap();
+
+    let base = format!("http://{}", host.host.http_addr);
+    let shots = screenshot_dir();
+    let b = Browser::start().await;
+    sign_in(&b, &base).await;
+
+    // Gateway: the route, its upstream instance, then traffic while a client keeps asking.
+    b.wait_text("#nav-gateway", "the gateway in the navigation", |t| t == "Gateway").await;
+    b.go(&base, "#/gateway").await;
+    b.wait_text("tr[data-route='web']", "the route", |t| t.contains(&format!("127.0.0.1:{port}"))).await;
+    b.wait_text("table.upstream tr[data-instance]", "the upstream instance", |t| {
+        t.contains(&format!("127.0.0.1:{port}")) && t.contains("healthy")
+    })
+    .await;
+    b.wait_text("#gateway-listeners", "the listener", |t| t.contains(&gw)).await;
+    let load = {
+        let gw = gw.clone();
+        tokio::spawn(async move {
+            loop {
+                let _ = raw(&gw, "GET", "/", &[], "").await;
+                tokio::time::sleep(Duration::from_millis(40)).await;
+            }
+        })
+    };
+    let rate = b
+        .wait_text("tr[data-route='web'] td.rps", "requests per second above zero", |t| {
+            t.parse::<f64>().is_ok_and(|r| r > 0.0)
+        })
+        .await;
+    let errors = b.text("tr[data-route='web'] td.errors").await;
+    let median = b.text("tr[data-route='web'] td.latency").await;
+    eprintln!("gateway page: {rate} requests/s, {errors} 5xx, median {median}");
+    assert_eq!(errors, "0.0 %", "demo-http answers 200");
+    assert!(median.starts_with('≤'), "a median from the histogram: {median}");
+    b.shoot(&shots, "gateway").await;
+    load.abort();
+    let _ = load.await;
+
+    // Catalog: the registered instance and its passing check.
+    b.go(&base, "#/catalog").await;
+    b.wait_text("tr[data-instance='orders-1'] td.status", "the instance passing", |t| t == "passing").await;
+    let row = b.text("tr[data-instance='orders-1']").await;
+    assert!(row.contains("orders alive: passing") && row.contains(&format!("127.0.0.1:{port}")), "{row}");
+    b.shoot(&shots, "catalog").await;
+
+    // Backups: none, then one made from the page.
+    b.go(&base, "#/backups").await;
+    b.wait_text("#main", "no backup yet", |t| t.contains("No backup yet")).await;
+    b.click("#backup-create").await;
+    let listed = b.wait_text("#backups-table", "the new backup", |t| t.contains("apollo-")).await;
+    let made: Value = api.get("/api/backups").await.unwrap();
+    let id = made[0]["id"].as_str().unwrap();
+    assert!(listed.contains(id), "{listed}");
+    b.shoot(&shots, "backups").await;
+    // Restore asks first; cancelled, nothing happens; confirmed, its report is shown.
+    b.click(&format!("[data-key='restore-{id}']")).await;
+    b.wait_text("#dialog-title", "the restore confirmation", |t| t.contains("Restore")).await;
+    b.click("#dialog-cancel").await;
+    std::fs::write(d.root().join("app/docs/notes.txt"), "changed after the backup\n").unwrap();
+    b.click(&format!("[data-key='restore-{id}']")).await;
+    b.confirm().await;
+    let report = b.wait_text("#restore-report", "the restore report", |t| t.contains("Started again")).await;
+    assert!(report.contains(&format!("Restored {id}")) && report.contains("web-a"), "{report}");
+    b.shoot(&shots, "backups-restored").await;
+
+    // Files: browse into a folder, view a file (as the backup had it), upload one.
+    b.go(&base, "#/files").await;
+    b.click("tr[data-file='docs'] a").await;
+    b.click("tr[data-file='notes.txt'] button").await;
+    b.wait_text("#file-content", "the file's text", |t| t.contains("second line")).await;
+    let local = tempfile::tempdir().unwrap();
+    let upload = local.path().join("uploaded.txt");
+    std::fs::write(&upload, "sent from the browser\n").unwrap();
+    let input = b.client.find(Locator::Css("#upload-input")).await.unwrap();
+    input.send_keys(upload.to_str().unwrap()).await.unwrap();
+    b.click("#upload-submit").await;
+    b.wait_text("tr[data-file='uploaded.txt']", "the uploaded file listed", |t| t.contains("uploaded.txt")).await;
+    assert_eq!(std::fs::read_to_string(d.root().join("app/docs/uploaded.txt")).unwrap(), "sent from the browser\n");
+    b.shoot(&shots, "files").await;
+
+    let violations =
+        b.client.execute("return document.documentElement.dataset.cspViolations || '0'", vec![]).await.unwrap();
+    assert_eq!(violations, json!("0"), "CSP violations on the dashboard");
     b.close().await;
     host.shutdown().await;
     eprintln!("dashboard screenshots (1280 px and 390 px): {}", shots.display());

@@ -32,7 +32,7 @@ fn demo_http() -> String {
 }
 
 /// A host with module-gateway (and module-catalog when `catalog` is set) loaded.
-fn deployment(gateway: Value, catalog: Option<SocketAddr>) -> Deployment {
+pub(crate) fn deployment(gateway: Value, catalog: Option<SocketAddr>) -> Deployment {
     // A gateway's blocking query parks on the catalog's listener until the host's drain
     // deadline at shutdown; a short deadline keeps the tests quick.
     let mut config = json!({"modules": {"dir": "modules", "config": {"gateway": gateway}},
@@ -49,12 +49,12 @@ fn deployment(gateway: Value, catalog: Option<SocketAddr>) -> Deployment {
     d
 }
 
-fn base_gateway() -> Value {
+pub(crate) fn base_gateway() -> Value {
     json!({"listen": ["127.0.0.1:0"], "catalog": {"address": null}, "access_log": {"enabled": false}})
 }
 
 /// A demo-http service the host supervises, on a port the host picks.
-fn supervised_demo(d: &Deployment, name: &str) {
+pub(crate) fn supervised_demo(d: &Deployment, name: &str) {
     let mut m = common::model(name, &format!("app_{name}"), &[]);
     m["run_data"]["command"] = json!([demo_http(), "--name", name]);
     m["run_data"]["random_port"] = json!(true);
@@ -62,7 +62,7 @@ fn supervised_demo(d: &Deployment, name: &str) {
 }
 
 /// Starts a service and waits until it accepts connections ("running" comes at spawn).
-async fn start_service(client: &ApiClient, name: &str) -> (u16, i32) {
+pub(crate) async fn start_service(client: &ApiClient, name: &str) -> (u16, i32) {
     let _: Value = client.post(&format!("/api/apps/{name}/start"), None).await.unwrap();
     common::eventually(&format!("{name} runs and listens"), Duration::from_secs(20), || async {
         let s: Value = client.get(&format!("/api/apps/{name}/status")).await.ok()?;
@@ -74,7 +74,7 @@ async fn start_service(client: &ApiClient, name: &str) -> (u16, i32) {
 }
 
 /// The gateway's data-plane address.
-async fn gateway_addr(client: &ApiClient) -> SocketAddr {
+pub(crate) async fn gateway_addr(client: &ApiClient) -> SocketAddr {
     common::eventually("the gateway listens", Duration::from_secs(15), || async {
         let v: Value = client.get("/api/module/gateway/listeners").await.ok()?;
         v["listeners"][0].as_str()?.parse().ok()
