@@ -39,7 +39,7 @@ pub struct Gateway {
     pub routes_from_storage: Mutex<bool>,
     /// One route-table edit at a time (read, change, check, store, swap).
     pub edits: tokio::sync::Mutex<()>,
-    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    engine: Mutex<Option<Engine>>,
     stop: watch::Sender<bool>,
     /// The listeners' tasks: they end once drained after `stop`.
     serving: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -55,12 +55,8 @@ impl Gateway {
     pub fn start(host: Host, config: Config) -> Result<Gateway, String> {
         let listen = config.check()?;
         let seneca_web = config.seneca.check().map_err(|e| format!("modules.config.gateway.{e}"))?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(config.workers)
-            .thread_name("gateway")
-            .enable_all()
-            .build()
-            .map_err(|e| format!("gateway: cannot start its runtime: {e}"))?;
+        let engine = Engine::start(config.workers)?;
+        let runtime = Arc::clone(&engine.runtime);
         let metrics = Arc::new(Metrics::register().map_err(|e| format!("gateway metrics: {e}"))?);
         let registry = Arc::new(Registry::new(config.outlier.clone(), config.circuit.clone()));
 
@@ -140,7 +136,7 @@ impl Gateway {
             listeners: bound,
             routes_from_storage: Mutex::new(from_storage),
             edits: tokio::sync::Mutex::new(()),
-            runtime: Mutex::new(Some(runtime)),
+            engine: Mutex::new(Some(engine)),
             stop,
             serving: Mutex::new(serving),
         })
@@ -168,17 +164,68 @@ impl Gateway {
 
     pub fn stop(&self) {
         self.stop.send_replace(true);
-        let Some(runtime) = self.runtime.lock().unwrap_or_else(|e| e.into_inner()).take() else { return };
+        let Some(engine) = self.engine.lock().unwrap_or_else(|e| e.into_inner()).take() else { return };
         let serving = std::mem::take(&mut *self.serving.lock().unwrap_or_else(|e| e.into_inner()));
         // The listeners drain on the runtime's own threads; wait for them from a plain
         // thread (this may be called inside another runtime's context).
         let tracer = self.plane.tracer.clone();
-        run_blocking(&runtime, async move {
+        run_blocking(&engine.runtime, async move {
             let _ = tokio::time::timeout(DRAIN + Duration::from_secs(1), futures::future::join_all(serving)).await;
             // Spans of the drained requests go out before the runtime does.
             tracer.shutdown().await;
         });
-        runtime.shutdown_background();
+        engine.stop();
+    }
+}
+
+/// The data plane's runtime, on threads of its own so proxied traffic never waits on
+/// the module's runtime. One worker is a current-thread runtime driven by a dedicated
+/// thread (no work-stealing bookkeeping on the request path); more are a multi-thread
+/// runtime.
+struct Engine {
+    runtime: Arc<tokio::runtime::Runtime>,
+    /// The current-thread runtime's driving thread, and what tells it to finish.
+    driver: Option<(std::thread::JoinHandle<()>, watch::Sender<bool>)>,
+}
+
+impl Engine {
+    fn start(workers: usize) -> Result<Engine, String> {
+        let built = match workers {
+            1 => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+            n => tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(n)
+                .thread_name("gateway")
+                .enable_all()
+                .build(),
+        };
+        let runtime = Arc::new(built.map_err(|e| format!("gateway: cannot start its runtime: {e}"))?);
+        let driver = if workers == 1 {
+            let (finish, mut finished) = watch::channel(false);
+            let driven = Arc::clone(&runtime);
+            let thread = std::thread::Builder::new()
+                .name("gateway".into())
+                .spawn(move || {
+                    driven.block_on(async move {
+                        let _ = finished.wait_for(|done| *done).await;
+                    })
+                })
+                .map_err(|e| format!("gateway: cannot start its thread: {e}"))?;
+            Some((thread, finish))
+        } else {
+            None
+        };
+        Ok(Engine { runtime, driver })
+    }
+
+    /// Ends the driving thread, then the runtime with whatever is left on it.
+    fn stop(self) {
+        if let Some((thread, finish)) = self.driver {
+            finish.send_replace(true);
+            let _ = thread.join();
+        }
+        if let Ok(runtime) = Arc::try_unwrap(self.runtime) {
+            runtime.shutdown_background();
+        }
     }
 }
 

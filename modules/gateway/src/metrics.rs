@@ -38,7 +38,8 @@ struct RouteSeries {
 #[derive(Debug)]
 struct UpstreamSeries {
     duration: HistogramSeries,
-    by_code: HashMap<(String, u16), CounterSeries>,
+    /// `instance` → `code` → series.
+    by_code: HashMap<String, HashMap<u16, CounterSeries>>,
 }
 
 /// Latency buckets (seconds): a proxy hop lives in the sub-millisecond range.
@@ -111,11 +112,14 @@ impl Metrics {
                 .or_insert_with(|| RouteSeries { duration: self.duration.with(&[route]), by_code: HashMap::new() }),
         };
         series.duration.observe(seconds);
-        series
-            .by_code
-            .entry((method.clone(), code))
-            .or_insert_with(|| self.requests.with(&[route, method.as_str(), &code.to_string()]))
-            .inc();
+        match series.by_code.get(&(method.clone(), code)) {
+            Some(counter) => counter.inc(),
+            None => {
+                let counter = self.requests.with(&[route, method.as_str(), &code.to_string()]);
+                counter.inc();
+                series.by_code.insert((method.clone(), code), counter);
+            }
+        }
     }
 
     pub fn try_done(&self, upstream: &str, instance: &str, code: u16, seconds: f64) {
@@ -128,15 +132,11 @@ impl Metrics {
             }),
         };
         series.duration.observe(seconds);
-        let key = (instance.to_owned(), code);
-        match series.by_code.get(&key) {
-            Some(counter) => counter.inc(),
-            None => {
-                let counter = self.tries.with(&[upstream, instance, &code.to_string()]);
-                counter.inc();
-                series.by_code.insert(key, counter);
-            }
-        }
+        let by_code = match series.by_code.get_mut(instance) {
+            Some(by_code) => by_code,
+            None => series.by_code.entry(instance.to_owned()).or_default(),
+        };
+        by_code.entry(code).or_insert_with(|| self.tries.with(&[upstream, instance, &code.to_string()])).inc();
     }
 
     pub fn retry(&self, route: &str, reason: &str) {

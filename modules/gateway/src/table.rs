@@ -136,6 +136,11 @@ impl Route {
             })
     }
 
+    /// Whether the path changes on the way upstream (strip or rewrite).
+    pub fn rewrites(&self) -> bool {
+        self.replacement.is_some()
+    }
+
     /// The path (and query) the upstream gets.
     pub fn upstream_path(&self, path_and_query: &str) -> String {
         let Some(replacement) = &self.replacement else {

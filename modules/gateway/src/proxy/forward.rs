@@ -6,6 +6,7 @@
 //! feeds the instance's passive health. Nothing is retried once the response head went
 //! to the client, since a try's response is only returned when it is kept.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -29,7 +30,8 @@ use crate::upstream::{Instance, PooledBody, RequestBody, SendError, Upstream};
 #[derive(Debug, Default)]
 pub struct Outcome {
     pub attempts: u32,
-    pub instance: Option<String>,
+    /// The instance of the last try (an `Arc`: no copy of its id per request).
+    pub instance: Option<Arc<Instance>>,
     /// Set when the gateway answered itself.
     pub failure: Option<Failure>,
 }
@@ -77,8 +79,7 @@ pub async fn forward(
     };
     plane.budget.deposit();
     let deadline = Instant::now() + route.timeout;
-    let path = route.upstream_path(parts.uri.path_and_query().map_or("/", |p| p.as_str()));
-    let Ok(uri) = path.parse::<Uri>() else {
+    let Some(uri) = upstream_uri(route, &parts.uri) else {
         return local(plane, route, outcome, Failure::BadRequest, "the rewritten path is not a valid URI");
     };
     let mut headers = parts.headers.clone();
@@ -96,19 +97,24 @@ pub async fn forward(
         request
     };
 
-    let mut tried: Vec<SocketAddr> = Vec::with_capacity(route.retries as usize + 1);
-    let mut last = (Failure::NoInstance, "no instance of the upstream is known".to_owned());
-    while let Some(instance) = upstream.pick(route.balance, &tried) {
+    // At most 11 tries (retries ≤ 10): kept on the stack.
+    let mut tried = [SocketAddr::from(([0, 0, 0, 0], 0)); 11];
+    let mut last: (Failure, Cow<'static, str>) = (Failure::NoInstance, "no instance of the upstream is known".into());
+    while let Some(instance) = upstream.pick(route.balance, &tried[..outcome.attempts as usize]) {
         let now = Instant::now();
         if now >= deadline {
             last = (Failure::Timeout, "the route's deadline passed".into());
             break;
         }
+        tried[outcome.attempts as usize] = instance.addr;
         outcome.attempts += 1;
-        outcome.instance = Some(instance.id.clone());
-        tried.push(instance.addr);
+        outcome.instance = Some(Arc::clone(&instance));
         let try_deadline = deadline.min(now + route.try_timeout);
-        let mut try_span = span.child(&format!("{} {}", parts.method, upstream.name));
+        // Span names are made only for spans that are exported.
+        let mut try_span = match span.is_recording() {
+            true => span.child(&format!("{} {}", parts.method, upstream.name)),
+            false => span.child(""),
+        };
         let in_flight = instance.enter();
         let attempt = one_try(upstream, &instance, make_request(&try_span), upgrading);
         let result = tokio::time::timeout_at(try_deadline.into(), attempt).await;
@@ -152,11 +158,11 @@ pub async fn forward(
                 );
             }
             Ok(Err(TryError::Connect(why))) => {
-                last = (Failure::Upstream, why);
+                last = (Failure::Upstream, why.into());
                 "connect"
             }
             Ok(Err(TryError::Sent(e))) => {
-                last = (Failure::Upstream, format!("upstream {}: {e}", instance.addr));
+                last = (Failure::Upstream, format!("upstream {}: {e}", instance.addr).into());
                 if !may_repeat {
                     plane.metrics.try_done(&upstream.name, &instance.id, 0, seconds);
                     note_failure(plane, upstream, &instance);
@@ -165,7 +171,7 @@ pub async fn forward(
                 "reset"
             }
             Err(_) => {
-                last = (Failure::Timeout, format!("upstream {} did not answer in time", instance.addr));
+                last = (Failure::Timeout, format!("upstream {} did not answer in time", instance.addr).into());
                 if !may_repeat {
                     plane.metrics.try_done(&upstream.name, &instance.id, 0, seconds);
                     note_failure(plane, upstream, &instance);
@@ -183,6 +189,15 @@ pub async fn forward(
     }
     let (why, detail) = last;
     local(plane, route, outcome, why, &detail)
+}
+
+/// The target the upstream gets: the client's own (origin-form) when the route keeps
+/// the path, else the rewritten one.
+fn upstream_uri(route: &Route, client: &Uri) -> Option<Uri> {
+    if !route.rewrites() && client.scheme().is_none() {
+        return Some(client.clone());
+    }
+    route.upstream_path(client.path_and_query().map_or("/", |p| p.as_str())).parse().ok()
 }
 
 /// Whether one more try fits the route's retries, its deadline and the budget (asked

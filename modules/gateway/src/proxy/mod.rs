@@ -55,10 +55,12 @@ impl DataPlane {
         let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()).or(parts.uri.host());
         let table = self.table.load();
         let route = table.find(host, parts.uri.path(), &parts.method, &parts.headers);
-        let mut span = self.tracer.server_span(
-            &TraceContext::from_headers(&parts.headers),
-            &format!("{} {}", parts.method, route.map_or("(no route)", |r| r.name.as_str())),
-        );
+        // Span names are made only when spans are exported.
+        let span_name = match self.tracer.is_exporting() {
+            true => format!("{} {}", parts.method, route.map_or("(no route)", |r| r.name.as_str())),
+            false => String::new(),
+        };
+        let mut span = self.tracer.server_span(&TraceContext::from_headers(&parts.headers), &span_name);
         let mut outcome = Outcome::default();
         let seneca_kind = self.seneca.as_ref().and_then(|s| s.kind(&parts.method, parts.uri.path()));
         let mut seneca_route = None;
@@ -114,7 +116,7 @@ impl DataPlane {
                 path: parts.uri.path().to_owned(),
                 route: (!route_name.is_empty()).then(|| route_name.to_owned()),
                 upstream: route.map(|r| r.upstream.name.clone()),
-                instance: outcome.instance,
+                instance: outcome.instance.as_ref().map(|i| i.id.clone()),
                 status,
                 attempts: outcome.attempts,
                 duration_ms: seconds * 1000.0,
