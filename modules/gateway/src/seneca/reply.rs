@@ -39,8 +39,8 @@ fn nid(len: usize) -> String {
 
 /// No service declares a pattern this message matches: seneca's `act_not_found` (500).
 /// The message is printed as seneca prints it (`util.inspect` of the message without its
-/// `…$` keys, on one line); its keys come in sorted order (serde_json's map) where node
-/// keeps the body's order.
+/// `…$` keys, on one line), keys in the body's order as node keeps them (serde_json's
+/// `preserve_order`).
 pub fn act_not_found(request_headers: &HeaderMap, msg: &Map<String, Value>) -> Response<Bytes> {
     // seneca joins inspect's lines into one (`.replace(/\n/g, '')`).
     let args = js::inspect(&Value::Object(message::clean(msg))).replace('\n', "");
