@@ -104,9 +104,9 @@ impl DataPlane {
                 span.set_error(outcome.failure.map_or("upstream answered 5xx", Failure::reason));
             }
         }
-        let trace_id = span.trace_id_hex();
+        let trace_id = self.access_log.enabled().then(|| span.trace_id_hex());
         span.end();
-        if self.access_log.enabled() {
+        if let Some(trace_id) = trace_id {
             self.access_log.record(Line {
                 time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 trace_id,
