@@ -9,14 +9,17 @@
 //! what that change means — the topics or keys whose watchers must wake) and a
 //! callback that gets those effects after each applied batch, once the state shows it.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use tokio::sync::{Mutex, watch};
 
 use crate::storage::{ErrorCode, MAX_LIST_LIMIT, Storage, StorageError, Write};
-use crate::{Host, ModuleError};
+use crate::{HandlerResult, Host, ModuleError, Request};
 
 /// How long one feed call waits for a change before asking again.
 const FEED_WAIT: Duration = Duration::from_secs(60);
@@ -37,6 +40,33 @@ pub trait Records: Send + Sync + 'static {
 
     /// Applies one stored change: `value` None is a deletion.
     fn apply(&mut self, key: &str, value: Option<&str>, version: u64, revision: u64) -> Self::Effect;
+}
+
+/// A module that serves from a [`Replica`]: [`loaded`] makes its handlers wait for the
+/// first load.
+pub trait Replicated: Send + Sync + 'static {
+    type Records: Records;
+
+    fn replica(&self) -> &Replica<Self::Records>;
+}
+
+/// Binds `handler` so it runs once the module's replica is loaded (a 503 saying it is
+/// still loading after 10 s): requests are answered from a complete state or not at all.
+pub fn loaded<M, F, Fut>(
+    handler: F,
+) -> impl Fn(Arc<M>, Request) -> BoxFuture<'static, HandlerResult> + Send + Sync + 'static
+where
+    M: Replicated,
+    F: Fn(Arc<M>, Request) -> Fut + Copy + Send + Sync + 'static,
+    Fut: Future<Output = HandlerResult> + Send + 'static,
+{
+    move |module, req| {
+        async move {
+            module.replica().wait_loaded().await?;
+            handler(module, req).await
+        }
+        .boxed()
+    }
 }
 
 /// Called after each applied batch with every change's effect and revision.

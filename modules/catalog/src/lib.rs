@@ -33,8 +33,8 @@ mod wire;
 use std::future::Future;
 use std::sync::Arc;
 
-use futures::FutureExt;
 use futures::future::BoxFuture;
+use plugin_api::replica::{Replicated, loaded};
 use plugin_api::{HandlerResult, Host, Module, ModuleError, Mount, Request, Route, Routes, export_module};
 
 use crate::acl::Access;
@@ -42,6 +42,7 @@ use crate::checks::Runner;
 use crate::metrics::Metrics;
 use crate::replica::Replica;
 use crate::settings::{Config, Settings};
+use crate::state::State;
 use crate::wire::Answer;
 
 #[derive(Debug)]
@@ -65,8 +66,16 @@ fn blocking_route(route: Route) -> Route {
     consul(route).timeout(blocking::ROUTE_TIMEOUT)
 }
 
-/// Binds a Consul handler: waits for the replica's first load, checks the access the
-/// route needs, and turns a [`wire::Fail`] into Consul's plain-text error.
+impl Replicated for Catalog {
+    type Records = State;
+
+    fn replica(&self) -> &plugin_api::replica::Replica<State> {
+        &self.replica
+    }
+}
+
+/// Binds a Consul handler: once the replica is loaded, checks the access the route
+/// needs, and turns a [`wire::Fail`] into Consul's plain-text error.
 fn handler<F, Fut>(
     access: Access,
     handler: F,
@@ -75,33 +84,12 @@ where
     F: Fn(Arc<Catalog>, Request) -> Fut + Copy + Send + Sync + 'static,
     Fut: Future<Output = Answer> + Send + 'static,
 {
-    move |catalog, req| {
-        async move {
-            catalog.replica.wait_loaded().await?;
-            if let Err(fail) = catalog.authorize(&req, access) {
-                return Ok(fail.to_response());
-            }
-            Ok(handler(catalog, req).await.unwrap_or_else(|fail| fail.to_response()))
+    loaded(move |catalog: Arc<Catalog>, req: Request| async move {
+        if let Err(fail) = catalog.authorize(&req, access) {
+            return Ok(fail.to_response());
         }
-        .boxed()
-    }
-}
-
-/// Binds an operator route (behind the host's token gate).
-fn admin_handler<F, Fut>(
-    handler: F,
-) -> impl Fn(Arc<Catalog>, Request) -> BoxFuture<'static, HandlerResult> + Send + Sync + 'static
-where
-    F: Fn(Arc<Catalog>, Request) -> Fut + Copy + Send + Sync + 'static,
-    Fut: Future<Output = HandlerResult> + Send + 'static,
-{
-    move |catalog, req| {
-        async move {
-            catalog.replica.wait_loaded().await?;
-            handler(catalog, req).await
-        }
-        .boxed()
-    }
+        Ok(handler(catalog, req).await.unwrap_or_else(|fail| fail.to_response()))
+    })
 }
 
 impl Module for Catalog {
@@ -232,14 +220,11 @@ impl Module for Catalog {
             // operators
             .add(
                 Route::post("/admin/tokens", "Create an ACL token (its secret is shown once)"),
-                admin_handler(Self::admin_create_token),
+                loaded(Self::admin_create_token),
             )
-            .add(Route::get("/admin/tokens", "ACL tokens (no secrets)"), admin_handler(Self::admin_list_tokens))
-            .add(
-                Route::delete("/admin/tokens/{accessor}", "Delete an ACL token"),
-                admin_handler(Self::admin_delete_token),
-            )
-            .add(Route::get("/admin/status", "Node, fleet, parked queries, limits"), admin_handler(Self::admin_status))
+            .add(Route::get("/admin/tokens", "ACL tokens (no secrets)"), loaded(Self::admin_list_tokens))
+            .add(Route::delete("/admin/tokens/{accessor}", "Delete an ACL token"), loaded(Self::admin_delete_token))
+            .add(Route::get("/admin/status", "Node, fleet, parked queries, limits"), loaded(Self::admin_status))
     }
 
     fn init(host: Host, config: Config) -> Result<Self, ModuleError> {

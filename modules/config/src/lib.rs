@@ -27,16 +27,14 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
-use std::future::Future;
-
-use futures::FutureExt;
-use futures::future::BoxFuture;
-use plugin_api::{HandlerResult, Host, Module, ModuleError, Mount, Request, Route, Routes, export_module};
+use plugin_api::replica::{Replicated, loaded};
+use plugin_api::{Host, Module, ModuleError, Mount, Route, Routes, export_module};
 
 use crate::metrics::Metrics;
 use crate::openapi::portal;
 use crate::replica::Replica;
 use crate::settings::{Config, Settings};
+use crate::state::State;
 
 #[derive(Debug)]
 pub struct ConfigCenter {
@@ -60,20 +58,11 @@ macro_rules! ns_path {
     };
 }
 
-/// A handler that first waits for the replica's first load (503 if it takes too long).
-fn loaded<F, Fut>(
-    handler: F,
-) -> impl Fn(Arc<ConfigCenter>, Request) -> BoxFuture<'static, HandlerResult> + Send + Sync + 'static
-where
-    F: Fn(Arc<ConfigCenter>, Request) -> Fut + Copy + Send + Sync + 'static,
-    Fut: Future<Output = HandlerResult> + Send + 'static,
-{
-    move |center, req| {
-        async move {
-            center.replica.wait_loaded().await?;
-            handler(center, req).await
-        }
-        .boxed()
+impl Replicated for ConfigCenter {
+    type Records = State;
+
+    fn replica(&self) -> &plugin_api::replica::Replica<State> {
+        &self.replica
     }
 }
 
