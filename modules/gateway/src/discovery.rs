@@ -14,6 +14,7 @@ use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use plugin_api::Host;
 use serde::Deserialize;
 use serde_json::Value;
@@ -233,14 +234,12 @@ async fn resolve(address: &str, port: u16) -> Option<SocketAddr> {
     tokio::net::lookup_host((address, port)).await.ok()?.next()
 }
 
+/// Everything but RFC 3986 unreserved characters is percent-encoded.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
 /// A service name as one path segment.
 fn escape(name: &str) -> String {
-    name.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    utf8_percent_encode(name, SEGMENT).to_string()
 }
 
 /// One kept connection to the agent, with the back-off of a watch that failed.
