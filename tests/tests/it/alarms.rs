@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::{Deployment, eventually};
 use http::Method;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
@@ -25,23 +25,8 @@ async fn webhook_receiver() -> (String, mpsc::UnboundedReceiver<Value>) {
             let tx = tx.clone();
             tokio::spawn(async move {
                 let mut reader = BufReader::new(stream);
-                let (mut length, mut line) = (0usize, String::new());
-                reader.read_line(&mut line).await.unwrap();
+                let (line, body) = common::http_receiver::read_request(&mut reader).await.expect("a request");
                 assert!(line.starts_with("POST /hooks/alarms "), "request line: {line}");
-                loop {
-                    line.clear();
-                    reader.read_line(&mut line).await.unwrap();
-                    if line.trim().is_empty() {
-                        break;
-                    }
-                    if let Some((name, value)) = line.split_once(':')
-                        && name.eq_ignore_ascii_case("content-length")
-                    {
-                        length = value.trim().parse().unwrap();
-                    }
-                }
-                let mut body = vec![0; length];
-                reader.read_exact(&mut body).await.unwrap();
                 let mut stream = reader.into_inner();
                 stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await.unwrap();
                 let _ = tx.send(serde_json::from_slice(&body).unwrap());

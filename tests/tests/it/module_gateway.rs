@@ -374,25 +374,7 @@ async fn otlp_receiver() -> (SocketAddr, Arc<std::sync::Mutex<Vec<ExportTraceSer
             let sink = Arc::clone(&sink);
             tokio::spawn(async move {
                 let mut reader = tokio::io::BufReader::new(stream);
-                loop {
-                    let mut length = 0usize;
-                    let mut line = String::new();
-                    loop {
-                        line.clear();
-                        if tokio::io::AsyncBufReadExt::read_line(&mut reader, &mut line).await.unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                        if let Some((name, value)) = line.split_once(':')
-                            && name.eq_ignore_ascii_case("content-length")
-                        {
-                            length = value.trim().parse().unwrap();
-                        }
-                    }
-                    let mut body = vec![0; length];
-                    reader.read_exact(&mut body).await.unwrap();
+                while let Some((_, body)) = common::http_receiver::read_request(&mut reader).await {
                     sink.lock().unwrap().push(ExportTraceServiceRequest::decode(&body[..]).expect("OTLP protobuf"));
                     reader.get_mut().write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").await.unwrap();
                 }
