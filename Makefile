@@ -48,22 +48,20 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # Real components the integration tests talk to (a local dockerd and its image,
-# influxd's package, the nx-27017 MongoDB-wire server in a venv, tmux for the terminal
-# dashboard, Prometheus for the /metrics test, the real Ctrip Apollo clients npm
-# ctrip-apollo and PyPI apollo-client-python for the module-config tests, Debian's
-# chromium and chromedriver for the dashboard tests; nginx and wrk, the gateway bench's
-# side-by-side proxy and load generator);
+# influxd's package, the pinned PyPI packages in one venv: the nx-27017 MongoDB-wire
+# server, apollo-client-python, py-consul; the pinned npm packages in tests/clients/node:
+# ctrip-apollo, seneca, seneca-transport, patrun; tmux for the terminal dashboard,
+# Prometheus for the /metrics test, Debian's chromium and chromedriver for the dashboard
+# tests; nginx and wrk, the gateway bench's side-by-side proxy and load generator);
 # idempotent, so a warm machine pays only a ping.
 test-deps:
 	./.ci/docker-up.sh
 	./.ci/influx-up.sh
-	./.ci/mongo-up.sh
+	./.ci/python-clients-up.sh
+	./.ci/node-clients-up.sh
 	./.ci/tmux-up.sh
 	./.ci/prometheus-up.sh
-	./.ci/config-clients-up.sh
 	./.ci/browser-up.sh
-	./.ci/catalog-clients-up.sh
-	./.ci/seneca-clients-up.sh
 	./.ci/gateway-peers-up.sh
 
 # `cargo test` builds test harnesses, not the artifacts the integration tests load

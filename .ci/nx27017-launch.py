@@ -1,4 +1,4 @@
-"""Starts an nx-27017 server for the store tests (see .ci/mongo-up.sh).
+"""Starts an nx-27017 server for the store tests (see .ci/python-clients-up.sh).
 
 nx-27017 numbers change-stream cursors from 1000 and data cursors from 10**12; a
 MongoDB driver may treat small ids as ordinary cursors of another kind. Real servers

@@ -12,7 +12,7 @@
 //! Python server over SQLite, so its figures say little about a real mongod: they show
 //! what the MongoDB path costs on top of the wire (round trips, BSON), not MongoDB.
 //!
-//! Run (`.ci/mongo-up.sh` first, as `make test` does):
+//! Run (`.ci/python-clients-up.sh` first, as `make test` does):
 //!   cargo bench -p apollo-tests --bench store
 
 #[path = "../tests/it/common/mongo.rs"]

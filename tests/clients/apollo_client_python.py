@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Drives the real PyPI client apollo-client-python (0.2.x, module `apollo`, installed into
-the shared test venv by .ci/config-clients-up.sh) for tests/tests/it/module_config.rs.
+the shared test venv by .ci/python-clients-up.sh) for tests/tests/it/module_config.rs.
 
 The client fetches every namespace synchronously in its constructor (`/configs` with an
 empty releaseKey and its `ip`), signs each request with the access-key secret if one is

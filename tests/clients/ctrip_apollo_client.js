@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Drives the real npm client `ctrip-apollo` (4.x, installed into tests/clients/node by
-// .ci/config-clients-up.sh) for tests/tests/it/module_config.rs, with the client's own
+// .ci/node-clients-up.sh) for tests/tests/it/module_config.rs, with the client's own
 // defaults (long polling on, 70 s poll timeout, notification ids starting at 0, no
 // periodic fetch). Prints one JSON line per event on stdout:
 //   {"event":"ready","namespace":NS,"config":{...}}            ready() resolved

@@ -1,5 +1,5 @@
 //! module-catalog through the real host and the real `.so`, driven by real Consul
-//! clients: PyPI py-consul 1.8 (installed by `.ci/catalog-clients-up.sh` into the test
+//! clients: PyPI py-consul 1.8 (installed by `.ci/python-clients-up.sh` into the test
 //! venv) runs the behaviours py-consul's own suite checks; a seed-style script
 //! registers an HTTP check the way node-consul sends it and watches it go critical;
 //! the module's listener and the admin mount answer alike; and two hosts sharing one
@@ -25,7 +25,7 @@ fn venv_python() -> PathBuf {
 fn py_consul() -> bool {
     let present =
         Command::new(venv_python()).args(["-c", "import consul, requests"]).output().is_ok_and(|o| o.status.success());
-    common::components::require("py-consul", present, "run ./.ci/catalog-clients-up.sh (make test-deps does)")
+    common::components::require("py-consul", present, "run ./.ci/python-clients-up.sh (make test-deps does)")
 }
 
 fn fixture(name: &str) -> PathBuf {

@@ -2,7 +2,8 @@
 //! real `module_config.so`, at the prefixed mount `/api/module/config`, driven by the
 //! real unmodified clients as subprocesses (npm `ctrip-apollo` through
 //! `tests/clients/ctrip_apollo_client.js`, PyPI `apollo-client-python` through
-//! `tests/clients/apollo_client_python.py`, both installed by `.ci/config-clients-up.sh`)
+//! `tests/clients/apollo_client_python.py`, installed by `.ci/node-clients-up.sh` and
+//! `.ci/python-clients-up.sh`)
 //! and by hand-written HTTP for the protocol's edge cases
 //! (`shared/ctrip-apollo-protocol.md`). Configuration is written the way operators do,
 //! through the Open API (host token or consumer tokens) and the module's admin routes.
@@ -276,7 +277,7 @@ fn venv_python() -> PathBuf {
     Path::new(&venv).join("bin/python")
 }
 
-const INSTALL: &str = "run ./.ci/config-clients-up.sh (make test-deps does)";
+const INSTALL: &str = "run ./.ci/node-clients-up.sh and ./.ci/python-clients-up.sh (make test-deps does)";
 
 /// Whether node and the npm ctrip-apollo package are installed, or else skip/fail.
 fn node_client() -> bool {

@@ -447,10 +447,10 @@ async fn spans_carry_the_callers_trace_to_a_real_otlp_receiver() {
     host.shutdown().await;
 }
 
-/// Whether the npm seneca packages are installed (`.ci/seneca-clients-up.sh`).
+/// Whether the npm seneca packages are installed (`.ci/node-clients-up.sh`).
 fn seneca_installed() -> bool {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/node/node_modules/seneca");
-    common::components::require("npm seneca", dir.exists(), "run ./.ci/seneca-clients-up.sh (make test-deps does)")
+    common::components::require("npm seneca", dir.exists(), "run ./.ci/node-clients-up.sh (make test-deps does)")
 }
 
 fn seneca_script(name: &str) -> PathBuf {

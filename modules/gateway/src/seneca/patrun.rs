@@ -551,7 +551,7 @@ mod tests {
     }
 
     /// Runs `tests/clients/seneca_patrun_vectors.js` against the real patrun 7.3 (the CI
-    /// installs it with `.ci/seneca-clients-up.sh`); skips, saying so, where it is not
+    /// installs it with `.ci/node-clients-up.sh`); skips, saying so, where it is not
     /// installed.
     #[test]
     fn real_patrun_agrees() {
@@ -560,7 +560,7 @@ mod tests {
 
         let clients = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients");
         if !clients.join("node/node_modules/patrun/package.json").exists() {
-            eprintln!("SKIPPED real_patrun_agrees: patrun is not installed (run .ci/seneca-clients-up.sh)");
+            eprintln!("SKIPPED real_patrun_agrees: patrun is not installed (run .ci/node-clients-up.sh)");
             return;
         }
         let vectors = cross_check_vectors();

@@ -199,7 +199,7 @@ mod tests {
 
     /// Runs `tests/clients/seneca_not_found_vectors.js`: the real seneca 3.38 says what
     /// its `act_not_found` message is for each message; skips, saying so, where seneca
-    /// is not installed (the CI installs it with `.ci/seneca-clients-up.sh`).
+    /// is not installed (the CI installs it with `.ci/node-clients-up.sh`).
     #[test]
     fn real_seneca_agrees_on_the_not_found_text() {
         use std::io::Write;
@@ -208,7 +208,7 @@ mod tests {
         let clients = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients");
         if !clients.join("node/node_modules/seneca/package.json").exists() {
             eprintln!(
-                "SKIPPED real_seneca_agrees_on_the_not_found_text: seneca is not installed (run .ci/seneca-clients-up.sh)"
+                "SKIPPED real_seneca_agrees_on_the_not_found_text: seneca is not installed (run .ci/node-clients-up.sh)"
             );
             return;
         }
@@ -317,7 +317,7 @@ mod tests {
         let clients = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients");
         if !clients.join("node/node_modules/seneca/package.json").exists() {
             eprintln!(
-                "SKIPPED real_seneca_client_takes_the_gateways_replies: seneca is not installed (run .ci/seneca-clients-up.sh)"
+                "SKIPPED real_seneca_client_takes_the_gateways_replies: seneca is not installed (run .ci/node-clients-up.sh)"
             );
             return;
         }

@@ -33,5 +33,9 @@ pub fn docker() -> bool {
 
 /// Whether a MongoDB-wire server can be had (`common::mongo`), or else skip/fail.
 pub fn mongo() -> bool {
-    require("nx-27017 (MongoDB-wire server)", super::mongo::installed(), "run ./.ci/mongo-up.sh (make test-deps does)")
+    require(
+        "nx-27017 (MongoDB-wire server)",
+        super::mongo::installed(),
+        "run ./.ci/python-clients-up.sh (make test-deps does)",
+    )
 }

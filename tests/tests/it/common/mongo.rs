@@ -1,6 +1,6 @@
 //! The MongoDB-wire server the store tests use: `APOLLO_TEST_MONGO_URL` (a real
 //! MongoDB) when set, else an nx-27017 process of the test's own (installed by
-//! `.ci/mongo-up.sh`, started through `.ci/nx27017-launch.py`) on a free loopback
+//! `.ci/python-clients-up.sh`, started through `.ci/nx27017-launch.py`) on a free loopback
 //! port with its data in a temp dir. nx-27017 is an approximation of MongoDB (SQLite
 //! underneath); the suite only relies on what both do.
 
@@ -66,7 +66,7 @@ impl MongoServer {
 
     fn launch(&mut self) {
         let python = venv_python();
-        assert!(python.exists(), "{} missing: run ./.ci/mongo-up.sh (make test does)", python.display());
+        assert!(python.exists(), "{} missing: run ./.ci/python-clients-up.sh (make test does)", python.display());
         let data = self.data.as_ref().unwrap().path();
         let log = std::fs::File::create(data.join("nx-27017.log")).unwrap();
         let child = Command::new(python)
