@@ -7,8 +7,8 @@
 (() => {
   const { h, api, enc, bytes, clock, empty, loadingBox, errorBox } = window.apollo;
   const SVG = 'http://www.w3.org/2000/svg';
-  const W = 640, H = 190; // the viewBox: scaled to the card's width, text with it
-  const PAD = { left: 64, right: 12, top: 12, bottom: 28 };
+  const H = 190; // px: the viewBox is as wide as the chart's box, so text keeps its size
+  const PAD = { left: 78, right: 12, top: 12, bottom: 28 }; // left: room for "512.0 KiB"
 
   function svg(tag, attrs, ...children) {
     const el = document.createElementNS(SVG, tag);
@@ -20,9 +20,11 @@
     return el;
   }
 
-  /** A round upper bound for the y axis: 1, 2 or 5 times a power of ten, at least `floor`. */
-  function niceMax(value, floor) {
+  /** A round upper bound for the y axis, at least `floor`: 1, 2 or 5 times a power of ten,
+   *  or (`binary`, for bytes) a power of two, so that its half is round too. */
+  function niceMax(value, floor, binary) {
     const v = Math.max(value, floor);
+    if (binary) return 2 ** Math.ceil(Math.log2(v));
     const p = 10 ** Math.floor(Math.log10(v));
     return [1, 2, 5, 10].map((m) => m * p).find((c) => c >= v);
   }
@@ -31,8 +33,8 @@
    * One chart: `series` is [[ms, value]], oldest first, over the window [from, to]. A gap
    * longer than `gapMs` (the service was stopped) breaks the line.
    */
-  function chart({ id, title, series, from, to, gapMs, floor, format }) {
-    const max = niceMax(series.reduce((m, [, v]) => Math.max(m, v), 0), floor);
+  function chart({ id, title, series, from, to, gapMs, floor, binary, format, width: W }) {
+    const max = niceMax(series.reduce((m, [, v]) => Math.max(m, v), 0), floor, binary);
     const x = (ms) => PAD.left + ((ms - from) / (to - from)) * (W - PAD.left - PAD.right);
     const y = (v) => H - PAD.bottom - (v / max) * (H - PAD.top - PAD.bottom);
     const latest = series[series.length - 1];
@@ -75,14 +77,22 @@
     const element = h('section.card', { 'aria-labelledby': 'charts-title' },
       h('h2', { id: 'charts-title', text: 'CPU and memory, last hour' }), body);
 
+    let last = null; // the last history read, redrawn when the box changes width
+    let drawnWidth = 0;
+
     async function refresh() {
-      let history;
       try {
-        history = await api('GET', `/api/apps/${enc(name)}/history`);
+        last = await api('GET', `/api/apps/${enc(name)}/history`);
       } catch (e) {
         if (e.status !== 401) body.replaceChildren(errorBox(e));
         return;
       }
+      draw();
+    }
+
+    function draw() {
+      const history = last;
+      drawnWidth = body.clientWidth;
       if (history.interval_secs === 0) {
         body.replaceChildren(empty('The host does not sample services (metrics.history_interval_secs is 0).'));
         return;
@@ -97,15 +107,20 @@
       const from = to - history.capacity * intervalMs;
       const cpu = points.filter((p) => p.cpu_percent !== null && p.cpu_percent !== undefined).map((p) => [p.at_ms, p.cpu_percent]);
       const rss = points.map((p) => [p.at_ms, p.rss_bytes]);
-      const common = { from, to, gapMs: intervalMs * 2.5 };
+      // Two charts side by side from 616 px (the .charts grid: 300 px columns, 16 px gap).
+      const box = body.clientWidth || 640;
+      const width = Math.max(240, Math.floor(box >= 616 ? (box - 16) / 2 : box) - 2);
+      const common = { from, to, gapMs: intervalMs * 2.5, width };
       const figure = (caption, content) => h('figure.chart-box', {}, h('figcaption', { text: caption }), content);
       body.replaceChildren(h('div.charts', {},
         figure('CPU (% of one core)', cpu.length === 0 ? empty('No CPU figure yet: it takes two samples.')
           : chart({ id: 'chart-cpu', title: 'CPU %', series: cpu, floor: 5, format: percent, ...common })),
-        figure('Resident memory (RSS)', chart({ id: 'chart-rss', title: 'RSS', series: rss, floor: 1024 * 1024, format: bytes, ...common }))),
+        figure('Resident memory (RSS)', chart({ id: 'chart-rss', title: 'RSS', series: rss, floor: 1024 * 1024, binary: true, format: bytes, ...common }))),
       h('p.muted', { text: `One sample every ${history.interval_secs} s, the last ${history.capacity} kept.` }));
     }
 
+    // A phone turned, a window resized: drawn again at the new width, so text keeps its size.
+    new ResizeObserver(() => { if (last && Math.abs(body.clientWidth - drawnWidth) > 8) draw(); }).observe(body);
     refresh();
     return { element, refresh };
   }

@@ -493,7 +493,7 @@ async fn dashboard_in_chromium() {
     let (status, _, _) = raw(&host.host.http_addr.to_string(), "GET", "/api/apps/tailer/history", &[], "").await;
     assert_eq!(status, 401, "the history needs a token over TCP");
     b.shoot(&shots, "service").await;
-    b.client.execute("document.getElementById('service-charts').scrollIntoView()", vec![]).await.unwrap();
+    b.client.execute("document.getElementById('charts-title').scrollIntoView()", vec![]).await.unwrap();
     b.shoot(&shots, "service-charts").await;
     // A service that never ran has no samples: the charts say so.
     b.go(&base, "#/service/crashy").await;
@@ -700,6 +700,7 @@ async fn dashboard_in_chromium() {
     let row = b.wait_text("#accesskeys tr[data-accesskey]", "the key listed", |t| t.contains("enabled")).await;
     assert!(!row.contains(&secret), "the list masks the secret: {row}");
     b.click("#accesskey-dismiss").await;
+    b.client.execute("document.getElementById('accesskeys-title').scrollIntoView()", vec![]).await.unwrap();
     b.shoot(&shots, "config-accesskeys").await;
     let page = b.text("#main").await;
     assert!(!page.contains(&secret), "the secret is not shown again");
