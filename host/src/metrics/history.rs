@@ -233,6 +233,7 @@ mod tests {
         }
         let points = h.view("web").points;
         assert_eq!(points.len(), CAPACITY);
+        assert_eq!(std::mem::size_of::<Point>(), 12, "a point stays compact: a full ring is 4.2 KiB");
         assert_eq!(points[0].at_ms, (1_000 + 25) * 1000, "the oldest 25 dropped");
         assert_eq!(points.last().unwrap().rss_bytes, (CAPACITY as u64 + 25) * 1024);
         assert!(points.windows(2).all(|w| w[0].at_ms < w[1].at_ms), "oldest first");
