@@ -146,6 +146,8 @@ pub async fn build_state(
         cancel_for_state.clone(),
     )
     .await;
+    let history = Arc::new(crate::metrics::ServiceHistory::new(config.metrics.history_interval_secs));
+    history.spawn_sampler(Arc::clone(&supervisor), tasks, cancel_for_state.clone());
     let state = AppState::new(HostContext {
         config,
         registry,
@@ -162,6 +164,7 @@ pub async fn build_state(
         shutdown: cancel_for_state,
         tasks: tasks.clone(),
         metrics,
+        history,
         data_dir_lock: lock,
     });
     Ok((state, Bootstrap { password_source, generated_password }))

@@ -38,6 +38,8 @@ pub struct HostContext {
     pub tasks: tokio_util::task::TaskTracker,
     /// Prometheus figures (`GET /metrics`): HTTP, module and store instruments.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The last hour of each service's CPU and RSS (`/api/apps/{name}/history`).
+    pub history: Arc<crate::metrics::ServiceHistory>,
     /// Held while the host lives: no second host opens the same store.
     pub data_dir_lock: crate::data_dir::DataDirLock,
 }

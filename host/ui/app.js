@@ -92,13 +92,14 @@
     constructor(status, message) { super(message); this.status = status; }
   }
 
-  /** One API call. `body`: JSON, or FormData sent as it is (uploads); `opts.text`: the
+  /** One API call. `body`: JSON, or FormData/Blob sent as it is (uploads, raw values); `opts.text`: the
    *  answer as text, never parsed (a file's content, the Prometheus exposition). */
   async function api(method, path, body, opts = {}) {
     const headers = { 'X-Requested-With': 'apollo-ui', Accept: opts.text ? '*/*' : 'application/json' };
     const init = { method, headers, credentials: 'same-origin', cache: 'no-store' };
-    if (body instanceof FormData) {
-      init.body = body; // the browser writes the multipart Content-Type with its boundary
+    if (body instanceof FormData || body instanceof Blob) {
+      // As it is: the browser writes the multipart boundary, a Blob its own type (raw values).
+      init.body = body;
     } else if (body !== undefined) {
       headers['Content-Type'] = 'application/json';
       init.body = JSON.stringify(body);
@@ -401,7 +402,8 @@
   function errorBox(e) { return h('p.error', { role: 'alert', text: e.message || String(e) }); }
   function empty(text) { return h('p.empty', { text }); }
 
-  /** A dialog: `fields` [{name, label, value, multiline}] are returned filled, or null on cancel. */
+  /** A dialog: `fields` [{name, label, value, multiline, checkbox}] are returned filled
+   *  (a checkbox as true/false), or null on cancel. */
   function ask({ title, message, ok = 'OK', danger = false, fields = [] }) {
     const dialog = $('#dialog');
     $('#dialog-title').textContent = title;
@@ -410,6 +412,11 @@
     box.replaceChildren();
     const inputs = fields.map((f, i) => {
       const id = `dialog-field-${i}`;
+      if (f.checkbox) {
+        const check = h('input', { id, name: f.name, type: 'checkbox', checked: f.value });
+        box.append(h('label.check', { for: id }, check, ` ${f.label}`));
+        return check;
+      }
       const input = f.multiline ? h('textarea', { id, name: f.name, required: f.required })
         : h('input', { id, name: f.name, required: f.required });
       input.value = f.value || '';
@@ -423,7 +430,7 @@
       dialog.addEventListener('close', () => {
         if (dialog.returnValue !== 'ok') return resolve(null);
         const values = {};
-        fields.forEach((f, i) => { values[f.name] = inputs[i].value; });
+        fields.forEach((f, i) => { values[f.name] = f.checkbox ? inputs[i].checked : inputs[i].value; });
         return resolve(values);
       }, { once: true });
       dialog.returnValue = '';
@@ -589,7 +596,10 @@
     const log = h('pre.log', { id: 'log', tabindex: '0', 'aria-label': `Log of ${name}`, 'aria-live': 'off' });
     const logState = h('p.muted', { id: 'log-state', text: 'Connecting to the log…' });
     main.append(h('nav.crumbs', { 'aria-label': 'Breadcrumb' }, h('a', { href: '#/services', text: 'Services' }), '›', h('span', { text: name })),
-      head, h('div.grid', {}, info),
+      head, h('div.grid', {}, info));
+    // CPU/RSS over the last hour (charts.js), refreshed with the status below.
+    const charts = widgets.serviceCharts(name);
+    main.append(charts.element,
       h('section.card', { 'aria-labelledby': 'log-title' }, h('h2', { id: 'log-title', text: 'Log (live)' }), logState, log));
     let detail = null;
     let failure = null;
@@ -636,7 +646,7 @@
     };
     source.onerror = () => { logState.textContent = 'The log stream was interrupted; reconnecting…'; };
     pageCleanup = () => source.close();
-    pageTimer = setInterval(() => loadStatuses().then(update).catch(() => {}), 5000);
+    pageTimer = setInterval(() => { charts.refresh(); loadStatuses().then(update).catch(() => {}); }, 5000);
     return { live };
   }
 
@@ -903,7 +913,8 @@
           h('td', { 'data-label': 'Name', text: a.name || '–' }),
           h('td', { 'data-label': 'Org', text: a.orgId || '–' }),
           h('td', { 'data-label': 'Owner', text: a.ownerName || '–' }))))));
-    body.replaceChildren(h('h1', { text: 'Configuration' }), list, create);
+    body.replaceChildren(h('div.toolbar', {}, h('h1', { text: 'Configuration' }),
+      h('a.button', { href: '#/consumers', id: 'consumers-link', text: 'Open API consumers' })), list, create);
   }
 
   async function configApp(body, app) {
@@ -939,7 +950,15 @@
       const ok = await act(null, `Namespace ${name} created`, () => api('POST', `${CONFIG}/openapi/v1/apps/${enc(app)}/appnamespaces`, dto));
       if (ok !== undefined) configApp(body, app);
     });
-    body.replaceChildren(h('h1', {}, `App ${app} `, h('span.muted', { text: `(${env})` })), ...sections, create);
+    body.replaceChildren(h('h1', {}, `App ${app} `, h('span.muted', { text: `(${env})` })), ...sections, create,
+      widgets.accessKeys(app).element);
+  }
+
+  /** An item's Open API path below a namespace's `base`: keys other than plain names go
+   *  base64-encoded (`encodedItems`), as Ctrip's Open API has it. */
+  function configItemPath(base, key) {
+    return /^[A-Za-z0-9_.-]+$/.test(key) ? `${base}/items/${enc(key)}`
+      : `${base}/encodedItems/${enc(btoa(String.fromCharCode(...new TextEncoder().encode(key))))}`;
   }
 
   async function configNamespace(body, app, cluster, ns) {
@@ -947,8 +966,7 @@
     try { env = (await configEnv(app))[0].env; } catch (e) { body.replaceChildren(errorBox(e)); return; }
     const base = `${CONFIG}/openapi/v1/envs/${enc(env)}/apps/${enc(app)}/clusters/${enc(cluster)}/namespaces/${enc(ns)}`;
     const admin = `${CONFIG}/admin/apps/${enc(app)}/clusters/${enc(cluster)}/namespaces/${enc(ns)}`;
-    const itemPath = (key) => (/^[A-Za-z0-9_.-]+$/.test(key) ? `${base}/items/${enc(key)}`
-      : `${base}/encodedItems/${enc(btoa(String.fromCharCode(...new TextEncoder().encode(key))))}`);
+    const itemPath = (key) => configItemPath(base, key);
     const fileFormat = /\.(json|ya?ml|xml|txt)$/i.test(ns);
 
     const itemsBox = h('div', {}, loadingBox('Loading items…'));
@@ -1041,7 +1059,9 @@
       } catch (e) { historyBox.replaceChildren(errorBox(e)); }
     }
 
-    function refresh() { loadItems(); loadChanges(); loadHistory(); }
+    // The gray branch (config-gray.js): its releases show in the history below.
+    const gray = widgets.grayBranch({ app, cluster, ns, env, base, user: state.user, onRelease: () => loadHistory() });
+    function refresh() { loadItems(); loadChanges(); loadHistory(); gray.refresh(); }
 
     form.addEventListener('submit', async (ev) => {
       ev.preventDefault();
@@ -1082,18 +1102,24 @@
         h('section.card', { 'aria-labelledby': 'items-title' }, h('h2', { id: 'items-title', text: 'Items (working copy)' }), itemsBox),
         h('div', {}, form,
           h('section.card', { 'aria-labelledby': 'changes-title' }, h('h2', { id: 'changes-title', text: 'Changes since the last release' }), changesBox))),
+      gray.element,
       h('section.card', { 'aria-labelledby': 'history-title' }, h('h2', { id: 'history-title', text: 'Release history' }), historyBox));
     refresh();
   }
 
   // ---------------------------------------------------------------- pages in other files
 
-  // The pages of gateway.js, catalog.js, backups.js and files.js register here; they load
+  // The pages of gateway.js, catalog.js, backups.js, files.js (and charts.js's widget) register here; they load
   // after this file (`defer` keeps document order) and before the first route().
   const extraPages = {};
+  // Parts of core pages drawn by other files (charts.js: `serviceCharts`; config-gray.js:
+  // `grayBranch`; access-keys.js: `accessKeys`).
+  const widgets = {};
   window.apollo = Object.freeze({
-    h, api, enc, bytes, when, clock, badge, toast, ask, act, empty, loadingBox, errorBox, moduleLoaded, update,
+    h, api, enc, bytes, when, clock, badge, toast, ask, act, empty, loadingBox, errorBox, moduleLoaded, update, configItemPath,
+    CONFIG,
     pages: extraPages,
+    widgets,
     /** The page's one periodic job, stopped when the page is left. */
     every(ms, fn) { clearInterval(pageTimer); pageTimer = setInterval(fn, ms); },
     /** Run when the page is left (close a stream, drop a poller's state). */

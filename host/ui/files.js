@@ -1,10 +1,11 @@
 // Files page: browse app_root through the file manager API (`/api/files`), view a text
-// file, upload into the folder shown, download. The host confines every path to
+// file, upload into the folder shown, download, rename (`POST /api/files/move`) and
+// delete (`DELETE /api/files`, after a confirmation). The host confines every path to
 // app_root; the page only builds relative paths from the names it was given.
 'use strict';
 
 (() => {
-  const { h, api, enc, bytes, when, badge, toast, empty, loadingBox, errorBox } = window.apollo;
+  const { h, api, enc, bytes, when, badge, toast, ask, act, empty, loadingBox, errorBox } = window.apollo;
   /** Larger files are offered for download only: the viewer holds the text in the page. */
   const VIEW_LIMIT = 512 * 1024;
 
@@ -46,10 +47,33 @@
       card.focus();
     }
 
+    /** Renames within the folder shown: the new name may not leave it. */
+    async function rename(e, button) {
+      const values = await ask({ title: `Rename ${e.name}`, message: `A new name in ${dir ? `app_root/${dir}` : 'app_root'} (an existing entry of that name is not replaced).`,
+        ok: 'Rename', fields: [{ name: 'name', label: 'New name', value: e.name, required: true }] });
+      if (!values) return;
+      const name = values.name.trim();
+      if (!name || name === '.' || name === '..' || name.includes('/')) { toast('A name, without "/"', true); return; }
+      if (name === e.name) return;
+      const to = dir ? `${dir}/${name}` : name;
+      const moved = await act(button, `${e.name} renamed to ${name}`, () => api('POST', '/api/files/move', { from: e.path, to }));
+      if (moved !== undefined) { viewer.replaceChildren(); load(); }
+    }
+
+    async function remove(e, button) {
+      const folder = e.type === 'dir';
+      const ok = await ask({ title: `Delete ${e.name}${folder ? '/' : ''}?`, danger: true, ok: 'Delete',
+        message: folder ? `The folder app_root/${e.path} and everything in it are deleted. There is no undo.`
+          : `app_root/${e.path} is deleted. There is no undo.` });
+      if (!ok) return;
+      const removed = await act(button, `${e.name} deleted`, () => api('DELETE', `/api/files?path=${enc(e.path)}${folder ? '&recursive=true' : ''}`));
+      if (removed !== undefined) { viewer.replaceChildren(); load(); }
+    }
+
     function row(e) {
       const td = (label, content, cls) => h('td', { 'data-label': label, class: cls }, content);
       let name;
-      let actions = '–';
+      const buttons = [];
       if (e.type === 'dir') {
         name = h('a', { href: link(e.path), text: `${e.name}/` });
       } else {
@@ -59,9 +83,15 @@
             title: e.size > VIEW_LIMIT ? 'Too large to view here: download it' : undefined });
           open.addEventListener('click', () => view(e));
           const download = h('a.button', { href: `/api/files/content?path=${enc(e.path)}`, download: e.name, text: 'Download', 'aria-label': `Download ${e.name}` });
-          actions = h('div.actions', {}, open, download);
+          buttons.push(open, download);
         }
       }
+      const renameButton = h('button', { type: 'button', text: 'Rename', 'data-action': 'rename', 'aria-label': `Rename ${e.name}` });
+      renameButton.addEventListener('click', () => rename(e, renameButton));
+      const deleteButton = h('button.danger', { type: 'button', text: 'Delete', 'data-action': 'delete', 'aria-label': `Delete ${e.name}` });
+      deleteButton.addEventListener('click', () => remove(e, deleteButton));
+      buttons.push(renameButton, deleteButton);
+      const actions = h('div.actions', {}, buttons);
       return h('tr', { 'data-file': e.name },
         td('Name', name),
         td('Type', e.type === 'file' ? 'file' : badge(e.type, 'info')),

@@ -2,7 +2,8 @@
 // upstreams and what passive health says of each instance, the listeners, and Seneca.
 // Traffic comes from the host's own `/metrics` (the same series Prometheus scrapes),
 // read every 2 s: rates are differences between two readings, so the page needs no
-// history of its own and shows nothing until its second reading.
+// history of its own and shows nothing until its second reading. Routes are added and
+// edited with gateway-form.js's form, removed here (confirmed).
 'use strict';
 
 (() => {
@@ -82,11 +83,14 @@
   function gateway(main) {
     main.append(h('div.toolbar', {}, h('h1', { text: 'Gateway' })));
     const body = h('div', {}, loadingBox('Loading the gateway…'));
-    main.append(body);
     if (!moduleLoaded('gateway')) {
+      main.append(body);
       body.replaceChildren(empty('module-gateway is not loaded on this host: load module_gateway.so to route traffic and see it here.'));
       return null;
     }
+    // Outside the live part: what is typed in it survives the periodic redraw.
+    const form = window.apollo.widgets.routeForm(async () => { await loadRoutes(); update(); });
+    main.append(form.element, body);
     const data = {
       routes: null, source: null, upstreams: null, listeners: null, seneca: null,
       failure: null, upstreamFailure: null, trafficFailure: null,
@@ -137,6 +141,12 @@
       return button;
     }
 
+    function editButton(route) {
+      const button = h('button', { type: 'button', 'data-key': `edit-route-${route.name}`, text: 'Edit', 'aria-label': `Edit route ${route.name}` });
+      button.addEventListener('click', () => form.edit(route));
+      return button;
+    }
+
     function target(route) {
       if (route.service) return h('span', {}, 'service ', h('b', { text: route.service }), h('span.muted', { text: ' (catalog)' }));
       const list = route.upstreams || [];
@@ -157,7 +167,7 @@
       let content;
       if (data.failure) content = errorBox(data.failure);
       else if (!data.routes) content = loadingBox('Loading routes…');
-      else if (data.routes.length === 0) content = empty('No routes: every request gets 404 no_route. Add routes in the config (modules.config.gateway.routes) or through PUT /api/module/gateway/routes.');
+      else if (data.routes.length === 0) content = empty('No routes: every request gets 404 no_route. Add one with the form above, in the config (modules.config.gateway.routes) or through PUT /api/module/gateway/routes.');
       else {
         const td = (label, content2, cls) => h('td', { 'data-label': label, class: cls }, content2);
         const rows = data.routes.map((r) => {
@@ -173,7 +183,7 @@
             td('5xx', share === null ? '–' : h('span', { class: share > 0 ? 'bad-text' : '' }, `${(share * 100).toFixed(1)} %`), 'num errors'),
             td('Median', rate ? latency(rate.median) : '–', 'num latency'),
             td('Total', data.totals[r.name] === undefined ? '0' : String(data.totals[r.name]), 'num total'),
-            td('Actions', removeButton(r)));
+            td('Actions', h('div.actions', {}, editButton(r), removeButton(r))));
         });
         content = h('div.table-wrap', {}, h('table.stack', { id: 'gateway-routes' },
           h('caption.muted', { text: `Traffic over the last ${POLL_MS / 1000} s, from the host's /metrics. ${data.source === 'api'

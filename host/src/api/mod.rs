@@ -20,6 +20,7 @@ mod events;
 mod files;
 mod guard;
 mod health;
+mod history;
 mod json;
 mod limits;
 mod models;
@@ -60,6 +61,7 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(health::routes())
         .merge(session::routes())
         .merge(apps::routes())
+        .merge(history::routes())
         .merge(control::routes())
         .merge(models::routes())
         .merge(app_models::routes())

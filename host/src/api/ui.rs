@@ -24,9 +24,15 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("app.js", "text/javascript; charset=utf-8", include_str!("../../ui/app.js")),
     // One file per page family; each registers its pages with app.js (`window.apollo`).
     ("gateway.js", "text/javascript; charset=utf-8", include_str!("../../ui/gateway.js")),
+    ("gateway-form.js", "text/javascript; charset=utf-8", include_str!("../../ui/gateway-form.js")),
     ("catalog.js", "text/javascript; charset=utf-8", include_str!("../../ui/catalog.js")),
+    ("kv.js", "text/javascript; charset=utf-8", include_str!("../../ui/kv.js")),
     ("backups.js", "text/javascript; charset=utf-8", include_str!("../../ui/backups.js")),
     ("files.js", "text/javascript; charset=utf-8", include_str!("../../ui/files.js")),
+    ("charts.js", "text/javascript; charset=utf-8", include_str!("../../ui/charts.js")),
+    ("config-gray.js", "text/javascript; charset=utf-8", include_str!("../../ui/config-gray.js")),
+    ("access-keys.js", "text/javascript; charset=utf-8", include_str!("../../ui/access-keys.js")),
+    ("consumers.js", "text/javascript; charset=utf-8", include_str!("../../ui/consumers.js")),
     ("favicon.svg", "image/svg+xml", include_str!("../../ui/favicon.svg")),
 ];
 

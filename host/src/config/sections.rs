@@ -249,11 +249,14 @@ pub struct MetricsConfig {
     /// services, modules and routes, which an anonymous caller has no business reading.
     #[serde(deserialize_with = "super::seed_values::flag")]
     pub public: bool,
+    /// Seconds between two samples of each running service's CPU and RSS, kept for the
+    /// last 360 samples (an hour at 10 s) for the dashboard's charts; 0: no sampling.
+    pub history_interval_secs: u64,
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        Self { enabled: true, public: false }
+        Self { enabled: true, public: false, history_interval_secs: 10 }
     }
 }
 

@@ -3,13 +3,16 @@
 //! module calls, store operations), held in [`Metrics`]; and figures read at scrape
 //! time (services from the supervisor, module counters, what each module contributes).
 //! prometheus-client does the encoding; this module picks names, labels and buckets.
-//! It pushes nothing anywhere and keeps no history: Prometheus does.
+//! It pushes nothing anywhere; the only history kept is `history.rs`'s last hour of each
+//! service's CPU and RSS for the dashboard's charts (longer ones: Prometheus).
 
+mod history;
 mod http;
 mod modules;
 mod services;
 mod store;
 
+pub use history::{HistoryPoint, ServiceHistory, ServiceHistoryView};
 pub use http::{PATH, mount, track_requests};
 pub use modules::module_families;
 pub use store::InstrumentedStore;

@@ -3,13 +3,17 @@
 //! plain HTTP, then Debian's `chromium` driven headless through `chromium-driver`
 //! (WebDriver, fantoccini): log in, stop a service from the page and see it stopped,
 //! start it from the API and see the page follow without a reload, follow a log line
-//! the service writes, acknowledge an alarm, run a task and see it in its history,
-//! edit and release a config item (and see a client get it), a format error shown, an
-//! ended session sent back to login, and logout. A second host with module-gateway and module-catalog: the gateway page shows
-//! a route, its upstream instance and its live traffic while a client sends requests
-//! through the gateway; the catalog page an instance with its passing check; a backup
-//! made from the backups page and restored (after a confirmation, once cancelled); a
-//! file viewed and one uploaded from the files page. Screenshots of every page at 1280 px and 390 px go to
+//! the service writes, its CPU/RSS charts filling, acknowledge an alarm, run a task and
+//! see it in its history, edit and release a config item while a real npm `ctrip-apollo`
+//! client long-polls (and see it print the new value), gray release / merge / abandon,
+//! access keys and consumers (secrets shown once), a format error shown, an ended session
+//! sent back to login, and logout. A second host with module-gateway and module-catalog:
+//! the gateway page shows a route, its upstream instance and its live traffic while a
+//! client sends requests through the gateway, and adds (a refusal shown first), edits and
+//! removes a route; the catalog page an instance with its passing check, put in and out of
+//! maintenance and deregistered; the KV page; a backup made from the backups page and
+//! restored (after a confirmation, once cancelled); a file viewed, one uploaded, renamed
+//! and deleted from the files page. Screenshots of every page at 1280 px and 390 px go to
 //! `$APOLLO_SCREENSHOT_DIR` (default: `<temp>/apollo-dashboard-screenshots`), printed
 //! at the end.
 
@@ -20,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::config_clients::{self, is};
 use common::{ADMIN_PASSWORD, Deployment, components};
 use fantoccini::{Client, ClientBuilder, Locator};
 use http::Method;
@@ -265,6 +270,22 @@ impl Browser {
         }
     }
 
+    /// Waits until attribute `attr` of the first `css` element satisfies `pred` (30 s).
+    async fn wait_attr(&self, css: &str, attr: &str, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let value = match self.client.find(Locator::Css(css)).await {
+                Ok(el) => el.attr(attr).await.ok().flatten().unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            if pred(&value) {
+                return value;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what} ({css} @{attr}); last: {value:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Clicks the element; found again if a live re-render replaced it meanwhile (a
     /// table re-drawn by an event between the find and the click).
     async fn click(&self, css: &str) {
@@ -352,7 +373,9 @@ async fn dashboard_in_chromium() {
     if !browser_present() {
         return;
     }
-    let d = Deployment::with(json!({"modules": {"dir": "modules"}, "alarms": {"disk_check_secs": 0}}));
+    // One CPU/RSS sample a second (10 s by default), so the charts fill within the test.
+    let d = Deployment::with(json!({"modules": {"dir": "modules"}, "alarms": {"disk_check_secs": 0},
+        "metrics": {"history_interval_secs": 1}}));
     std::fs::create_dir_all(d.root().join("modules")).unwrap();
     std::fs::copy(common::module_library("module-config"), d.root().join("modules/module_config.so")).unwrap();
     if let Some(sys) = optional_module("module-sys") {
@@ -453,7 +476,28 @@ async fn dashboard_in_chromium() {
         writeln!(f, "{line}").unwrap();
     }
     b.wait_text("#log", "the line the service wrote", |t| t.contains(&line)).await;
+    // Its CPU and RSS over the last hour, from the host's samples, redrawn as they come.
+    let first = b.wait_attr("#chart-rss", "data-points", "RSS samples charted", |n| n.parse::<u32>().is_ok()).await;
+    b.wait_attr("#chart-rss", "data-points", "more RSS samples, live", |n| {
+        n.parse::<u32>().is_ok_and(|n| n >= 2 && n > first.parse::<u32>().unwrap_or(0))
+    })
+    .await;
+    b.wait_attr("#chart-cpu", "data-points", "CPU samples charted", |n| n.parse::<u32>().is_ok_and(|n| n >= 1)).await;
+    let lines =
+        b.client.execute("return document.querySelectorAll('#chart-rss polyline').length", vec![]).await.unwrap();
+    assert!(lines.as_u64().unwrap_or(0) >= 1, "a line through the RSS samples: {lines}");
+    let axis = b.text("#service-charts").await;
+    assert!(axis.contains("MiB") || axis.contains("KiB"), "RSS axis labels: {axis}");
+    let history: Value = api.get("/api/apps/tailer/history").await.unwrap();
+    assert!(history["points"].as_array().unwrap().iter().all(|p| p["rss_bytes"].as_u64() > Some(0)), "{history}");
+    let (status, _, _) = raw(&host.host.http_addr.to_string(), "GET", "/api/apps/tailer/history", &[], "").await;
+    assert_eq!(status, 401, "the history needs a token over TCP");
     b.shoot(&shots, "service").await;
+    b.client.execute("document.getElementById('charts-title').scrollIntoView()", vec![]).await.unwrap();
+    b.shoot(&shots, "service-charts").await;
+    // A service that never ran has no samples: the charts say so.
+    b.go(&base, "#/service/crashy").await;
+    b.wait_text("#service-charts", "the charts' empty state", |t| t.contains("No samples yet")).await;
 
     // Modules: the loaded config module and its routes.
     b.go(&base, "#/modules").await;
@@ -540,6 +584,18 @@ async fn dashboard_in_chromium() {
     assert_eq!(released["configurations"]["greeting"], "hello-from-the-ui", "{released}");
     b.shoot(&shots, "config-released").await;
 
+    // A real long-polling client (npm ctrip-apollo with its defaults) on that namespace:
+    // it sees what the page releases from now on.
+    let scratch = tempfile::tempdir().unwrap();
+    let config_base = format!("{base}/api/module/config");
+    let mut client =
+        config_clients::node_client().then(|| config_clients::Client::node(scratch.path(), &config_base, "shop", &[]));
+    if let Some(client) = client.as_mut() {
+        let ready = client.wait_for("the client's ready()", |e| is(e, "ready")).await;
+        assert_eq!(ready["config"]["greeting"], "hello-from-the-ui", "{ready}");
+        client.mark();
+    }
+
     // A second release, rolled back from the history: clients get the first again.
     b.click("tr[data-item='greeting'] button").await;
     b.type_into("#item-value", "second-value").await;
@@ -563,6 +619,15 @@ async fn dashboard_in_chromium() {
         (client_value().await == "second-value").then_some(())
     })
     .await;
+    if let Some(client) = client.as_mut() {
+        let change = client.wait_for("the page's release pushed to the client", |e| is(e, "change")).await;
+        assert_eq!(
+            (change["key"].as_str(), change["newValue"].as_str()),
+            (Some("greeting"), Some("second-value")),
+            "{change}"
+        );
+        client.mark();
+    }
     b.wait_text("#history-table", "two releases", |t| t.lines().filter(|l| l.contains("release ")).count() >= 2).await;
     b.click("#history-table button").await;
     b.confirm().await;
@@ -572,6 +637,108 @@ async fn dashboard_in_chromium() {
     .await;
     b.wait_text("#history-table", "the abandoned release", |t| t.contains("abandoned")).await;
     b.shoot(&shots, "config-history").await;
+    if let Some(client) = client.as_mut() {
+        let change = client.wait_for("the rollback pushed to the client", |e| is(e, "change")).await;
+        assert_eq!(change["newValue"], "hello-from-the-ui", "{change}");
+        client.mark();
+    }
+
+    // Gray release: a branch, an override, a rule for one IP, gray publish; the IP gets the
+    // branch, everyone else master; then merged (released to all), and a second abandoned.
+    b.click("#gray-create").await;
+    b.wait_text("#gray-branch", "the gray branch", |t| !t.is_empty()).await;
+    b.type_into("#gray-key", "greeting").await;
+    b.type_into("#gray-value", "gray-value").await;
+    b.click("#gray-item-save").await;
+    b.wait_text("#gray-items", "the override", |t| t.contains("gray-value")).await;
+    b.type_into("#gray-rule-app", "shop").await;
+    b.type_into("#gray-rule-ips", "10.0.0.7").await;
+    b.click("#gray-rule-add").await;
+    b.wait_text("#gray-rules", "the rule", |t| t.contains("10.0.0.7")).await;
+    b.click("#gray-release").await;
+    b.confirm().await;
+    let served_to = |query: &'static str| {
+        let addr = host.host.http_addr.to_string();
+        async move {
+            let path = format!("/api/module/config/configs/shop/default/application{query}");
+            let (_, _, body) = raw(&addr, "GET", &path, &[], "").await;
+            let got: Value = serde_json::from_str(&body).unwrap_or_default();
+            got["configurations"]["greeting"].as_str().unwrap_or_default().to_string()
+        }
+    };
+    common::eventually("the gray release served to 10.0.0.7", Duration::from_secs(10), || async {
+        (served_to("?ip=10.0.0.7").await == "gray-value").then_some(())
+    })
+    .await;
+    assert_eq!(served_to("?ip=10.0.0.8").await, "hello-from-the-ui", "other clients keep master");
+    b.wait_text("#history-table", "the gray release in the history", |t| t.contains("gray")).await;
+    b.shoot(&shots, "config-gray").await;
+    b.click("#gray-merge").await;
+    b.confirm().await;
+    b.wait_text("#gray", "the branch merged away", |t| t.contains("No gray branch")).await;
+    common::eventually("the merge released to everyone", Duration::from_secs(10), || async {
+        (served_to("").await == "gray-value").then_some(())
+    })
+    .await;
+    if let Some(client) = client.as_mut() {
+        let change = client.wait_for("the merge pushed to the client", |e| is(e, "change")).await;
+        assert_eq!(change["newValue"], "gray-value", "{change}");
+        client.mark();
+    }
+    b.click("#gray-create").await;
+    b.wait_text("#gray-branch", "a second branch", |t| !t.is_empty()).await;
+    b.click("#gray-abandon").await;
+    b.confirm().await;
+    b.wait_text("#gray", "the branch abandoned", |t| t.contains("No gray branch")).await;
+    drop(client);
+
+    // Access keys of the app: created (the secret shown once), masked in the list,
+    // disabled, deleted.
+    b.go(&base, "#/config/shop").await;
+    b.click("#accesskey-create").await;
+    let secret = b.wait_text("#accesskey-secret", "the new secret, once", |t| t.len() > 8).await;
+    let row = b.wait_text("#accesskeys tr[data-accesskey]", "the key listed", |t| t.contains("enabled")).await;
+    assert!(!row.contains(&secret), "the list masks the secret: {row}");
+    b.click("#accesskey-dismiss").await;
+    b.client.execute("document.getElementById('accesskeys-title').scrollIntoView()", vec![]).await.unwrap();
+    b.shoot(&shots, "config-accesskeys").await;
+    let page = b.text("#main").await;
+    assert!(!page.contains(&secret), "the secret is not shown again");
+    b.click("#accesskeys button[data-action='toggle']").await;
+    b.wait_text("#accesskeys td.state", "the key disabled", |t| t == "disabled").await;
+    b.click("#accesskeys button[data-action='delete']").await;
+    b.confirm().await;
+    b.wait_text("#main", "no access keys", |t| t.contains("No access keys")).await;
+
+    // Open API consumers: one created with rights on shop (its token shown once, and it
+    // works), its rights narrowed, then deleted (the token refused).
+    b.go(&base, "#/config").await;
+    b.click("#consumers-link").await;
+    b.type_into("#consumer-name", "ci-bot").await;
+    b.type_into("#consumer-app", "shop").await;
+    b.click("#consumer-release").await;
+    b.click("#consumer-create").await;
+    let consumer_token = b.wait_text("#consumer-token", "the new token, once", |t| t.len() > 8).await;
+    let envclusters = "/api/module/config/openapi/v1/apps/shop/envclusters";
+    let addr = host.host.http_addr.to_string();
+    let (status, _, body) = raw(&addr, "GET", envclusters, &[("Authorization", &consumer_token)], "").await;
+    assert_eq!(status, 200, "the consumer's token reads shop: {body}");
+    let row =
+        b.wait_text("#consumers tr[data-consumer='ci-bot']", "the consumer listed", |t| t.contains("release")).await;
+    assert!(!row.contains(&consumer_token), "the list masks the token: {row}");
+    b.click("#consumer-dismiss").await;
+    assert!(!b.text("#main").await.contains(&consumer_token), "the token is not shown again");
+    b.shoot(&shots, "config-consumers").await;
+    b.click("#consumers tr[data-consumer='ci-bot'] button[data-action='scope']").await;
+    b.wait_text("#dialog-title", "the rights dialog", |t| t.contains("Rights of ci-bot")).await;
+    b.type_into("#dialog-field-0", "shop").await;
+    b.click("#dialog-ok").await;
+    b.wait_text("#consumers td.apps", "release taken away", |t| t.contains("edit") && !t.contains("release")).await;
+    b.click("#consumers tr[data-consumer='ci-bot'] button[data-action='delete']").await;
+    b.confirm().await;
+    b.wait_text("#main", "no consumers", |t| t.contains("No consumers")).await;
+    let (status, _, _) = raw(&addr, "GET", envclusters, &[("Authorization", &consumer_token)], "").await;
+    assert_eq!(status, 401, "a deleted consumer's token is refused");
 
     // A JSON namespace refuses content that does not parse, and the page says where.
     b.go(&base, "#/config/shop").await;
@@ -706,12 +873,90 @@ async fn gateway_catalog_backups_and_files_pages_in_chromium() {
     load.abort();
     let _ = load.await;
 
+    // A route added from the form: a prefix the module refuses (its reason shown inline),
+    // then corrected; edited (retries); removed (confirmed).
+    let route = |name: &'static str| {
+        let api = &api;
+        async move {
+            let routes: Value = api.get("/api/module/gateway/routes").await.ok()?;
+            routes["routes"].as_array()?.iter().find(|r| r["name"] == name).cloned()
+        }
+    };
+    b.click("#route-editor summary").await;
+    b.type_into("#route-name", "api").await;
+    b.type_into("#route-prefix", "api").await;
+    b.type_into("#route-upstreams", &format!("127.0.0.1:{port}")).await;
+    b.click("#route-save").await;
+    let refusal = b.wait_text("#route-error", "the module's refusal", |t| !t.is_empty()).await;
+    assert!(refusal.contains("must start with `/`"), "{refusal}");
+    assert!(route("api").await.is_none(), "a refused route is not added");
+    b.shoot(&shots, "gateway-route-refused").await;
+    b.type_into("#route-prefix", "/api").await;
+    b.click("#route-save").await;
+    b.wait_text("tr[data-route='api']", "the added route", |t| t.contains("/api")).await;
+    assert_eq!(route("api").await.expect("the route")["path_prefix"], "/api");
+    b.click("[data-key='edit-route-api']").await;
+    b.wait_text("#route-form-title", "the edit form", |t| t == "Edit route api").await;
+    b.type_into("#route-retries", "3").await;
+    b.click("#route-save").await;
+    common::eventually("the edited route stored", Duration::from_secs(10), || async {
+        (route("api").await?["retries"] == 3).then_some(())
+    })
+    .await;
+    assert!(route("web").await.is_some(), "editing one route keeps the others");
+    b.click("[data-key='remove-route-api']").await;
+    b.confirm().await;
+    common::eventually("the route removed", Duration::from_secs(10), || async {
+        route("api").await.is_none().then_some(())
+    })
+    .await;
+
     // Catalog: the registered instance and its passing check.
     b.go(&base, "#/catalog").await;
     b.wait_text("tr[data-instance='orders-1'] td.status", "the instance passing", |t| t == "passing").await;
     let row = b.text("tr[data-instance='orders-1']").await;
     assert!(row.contains("orders alive: passing") && row.contains(&format!("127.0.0.1:{port}")), "{row}");
     b.shoot(&shots, "catalog").await;
+    // Maintenance with a reason, and out of it; then deregistered (confirmed).
+    b.click("[data-key='maint-orders-1']").await;
+    b.wait_text("#dialog-title", "the maintenance dialog", |t| t.contains("Maintenance for orders-1")).await;
+    b.type_into("#dialog-field-0", "deploying v2").await;
+    b.click("#dialog-ok").await;
+    b.wait_text("tr[data-instance='orders-1'] td.status", "the instance in maintenance", |t| t == "critical").await;
+    let row = b.text("tr[data-instance='orders-1']").await;
+    assert!(row.contains("deploying v2"), "the reason shown: {row}");
+    b.shoot(&shots, "catalog-maintenance").await;
+    b.click("[data-key='maint-orders-1']").await;
+    b.wait_text("tr[data-instance='orders-1'] td.status", "out of maintenance", |t| t == "passing").await;
+    b.click("[data-key='deregister-orders-1']").await;
+    b.confirm().await;
+    b.wait_text("#main", "the instance gone", |t| !t.contains("orders-1")).await;
+    let agent = api.send(Method::GET, "/api/module/catalog/v1/agent/services", None).await.unwrap();
+    assert!(!String::from_utf8_lossy(&agent.body).contains("orders-1"), "deregistered in the module");
+
+    // KV: write two keys, list by prefix, view, delete (confirmed).
+    b.go(&base, "#/kv").await;
+    b.wait_text("#main", "the empty store", |t| t.contains("The store is empty")).await;
+    for (key, value) in [("app/settings/color", "blue"), ("other/flag", "on")] {
+        b.type_into("#kv-key", key).await;
+        b.type_into("#kv-value", value).await;
+        b.click("#kv-save").await;
+        b.wait_text("#kv-content", "the written value", |t| t == value).await;
+    }
+    let stored = api.send(Method::GET, "/api/module/catalog/v1/kv/app/settings/color?raw", None).await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&stored.body), "blue", "stored as sent, not as JSON");
+    b.type_into("#kv-prefix", "app/").await;
+    b.click("#kv-list").await;
+    b.wait_text("#kv-table", "the keys under app/", |t| t.contains("app/settings/color") && !t.contains("other/flag"))
+        .await;
+    b.click("tr[data-kv='app/settings/color'] button[data-action='view']").await;
+    b.wait_text("#kv-content", "the value viewed", |t| t == "blue").await;
+    b.shoot(&shots, "kv").await;
+    b.click("tr[data-kv='app/settings/color'] button[data-action='delete']").await;
+    b.confirm().await;
+    b.wait_text("#main", "no key left under app/", |t| t.contains("No key starts with")).await;
+    let gone = api.send(Method::GET, "/api/module/catalog/v1/kv/app/settings/color", None).await.unwrap();
+    assert_eq!(gone.status.as_u16(), 404);
 
     // Backups: none, then one made from the page.
     b.go(&base, "#/backups").await;
@@ -747,6 +992,28 @@ async fn gateway_catalog_backups_and_files_pages_in_chromium() {
     b.wait_text("tr[data-file='uploaded.txt']", "the uploaded file listed", |t| t.contains("uploaded.txt")).await;
     assert_eq!(std::fs::read_to_string(d.root().join("app/docs/uploaded.txt")).unwrap(), "sent from the browser\n");
     b.shoot(&shots, "files").await;
+    // Rename it (the new name asked for in a dialog), then delete it: cancelled once, confirmed.
+    b.click("tr[data-file='uploaded.txt'] button[data-action='rename']").await;
+    b.wait_text("#dialog-title", "the rename dialog", |t| t.contains("Rename uploaded.txt")).await;
+    b.type_into("#dialog-field-0", "renamed.txt").await;
+    b.click("#dialog-ok").await;
+    b.wait_text("#files-table", "the renamed file listed", |t| {
+        t.contains("renamed.txt") && !t.contains("uploaded.txt")
+    })
+    .await;
+    let docs = d.root().join("app/docs");
+    assert_eq!(std::fs::read_to_string(docs.join("renamed.txt")).unwrap(), "sent from the browser\n");
+    assert!(!docs.join("uploaded.txt").exists());
+    b.click("tr[data-file='renamed.txt'] button[data-action='delete']").await;
+    b.wait_text("#dialog-title", "the delete confirmation", |t| t.contains("Delete renamed.txt")).await;
+    b.shoot(&shots, "files-delete").await;
+    b.click("#dialog-cancel").await;
+    assert!(docs.join("renamed.txt").exists(), "cancelled: kept");
+    b.click("tr[data-file='renamed.txt'] button[data-action='delete']").await;
+    b.confirm().await;
+    b.wait_text("#files-table", "the deleted file gone", |t| t.contains("notes.txt") && !t.contains("renamed.txt"))
+        .await;
+    assert!(!docs.join("renamed.txt").exists(), "deleted from app_root");
 
     let violations =
         b.client.execute("return document.documentElement.dataset.cspViolations || '0'", vec![]).await.unwrap();

@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod components;
+pub mod config_clients;
 pub mod http_receiver;
 pub mod mongo;
 pub mod stores;
