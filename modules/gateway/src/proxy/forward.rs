@@ -230,7 +230,9 @@ async fn one_try(
         }
     }
     let connecting = upstream.admit_connect().map_err(|_| TryError::Pending)?;
-    let connection = instance.pool.connect(upgrading).await.map_err(|e| TryError::Connect(e.0))?;
+    // Boxed: making a connection is rare, and its future (hyper's handshake included)
+    // would otherwise enlarge every request's future, which moves as requests start.
+    let connection = Box::pin(instance.pool.connect(upgrading)).await.map_err(|e| TryError::Connect(e.0))?;
     drop(connecting);
     connection.send(request).await.map_err(|e| match e {
         SendError::NotSent(_) => TryError::Connect(format!("{}: closed before the request left", instance.addr)),

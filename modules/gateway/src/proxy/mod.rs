@@ -68,7 +68,9 @@ impl DataPlane {
             (Some(kind), _) => {
                 let seneca = self.seneca.as_ref().expect("kind came from it");
                 let request = seneca::SenecaRequest { kind, parts: &parts, body, client };
-                let (response, name) = seneca::handle(&self, seneca, request, &span, &mut outcome).await;
+                // Boxed: a Seneca message's future is several times a proxied request's, and
+                // every request's future would carry its size otherwise.
+                let (response, name) = Box::pin(seneca::handle(&self, seneca, request, &span, &mut outcome)).await;
                 seneca_route = Some(name);
                 response
             }

@@ -5,8 +5,11 @@
 //! stay keep their state and connections.
 
 mod balance;
+mod connection;
 mod outlier;
 mod pool;
+#[cfg(test)]
+mod pool_tests;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,8 +18,9 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use arc_swap::ArcSwap;
 
+pub use self::connection::{BoxError, PooledBody, RequestBody, SendError};
 pub use self::outlier::{Outlier, now_ms};
-pub use self::pool::{BoxError, Pool, PooledBody, RequestBody, SendError};
+pub use self::pool::Pool;
 use crate::settings::{Balance, CircuitSettings, OutlierSettings};
 
 /// One reachable instance.
