@@ -1,11 +1,13 @@
 //! The gateway's figures on the host's `/metrics` (labelled `module="gateway"` by the
 //! host): requests by route/method/status and their latency, tries per upstream
 //! instance, retries, fallbacks, ejections, circuit overflows, connections and pools.
-//! Series are looked up once and kept, so a request costs no label allocation.
+//! Series are looked up once and kept by the route and the instance they count, so a
+//! request costs no label allocation, lock or map lookup.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use arc_swap::ArcSwap;
 use http::Method;
 use plugin_api::metrics::{self, Counter, CounterSeries, Gauge, Histogram, HistogramSeries, MetricError};
 
@@ -23,23 +25,77 @@ pub struct Metrics {
     pub ejected: Gauge,
     pub pool_connections: Gauge,
     pub instances: Gauge,
-    /// `route` → (`method`, `code`) → series; `route` → duration.
-    request_series: Mutex<HashMap<String, RouteSeries>>,
-    /// `upstream` → (`instance`, `code`) → series.
-    try_series: Mutex<HashMap<String, UpstreamSeries>>,
+    /// The series of route names that have no route to keep them (Seneca's, a 404's).
+    request_series: Mutex<HashMap<String, Arc<RouteSeries>>>,
 }
 
+/// A route's request series: its latency, and counts by method and status.
 #[derive(Debug)]
-struct RouteSeries {
+pub struct RouteSeries {
+    route: String,
     duration: HistogramSeries,
-    by_code: HashMap<(Method, u16), CounterSeries>,
+    by_code: Keyed<(Method, u16)>,
+    family: Counter,
 }
 
+impl RouteSeries {
+    pub fn record(&self, method: &Method, code: u16, seconds: f64) {
+        self.duration.observe(seconds);
+        self.by_code
+            .inc(&(method.clone(), code), || self.family.with(&[&self.route, method.as_str(), &code.to_string()]));
+    }
+}
+
+/// An upstream instance's try series: the upstream's latency, and the instance's counts
+/// by status (0: no response).
 #[derive(Debug)]
-struct UpstreamSeries {
+pub struct InstanceSeries {
+    upstream: String,
+    instance: String,
     duration: HistogramSeries,
-    /// `instance` → `code` → series.
-    by_code: HashMap<String, HashMap<u16, CounterSeries>>,
+    by_code: Keyed<u16>,
+    family: Counter,
+}
+
+impl InstanceSeries {
+    pub fn record(&self, code: u16, seconds: f64) {
+        self.duration.observe(seconds);
+        self.by_code.inc(&code, || self.family.with(&[&self.upstream, &self.instance, &code.to_string()]));
+    }
+}
+
+/// Counter series by a small key, read without a lock or a hash: a list replaced whole
+/// when a key is first seen, as the statuses a route answers settle after its first
+/// requests.
+#[derive(Debug)]
+struct Keyed<K> {
+    list: ArcSwap<Vec<(K, CounterSeries)>>,
+}
+
+impl<K> Default for Keyed<K> {
+    fn default() -> Self {
+        Self { list: ArcSwap::from_pointee(Vec::new()) }
+    }
+}
+
+impl<K: PartialEq + Clone> Keyed<K> {
+    /// Adds one to the series of `key`, made by `make` the first time (the family hands
+    /// out the same cell for the same labels, so a race makes no second series).
+    fn inc(&self, key: &K, make: impl FnOnce() -> CounterSeries) {
+        if let Some((_, counter)) = self.list.load().iter().find(|(k, _)| k == key) {
+            counter.inc();
+            return;
+        }
+        let counter = make();
+        counter.inc();
+        self.list.rcu(|list| {
+            let mut list = Vec::clone(list);
+            if !list.iter().any(|(k, _)| k == key) {
+                list.push((key.clone(), counter.clone()));
+            }
+            list
+        });
+    }
 }
 
 /// Latency buckets (seconds): a proxy hop lives in the sub-millisecond range.
@@ -99,44 +155,41 @@ impl Metrics {
             )?,
             instances: metrics::gauge("gateway_upstream_instances", "Instances known by upstream", &["upstream"])?,
             request_series: Mutex::default(),
-            try_series: Mutex::default(),
         })
     }
 
-    pub fn request(&self, route: &str, method: &Method, code: u16, seconds: f64) {
-        let mut all = self.request_series.lock().unwrap_or_else(|e| e.into_inner());
-        let series = match all.get_mut(route) {
-            Some(s) => s,
-            None => all
-                .entry(route.to_owned())
-                .or_insert_with(|| RouteSeries { duration: self.duration.with(&[route]), by_code: HashMap::new() }),
-        };
-        series.duration.observe(seconds);
-        match series.by_code.get(&(method.clone(), code)) {
-            Some(counter) => counter.inc(),
-            None => {
-                let counter = self.requests.with(&[route, method.as_str(), &code.to_string()]);
-                counter.inc();
-                series.by_code.insert((method.clone(), code), counter);
-            }
+    /// A route's series, made once and kept by the route (see [`RouteSeries`]).
+    pub fn route(&self, route: &str) -> RouteSeries {
+        RouteSeries {
+            route: route.to_owned(),
+            duration: self.duration.with(&[route]),
+            by_code: Keyed::default(),
+            family: self.requests.clone(),
         }
     }
 
-    pub fn try_done(&self, upstream: &str, instance: &str, code: u16, seconds: f64) {
-        let mut all = self.try_series.lock().unwrap_or_else(|e| e.into_inner());
-        let series = match all.get_mut(upstream) {
-            Some(s) => s,
-            None => all.entry(upstream.to_owned()).or_insert_with(|| UpstreamSeries {
-                duration: self.try_duration.with(&[upstream]),
-                by_code: HashMap::new(),
-            }),
+    /// An answered request counted for a route name that has no [`RouteSeries`] of its
+    /// own (Seneca's, or none at all: a 404).
+    pub fn request(&self, route: &str, method: &Method, code: u16, seconds: f64) {
+        let series = {
+            let mut all = self.request_series.lock().unwrap_or_else(|e| e.into_inner());
+            match all.get(route) {
+                Some(series) => Arc::clone(series),
+                None => Arc::clone(all.entry(route.to_owned()).or_insert_with(|| Arc::new(self.route(route)))),
+            }
         };
-        series.duration.observe(seconds);
-        let by_code = match series.by_code.get_mut(instance) {
-            Some(by_code) => by_code,
-            None => series.by_code.entry(instance.to_owned()).or_default(),
-        };
-        by_code.entry(code).or_insert_with(|| self.tries.with(&[upstream, instance, &code.to_string()])).inc();
+        series.record(method, code, seconds);
+    }
+
+    /// An upstream instance's try series, made once and kept by the instance.
+    pub fn instance(&self, upstream: &str, instance: &str) -> InstanceSeries {
+        InstanceSeries {
+            upstream: upstream.to_owned(),
+            instance: instance.to_owned(),
+            duration: self.try_duration.with(&[upstream]),
+            by_code: Keyed::default(),
+            family: self.tries.clone(),
+        }
     }
 
     pub fn retry(&self, route: &str, reason: &str) {

@@ -3,11 +3,12 @@
 //! one and swaps it in whole, so a bad edit is refused and the old table keeps serving.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
+use crate::metrics::RouteSeries;
 use crate::settings::{Balance, Fallback, RouteSpec, address_of};
 use crate::upstream::Upstream;
 
@@ -49,6 +50,8 @@ pub struct Route {
     pub retries: u32,
     pub retry_non_idempotent: bool,
     pub fallback: Option<Fallback>,
+    /// This route's request series, made on its first request.
+    pub series: OnceLock<RouteSeries>,
 }
 
 /// seneca-transport's client gives up after 5555 ms; answer before it does.
@@ -123,6 +126,7 @@ impl Route {
             retries: 2,
             retry_non_idempotent: false,
             fallback: None,
+            series: OnceLock::new(),
         }
     }
 
@@ -270,6 +274,7 @@ fn compile(spec: &RouteSpec, resolve: Resolve<'_>) -> Result<Route, String> {
         retries: spec.retries,
         retry_non_idempotent: spec.retry_non_idempotent,
         fallback: spec.fallback.clone(),
+        series: OnceLock::new(),
     })
 }
 

@@ -22,6 +22,7 @@ use super::DataPlane;
 use super::body::Outgoing;
 use super::headers::{add_forwarded, strip_hop_by_hop};
 use super::replies::{self, Failure, ResponseBody};
+use crate::metrics::InstanceSeries;
 use crate::table::Route;
 use crate::trace::ActiveSpan;
 use crate::upstream::{Instance, PooledBody, RequestBody, SendError, Upstream};
@@ -82,18 +83,20 @@ pub async fn forward(
     let Some(uri) = upstream_uri(route, &parts.uri) else {
         return local(plane, route, outcome, Failure::BadRequest, "the rewritten path is not a valid URI");
     };
-    let mut headers = parts.headers.clone();
     let upgrading = client_upgrade.is_some();
-    strip_hop_by_hop(&mut headers, upgrading);
-    add_forwarded(&mut headers, client.ip());
     let may_repeat = idempotent(&parts.method) || route.retry_non_idempotent;
+    // Each try's head is made from the client's: one header copy per try (a try's
+    // request is consumed by its connection), none kept aside for the retries.
     let make_request = |try_span: &ActiveSpan| {
         let mut request = Request::new(body.for_try());
         *request.method_mut() = parts.method.clone();
         *request.uri_mut() = uri.clone();
         *request.version_mut() = Version::HTTP_11;
-        *request.headers_mut() = headers.clone();
-        try_span.inject(request.headers_mut());
+        let headers = request.headers_mut();
+        *headers = parts.headers.clone();
+        strip_hop_by_hop(headers, upgrading);
+        add_forwarded(headers, client.ip());
+        try_span.inject(headers);
         request
     };
 
@@ -135,7 +138,7 @@ pub async fn forward(
         let retry_reason = match result {
             Ok(Ok(response)) => {
                 let code = response.status().as_u16();
-                plane.metrics.try_done(&upstream.name, &instance.id, code, seconds);
+                try_series(plane, upstream, &instance).record(code, seconds);
                 if matches!(code, 502..=504) {
                     note_failure(plane, upstream, &instance);
                     if may_repeat && body.can_resend() && may_retry(plane, route, outcome, deadline) {
@@ -164,7 +167,7 @@ pub async fn forward(
             Ok(Err(TryError::Sent(e))) => {
                 last = (Failure::Upstream, format!("upstream {}: {e}", instance.addr).into());
                 if !may_repeat {
-                    plane.metrics.try_done(&upstream.name, &instance.id, 0, seconds);
+                    try_series(plane, upstream, &instance).record(0, seconds);
                     note_failure(plane, upstream, &instance);
                     break;
                 }
@@ -173,14 +176,14 @@ pub async fn forward(
             Err(_) => {
                 last = (Failure::Timeout, format!("upstream {} did not answer in time", instance.addr).into());
                 if !may_repeat {
-                    plane.metrics.try_done(&upstream.name, &instance.id, 0, seconds);
+                    try_series(plane, upstream, &instance).record(0, seconds);
                     note_failure(plane, upstream, &instance);
                     break;
                 }
                 "timeout"
             }
         };
-        plane.metrics.try_done(&upstream.name, &instance.id, 0, seconds);
+        try_series(plane, upstream, &instance).record(0, seconds);
         note_failure(plane, upstream, &instance);
         if !(body.can_resend() && may_retry(plane, route, outcome, deadline)) {
             break;
@@ -204,6 +207,10 @@ fn upstream_uri(route: &Route, client: &Uri) -> Option<Uri> {
 /// last: asking spends it).
 fn may_retry(plane: &DataPlane, route: &Route, outcome: &Outcome, deadline: Instant) -> bool {
     outcome.attempts <= route.retries && Instant::now() < deadline && plane.budget.withdraw()
+}
+
+fn try_series<'i>(plane: &DataPlane, upstream: &Upstream, instance: &'i Instance) -> &'i InstanceSeries {
+    instance.series.get_or_init(|| plane.metrics.instance(&upstream.name, &instance.id))
 }
 
 fn note_failure(plane: &DataPlane, upstream: &Upstream, instance: &Instance) {
@@ -230,7 +237,9 @@ async fn one_try(
         }
     }
     let connecting = upstream.admit_connect().map_err(|_| TryError::Pending)?;
-    let connection = instance.pool.connect(upgrading).await.map_err(|e| TryError::Connect(e.0))?;
+    // Boxed: making a connection is rare, and its future (hyper's handshake included)
+    // would otherwise enlarge every request's future, which moves as requests start.
+    let connection = Box::pin(instance.pool.connect(upgrading)).await.map_err(|e| TryError::Connect(e.0))?;
     drop(connecting);
     connection.send(request).await.map_err(|e| match e {
         SendError::NotSent(_) => TryError::Connect(format!("{}: closed before the request left", instance.addr)),

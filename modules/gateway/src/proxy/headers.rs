@@ -34,6 +34,18 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
 /// Removes hop-by-hop headers; for a protocol switch `Connection: upgrade` and
 /// `Upgrade` pass through, as the next hop must see them.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // Most heads carry none of them: one pass over the names tells, where removing each
+    // would hash every name of the list.
+    let any = headers.keys().any(|name| name == header::UPGRADE || HOP_BY_HOP.contains(name));
+    if any {
+        remove_hop_by_hop(headers, keep_upgrade);
+    }
+    if keep_upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -48,9 +60,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     for name in &HOP_BY_HOP {
         headers.remove(name);
     }
-    if keep_upgrade {
-        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
+    if !keep_upgrade {
         headers.remove(header::UPGRADE);
     }
 }
@@ -87,6 +97,18 @@ mod tests {
         strip_hop_by_hop(&mut h, false);
         assert_eq!(h.len(), 1, "{h:?}");
         assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn a_head_without_hop_by_hop_headers_is_left_alone_and_a_stray_upgrade_goes() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("a"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 2, "{h:?}");
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        strip_hop_by_hop(&mut h, false);
+        assert!(!h.contains_key(header::UPGRADE), "{h:?}");
     }
 
     #[test]

@@ -68,7 +68,9 @@ impl DataPlane {
             (Some(kind), _) => {
                 let seneca = self.seneca.as_ref().expect("kind came from it");
                 let request = seneca::SenecaRequest { kind, parts: &parts, body, client };
-                let (response, name) = seneca::handle(&self, seneca, request, &span, &mut outcome).await;
+                // Boxed: a Seneca message's future is several times a proxied request's, and
+                // every request's future would carry its size otherwise.
+                let (response, name) = Box::pin(seneca::handle(&self, seneca, request, &span, &mut outcome)).await;
                 seneca_route = Some(name);
                 response
             }
@@ -93,7 +95,12 @@ impl DataPlane {
         let route_name = seneca_route.as_deref().unwrap_or(route.map_or("", |r| r.name.as_str()));
         let seconds = started.elapsed().as_secs_f64();
         let status = response.status().as_u16();
-        self.metrics.request(route_name, &parts.method, status, seconds);
+        match route {
+            Some(route) => {
+                route.series.get_or_init(|| self.metrics.route(&route.name)).record(&parts.method, status, seconds)
+            }
+            None => self.metrics.request(route_name, &parts.method, status, seconds),
+        }
         if span.is_recording() {
             span.set_attribute("http.request.method", parts.method.as_str());
             span.set_attribute("url.path", parts.uri.path());

@@ -5,18 +5,23 @@
 //! stay keep their state and connections.
 
 mod balance;
+mod connection;
 mod outlier;
 mod pool;
+#[cfg(test)]
+mod pool_tests;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 
+pub use self::connection::{BoxError, PooledBody, RequestBody, SendError};
 pub use self::outlier::{Outlier, now_ms};
-pub use self::pool::{BoxError, Pool, PooledBody, RequestBody, SendError};
+pub use self::pool::Pool;
+use crate::metrics::InstanceSeries;
 use crate::settings::{Balance, CircuitSettings, OutlierSettings};
 
 /// One reachable instance.
@@ -30,6 +35,8 @@ pub struct Instance {
     active: AtomicU32,
     pub outlier: Outlier,
     pub pool: Arc<Pool>,
+    /// This instance's try series, made on its first try.
+    pub series: OnceLock<InstanceSeries>,
 }
 
 impl Instance {
@@ -123,6 +130,7 @@ impl Upstream {
                     active: AtomicU32::new(0),
                     outlier: Outlier::default(),
                     pool: Arc::new(Pool::new(m.addr, &self.circuit)),
+                    series: OnceLock::new(),
                 }),
             })
             .collect();

@@ -1,28 +1,20 @@
-//! Keep-alive HTTP/1.1 connections to one instance: a stack of idle senders, a new
-//! connection when none is idle, and the connection given back when the response body
-//! has been read to its end (a body dropped half-read closes it instead, since the
-//! connection is then mid-message).
+//! Keep-alive HTTP/1.1 connections to one instance: a stack of idle ones, a new
+//! connection when none is idle, and a connection taken back when its response body has
+//! been read to its end (see `connection.rs`: the request that uses a connection drives
+//! it, so an idle one is driven by nobody and is checked when it is taken out).
 
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::{Request, Response};
-use http_body_util::combinators::UnsyncBoxBody;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::{self, SendRequest};
+use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use super::connection::{Link, OpenCount, UpstreamConnection};
 use crate::settings::CircuitSettings;
-
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-/// What the gateway sends upstream: a replayable buffer or the client's stream.
-pub type RequestBody = UnsyncBoxBody<Bytes, BoxError>;
 
 #[derive(Debug)]
 pub struct Pool {
@@ -37,29 +29,13 @@ pub struct Pool {
 
 #[derive(Debug)]
 struct Idle {
-    sender: SendRequest<RequestBody>,
+    link: Link,
     since: Instant,
 }
 
 /// Why a connection could not be had: nothing was sent, any request may go elsewhere.
 #[derive(Debug)]
 pub struct ConnectError(pub String);
-
-/// Why a send failed.
-pub enum SendError {
-    /// The connection was found closed before the request left: it comes back intact.
-    NotSent(Box<Request<RequestBody>>),
-    /// The request (or part of it) left; the upstream reset or broke the response.
-    Sent(hyper::Error),
-}
-
-/// A connection checked out of the pool for one request.
-pub struct UpstreamConnection {
-    sender: SendRequest<RequestBody>,
-    pool: Arc<Pool>,
-    /// False for a connection made for a protocol switch: it never goes back idle.
-    keep: bool,
-}
 
 impl Pool {
     pub fn new(addr: SocketAddr, settings: &CircuitSettings) -> Self {
@@ -81,18 +57,23 @@ impl Pool {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
-    /// The most recently used idle connection that is still open and fresh.
+    /// The most recently used idle connection that is still open and fresh; the ones
+    /// found closed or stale are dropped on the way.
     pub fn checkout(self: &Arc<Self>) -> Option<UpstreamConnection> {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some(entry) = idle.pop() {
-            if !entry.sender.is_closed() && entry.since.elapsed() < self.idle_timeout {
-                return Some(UpstreamConnection { sender: entry.sender, pool: Arc::clone(self), keep: true });
+        // The driver is polled here only to learn whether the upstream closed the
+        // connection; the request that takes it polls it again with its own waker.
+        let mut cx = Context::from_waker(Waker::noop());
+        loop {
+            let entry = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()?;
+            let Idle { mut link, since } = entry;
+            if since.elapsed() < self.idle_timeout && link.reusable(&mut cx) {
+                return Some(UpstreamConnection::Kept { link, pool: Arc::clone(self) });
             }
         }
-        None
     }
 
-    /// A new connection; `upgrades` keeps it usable for a protocol switch (WebSocket).
+    /// A new connection; `upgrades` makes it one for a protocol switch (WebSocket),
+    /// driven by a task of its own since its upgraded stream outlives the request.
     pub async fn connect(self: &Arc<Self>, upgrades: bool) -> Result<UpstreamConnection, ConnectError> {
         let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(self.addr))
             .await
@@ -100,97 +81,37 @@ impl Pool {
             .map_err(|e| ConnectError(format!("connect to {}: {e}", self.addr)))?;
         // Small writes of heads and chunks must not wait for Nagle.
         let _ = stream.set_nodelay(true);
-        let (sender, connection) = http1::Builder::new()
+        let (sender, driver) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|e| ConnectError(format!("handshake with {}: {e}", self.addr)))?;
-        let open = Arc::clone(&self.open);
-        open.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(async move {
-            // The connection's errors reach the request that was using it.
-            if upgrades {
-                let _ = connection.with_upgrades().await;
-            } else {
-                let _ = connection.await;
-            }
-            open.fetch_sub(1, Ordering::Relaxed);
-        });
-        Ok(UpstreamConnection { sender, pool: Arc::clone(self), keep: !upgrades })
+        let open = OpenCount::new(&self.open);
+        if upgrades {
+            tokio::spawn(async move {
+                // The connection's errors reach the request that was using it.
+                let _ = driver.with_upgrades().await;
+                drop(open);
+            });
+            return Ok(UpstreamConnection::Spawned(sender));
+        }
+        Ok(UpstreamConnection::Kept {
+            link: Link { sender, driver: Some(Box::new(driver)), _open: open },
+            pool: Arc::clone(self),
+        })
     }
 
-    fn checkin(&self, sender: SendRequest<RequestBody>) {
-        if sender.is_closed() {
-            return;
-        }
+    /// Takes a connection back (its caller checked it is reusable); beyond
+    /// `max_idle_per_instance` it is closed. Idle ones past `idle_timeout` go first.
+    pub fn checkin(&self, link: Link) {
+        let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        // The oldest sit at the bottom of the stack: nobody drives them, so they are
+        // closed here rather than left half-closed until the stack reaches them.
+        if idle.first().is_some_and(|oldest| now.duration_since(oldest.since) >= self.idle_timeout) {
+            idle.retain(|entry| now.duration_since(entry.since) < self.idle_timeout);
+        }
         if idle.len() < self.max_idle {
-            idle.push(Idle { sender, since: Instant::now() });
-        }
-    }
-}
-
-impl UpstreamConnection {
-    /// Sends the request; the response body gives the connection back when read.
-    pub async fn send(mut self, request: Request<RequestBody>) -> Result<Response<PooledBody>, SendError> {
-        if self.sender.ready().await.is_err() {
-            return Err(SendError::NotSent(Box::new(request)));
-        }
-        match self.sender.try_send_request(request).await {
-            Ok(response) => {
-                let (parts, body) = response.into_parts();
-                let back = self.keep.then_some((self.sender, self.pool));
-                let pooled = PooledBody { inner: body, back };
-                Ok(Response::from_parts(parts, pooled))
-            }
-            Err(mut e) => match e.take_message() {
-                Some(request) => Err(SendError::NotSent(Box::new(request))),
-                None => Err(SendError::Sent(e.into_error())),
-            },
-        }
-    }
-}
-
-/// An upstream response body that returns its connection to the pool at its end.
-pub struct PooledBody {
-    inner: Incoming,
-    back: Option<(SendRequest<RequestBody>, Arc<Pool>)>,
-}
-
-impl PooledBody {
-    fn give_back(&mut self) {
-        if let Some((sender, pool)) = self.back.take() {
-            pool.checkin(sender);
-        }
-    }
-}
-
-impl Body for PooledBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(None) => self.give_back(),
-            Poll::Ready(Some(Err(_))) => self.back = None,
-            _ => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl Drop for PooledBody {
-    fn drop(&mut self) {
-        if self.inner.is_end_stream() {
-            self.give_back();
+            idle.push(Idle { link, since: now });
         }
     }
 }
