@@ -5,6 +5,7 @@
 //! ARCHITECTURE.md has the map and the invariants.
 
 pub mod alarms;
+pub mod allocator;
 pub mod api;
 pub mod auth;
 pub mod backup;

@@ -245,21 +245,7 @@ pub fn spawn(
         Duration::from_millis(spec.supervise.backoff_initial_ms),
         Duration::from_millis(spec.supervise.backoff_max_ms),
     );
-    let initial = ServiceStatus {
-        name: spec.name.clone(),
-        state: ServiceState::Stopped,
-        mode: mode_name(&spec.mode).into(),
-        pid: None,
-        instances: Vec::new(),
-        ports: Vec::new(),
-        restarts: restored.as_ref().map(|r| r.restarts).unwrap_or(0),
-        stop_operation: restored.as_ref().is_some_and(|r| r.stop_operation),
-        health_failures: 0,
-        message: String::new(),
-        container: None,
-        tags: spec.model.run_data.catalog_tags(),
-        meta: spec.model.run_data.catalog_meta(),
-    };
+    let initial = initial_status(&spec, restored.as_ref());
     let (status_tx, status_rx) = watch::channel(initial);
     let actor = Actor {
         log,
@@ -282,6 +268,26 @@ pub fn spawn(
     // 2 KiB state twice over, for as long as it is registered.
     tracker.spawn(Box::new(actor).run(rx, notes_rx, restored));
     ActorHandle { commands: tx, status: status_rx }
+}
+
+/// The status of a service no actor has run yet: stopped, with the restart count and
+/// operator stop its runtime record from before a host restart carries.
+pub fn initial_status(spec: &ServiceSpec, restored: Option<&RuntimeRecord>) -> ServiceStatus {
+    ServiceStatus {
+        name: spec.name.clone(),
+        state: ServiceState::Stopped,
+        mode: mode_name(&spec.mode).into(),
+        pid: None,
+        instances: Vec::new(),
+        ports: Vec::new(),
+        restarts: restored.map_or(0, |r| r.restarts),
+        stop_operation: restored.is_some_and(|r| r.stop_operation),
+        health_failures: 0,
+        message: String::new(),
+        container: None,
+        tags: spec.model.run_data.catalog_tags(),
+        meta: spec.model.run_data.catalog_meta(),
+    }
 }
 
 fn mode_name(mode: &Mode) -> &'static str {

@@ -1,6 +1,7 @@
 //! The process supervisor: starts, stops, restarts and watches the registered services,
 //! in dependency order, and keeps them alive per their restart policy. One actor task
-//! per service (`actor.rs`) owns that service's processes; this module routes commands
+//! per service (`actor.rs`) owns that service's processes, created with the first
+//! command that needs it (until then the service is `dormant.rs`); this module routes commands
 //! to actors, orders multi-service operations (run_dep, stop_chain, waves) and keeps
 //! the set of actors in step with the registry.
 //!
@@ -17,6 +18,7 @@ mod cgroup;
 mod child;
 mod container;
 pub mod deps;
+mod dormant;
 mod groups;
 mod health;
 pub mod logs;
@@ -44,6 +46,7 @@ use crate::events::{Event, EventBus};
 use crate::registry::Registry;
 use crate::store::Store;
 use actor::{ActorHandle, Command};
+use dormant::{Dormant, Entry};
 use ports::PortAllocator;
 
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +84,8 @@ pub struct Supervisor {
     ports: Arc<PortAllocator>,
     /// The engine container-mode services run on (connects on first use).
     docker: Arc<DockerManager>,
-    actors: RwLock<BTreeMap<String, ActorHandle>>,
+    /// Every registered service: dormant, or run by its actor.
+    actors: RwLock<BTreeMap<String, Entry>>,
     tracker: TaskTracker,
     /// Set by `shutdown`: no actor is created after it.
     closed: std::sync::atomic::AtomicBool,
@@ -168,25 +172,44 @@ impl Supervisor {
         supervisor
     }
 
-    /// Creates the service's actor, or reconfigures the existing one (a model seen
-    /// twice, e.g. after a resync, must never get a second owner of its processes).
+    /// Registers the service: dormant when it can wait for its first command, else with
+    /// its actor; a service already known is reconfigured (a model seen twice, e.g.
+    /// after a resync, must never get a second owner of its processes).
     async fn add_actor(&self, model: &crate::model::Octopus, restored: Option<crate::store::RuntimeRecord>) {
         let spec = ServiceSpec::new(&self.config, model);
         let mut actors = self.actors.write().await;
         if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
             return;
         }
-        if let Some(existing) = actors.get(&model.name) {
-            let commands = existing.commands.clone();
-            // Under the map lock, so reconfigurations reach the actor in order.
-            let _ = commands.send(Command::Reconfigure(Box::new(spec.clone()))).await;
-            drop(actors);
-            // Outside it: setting up a watcher walks the service's tree.
-            self.watchers.follow(&spec, &commands).await;
+        let restored = match actors.remove(&model.name) {
+            Some(Entry::Live(existing)) => {
+                let commands = existing.commands.clone();
+                actors.insert(model.name.clone(), Entry::Live(existing));
+                // Under the map lock, so reconfigurations reach the actor in order.
+                let _ = commands.send(Command::Reconfigure(Box::new(spec.clone()))).await;
+                drop(actors);
+                // Outside it: setting up a watcher walks the service's tree.
+                self.watchers.follow(&spec, &commands).await;
+                return;
+            }
+            // Its actor has not restored yet: it restores from the first record.
+            Some(Entry::Dormant(dormant)) => dormant.restored,
+            None => restored,
+        };
+        if Dormant::can_wait(&spec, restored.as_ref()) {
+            actors.insert(model.name.clone(), Entry::Dormant(Dormant { restored }));
             return;
         }
         let watched = spec.clone();
-        let handle = actor::spawn(
+        let handle = self.spawn_actor(spec, restored);
+        let commands = handle.commands.clone();
+        actors.insert(model.name.clone(), Entry::Live(handle));
+        drop(actors);
+        self.watchers.follow(&watched, &commands).await;
+    }
+
+    fn spawn_actor(&self, spec: ServiceSpec, restored: Option<crate::store::RuntimeRecord>) -> ActorHandle {
+        actor::spawn(
             spec,
             restored,
             Arc::clone(&self.store),
@@ -194,11 +217,7 @@ impl Supervisor {
             Arc::clone(&self.ports),
             Arc::clone(&self.docker),
             &self.tracker,
-        );
-        let commands = handle.commands.clone();
-        actors.insert(model.name.clone(), handle);
-        drop(actors);
-        self.watchers.follow(&watched, &commands).await;
+        )
     }
 
     /// Brings the actor of `name` in line with the registry right now (created,
@@ -220,7 +239,8 @@ impl Supervisor {
     async fn remove_actor(&self, name: &str) {
         self.watchers.forget(name).await;
         let removed = self.actors.write().await.remove(name);
-        if let Some(handle) = removed {
+        // A dormant service has no processes: forgetting it is all there is to do.
+        if let Some(Entry::Live(handle)) = removed {
             let (reply, done) = oneshot::channel();
             if handle.commands.send(Command::Shutdown { stop_services: true, reply }).await.is_ok() {
                 let _ = done.await;
@@ -284,8 +304,34 @@ impl Supervisor {
         }
     }
 
+    /// The service's actor, created now if the service is dormant: every command an
+    /// actor handles goes through here.
     async fn actor(&self, name: &str) -> Option<ActorHandle> {
-        self.actors.read().await.get(name).cloned()
+        if let Entry::Live(handle) = self.actors.read().await.get(name)? {
+            return Some(handle.clone());
+        }
+        let mut actors = self.actors.write().await;
+        match actors.remove(name)? {
+            Entry::Live(handle) => {
+                // Woken by another caller between the two locks.
+                actors.insert(name.to_string(), Entry::Live(handle.clone()));
+                Some(handle)
+            }
+            Entry::Dormant(dormant) => {
+                // Its model from the registry: add_actor follows the registry, so this is
+                // the model it last saw or one it is about to see.
+                let Some(loaded) =
+                    self.registry.snapshot().apps.get(name).map(|l| ServiceSpec::new(&self.config, &l.model))
+                else {
+                    // The model is gone and its removal on the way: nothing to run.
+                    actors.insert(name.to_string(), Entry::Dormant(dormant));
+                    return None;
+                };
+                let handle = self.spawn_actor(loaded, dormant.restored);
+                actors.insert(name.to_string(), Entry::Live(handle.clone()));
+                Some(handle)
+            }
+        }
     }
 
     async fn ask(&self, name: &str, make: impl FnOnce(oneshot::Sender<ControlResult>) -> Command) -> ControlResult {
@@ -298,8 +344,15 @@ impl Supervisor {
     /// The latest published status (never waits for the actor), with fresh RSS and CPU
     /// time figures.
     pub async fn status(&self, name: &str) -> ControlResult {
-        let handle = self.actor(name).await.ok_or_else(|| ControlError::NotFound(name.to_string()))?;
-        let mut status = handle.status.borrow().clone();
+        let mut status = match self.actors.read().await.get(name) {
+            Some(Entry::Live(handle)) => handle.status.borrow().clone(),
+            Some(Entry::Dormant(dormant)) => {
+                let snapshot = self.registry.snapshot();
+                let loaded = snapshot.apps.get(name).ok_or_else(|| ControlError::NotFound(name.to_string()))?;
+                return Ok(dormant.status(&ServiceSpec::new(&self.config, &loaded.model)));
+            }
+            None => return Err(ControlError::NotFound(name.to_string())),
+        };
         for instance in &mut status.instances {
             instance.rss_bytes = instance.pid.and_then(procfs::rss_bytes);
             instance.cpu_time_ms = instance.pid.and_then(procfs::cpu_time_ms);
@@ -391,7 +444,12 @@ impl Supervisor {
     }
 
     pub async fn heartbeat(&self, name: &str) -> Result<(), ControlError> {
-        let handle = self.actor(name).await.ok_or_else(|| ControlError::NotFound(name.to_string()))?;
+        let handle = match self.actors.read().await.get(name) {
+            Some(Entry::Live(handle)) => handle.clone(),
+            // Nothing runs to be checked, and a start takes its own heartbeat.
+            Some(Entry::Dormant(_)) => return Ok(()),
+            None => return Err(ControlError::NotFound(name.to_string())),
+        };
         handle.commands.send(Command::Heartbeat).await.map_err(|_| ControlError::ShuttingDown)
     }
 
@@ -445,7 +503,14 @@ impl Supervisor {
             let mut map = self.actors.write().await;
             self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
             self.watchers.stop_all().await;
-            std::mem::take(&mut *map).into_values().collect()
+            // Dormant services have no processes to stop or leave.
+            std::mem::take(&mut *map)
+                .into_values()
+                .filter_map(|entry| match entry {
+                    Entry::Live(handle) => Some(handle),
+                    Entry::Dormant(_) => None,
+                })
+                .collect()
         };
         let stops = actors.into_iter().map(|handle| async move {
             let (reply, done) = oneshot::channel();

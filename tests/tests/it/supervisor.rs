@@ -1,7 +1,9 @@
 //! Process control with real child processes: the script contract and timeout, crash
 //! restarts with backoff up to `errored`, graceful stop escalating to SIGKILL for the
 //! whole group, dependency order and stop_chain, random and conflicting ports, health
-//! checks, log rotation and follow, and re-adoption after `kill -9` of the host.
+//! checks, log rotation and follow, re-adoption after `kill -9` of the host, and a
+//! registered service running its latest model at its first start (actors are created
+//! with a service's first command).
 
 use crate::common;
 
@@ -529,5 +531,32 @@ async fn instances_autostart_limits_and_ttl() {
     }
     assert_eq!(status(&client, "beating").await["state"], "running");
     wait_state(&client, "beating", "unhealthy").await;
+    host.shutdown().await;
+}
+
+/// A registered service gets its actor with its first command: until then its status
+/// follows its latest model, and the first start runs that model.
+#[tokio::test]
+async fn a_registered_service_runs_its_latest_model_at_its_first_start() {
+    let d = Deployment::new();
+    d.write_model("late.pig", &model("late", "app_late", &[]));
+    let host = d.start().await;
+    let client = host.uds();
+    let before = status(&client, "late").await;
+    assert_eq!((&before["state"], &before["mode"]), (&json!("stopped"), &json!("script")), "{before}");
+
+    d.write_model("late.pig", &supervised("late", &["/bin/sleep", "1001"], json!({"run_data": {"tags": ["v2"]}})));
+    let _: Value = client.post("/api/reload", None).await.unwrap();
+    let after = status(&client, "late").await;
+    assert_eq!((&after["state"], &after["mode"]), (&json!("stopped"), &json!("supervised")), "{after}");
+    assert_eq!(after["tags"], json!(["v2"]));
+
+    let started = post(&client, "/api/apps/late/start").await.unwrap();
+    assert_eq!(started["state"], "running", "{started}");
+    let pid = started["pid"].as_i64().unwrap();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert_eq!(cmdline, b"/bin/sleep\x001001\x00");
+    let stopped = post(&client, "/api/apps/late/stop").await.unwrap();
+    assert_eq!(stopped["state"], "stopped", "{stopped}");
     host.shutdown().await;
 }
