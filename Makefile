@@ -52,7 +52,7 @@ lint:
 # dashboard, Prometheus for the /metrics test, the real Ctrip Apollo clients npm
 # ctrip-apollo and PyPI apollo-client-python for the module-config tests, Debian's
 # chromium and chromedriver for the dashboard tests; nginx and wrk, the gateway bench's
-# side-by-side proxy and load generator);
+# side-by-side proxy and load generator; etcd, the catalog bench's peer);
 # idempotent, so a warm machine pays only a ping.
 test-deps:
 	./.ci/docker-up.sh
@@ -65,6 +65,7 @@ test-deps:
 	./.ci/catalog-clients-up.sh
 	./.ci/seneca-clients-up.sh
 	./.ci/gateway-peers-up.sh
+	./.ci/etcd-up.sh
 
 # `cargo test` builds test harnesses, not the artifacts the integration tests load
 # (module .so files, fixture modules, demo-http, the apollo binary beside them): build
