@@ -10,7 +10,7 @@ mod modules;
 mod services;
 mod store;
 
-pub use http::{PATH, mount, track_requests};
+pub use http::{PATH, RequestTimer, mount};
 pub use modules::module_families;
 pub use store::InstrumentedStore;
 
