@@ -52,7 +52,7 @@ lint:
 # server, apollo-client-python, py-consul; the pinned npm packages in tests/clients/node:
 # ctrip-apollo, seneca, seneca-transport, patrun; tmux for the terminal dashboard,
 # Prometheus for the /metrics test, Debian's chromium and chromedriver for the dashboard
-# tests; nginx and wrk, the gateway bench's side-by-side proxy and load generator);
+# tests; nginx and wrk, the gateway bench's side-by-side proxy and load generator; etcd, the catalog bench's peer);
 # idempotent, so a warm machine pays only a ping.
 test-deps:
 	./.ci/docker-up.sh
@@ -63,6 +63,7 @@ test-deps:
 	./.ci/prometheus-up.sh
 	./.ci/browser-up.sh
 	./.ci/gateway-peers-up.sh
+	./.ci/etcd-up.sh
 
 # `cargo test` builds test harnesses, not the artifacts the integration tests load
 # (module .so files, fixture modules, demo-http, the apollo binary beside them): build

@@ -7,6 +7,10 @@
 //! pings would keep a connection "active" forever. Every listener the host serves goes
 //! through [`serve_listener`].
 //!
+//! Each request's head is copied off hyper's read buffer before anything holds it
+//! (`head.rs`), so a request parked for a minute does not cost its connection a second
+//! read buffer.
+//!
 //! It deliberately does not know about routes, auth or transports: the caller hands it
 //! a finished router and says how to label each connection's requests.
 
@@ -27,6 +31,8 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
+
+mod head;
 
 /// How long clients may hold a connection, and how many may.
 #[derive(Debug, Clone, Copy)]
@@ -132,6 +138,8 @@ pub async fn serve_listener<L, F>(
             let label = label.clone();
             let activity = Arc::clone(&activity);
             hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                // Here, synchronously: hyper's next read follows this call.
+                head::detach(&mut request);
                 label(request.extensions_mut(), &peer);
                 let in_flight = InFlight::enter(Arc::clone(&activity));
                 let router = router.clone();

@@ -61,6 +61,12 @@ where
     Fut: Future<Output = HandlerResult> + Send + 'static,
 {
     move |module, req| {
+        // Loaded (all but the first moments): the handler's own future alone. A wrapper
+        // future would keep a second slot the size of the request for as long as the
+        // handler runs, a minute for a long poll.
+        if module.replica().is_loaded() {
+            return handler(module, req).boxed();
+        }
         async move {
             module.replica().wait_loaded().await?;
             handler(module, req).await
@@ -152,6 +158,11 @@ impl<S: Records> Replica<S> {
                 self.what
             ))),
         }
+    }
+
+    /// Whether the first load is done (then [`Replica::wait_loaded`] answers at once).
+    pub fn is_loaded(&self) -> bool {
+        *self.loaded.borrow()
     }
 
     /// Ends [`Replica::run`] (the module is being unloaded).

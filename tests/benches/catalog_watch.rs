@@ -3,16 +3,18 @@
 //! write must not slow down. Prints figures, asserts nothing about them.
 //!
 //! One `apollo serve` child with the real module-catalog on its own listener, and
-//! (when Debian's `etcd-server` is installed: `etcd` on PATH) one etcd 3.4 single node in
-//! a temp dir on loopback ports. On each side, `APOLLO_BENCH_OTHERS` (1000) watchers are
-//! parked on other keys first. Then, `APOLLO_BENCH_WRITES` (1000) times: the catalog's
-//! `GET /v1/health/service/x?index=N` parked, then a register (or deregister) of `x`;
+//! (when Debian's `etcd-server` is installed, by `.ci/etcd-up.sh`: `etcd` on PATH or in
+//! /usr/bin) one etcd 3.4 single node in a temp dir on loopback ports. On each side,
+//! `APOLLO_BENCH_OTHERS` (1000) watchers are parked on other keys first. Then,
+//! `APOLLO_BENCH_WRITES` (1000) times: the catalog's `GET /v1/health/service/x?index=N`
+//! parked, then a register (or deregister) of `x`;
 //! the catalog's `GET /v1/kv/k?index=N`, then `PUT /v1/kv/k`; etcd's `/v3/watch` stream
 //! on `k`, then `/v3/kv/put`. Printed: write → wake-up p50/p99 for each, the catalog's
 //! registration throughput, and the host's RSS per parked blocking query beyond its
 //! connection (targets in the catalog issue: p99 ≤ etcd's p99 and ≤ 5 ms, ≤ 2 KiB).
 //!
 //! Run (the module is not a dependency of this crate, so build it first):
+//!   ./.ci/etcd-up.sh   # the peer, once (as root: apt)
 //!   cargo build --release -p module-catalog
 //!   cargo bench -p apollo-tests --bench catalog_watch
 //!   APOLLO_BENCH_WRITES=200 APOLLO_BENCH_OTHERS=200 cargo bench -p apollo-tests --bench catalog_watch
@@ -64,7 +66,7 @@ fn main() -> ExitCode {
                         catalog.1 / etcd.1.max(f64::EPSILON)
                     );
                 }
-                None => println!("etcd: not on PATH (apt-get install etcd-server); the catalog figures stand alone"),
+                None => println!("etcd: not installed (run .ci/etcd-up.sh as root); the catalog figures stand alone"),
             }
             Ok(())
         })
@@ -360,7 +362,9 @@ async fn etcd_watch(addr: &str, key: &str) -> Result<Conn> {
 
 /// Returns etcd's (p50, p99) in ms, or `None` without etcd.
 async fn etcd_side(writes: usize, others: usize) -> Result<Option<(f64, f64)>> {
-    let Some(bin) = on_path("etcd") else { return Ok(None) };
+    // Debian's package puts it in /usr/bin, which a trimmed PATH may lack.
+    let installed = Some(PathBuf::from("/usr/bin/etcd")).filter(|p| p.is_file());
+    let Some(bin) = on_path("etcd").or(installed) else { return Ok(None) };
     let (_etcd, addr) = start_etcd(&bin).await?;
     let mut parked = Vec::with_capacity(others);
     for i in 0..others {

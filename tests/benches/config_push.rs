@@ -17,6 +17,11 @@
 //! release-message scan, then waiters released 100 per 100 ms — worst case
 //! 1 s + ceil(N/100) × 100 ms.
 //!
+//! The park-and-release round runs twice per N, each in a fresh host: through the
+//! admin API's mount (`/api/module/config/...`, behind its gate, audit, metrics and
+//! deadline) and through the module's own listener (`modules.listeners.config`, routes at its root), which a
+//! fleet gives the config service as Ctrip does (port 8080).
+//!
 //! Then `/configs` throughput: CONNECTIONS keep-alive clients in a closed loop for
 //! ROUND each, with the current `releaseKey` (answers 304) and without (answers 200),
 //! rounds alternating.
@@ -73,16 +78,22 @@ fn main() -> ExitCode {
         let most = counts.iter().copied().max().context("APOLLO_BENCH_POLLS names no count")?;
         raise_fd_limit(most)?;
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-        for (i, &polls) in counts.iter().enumerate() {
+        // A fresh host per count and way in: a second round in one host would park its
+        // polls in memory the first round freed, and read as cheaper than it is.
+        let rounds = counts.iter().flat_map(|&polls| [(polls, Way::AdminMount), (polls, Way::OwnListener)]);
+        let total = 2 * counts.len();
+        for (i, (polls, way)) in rounds.enumerate() {
             let allow = |pig: &mut Value| {
                 pig["server"]["max_connections"] = json!(polls + 256);
                 // The longest hold the module allows: parking 10 000 polls must not
                 // outlast it.
                 pig["modules"]["config"]["config"] = json!({"envs": ["DEV"], "long_poll_timeout_secs": 69});
+                // The module's own listener, as a fleet gives the config service its own port.
+                pig["modules"]["listeners"] = json!({"config": "127.0.0.1:0"});
             };
             let host = support::ServedHost::launch(&bin, PASSWORD, allow, &[(&so, "module_config.so")])?;
-            let last = i + 1 == counts.len();
-            rt.block_on(bench(&host, polls, last))?;
+            let last = i + 1 == total;
+            rt.block_on(bench(&host, polls, way, last))?;
         }
         Ok(())
     };
@@ -106,35 +117,90 @@ fn raise_fd_limit(polls: usize) -> Result<()> {
     Ok(())
 }
 
-async fn bench(host: &support::ServedHost, polls: usize, with_throughput: bool) -> Result<()> {
+/// Where the polls reach the module.
+#[derive(Debug, Clone, Copy)]
+enum Way {
+    /// Under the admin API's mount, behind its gate, audit, metrics and deadline.
+    AdminMount,
+    /// The module's own listener, routes at its root.
+    OwnListener,
+}
+
+async fn bench(host: &support::ServedHost, polls: usize, way: Way, with_throughput: bool) -> Result<()> {
     let token = support::login(&host.addr, PASSWORD).await?;
     let api = ApiClient::new(Endpoint::Tcp(host.addr.clone()), Some(token));
     setup(&api).await?;
-    let (notification_id, release_key) = current(&host.addr).await?;
-    println!("\nconfig_push: {polls} long polls to host pid {} on {}", host.pid(), host.addr);
+    let (_, release_key) = current(&host.addr, MOUNT).await?;
+    let listener = config_listener(&api).await?;
+    let (label, addr, prefix) = match way {
+        Way::AdminMount => ("admin mount", host.addr.as_str(), MOUNT),
+        Way::OwnListener => ("own listener", listener.as_str(), ""),
+    };
+    park_and_release(host, &api, polls, label, addr, prefix).await?;
+    if with_throughput {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (_, release_key_now) = current(&host.addr, MOUNT).await?;
+        let key = if release_key_now.is_empty() { release_key } else { release_key_now };
+        configs_rounds(host, &key).await?;
+    }
+    Ok(())
+}
+
+/// The module's own listener, from `GET /api/modules`.
+async fn config_listener(api: &ApiClient) -> Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let list: Value = api.get("/api/modules").await.context("GET /api/modules")?;
+        let bound = list["modules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| m["name"] == "config")
+            .and_then(|m| m["listener"]["bound"].as_str().map(str::to_string));
+        if let Some(addr) = bound {
+            return Ok(addr);
+        }
+        ensure!(Instant::now() < deadline, "the config listener is not bound: {list}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Parks `polls` long polls on `addr` (routes under `prefix`), releases once, prints.
+async fn park_and_release(
+    host: &support::ServedHost,
+    api: &ApiClient,
+    polls: usize,
+    label: &str,
+    addr: &str,
+    prefix: &str,
+) -> Result<()> {
+    let (notification_id, _) = current(addr, prefix).await?;
+    println!("\nconfig_push: {polls} long polls to host pid {} through its {label} on {addr}", host.pid());
 
     let idle = settle(host).await?;
     let mut conns = Vec::with_capacity(polls);
     for _ in 0..polls {
-        let conn = TcpStream::connect(&host.addr).await?;
+        let conn = TcpStream::connect(addr).await?;
         conn.set_nodelay(true)?;
         conns.push(conn);
     }
+    // One quick request each first (the module's listener has no /healthz: a meta route).
+    let quick = if prefix.is_empty() { get("/services/config") } else { get("/healthz") };
     for conn in &mut conns {
-        conn.write_all(get("/healthz").as_bytes()).await?;
+        conn.write_all(quick.as_bytes()).await?;
         let (status, _) = read_response(conn).await?;
-        ensure!(status == 200, "GET /healthz answered {status}");
+        ensure!(status == 200, "the first request answered {status}");
     }
     let open = settle(host).await?;
 
-    let poll = get(&poll_path(notification_id));
+    let poll = get(&poll_path(prefix, notification_id));
     let parking = Instant::now();
     for conn in &mut conns {
         conn.write_all(poll.as_bytes()).await?;
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let parked = status(&api).await?["parked_polls"].as_u64().context("no parked_polls in /admin/status")?;
+        let parked = status(api).await?["parked_polls"].as_u64().context("no parked_polls in /admin/status")?;
         if parked as usize >= polls {
             break;
         }
@@ -155,7 +221,7 @@ async fn bench(host: &support::ServedHost, polls: usize, with_throughput: bool) 
         })
         .collect();
     let t_call = Instant::now();
-    let release = publish(&api, "1").await?;
+    let release = publish(api, &format!("{notification_id}")).await?;
     let t0 = Instant::now();
     ensure!(release.is_object(), "the release call answered {release}");
     let mut new_id = None;
@@ -219,13 +285,6 @@ async fn bench(host: &support::ServedHost, polls: usize, with_throughput: bool) 
         ctrip.as_secs_f64()
     );
     drop(conns);
-
-    if with_throughput {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let (_, release_key_now) = current(&host.addr).await?;
-        let key = if release_key_now.is_empty() { release_key } else { release_key_now };
-        configs_rounds(host, &key).await?;
-    }
     Ok(())
 }
 
@@ -251,21 +310,21 @@ async fn publish(api: &ApiClient, value: &str) -> Result<Value> {
 
 /// The namespace's current notification id (a poll that knows nothing answers at once)
 /// and release key (from `/configs`).
-async fn current(addr: &str) -> Result<(i64, String)> {
+async fn current(addr: &str, prefix: &str) -> Result<(i64, String)> {
     let mut conn = TcpStream::connect(addr).await?;
-    conn.write_all(get(&poll_path(-1)).as_bytes()).await?;
+    conn.write_all(get(&poll_path(prefix, -1)).as_bytes()).await?;
     let (status, body) = read_response(&mut conn).await?;
     ensure!(status == 200, "a poll with id -1 answered {status}: {}", String::from_utf8_lossy(&body));
     let body: Value = serde_json::from_slice(&body)?;
     let id = body[0]["notificationId"].as_i64().with_context(|| format!("no notificationId in {body}"))?;
-    conn.write_all(get(&format!("{MOUNT}/configs/{APP}/default/{NS}")).as_bytes()).await?;
+    conn.write_all(get(&format!("{prefix}/configs/{APP}/default/{NS}")).as_bytes()).await?;
     let (status, body) = read_response(&mut conn).await?;
     ensure!(status == 200, "/configs answered {status}");
     let body: Value = serde_json::from_slice(&body)?;
     Ok((id, body["releaseKey"].as_str().unwrap_or_default().to_string()))
 }
 
-fn poll_path(id: i64) -> String {
+fn poll_path(prefix: &str, id: i64) -> String {
     let notifications = format!(r#"[{{"namespaceName":"{NS}","notificationId":{id}}}]"#);
     let encoded: String = notifications
         .bytes()
@@ -274,7 +333,7 @@ fn poll_path(id: i64) -> String {
             other => format!("%{other:02X}"),
         })
         .collect();
-    format!("{MOUNT}/notifications/v2?appId={APP}&cluster=default&notifications={encoded}")
+    format!("{prefix}/notifications/v2?appId={APP}&cluster=default&notifications={encoded}")
 }
 
 async fn status(api: &ApiClient) -> Result<Value> {

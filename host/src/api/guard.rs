@@ -22,9 +22,8 @@
 //! A refused cookie request is answered 403 and the token is left alone. Bearer tokens
 //! are not ambient credentials, so none of this applies to them.
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, Method, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use percent_encoding::percent_decode_str;
@@ -135,53 +134,49 @@ async fn authenticate(
     state.auth.authenticate(credential.token()).await.map_err(|e| ApiError::from(e).into_response())
 }
 
-pub async fn require_auth(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+/// The gate: `Ok` with the request (carrying its [`Principal`], if anyone was
+/// authenticated) and that principal, which the caller puts in the response for the
+/// audit layer; `Err` with the refusal.
+pub async fn admit(state: &AppState, mut req: Request) -> Result<(Request, Option<Principal>), Response> {
     let path = req.uri().path();
     // `/metrics` is gated like `/api` unless the operator made it public.
     let gated = path.starts_with("/api/") || path == "/api" || path == crate::metrics::PATH && !state.metrics.public();
     if !gated || PUBLIC_API_PATHS.contains(&path) {
-        return next.run(req).await;
+        return Ok((req, None));
     }
     // A request without the marker is treated as TCP: forgetting to mark a listener
     // must fail closed, not open.
     let via = req.extensions().get::<Transport>().copied().unwrap_or(Transport::Tcp);
-    if via == Transport::Tcp && is_public_module_route(&state, &req) {
+    if via == Transport::Tcp && is_public_module_route(state, &req) {
         // The module authenticates it (access keys, signatures, its own tokens). An
         // operator's valid host token still names them (the module sees the user and
         // not the header); any other credentials are the module's to judge.
         // The session cookie names an operator too (the dashboard's config pages), under
         // the same forgery checks; a cookie failing them names nobody.
         let operator = match credential_of(req.headers()) {
-            Some(credential) => authenticate(&state, req.method(), req.headers(), &credential).await.ok(),
+            Some(credential) => authenticate(state, req.method(), req.headers(), &credential).await.ok(),
             None => None,
         };
         let Some(user) = operator else {
-            return next.run(req).await;
+            return Ok((req, None));
         };
         let principal = Principal { user, via };
         req.extensions_mut().insert(principal.clone());
-        let mut response = next.run(req).await;
-        response.extensions_mut().insert(principal);
-        return response;
+        return Ok((req, Some(principal)));
     }
     let principal = if via == Transport::UnixSocket {
         Principal { user: UNIX_SOCKET_ACTOR.into(), via }
     } else {
         let Some(credential) = credential_of(req.headers()) else {
-            return ApiError::Unauthorized(
+            return Err(ApiError::Unauthorized(
                 "this route needs Authorization: Bearer <token>; get one from POST /api/auth/login".into(),
             )
-            .into_response();
+            .into_response());
         };
-        match authenticate(&state, req.method(), req.headers(), &credential).await {
-            Ok(user) => Principal { user, via },
-            Err(response) => return response,
-        }
+        Principal { user: authenticate(state, req.method(), req.headers(), &credential).await?, via }
     };
     req.extensions_mut().insert(principal.clone());
-    let mut response = next.run(req).await;
-    response.extensions_mut().insert(principal);
-    response
+    Ok((req, Some(principal)))
 }
 
 /// `/api/module/{name}/{rest}` where the module declares `rest` public for this method.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -12,7 +12,7 @@ use super::ApiError;
 use crate::state::AppState;
 
 /// Answers 503 `timeout` when a handler runs past `server.request_timeout_secs`.
-pub async fn deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn within_deadline(state: &AppState, req: Request, next: Next) -> Response {
     // Uploads are bounded by files.max_upload_bytes and stream for as long as the
     // client sends; cutting them at the request deadline would fail large files.
     let path = req.uri().path();
@@ -46,7 +46,11 @@ pub async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiErro
 /// for a bad path or query parameter) into the JSON error shape, so clients parse one
 /// format only. A module's own answers are its protocol's and pass unchanged.
 pub async fn json_errors(req: Request, next: Next) -> Response {
-    let response = next.run(req).await;
+    as_json_error(next.run(req).await).await
+}
+
+/// [`json_errors`] for a response in hand (the API's edge middleware, `api/edge.rs`).
+pub async fn as_json_error(response: Response) -> Response {
     if response.extensions().get::<super::modules::ModuleAnswer>().is_some() {
         return response;
     }

@@ -4,8 +4,9 @@
 //!
 //! The dashboard's pages (`ui.rs`, `/ui/`) are served by the same router.
 //!
-//! Layers, outermost first: request metrics, JSON errors, audit of mutating calls, auth
-//! gate (`/api` and `/metrics`), request deadline, body limit, tracing.
+//! Layers, outermost first: the edge middleware (`edge.rs`: request metrics, JSON
+//! errors, audit of mutating calls, auth gate for `/api` and `/metrics`, request
+//! deadline, in that order), tracing, body limit.
 
 mod alarms;
 mod app_models;
@@ -15,6 +16,7 @@ mod audit_trail;
 mod backups;
 mod control;
 mod docker;
+mod edge;
 mod error;
 mod events;
 mod files;
@@ -47,7 +49,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::middleware::from_fn_with_state;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -92,10 +94,6 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(limits::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TraceLayer::new_for_http())
-        .layer(from_fn_with_state(state.clone(), limits::deadline))
-        .layer(from_fn_with_state(state.clone(), guard::require_auth))
-        .layer(from_fn_with_state(state.clone(), audit_trail::record_mutations))
-        .layer(from_fn(limits::json_errors))
-        .layer(from_fn_with_state(state.clone(), crate::metrics::track_requests))
+        .layer(from_fn_with_state(state.clone(), edge::edge))
         .with_state(state)
 }

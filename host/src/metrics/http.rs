@@ -1,5 +1,5 @@
 //! The HTTP side of metrics: the `GET /metrics` route (gated by `api/guard.rs` like
-//! `/api`, unless `metrics.public`), and the layer that times every request by route
+//! `/api`, unless `metrics.public`), and the timer of every request by route
 //! pattern. Knows routes only as axum's `MatchedPath`, never raw
 //! paths, so callers cannot mint series.
 
@@ -7,8 +7,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{Method, header};
-use axum::middleware::Next;
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::state::AppState;
@@ -30,19 +29,31 @@ async fn scrape(State(state): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, super::CONTENT_TYPE)], body).into_response()
 }
 
-/// Times every request to its response head and counts it by method, route pattern
-/// and status. Outermost layer: the figures include the gate, the deadline and the
-/// error rewriting, as the client sees them.
-pub async fn track_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if !state.metrics.enabled() {
-        return next.run(req).await;
+/// One request being timed, by method, route pattern and status, up to its response
+/// head. Started first and finished last by the API's edge middleware (`api/edge.rs`):
+/// the figures include the gate, the deadline and the error rewriting, as the client
+/// sees them. Holds the route as axum's shared `MatchedPath` (no copy per request).
+#[derive(Debug)]
+pub struct RequestTimer {
+    method: Method,
+    route: Option<MatchedPath>,
+    start: Instant,
+}
+
+impl RequestTimer {
+    /// `None` when metrics are off.
+    pub fn start(state: &AppState, req: &Request) -> Option<Self> {
+        state.metrics.enabled().then(|| Self {
+            method: req.method().clone(),
+            route: req.extensions().get::<MatchedPath>().cloned(),
+            start: Instant::now(),
+        })
     }
-    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().into());
-    let method = req.method().clone();
-    let start = Instant::now();
-    let response = next.run(req).await;
-    state.metrics.observe_http(&method, &route, response.status().as_u16(), start.elapsed());
-    response
+
+    pub fn finish(self, state: &AppState, status: StatusCode) {
+        let route = self.route.as_ref().map_or("unmatched", MatchedPath::as_str);
+        state.metrics.observe_http(&self.method, route, status.as_u16(), self.start.elapsed());
+    }
 }
 
 /// The method as a label: the standard ones by name, anything else `other` (a client

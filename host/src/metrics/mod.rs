@@ -13,7 +13,7 @@ mod services;
 mod store;
 
 pub use history::{HistoryPoint, ServiceHistory, ServiceHistoryView};
-pub use http::{PATH, mount, track_requests};
+pub use http::{PATH, RequestTimer, mount};
 pub use modules::module_families;
 pub use store::InstrumentedStore;
 

@@ -2,6 +2,7 @@
 //! `/notifications/v2` (and v1), and the meta server's `/services/...`.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -16,6 +17,7 @@ use crate::names::{self, Format, strip_properties_suffix};
 use crate::properties;
 use crate::replica::now_ms;
 use crate::resolve::{self, ClientQuery, Resolved};
+use crate::watchers::Watch;
 use crate::wire;
 
 /// The legacy `/notifications` holds at most this long (Ctrip's v1 did 30 s).
@@ -217,15 +219,33 @@ impl ConfigCenter {
         })
     }
 
-    /// `/notifications/v2` (protocol §1.3).
-    pub(crate) async fn notifications_v2(self: Arc<Self>, req: Request) -> HandlerResult {
+    /// `/notifications/v2` (protocol §1.3). The request is read to the end before the
+    /// returned future exists: a held poll keeps only what its answer needs (the
+    /// namespaces and its watch), not the request nor the locals that read it.
+    pub(crate) fn notifications_v2(
+        self: Arc<Self>,
+        req: Request,
+    ) -> impl Future<Output = HandlerResult> + Send + 'static {
+        let prepared = self.prepare_v2(&req);
+        drop(req);
+        async move {
+            match prepared {
+                Ok((watched, watch)) => self.hold_v2(watched, watch).await,
+                Err(answer) => answer,
+            }
+        }
+    }
+
+    /// A poll's namespaces and its registered watch, or the answer due at once (a bad
+    /// request, or a client that is behind).
+    fn prepare_v2(&self, req: &Request) -> Result<(Vec<Watched>, Watch), HandlerResult> {
         let path = req.raw_target.split('?').next().unwrap_or_default().to_string();
-        let bad = |message: &str| Ok(wire::spring_error(400, message, &path));
+        let bad = |message: &str| Err(Ok(wire::spring_error(400, message, &path)));
         let Some(app) = req.query_param("appId").filter(|a| !a.is_empty()) else {
-            return Ok(wire::spring_error(400, "InvalidAppId", &path));
+            return Err(Ok(wire::spring_error(400, "InvalidAppId", &path)));
         };
-        if let Err(response) = self.authenticate_client(&req, &app) {
-            return Ok(response);
+        if let Err(response) = self.authenticate_client(req, &app) {
+            return Err(Ok(response));
         }
         let Some(cluster) = req.query_param("cluster").filter(|c| !c.is_empty()) else {
             return bad("Required request parameter 'cluster' is not present");
@@ -258,7 +278,7 @@ impl ConfigCenter {
             return bad("Invalid format of notifications: no namespace named");
         }
         // Registered before the check: a release between the two still wakes us.
-        let mut watch = self.replica.watchers.watch(watched.iter().flat_map(|w| w.keys.iter().cloned()));
+        let watch = self.replica.watchers.watch(watched.iter().flat_map(|w| w.keys.iter().cloned()));
         let behind: Vec<Notification> = {
             let state = self.replica.read();
             watched
@@ -279,11 +299,14 @@ impl ConfigCenter {
                 .collect()
         };
         if !behind.is_empty() {
-            return Ok(wire::json(&behind));
+            return Err(Ok(wire::json(&behind)));
         }
-        // A held poll keeps only what its answer needs: not the request.
-        drop(req);
-        let _parked = Parked::new(&self);
+        Ok((watched, watch))
+    }
+
+    /// Holds a poll until a release of one of its namespaces, or answers 304.
+    async fn hold_v2(&self, watched: Vec<Watched>, mut watch: Watch) -> HandlerResult {
+        let _parked = Parked::new(self);
         let hold = self.settings.long_poll_hold;
         let Ok((key, published)) = plugin_api::tokio::time::timeout(hold, watch.changed()).await else {
             return Ok(Response::empty(304));
