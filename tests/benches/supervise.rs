@@ -8,8 +8,9 @@
 //! - at N = 200 only: crash -> running-again latency, p50 and p99 over 100 SIGKILLs,
 //!   restart delay zero.
 //!
-//! Then Apollo's own RSS with the four standard modules (`modules-dist/`, or the
-//! cdylibs beside the bench's apollo binary) loaded and no service: the demo host.
+//! Then Apollo's own RSS with the demo's four standard modules (the Makefile's
+//! `DEMO_MODULE_FILES`, from `modules-dist/` or the cdylibs beside the bench's apollo
+//! binary) loaded and no service: the demo host.
 //!
 //! It prints tables and Apollo-vs-peer ratios and asserts nothing: the figures depend
 //! on the machine. Apollo is the real `apollo serve` binary (release build under
@@ -685,26 +686,36 @@ struct DemoFigures {
     from: PathBuf,
 }
 
-/// The module libraries `make modules` stages (`modules-dist/`), else the cdylibs
-/// built beside the bench's apollo binary (`cargo build --release --workspace`).
+/// The modules `make demo` gives the demo host: the Makefile's `DEMO_MODULE_FILES`
+/// (read from it, so the bench measures what the demo loads and nothing else).
+fn demo_module_files() -> Result<Vec<String>> {
+    let makefile = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Makefile");
+    let text = std::fs::read_to_string(&makefile).with_context(|| format!("read {}", makefile.display()))?;
+    let files = text
+        .lines()
+        .find_map(|line| line.strip_prefix("DEMO_MODULE_FILES :="))
+        .with_context(|| format!("no `DEMO_MODULE_FILES :=` line in {}", makefile.display()))?;
+    Ok(files.split_whitespace().map(str::to_string).collect())
+}
+
+/// The demo's module libraries as `make modules` stages them (`modules-dist/`), else
+/// the cdylibs built beside the bench's apollo binary (`lib` + the same name).
 fn standard_modules() -> Result<(PathBuf, Vec<PathBuf>)> {
+    let wanted = demo_module_files()?;
     let staged = Path::new(env!("CARGO_MANIFEST_DIR")).join("../modules-dist");
     let built = Path::new(env!("CARGO_BIN_EXE_apollo-under-test")).parent().map(Path::to_path_buf).unwrap_or_default();
-    for dir in [staged, built] {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-        let mut libraries: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-                name.ends_with(".so") && (name.contains("module_") || name.contains("hello_module"))
-            })
-            .collect();
-        libraries.sort();
-        if !libraries.is_empty() {
-            return Ok((dir, libraries));
-        }
+    let in_staged: Vec<PathBuf> = wanted.iter().map(|file| staged.join(file)).collect();
+    if in_staged.iter().all(|p| p.is_file()) {
+        return Ok((staged, in_staged));
     }
-    bail!("no module libraries in modules-dist/ or beside the apollo binary: run `make modules` first")
+    let in_built: Vec<PathBuf> = wanted.iter().map(|file| built.join(format!("lib{file}"))).collect();
+    if let Some(missing) = in_built.iter().find(|p| !p.is_file()) {
+        bail!(
+            "{} is missing (and modules-dist/ lacks the demo's modules): run `make modules` first",
+            missing.display()
+        );
+    }
+    Ok((built, in_built))
 }
 
 fn demo_host_rss() -> Result<DemoFigures> {
