@@ -184,27 +184,6 @@ async fn settled_rss(pid: i32) -> Result<u64> {
     Ok(last)
 }
 
-/// The catalog's own listener, from `GET /api/modules`.
-async fn catalog_listener(host: &support::ServedHost) -> Result<String> {
-    let token = support::login(&host.addr, PASSWORD).await?;
-    let client = ApiClient::new(Endpoint::Tcp(host.addr.clone()), Some(token));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let list: Value = client.get("/api/modules").await.context("GET /api/modules")?;
-        let bound = list["modules"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|m| m["name"] == "catalog")
-            .and_then(|m| m["listener"]["bound"].as_str().map(str::to_string));
-        if let Some(addr) = bound {
-            return Ok(addr);
-        }
-        ensure!(Instant::now() < deadline, "the catalog listener is not bound: {list}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Parks a blocking query on `watcher`, makes the write on `writer`, and returns the
 /// time from the write to the watcher's answer (which must carry a new index).
 async fn wake(watcher: &mut Conn, writer: &mut Conn, watch: &str, write: (&str, &str, &str)) -> Result<f64> {
@@ -232,7 +211,9 @@ async fn wake(watcher: &mut Conn, writer: &mut Conn, watch: &str, write: (&str, 
 
 /// Returns the catalog's (health p99, kv p99) in ms.
 async fn catalog_side(host: &support::ServedHost, writes: usize, others: usize) -> Result<(f64, f64)> {
-    let addr = catalog_listener(host).await?;
+    let token = support::login(&host.addr, PASSWORD).await?;
+    let api = ApiClient::new(Endpoint::Tcp(host.addr.clone()), Some(token));
+    let addr = support::module_listener(&api, "catalog").await?;
     println!("catalog_watch: host pid {} catalog on {addr}; {others} other watchers; {writes} writes", host.pid());
     // The other watchers: connected and idle first (the floor), then parked.
     let mut parked = Vec::with_capacity(others);

@@ -131,7 +131,7 @@ async fn bench(host: &support::ServedHost, polls: usize, way: Way, with_throughp
     let api = ApiClient::new(Endpoint::Tcp(host.addr.clone()), Some(token));
     setup(&api).await?;
     let (_, release_key) = current(&host.addr, MOUNT).await?;
-    let listener = config_listener(&api).await?;
+    let listener = support::module_listener(&api, "config").await?;
     let (label, addr, prefix) = match way {
         Way::AdminMount => ("admin mount", host.addr.as_str(), MOUNT),
         Way::OwnListener => ("own listener", listener.as_str(), ""),
@@ -144,25 +144,6 @@ async fn bench(host: &support::ServedHost, polls: usize, way: Way, with_throughp
         configs_rounds(host, &key).await?;
     }
     Ok(())
-}
-
-/// The module's own listener, from `GET /api/modules`.
-async fn config_listener(api: &ApiClient) -> Result<String> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let list: Value = api.get("/api/modules").await.context("GET /api/modules")?;
-        let bound = list["modules"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|m| m["name"] == "config")
-            .and_then(|m| m["listener"]["bound"].as_str().map(str::to_string));
-        if let Some(addr) = bound {
-            return Ok(addr);
-        }
-        ensure!(Instant::now() < deadline, "the config listener is not bound: {list}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Parks `polls` long polls on `addr` (routes under `prefix`), releases once, prints.

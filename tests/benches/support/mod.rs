@@ -131,3 +131,23 @@ pub async fn login(addr: &str, password: &str) -> Result<String> {
         .context("login")?;
     Ok(answer["token"].as_str().context("login answer has no token")?.to_string())
 }
+
+/// Where the module `name`'s own listener is bound, from `GET /api/modules` (waits up
+/// to 30 s for the host to open it).
+pub async fn module_listener(api: &ApiClient, name: &str) -> Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let list: Value = api.get("/api/modules").await.context("GET /api/modules")?;
+        let bound = list["modules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| m["name"] == name)
+            .and_then(|m| m["listener"]["bound"].as_str().map(str::to_string));
+        if let Some(addr) = bound {
+            return Ok(addr);
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the {name} module's listener is not bound: {list}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
