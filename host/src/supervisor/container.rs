@@ -242,14 +242,8 @@ fn limits(section: &ContainerSection, model: &Octopus) -> (Option<i64>, Option<i
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
 
-    fn spec(model: serde_json::Value) -> ServiceSpec {
-        let model: Octopus = serde_json::from_value(model).unwrap();
-        crate::model::validate_model(&model).unwrap();
-        let config = Config { data_dir: "/srv/apollo/data".into(), ..Default::default() };
-        ServiceSpec::new(&std::sync::Arc::new(config), &model)
-    }
+    use crate::supervisor::spec::for_test as spec;
 
     fn base() -> serde_json::Value {
         serde_json::json!({

@@ -51,16 +51,8 @@ impl Dormant {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
-    use crate::model::Octopus;
     use crate::store::ProcessRecord;
-
-    fn spec(model: serde_json::Value) -> ServiceSpec {
-        let model: Octopus = serde_json::from_value(model).unwrap();
-        crate::model::validate_model(&model).unwrap();
-        let config = Config { data_dir: "/srv/apollo/data".into(), ..Default::default() };
-        ServiceSpec::new(&std::sync::Arc::new(config), &model)
-    }
+    use crate::supervisor::spec::for_test as spec;
 
     fn sleeper() -> ServiceSpec {
         spec(serde_json::json!({"name": "web", "id": "app_web", "run_data": {"command": ["/bin/sleep", "100"]}}))

@@ -129,3 +129,13 @@ impl ServiceSpec {
         }
     }
 }
+
+/// A spec for unit tests: `model` (JSON, validated) under a host whose data dir is
+/// `/srv/apollo/data`.
+#[cfg(test)]
+pub fn for_test(model: serde_json::Value) -> ServiceSpec {
+    let model: Octopus = serde_json::from_value(model).expect("a model");
+    crate::model::validate_model(&model).expect("a valid model");
+    let config = Config { data_dir: "/srv/apollo/data".into(), ..Default::default() };
+    ServiceSpec::new(&Arc::new(config), &model)
+}
