@@ -44,12 +44,8 @@ pub async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiErro
 
 /// Rewrites error responses that did not come from [`ApiError`] (axum's own rejections
 /// for a bad path or query parameter) into the JSON error shape, so clients parse one
-/// format only. A module's own answers are its protocol's and pass unchanged.
-pub async fn json_errors(req: Request, next: Next) -> Response {
-    as_json_error(next.run(req).await).await
-}
-
-/// [`json_errors`] for a response in hand (the API's edge middleware, `api/edge.rs`).
+/// format only. A module's own answers are its protocol's and pass unchanged. Called by
+/// the API's edge middleware (`api/edge.rs`).
 pub async fn as_json_error(response: Response) -> Response {
     if response.extensions().get::<super::modules::ModuleAnswer>().is_some() {
         return response;

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -134,14 +135,17 @@ struct ListenerState {
 
 fn listener_router(app: AppState, module: String) -> Router {
     let body_limit = app.config.server.body_limit_bytes;
-    Router::new()
-        .fallback(handle)
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::from_fn(super::limits::json_errors))
-        .with_state(ListenerState { app, module })
+    Router::new().fallback(handle).layer(DefaultBodyLimit::max(body_limit)).with_state(ListenerState { app, module })
 }
 
-async fn handle(State(listener): State<ListenerState>, parts: Parts, body: Bytes) -> Response {
+/// Every error here is an [`ApiError`] (JSON), a body that cannot be read included, so
+/// no JSON-rewriting layer has to wrap, and be held by, every parked request; module
+/// answers pass as the module wrote them.
+async fn handle(State(listener): State<ListenerState>, parts: Parts, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return ApiError::from(rejection).into_response(),
+    };
     match route(&listener, parts, body).await {
         Ok(response) => response,
         Err(e) => e.into_response(),

@@ -246,7 +246,7 @@ pub(super) async fn serve(state: &AppState, module: &LoadedModule, matched: Matc
 }
 
 /// Marks a response a module wrote: its error bodies are the module's protocol (Consul's
-/// plain-text errors, Spring's JSON), so `limits::json_errors` leaves them as they are.
+/// plain-text errors, Spring's JSON), so `limits::as_json_error` leaves them as they are.
 #[derive(Debug, Clone, Copy)]
 pub struct ModuleAnswer;
 

@@ -1,7 +1,8 @@
 //! plugin-api 0.2 route features through the real host and the real hello-module
 //! `.so`: a public route the module authenticates itself (an HMAC signature over the
 //! raw target, and the peer address), a long poll past the default handler timeout,
-//! a module's own listener that serves its routes at the root and stops with it, and
+//! a module's own listener that serves its routes at the root (its errors in the host's
+//! JSON shape) and stops with it, and
 //! module storage shared by two hosts on one MongoDB: a write through one host wakes
 //! the module's change-feed long poll on the other.
 
@@ -42,6 +43,25 @@ async fn raw_get(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> (u
     let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
     (status, serde_json::from_str(body).unwrap_or(Value::Null), local)
+}
+
+/// `POST target` with `body` (as `application/json`), `Connection: close`; returns the
+/// status and the body as JSON (`Null` when it is not JSON).
+async fn raw_post(addr: SocketAddr, target: &str, body: &[u8]) -> (u16, Value) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "POST {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // The host may answer (and close) before reading all of an over-limit body.
+    let _ = stream.write_all(body).await;
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await;
+    let text = String::from_utf8_lossy(&response);
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
 fn now_secs() -> String {
@@ -108,7 +128,8 @@ async fn a_long_poll_route_holds_past_the_default_handler_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_module_listener_serves_at_its_root_and_stops_with_the_module() {
-    let d = deployment(json!({"modules": {"listeners": {"hello": "127.0.0.1:0"}}}));
+    let d =
+        deployment(json!({"modules": {"listeners": {"hello": "127.0.0.1:0"}}, "server": {"body_limit_bytes": 1024}}));
     let host = d.start().await;
     let client = host.authed().await;
     let bound = |listed: &Value| -> Option<SocketAddr> {
@@ -128,6 +149,9 @@ async fn a_module_listener_serves_at_its_root_and_stops_with_the_module() {
     // Admin-only routes are not on the listener; the admin API is not there either.
     assert_eq!(raw_get(addr, "/greet/ada", &[]).await.0, 404);
     assert_eq!(raw_get(addr, "/api/apps", &[]).await.0, 404);
+    // A body over server.body_limit_bytes gets the host's JSON error, not axum's text.
+    let (status, body) = raw_post(addr, "/echo", &vec![b'x'; 4096]).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (413, Some("payload_too_large")), "{body}");
     // The same public route on the admin API, without a token.
     let (status, body, _) = raw_get(host.host.http_addr, "/api/module/hello/whoami", &[]).await;
     assert_eq!((status, body["via"].as_str()), (200, Some("AdminTcp")));
