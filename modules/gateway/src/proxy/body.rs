@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::HeaderMap;
-use http_body_util::{BodyExt, Empty, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body, Frame, Incoming};
 
 use crate::upstream::{BoxError, RequestBody};
@@ -17,8 +17,9 @@ use crate::upstream::{BoxError, RequestBody};
 pub enum Outgoing {
     Empty,
     Held(Bytes),
-    /// The client's stream, taken by the first try that reads it.
-    Stream(Arc<Mutex<Option<Incoming>>>),
+    /// The client's stream, taken by the first try that reads it, and its declared
+    /// length (when it has one, it goes upstream as is; else chunked).
+    Stream(Arc<Mutex<Option<Incoming>>>, Option<u64>),
 }
 
 impl Outgoing {
@@ -27,25 +28,26 @@ impl Outgoing {
         if body.is_end_stream() {
             return Ok(Outgoing::Empty);
         }
-        let declared = headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
+        let declared =
+            headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
         match declared {
-            Some(len) if len <= hold_up_to => {
+            Some(len) if len <= hold_up_to as u64 => {
                 let held = Limited::new(body, hold_up_to).collect().await?.to_bytes();
                 Ok(Outgoing::Held(held))
             }
-            _ => Ok(Outgoing::Stream(Arc::new(Mutex::new(Some(body))))),
+            _ => Ok(Outgoing::Stream(Arc::new(Mutex::new(Some(body))), declared)),
         }
     }
 
     /// The body of the next try.
     pub fn for_try(&self) -> RequestBody {
         match self {
-            Outgoing::Empty => Empty::new().map_err(|never| match never {}).boxed_unsync(),
-            Outgoing::Held(bytes) => Full::new(bytes.clone()).map_err(|never| match never {}).boxed_unsync(),
-            Outgoing::Stream(slot) => TakenOnRead { slot: Arc::clone(slot), taken: None }.boxed_unsync(),
+            Outgoing::Empty => RequestBody::Empty,
+            Outgoing::Held(bytes) => RequestBody::Held(bytes.clone()),
+            Outgoing::Stream(slot, length) => RequestBody::Stream {
+                body: TakenOnRead { slot: Arc::clone(slot), taken: None }.boxed_unsync(),
+                length: *length,
+            },
         }
     }
 
@@ -53,7 +55,7 @@ impl Outgoing {
     pub fn can_resend(&self) -> bool {
         match self {
             Outgoing::Empty | Outgoing::Held(_) => true,
-            Outgoing::Stream(slot) => slot.lock().unwrap_or_else(|e| e.into_inner()).is_some(),
+            Outgoing::Stream(slot, _) => slot.lock().unwrap_or_else(|e| e.into_inner()).is_some(),
         }
     }
 }

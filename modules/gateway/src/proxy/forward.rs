@@ -12,20 +12,22 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use http::request::Parts;
-use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use http::uri::PathAndQuery;
+use http::{HeaderValue, Method, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
 use tower::retry::budget::Budget;
 
 use super::DataPlane;
 use super::body::Outgoing;
-use super::headers::{add_forwarded, strip_hop_by_hop};
+use super::headers::strip_hop_by_hop;
 use super::replies::{self, Failure, ResponseBody};
 use crate::metrics::InstanceSeries;
 use crate::table::Route;
 use crate::trace::ActiveSpan;
-use crate::upstream::{Instance, PooledBody, RequestBody, SendError, Upstream};
+use crate::upstream::{Instance, PooledBody, RequestBody, RequestHead, SendError, Switched, Upstream, UpstreamError};
 
 /// What happened, for the access log and metrics.
 #[derive(Debug, Default)]
@@ -41,7 +43,7 @@ enum TryError {
     /// No connection could be made: nothing was sent.
     Connect(String),
     /// The request left; the upstream reset or broke its response.
-    Sent(hyper::Error),
+    Sent(UpstreamError),
     /// `circuit.max_pending` connections are being made already.
     Pending,
 }
@@ -80,25 +82,11 @@ pub async fn forward(
     };
     plane.budget.deposit();
     let deadline = Instant::now() + route.timeout;
-    let Some(uri) = upstream_uri(route, &parts.uri) else {
+    let Some(target) = upstream_target(route, &parts.uri) else {
         return local(plane, route, outcome, Failure::BadRequest, "the rewritten path is not a valid URI");
     };
     let upgrading = client_upgrade.is_some();
     let may_repeat = idempotent(&parts.method) || route.retry_non_idempotent;
-    // Each try's head is made from the client's: one header copy per try (a try's
-    // request is consumed by its connection), none kept aside for the retries.
-    let make_request = |try_span: &ActiveSpan| {
-        let mut request = Request::new(body.for_try());
-        *request.method_mut() = parts.method.clone();
-        *request.uri_mut() = uri.clone();
-        *request.version_mut() = Version::HTTP_11;
-        let headers = request.headers_mut();
-        *headers = parts.headers.clone();
-        strip_hop_by_hop(headers, upgrading);
-        add_forwarded(headers, client.ip());
-        try_span.inject(headers);
-        request
-    };
 
     // At most 11 tries (retries ≤ 10): kept on the stack.
     let mut tried = [SocketAddr::from(([0, 0, 0, 0], 0)); 11];
@@ -119,7 +107,18 @@ pub async fn forward(
             false => span.child(""),
         };
         let in_flight = instance.enter();
-        let attempt = one_try(upstream, &instance, make_request(&try_span), upgrading);
+        // The try's head is written from the client's straight into the connection's
+        // buffer: no header map is copied per try.
+        let head = RequestHead {
+            method: &parts.method,
+            target: &target,
+            headers: &parts.headers,
+            client: client.ip(),
+            upgrading,
+            traceparent: try_span.traceparent_bytes(),
+            tracestate: try_span.tracestate(),
+        };
+        let attempt = one_try(upstream, &instance, &head, body.for_try(), upgrading);
         let result = tokio::time::timeout_at(try_deadline.into(), attempt).await;
         drop(in_flight);
         if try_span.is_recording() {
@@ -195,12 +194,15 @@ pub async fn forward(
 }
 
 /// The target the upstream gets: the client's own (origin-form) when the route keeps
-/// the path, else the rewritten one.
-fn upstream_uri(route: &Route, client: &Uri) -> Option<Uri> {
+/// the path, else the rewritten one (checked to be a valid path and query).
+fn upstream_target<'a>(route: &Route, client: &'a Uri) -> Option<Cow<'a, str>> {
+    let own = client.path_and_query().map_or("/", |p| p.as_str());
     if !route.rewrites() && client.scheme().is_none() {
-        return Some(client.clone());
+        return Some(Cow::Borrowed(own));
     }
-    route.upstream_path(client.path_and_query().map_or("/", |p| p.as_str())).parse().ok()
+    let rewritten = route.upstream_path(own);
+    PathAndQuery::try_from(rewritten.as_str()).ok()?;
+    Some(Cow::Owned(rewritten))
 }
 
 /// Whether one more try fits the route's retries, its deadline and the budget (asked
@@ -219,50 +221,53 @@ fn note_failure(plane: &DataPlane, upstream: &Upstream, instance: &Instance) {
     }
 }
 
-/// A kept connection if one is idle (a stale one hands the request back untouched),
-/// else a new one.
+/// One try on one instance: an idle kept-alive connection (one found closed before the
+/// request left is passed over), else a new one. A protocol switch always gets a new one.
 async fn one_try(
     upstream: &Arc<Upstream>,
     instance: &Instance,
-    mut request: Request<RequestBody>,
+    head: &RequestHead<'_>,
+    mut body: RequestBody,
     upgrading: bool,
 ) -> Result<Response<PooledBody>, TryError> {
     if !upgrading {
         while let Some(connection) = instance.pool.checkout() {
-            match connection.send(request).await {
+            match connection.send(head, body).await {
                 Ok(response) => return Ok(response),
-                Err(SendError::NotSent(back)) => request = *back,
+                Err(SendError::NotSent(back)) => body = back,
                 Err(SendError::Sent(e)) => return Err(TryError::Sent(e)),
             }
         }
     }
     let connecting = upstream.admit_connect().map_err(|_| TryError::Pending)?;
-    // Boxed: making a connection is rare, and its future (hyper's handshake included)
-    // would otherwise enlarge every request's future, which moves as requests start.
-    let connection = Box::pin(instance.pool.connect(upgrading)).await.map_err(|e| TryError::Connect(e.0))?;
+    let connection = instance.pool.connect().await.map_err(|e| TryError::Connect(e.0))?;
     drop(connecting);
-    connection.send(request).await.map_err(|e| match e {
+    connection.send(head, body).await.map_err(|e| match e {
         SendError::NotSent(_) => TryError::Connect(format!("{}: closed before the request left", instance.addr)),
         SendError::Sent(e) => TryError::Sent(e),
     })
 }
 
-/// The upstream's response on its way to the client; a 101 joins the two upgraded
-/// connections into a tunnel.
-fn relay(
-    mut response: Response<PooledBody>,
-    attempts: u32,
-    client_upgrade: Option<OnUpgrade>,
-) -> Response<ResponseBody> {
+/// The upstream's response on its way to the client; a 101 joins the client's upgraded
+/// connection and the upstream's socket into a tunnel.
+fn relay(response: Response<PooledBody>, attempts: u32, client_upgrade: Option<OnUpgrade>) -> Response<ResponseBody> {
     let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
-    if switching && let Some(client_upgrade) = client_upgrade {
-        let upstream_upgrade = hyper::upgrade::on(&mut response);
+    let (mut parts, mut body) = response.into_parts();
+    if switching
+        && let Some(client_upgrade) = client_upgrade
+        && let Some(upstream) = body.take_switched()
+    {
         tokio::spawn(async move {
-            let (Ok(client), Ok(upstream)) = (client_upgrade.await, upstream_upgrade.await) else { return };
-            let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(client), &mut TokioIo::new(upstream)).await;
+            let Ok(client) = client_upgrade.await else { return };
+            let mut client = TokioIo::new(client);
+            let Switched { stream: mut upstream, already_read, open } = upstream;
+            // What the upstream sent right after its 101 belongs to the new protocol.
+            if client.write_all(&already_read).await.is_ok() {
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            }
+            drop(open);
         });
     }
-    let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers, switching);
     parts.headers.insert(&X_APOLLO_ATTEMPTS, HeaderValue::from(attempts));
     Response::from_parts(parts, body.map_err(Into::into).boxed_unsync())

@@ -1,12 +1,11 @@
 //! Header rules of a proxy hop: hop-by-hop headers (RFC 9110 §7.6.1, plus those the
 //! `Connection` header names) stay on their hop, and the upstream learns who asked
-//! through `X-Forwarded-For/Proto/Host`.
-
-use std::net::IpAddr;
+//! through `X-Forwarded-For/Proto/Host` (written by `upstream/request_head.rs`, which
+//! applies the same rules to the request head it writes).
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-const HOP_BY_HOP: [HeaderName; 7] = [
+pub const HOP_BY_HOP: [HeaderName; 7] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -65,23 +64,6 @@ fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
-/// Appends the client to `X-Forwarded-For` and states the original scheme and host
-/// (overwritten, as this listener is where they were seen).
-pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr) {
-    let chain = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(earlier) if !earlier.trim().is_empty() => format!("{earlier}, {client}"),
-        _ => client.to_string(),
-    };
-    if let Ok(value) = HeaderValue::from_str(&chain) {
-        headers.insert(&X_FORWARDED_FOR, value);
-    }
-    headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    match headers.get(header::HOST).cloned() {
-        Some(host) => headers.insert(&X_FORWARDED_HOST, host),
-        None => headers.remove(&X_FORWARDED_HOST),
-    };
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,17 +102,5 @@ mod tests {
         strip_hop_by_hop(&mut h, true);
         assert_eq!(h[header::UPGRADE], "websocket");
         assert_eq!(h[header::CONNECTION], "upgrade");
-    }
-
-    #[test]
-    fn forwarded_headers_extend_the_chain() {
-        let mut h = HeaderMap::new();
-        h.insert(&X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
-        h.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("https-spoofed"));
-        h.insert(header::HOST, HeaderValue::from_static("api.example.com"));
-        add_forwarded(&mut h, "127.0.0.1".parse().unwrap());
-        assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.1, 127.0.0.1");
-        assert_eq!(h[&X_FORWARDED_PROTO], "http");
-        assert_eq!(h[&X_FORWARDED_HOST], "api.example.com");
     }
 }

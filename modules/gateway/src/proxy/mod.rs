@@ -4,7 +4,7 @@
 
 mod body;
 mod forward;
-mod headers;
+pub(crate) mod headers;
 pub mod replies;
 pub mod seneca;
 pub mod server;

@@ -205,6 +205,25 @@ impl ActiveSpan {
         }
     }
 
+    /// [`Self::traceparent`] on the stack, for a head written without strings.
+    pub fn traceparent_bytes(&self) -> [u8; 55] {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = *b"00-00000000000000000000000000000000-0000000000000000-00";
+        let digits = self.trace_id.iter().chain(&self.span_id).chain(std::iter::once(&self.flags));
+        // Hex digit pairs start after "00-", skipping the '-' between the fields.
+        let at = (0..16).map(|i| 3 + 2 * i).chain((0..8).map(|i| 36 + 2 * i)).chain(std::iter::once(53));
+        for (&byte, at) in digits.zip(at) {
+            out[at] = DIGITS[usize::from(byte >> 4)];
+            out[at + 1] = DIGITS[usize::from(byte & 0x0f)];
+        }
+        out
+    }
+
+    /// The incoming `tracestate`, forwarded unchanged.
+    pub fn tracestate(&self) -> Option<&str> {
+        self.tracestate.as_deref()
+    }
+
     /// `00-<trace id>-<this span's id>-<flags>`, lower case.
     pub fn traceparent(&self) -> String {
         format!("00-{}-{}-{:02x}", context::hex(&self.trace_id), context::hex(&self.span_id), self.flags)
@@ -336,6 +355,7 @@ mod tests {
         assert_eq!(span.flags(), FLAG_RANDOM_TRACE_ID | FLAG_SAMPLED);
         let child = span.child("try");
         assert_eq!(parts(&child.traceparent())[3], "03");
+        assert_eq!(&child.traceparent_bytes()[..], child.traceparent().as_bytes());
 
         let none = Tracer::start(&Settings { sample_ratio: 0.0, ..Settings::default() }, |_| {});
         assert_eq!(none.server_span(&TraceContext::new_trace(), "GET /").flags(), FLAG_RANDOM_TRACE_ID);

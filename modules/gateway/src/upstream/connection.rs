@@ -1,34 +1,80 @@
-//! One upstream HTTP/1.1 connection in use, driven by the request that uses it: the
-//! request's own task polls hyper's connection future beside the send and, through
-//! [`PooledBody`], beside the response body, so a proxied request costs one task and no
-//! cross-task wake-ups. The connection goes back to its pool when the body has been
-//! read to its end; one given up mid-body is dropped, which closes it. A connection
-//! made for a protocol switch (WebSocket) runs on a task of its own, as its upgraded
-//! stream outlives the request.
+//! One upstream HTTP/1.1 connection in use, driven by the request that uses it (no task
+//! of its own, no cross-task wake-ups): the request head is written into the
+//! connection's reusable write buffer and sent with a small held body in one write; the
+//! response head is read into its reusable read buffer and parsed there; the body is
+//! handed out as slices of that buffer while the server half relays it. The connection
+//! goes back to its pool when the body was read to its end and the upstream keeps it
+//! alive; one given up mid-body is dropped, which closes it. A 101 hands the socket
+//! over whole for the protocol it switched to (WebSocket).
 
-use std::future::Future;
-use std::pin::{Pin, pin};
+use std::io::ErrorKind;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, ready};
 
-use bytes::Bytes;
-use http::{Request, Response};
+use bytes::{Bytes, BytesMut};
+use http::{Method, Response, StatusCode, header};
+use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use hyper::body::{Body, Frame, SizeHint};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::error::UpstreamError;
+use super::framing::{Framing, Piece};
 use super::pool::Pool;
+use super::request_head::{BodyLength, RequestHead};
+use super::response_head::{self, ResponseHead};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-/// What the gateway sends upstream: a replayable buffer or the client's stream.
-pub type RequestBody = UnsyncBoxBody<Bytes, BoxError>;
-/// hyper's half that does the I/O of one upstream connection.
-pub type Driver = http1::Connection<TokioIo<TcpStream>, RequestBody>;
 
-/// Counts a connection as open until it is dropped (with its driver, wherever that is).
+/// Room made in the read buffer before each read: a typical response in one read.
+const READ_CHUNK: usize = 16 * 1024;
+/// A held body up to this size goes out in the head's write.
+const INLINE_BODY: usize = 16 * 1024;
+
+/// What a try sends after its head.
+pub enum RequestBody {
+    Empty,
+    /// A body held in memory: any try may send it again.
+    Held(Bytes),
+    /// The client's stream, with its declared length (else it goes out chunked).
+    Stream {
+        body: UnsyncBoxBody<Bytes, BoxError>,
+        length: Option<u64>,
+    },
+}
+
+impl std::fmt::Debug for RequestBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RequestBody::Empty => f.write_str("Empty"),
+            RequestBody::Held(bytes) => write!(f, "Held({} bytes)", bytes.len()),
+            RequestBody::Stream { length, .. } => write!(f, "Stream(length {length:?})"),
+        }
+    }
+}
+
+impl RequestBody {
+    fn length(&self, head: &RequestHead<'_>) -> BodyLength {
+        match self {
+            // As hyper's client did: a zero length where a body is expected or declared.
+            RequestBody::Empty
+                if head.headers.contains_key(header::CONTENT_LENGTH)
+                    || matches!(*head.method, Method::POST | Method::PUT | Method::PATCH) =>
+            {
+                BodyLength::Length(0)
+            }
+            RequestBody::Empty => BodyLength::None,
+            RequestBody::Held(bytes) => BodyLength::Length(bytes.len() as u64),
+            RequestBody::Stream { length: Some(n), .. } => BodyLength::Length(*n),
+            RequestBody::Stream { length: None, .. } => BodyLength::Chunked,
+        }
+    }
+}
+
+/// Counts a connection as open until it is dropped.
 #[derive(Debug)]
 pub struct OpenCount(Arc<AtomicUsize>);
 
@@ -45,159 +91,233 @@ impl Drop for OpenCount {
     }
 }
 
-/// A kept-alive connection: the sender and the driver that does its I/O.
+/// A kept-alive connection with its buffers, reused by every request it carries.
+#[derive(Debug)]
 pub struct Link {
-    pub sender: SendRequest<RequestBody>,
-    /// `None` once the connection ended (its sender then reports closed). Boxed: hyper's
-    /// connection state is large, and a link moves with every request that uses it.
-    pub driver: Option<Box<Driver>>,
+    stream: TcpStream,
+    read_buf: BytesMut,
+    write_buf: Vec<u8>,
     /// Held for its drop: the connection counts as open while this lives.
-    pub _open: OpenCount,
-}
-
-impl std::fmt::Debug for Link {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Link").field("driving", &self.driver.is_some()).finish_non_exhaustive()
-    }
+    open: OpenCount,
 }
 
 impl Link {
-    /// Polls the driver once; a driver that finished (closed, failed) is dropped, which
-    /// fails whatever still waits on the connection.
-    fn poll_driver(&mut self, cx: &mut Context<'_>) {
-        if let Some(driver) = self.driver.as_mut()
-            && Pin::new(&mut **driver).poll(cx).is_ready()
-        {
-            self.driver = None;
-        }
+    pub fn new(stream: TcpStream, open: OpenCount) -> Self {
+        Self { stream, read_buf: BytesMut::with_capacity(READ_CHUNK), write_buf: Vec::with_capacity(1024), open }
     }
 
-    /// Whether the connection can take another request: its driver still runs and has
-    /// not seen the upstream close (polled once, as nothing drove it since its last use).
-    pub fn reusable(&mut self, cx: &mut Context<'_>) -> bool {
-        self.poll_driver(cx);
-        self.driver.is_some() && !self.sender.is_closed()
+    /// Whether an idle connection can take another request: nothing stray was read and
+    /// the upstream has not closed it. The probe reads only when the reactor saw the
+    /// socket readable; an idle socket with nothing to say costs no system call.
+    pub fn reusable(&mut self) -> bool {
+        if !self.read_buf.is_empty() {
+            return false;
+        }
+        let mut probe = [0u8; 1];
+        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == ErrorKind::WouldBlock)
     }
 }
 
 /// Why a send failed.
+#[derive(Debug)]
 pub enum SendError {
-    /// The connection was found closed before the request left: it comes back intact.
-    NotSent(Box<Request<RequestBody>>),
-    /// The request (or part of it) left; the upstream reset or broke the response.
-    Sent(hyper::Error),
+    /// The connection failed before the request head left whole: the body comes back
+    /// intact and the request may go on another connection.
+    NotSent(RequestBody),
+    /// The request left; the upstream reset, closed or broke the response.
+    Sent(UpstreamError),
 }
 
 /// A connection checked out of the pool (or just made) for one request.
-pub enum UpstreamConnection {
-    /// Driven by the request; back to `pool` when the response body ends.
-    Kept { link: Link, pool: Arc<Pool> },
-    /// Driven by a task of its own (a protocol switch); never back idle.
-    Spawned(SendRequest<RequestBody>),
+#[derive(Debug)]
+pub struct UpstreamConnection {
+    pub(super) link: Link,
+    pub(super) pool: Arc<Pool>,
 }
 
 impl UpstreamConnection {
-    /// Sends the request; the response body gives the connection back when read.
-    pub async fn send(self, request: Request<RequestBody>) -> Result<Response<PooledBody>, SendError> {
-        match self {
-            UpstreamConnection::Spawned(mut sender) => {
-                if sender.ready().await.is_err() {
-                    return Err(SendError::NotSent(Box::new(request)));
-                }
-                let response = sender.try_send_request(request).await.map_err(sent_or_not)?;
-                let (parts, inner) = response.into_parts();
-                Ok(Response::from_parts(parts, PooledBody { inner, back: None }))
+    /// Sends the request and reads the response head; the response body gives the
+    /// connection back when read to its end.
+    pub async fn send(mut self, head: &RequestHead<'_>, body: RequestBody) -> Result<Response<PooledBody>, SendError> {
+        let link = &mut self.link;
+        link.write_buf.clear();
+        head.write(body.length(head), &mut link.write_buf);
+        if let RequestBody::Held(bytes) = &body
+            && bytes.len() <= INLINE_BODY
+        {
+            link.write_buf.extend_from_slice(bytes);
+        }
+        if link.stream.write_all(&link.write_buf).await.is_err() {
+            return Err(SendError::NotSent(body));
+        }
+        match body {
+            RequestBody::Held(bytes) if bytes.len() > INLINE_BODY => {
+                link.stream.write_all(&bytes).await.map_err(|e| SendError::Sent(e.into()))?
             }
-            UpstreamConnection::Kept { mut link, pool } => {
-                if driving(&mut link, |link, cx| link.sender.poll_ready(cx)).await.is_err() {
-                    return Err(SendError::NotSent(Box::new(request)));
-                }
-                let mut sending = pin!(link.sender.try_send_request(request));
-                let response = driving(&mut link, |_, cx| sending.as_mut().poll(cx)).await.map_err(sent_or_not)?;
-                let (parts, inner) = response.into_parts();
-                Ok(Response::from_parts(parts, PooledBody { inner, back: Some((link, pool)) }))
+            RequestBody::Stream { body, length } => {
+                stream_body(link, body, length.is_none()).await.map_err(SendError::Sent)?
             }
+            _ => {}
+        }
+        let parsed = read_head(link, head.method).await.map_err(SendError::Sent)?;
+        let mut response = Response::new(PooledBody {
+            framing: parsed.framing,
+            keep_alive: parsed.keep_alive,
+            switched: parsed.status == StatusCode::SWITCHING_PROTOCOLS,
+            connection: Some(self),
+        });
+        *response.status_mut() = parsed.status;
+        *response.version_mut() = parsed.version;
+        *response.headers_mut() = parsed.headers;
+        Ok(response)
+    }
+}
+
+/// Sends the client's streamed body as it arrives, chunked when its length is unknown.
+async fn stream_body(
+    link: &mut Link,
+    mut body: UnsyncBoxBody<Bytes, BoxError>,
+    chunked: bool,
+) -> Result<(), UpstreamError> {
+    use std::io::Write;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(UpstreamError::RequestBody)?;
+        // Trailers of the client's body are not forwarded.
+        let Ok(data) = frame.into_data() else { continue };
+        if data.is_empty() {
+            continue;
+        }
+        if chunked {
+            link.write_buf.clear();
+            let _ = write!(link.write_buf, "{:x}\r\n", data.len());
+            link.write_buf.extend_from_slice(&data);
+            link.write_buf.extend_from_slice(b"\r\n");
+            link.stream.write_all(&link.write_buf).await?;
+        } else {
+            link.stream.write_all(&data).await?;
+        }
+    }
+    if chunked {
+        link.stream.write_all(b"0\r\n\r\n").await?;
+    }
+    Ok(())
+}
+
+/// Reads until a final response head (or a 101) is complete; other 1xx heads
+/// (`100 Continue`, `103 Early Hints`) are skipped.
+async fn read_head(link: &mut Link, method: &Method) -> Result<ResponseHead, UpstreamError> {
+    loop {
+        while let Some(parsed) = response_head::parse(&mut link.read_buf, method)? {
+            if parsed.status == StatusCode::SWITCHING_PROTOCOLS || !parsed.status.is_informational() {
+                return Ok(parsed);
+            }
+        }
+        link.read_buf.reserve(READ_CHUNK);
+        if link.stream.read_buf(&mut link.read_buf).await? == 0 {
+            return Err(UpstreamError::Closed("before the response head was complete"));
         }
     }
 }
 
-fn sent_or_not(mut e: hyper::client::conn::TrySendError<Request<RequestBody>>) -> SendError {
-    match e.take_message() {
-        Some(request) => SendError::NotSent(Box::new(request)),
-        None => SendError::Sent(e.into_error()),
-    }
+/// The socket of a connection that switched protocols, with what was read past the 101.
+#[derive(Debug)]
+pub struct Switched {
+    pub stream: TcpStream,
+    pub already_read: Bytes,
+    /// Counts the connection as open while the tunnel runs.
+    pub open: OpenCount,
 }
 
-/// Polls `work` until it is ready, driving the connection between polls: the driver
-/// writes what `work` queued and reads what it waits for, both waking this same task.
-async fn driving<T>(link: &mut Link, mut work: impl FnMut(&mut Link, &mut Context<'_>) -> Poll<T>) -> T {
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(done) = work(link, cx) {
-            return Poll::Ready(done);
-        }
-        link.poll_driver(cx);
-        work(link, cx)
-    })
-    .await
-}
-
-/// An upstream response body that drives its connection while it is read and returns
-/// the connection to the pool at its end.
+/// An upstream response body, read from its connection by whoever polls it (the
+/// server half, on the request's task); the connection goes back to the pool at its end.
+#[derive(Debug)]
 pub struct PooledBody {
-    inner: Incoming,
-    back: Option<(Link, Arc<Pool>)>,
+    framing: Framing,
+    keep_alive: bool,
+    /// A 101: the connection is the tunnel's, never the pool's.
+    switched: bool,
+    /// `None` once given back, closed, or handed to a tunnel.
+    connection: Option<UpstreamConnection>,
 }
 
 impl PooledBody {
-    /// The body has ended: the connection is idle again unless the upstream closes it
-    /// (`Connection: close`, which one more poll of the driver reveals).
-    fn give_back(&mut self, cx: &mut Context<'_>) {
-        if let Some((mut link, pool)) = self.back.take()
-            && link.reusable(cx)
+    /// The socket of a 101's connection, for the tunnel.
+    pub fn take_switched(&mut self) -> Option<Switched> {
+        if !self.switched {
+            return None;
+        }
+        let UpstreamConnection { link, .. } = self.connection.take()?;
+        let Link { stream, mut read_buf, open, .. } = link;
+        Some(Switched { stream, already_read: read_buf.split().freeze(), open })
+    }
+
+    /// The body has ended: the connection is idle again if the upstream keeps it alive
+    /// and sent nothing past the body.
+    fn give_back(&mut self) {
+        if let Some(connection) = self.connection.take()
+            && self.keep_alive
+            && !self.switched
+            && connection.link.read_buf.is_empty()
         {
-            pool.checkin(link);
+            connection.pool.checkin(connection.link);
         }
     }
 }
 
 impl Body for PooledBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = UpstreamError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, UpstreamError>>> {
         let this = &mut *self;
-        let mut polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if polled.is_pending()
-            && let Some((link, _)) = this.back.as_mut()
-        {
-            // The next frame is read by the driver, on this task.
-            link.poll_driver(cx);
-            polled = Pin::new(&mut this.inner).poll_frame(cx);
+        loop {
+            let Some(connection) = this.connection.as_mut() else { return Poll::Ready(None) };
+            let link = &mut connection.link;
+            let piece = match this.framing.next(&mut link.read_buf) {
+                Ok(Piece::NeedMore) => {
+                    link.read_buf.reserve(READ_CHUNK);
+                    match ready!(tokio_util::io::poll_read_buf(Pin::new(&mut link.stream), cx, &mut link.read_buf)) {
+                        Ok(0) => this.framing.at_close(),
+                        Ok(_) => continue,
+                        Err(e) => Err(e.into()),
+                    }
+                }
+                other => other,
+            };
+            return match piece {
+                Ok(Piece::Data(data)) => Poll::Ready(Some(Ok(Frame::data(data)))),
+                Ok(Piece::End) => {
+                    this.give_back();
+                    Poll::Ready(None)
+                }
+                Ok(Piece::NeedMore) => continue,
+                Err(e) => {
+                    // Dropping the connection closes it.
+                    this.connection = None;
+                    Poll::Ready(Some(Err(e)))
+                }
+            };
         }
-        match &polled {
-            Poll::Ready(None) => this.give_back(cx),
-            Poll::Ready(Some(Err(_))) => this.back = None,
-            _ => {}
-        }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.framing.is_done() || self.connection.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match self.framing.exact() {
+            Some(n) => SizeHint::with_exact(n),
+            None => SizeHint::default(),
+        }
     }
 }
 
 impl Drop for PooledBody {
     fn drop(&mut self) {
-        // A body that was never polled to its end (an empty one the server did not read)
-        // still leaves the connection between messages; one dropped mid-body does not,
-        // and dropping its driver closes it.
-        if self.inner.is_end_stream() {
-            self.give_back(&mut Context::from_waker(Waker::noop()));
+        // The server half stops polling once the body says it ended (or never polls an
+        // empty one): the connection still goes back. One dropped mid-body is closed.
+        if self.framing.is_done() {
+            self.give_back();
         }
     }
 }

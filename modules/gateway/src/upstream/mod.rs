@@ -6,10 +6,16 @@
 
 mod balance;
 mod connection;
+#[cfg(test)]
+mod connection_tests;
+mod error;
+mod framing;
 mod outlier;
 mod pool;
 #[cfg(test)]
 mod pool_tests;
+mod request_head;
+mod response_head;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,9 +24,11 @@ use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 
-pub use self::connection::{BoxError, PooledBody, RequestBody, SendError};
+pub use self::connection::{BoxError, PooledBody, RequestBody, SendError, Switched};
+pub use self::error::UpstreamError;
 pub use self::outlier::{Outlier, now_ms};
 pub use self::pool::Pool;
+pub use self::request_head::RequestHead;
 use crate::metrics::InstanceSeries;
 use crate::settings::{Balance, CircuitSettings, OutlierSettings};
 

@@ -7,15 +7,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use bytes::Bytes;
-use http::Request;
-use http_body_util::{BodyExt, Empty};
+use std::sync::LazyLock;
+
+use http::{HeaderMap, Method};
+use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc};
 
 use super::connection::{RequestBody, SendError, UpstreamConnection};
 use super::pool::Pool;
+use super::request_head::RequestHead;
 use crate::settings::CircuitSettings;
 
 /// How the scripted upstream answers each request on a connection.
@@ -92,22 +94,30 @@ async fn serve(mut stream: TcpStream, script: Script, hang_up: &Notify) {
     }
 }
 
-fn request() -> Request<RequestBody> {
-    let mut request = Request::new(Empty::<Bytes>::new().map_err(|never| match never {}).boxed_unsync());
-    *request.uri_mut() = "/".parse().unwrap();
-    request
+static HEADERS: LazyLock<HeaderMap> = LazyLock::new(HeaderMap::new);
+
+fn head() -> RequestHead<'static> {
+    RequestHead {
+        method: &Method::GET,
+        target: "/",
+        headers: &HEADERS,
+        client: "127.0.0.1".parse().unwrap(),
+        upgrading: false,
+        traceparent: *b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        tracestate: None,
+    }
 }
 
 async fn connection(pool: &Arc<Pool>) -> UpstreamConnection {
     match pool.checkout() {
         Some(kept) => kept,
-        None => pool.connect(false).await.unwrap(),
+        None => pool.connect().await.unwrap(),
     }
 }
 
 /// One request through the pool, its body read to the end; the body's length.
 async fn exchange(pool: &Arc<Pool>) -> Result<usize, String> {
-    let response = match connection(pool).await.send(request()).await {
+    let response = match connection(pool).await.send(&head(), RequestBody::Empty).await {
         Ok(response) => response,
         Err(SendError::NotSent(_)) => return Err("not sent".into()),
         Err(SendError::Sent(e)) => return Err(e.to_string()),
@@ -163,7 +173,7 @@ async fn a_connection_the_upstream_closed_while_idle_is_not_used() {
 async fn a_body_dropped_half_read_closes_its_connection() {
     let up = upstream(Script::KeepAlive { body_len: 1_000_000 }).await;
     let pool = pool(up.addr);
-    let Ok(response) = connection(&pool).await.send(request()).await else { panic!("send failed") };
+    let Ok(response) = connection(&pool).await.send(&head(), RequestBody::Empty).await else { panic!("send failed") };
     let mut body = response.into_body();
     let first = body.frame().await.unwrap().unwrap();
     assert!(first.data_ref().is_some_and(|d| d.len() < 1_000_000));
