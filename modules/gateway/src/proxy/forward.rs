@@ -14,7 +14,6 @@ use std::time::Instant;
 use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, Response, StatusCode, Uri};
-use http_body_util::BodyExt;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
@@ -27,7 +26,9 @@ use super::replies::{self, Failure, ResponseBody};
 use crate::metrics::InstanceSeries;
 use crate::table::Route;
 use crate::trace::ActiveSpan;
-use crate::upstream::{Instance, PooledBody, RequestBody, RequestHead, SendError, Switched, Upstream, UpstreamError};
+use crate::upstream::{
+    Instance, PooledBody, RequestBody, RequestHead, SendError, Switched, Upstream, UpstreamError, ms_at,
+};
 
 /// What happened, for the access log and metrics.
 #[derive(Debug, Default)]
@@ -37,6 +38,8 @@ pub struct Outcome {
     pub instance: Option<Arc<Instance>>,
     /// Set when the gateway answered itself.
     pub failure: Option<Failure>,
+    /// When the last try ended (its clock reading serves the request's duration too).
+    pub ended: Option<Instant>,
 }
 
 enum TryError {
@@ -49,6 +52,16 @@ enum TryError {
 }
 
 pub static X_APOLLO_ATTEMPTS: http::HeaderName = http::HeaderName::from_static("x-apollo-attempts");
+
+/// The `X-Apollo-Attempts` value: a static string for any count a route allows (at
+/// most 11 tries), so no request formats one.
+fn attempts_value(attempts: u32) -> HeaderValue {
+    const COUNTS: [&str; 12] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"];
+    match COUNTS.get(attempts as usize) {
+        Some(count) => HeaderValue::from_static(count),
+        None => HeaderValue::from(attempts),
+    }
+}
 
 /// RFC 9110 §9.2.2.
 fn idempotent(method: &Method) -> bool {
@@ -81,7 +94,10 @@ pub async fn forward(
         }
     };
     plane.budget.deposit();
-    let deadline = Instant::now() + route.timeout;
+    // One clock reading starts the deadline and the first try; each try's end is the
+    // next one's start.
+    let mut now = Instant::now();
+    let deadline = now + route.timeout;
     let Some(target) = upstream_target(route, &parts.uri) else {
         return local(plane, route, outcome, Failure::BadRequest, "the rewritten path is not a valid URI");
     };
@@ -91,8 +107,7 @@ pub async fn forward(
     // At most 11 tries (retries ≤ 10): kept on the stack.
     let mut tried = [SocketAddr::from(([0, 0, 0, 0], 0)); 11];
     let mut last: (Failure, Cow<'static, str>) = (Failure::NoInstance, "no instance of the upstream is known".into());
-    while let Some(instance) = upstream.pick(route.balance, &tried[..outcome.attempts as usize]) {
-        let now = Instant::now();
+    while let Some(instance) = upstream.pick(route.balance, &tried[..outcome.attempts as usize], ms_at(now)) {
         if now >= deadline {
             last = (Failure::Timeout, "the route's deadline passed".into());
             break;
@@ -118,7 +133,7 @@ pub async fn forward(
             traceparent: try_span.traceparent_bytes(),
             tracestate: try_span.tracestate(),
         };
-        let attempt = one_try(upstream, &instance, &head, body.for_try(), upgrading);
+        let attempt = one_try(upstream, &instance, &head, body.for_try(), upgrading, now);
         let result = tokio::time::timeout_at(try_deadline.into(), attempt).await;
         drop(in_flight);
         if try_span.is_recording() {
@@ -133,19 +148,22 @@ pub async fn forward(
             }
         }
         try_span.end();
-        let seconds = now.elapsed().as_secs_f64();
+        let ended = Instant::now();
+        let seconds = ended.saturating_duration_since(now).as_secs_f64();
+        now = ended;
+        outcome.ended = Some(ended);
         let retry_reason = match result {
             Ok(Ok(response)) => {
                 let code = response.status().as_u16();
                 try_series(plane, upstream, &instance).record(code, seconds);
                 if matches!(code, 502..=504) {
                     note_failure(plane, upstream, &instance);
-                    if may_repeat && body.can_resend() && may_retry(plane, route, outcome, deadline) {
+                    if may_repeat && body.can_resend() && may_retry(plane, route, outcome, now, deadline) {
                         plane.metrics.retry(&route.name, "status");
                         continue;
                     }
                 } else {
-                    instance.outlier.success(&plane.outlier, crate::upstream::now_ms());
+                    instance.outlier.success(&plane.outlier, ms_at(now));
                 }
                 return relay(response, outcome.attempts, client_upgrade);
             }
@@ -184,7 +202,7 @@ pub async fn forward(
         };
         try_series(plane, upstream, &instance).record(0, seconds);
         note_failure(plane, upstream, &instance);
-        if !(body.can_resend() && may_retry(plane, route, outcome, deadline)) {
+        if !(body.can_resend() && may_retry(plane, route, outcome, now, deadline)) {
             break;
         }
         plane.metrics.retry(&route.name, retry_reason);
@@ -207,8 +225,8 @@ fn upstream_target<'a>(route: &Route, client: &'a Uri) -> Option<Cow<'a, str>> {
 
 /// Whether one more try fits the route's retries, its deadline and the budget (asked
 /// last: asking spends it).
-fn may_retry(plane: &DataPlane, route: &Route, outcome: &Outcome, deadline: Instant) -> bool {
-    outcome.attempts <= route.retries && Instant::now() < deadline && plane.budget.withdraw()
+fn may_retry(plane: &DataPlane, route: &Route, outcome: &Outcome, now: Instant, deadline: Instant) -> bool {
+    outcome.attempts <= route.retries && now < deadline && plane.budget.withdraw()
 }
 
 fn try_series<'i>(plane: &DataPlane, upstream: &Upstream, instance: &'i Instance) -> &'i InstanceSeries {
@@ -229,9 +247,10 @@ async fn one_try(
     head: &RequestHead<'_>,
     mut body: RequestBody,
     upgrading: bool,
+    now: Instant,
 ) -> Result<Response<PooledBody>, TryError> {
     if !upgrading {
-        while let Some(connection) = instance.pool.checkout() {
+        while let Some(connection) = instance.pool.checkout(now) {
             match connection.send(head, body).await {
                 Ok(response) => return Ok(response),
                 Err(SendError::NotSent(back)) => body = back,
@@ -269,8 +288,8 @@ fn relay(response: Response<PooledBody>, attempts: u32, client_upgrade: Option<O
         });
     }
     strip_hop_by_hop(&mut parts.headers, switching);
-    parts.headers.insert(&X_APOLLO_ATTEMPTS, HeaderValue::from(attempts));
-    Response::from_parts(parts, body.map_err(Into::into).boxed_unsync())
+    parts.headers.insert(&X_APOLLO_ATTEMPTS, attempts_value(attempts));
+    Response::from_parts(parts, ResponseBody::Relayed(body))
 }
 
 /// The route's fallback when it has one, else the gateway's own error.
@@ -287,6 +306,6 @@ fn local(
         Some(f) if why != Failure::BadRequest => replies::fallback(f),
         _ => replies::failure(why, Some(&route.name), outcome.attempts, detail),
     };
-    response.headers_mut().insert(&X_APOLLO_ATTEMPTS, HeaderValue::from(outcome.attempts));
+    response.headers_mut().insert(&X_APOLLO_ATTEMPTS, attempts_value(outcome.attempts));
     response
 }

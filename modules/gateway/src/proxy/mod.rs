@@ -71,6 +71,8 @@ impl DataPlane {
                 // Boxed: a Seneca message's future is several times a proxied request's, and
                 // every request's future would carry its size otherwise.
                 let (response, name) = Box::pin(seneca::handle(&self, seneca, request, &span, &mut outcome)).await;
+                // Its reply was read and rewritten after its try ended: its time runs to now.
+                outcome.ended = None;
                 seneca_route = Some(name);
                 response
             }
@@ -93,7 +95,8 @@ impl DataPlane {
         };
         let route = if seneca_route.is_some() { None } else { route };
         let route_name = seneca_route.as_deref().unwrap_or(route.map_or("", |r| r.name.as_str()));
-        let seconds = started.elapsed().as_secs_f64();
+        let ended = outcome.ended.unwrap_or_else(Instant::now);
+        let seconds = ended.saturating_duration_since(started).as_secs_f64();
         let status = response.status().as_u16();
         match route {
             Some(route) => {

@@ -3,18 +3,57 @@
 //! upstream failed, 503 none healthy or overloaded — with `Retry-After` —, 504 out of
 //! time), or the route's configured fallback in their place.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Response, StatusCode, header};
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Frame, SizeHint};
 use serde_json::json;
 
 use crate::settings::Fallback;
-use crate::upstream::BoxError;
+use crate::upstream::{BoxError, PooledBody};
 
-pub type ResponseBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+/// What goes back to the client: a relayed upstream body as it is (no box per
+/// request), or one the gateway made.
+#[derive(Debug)]
+pub enum ResponseBody {
+    Relayed(PooledBody),
+    Made(UnsyncBoxBody<Bytes, BoxError>),
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            ResponseBody::Relayed(body) => {
+                Pin::new(body).poll_frame(cx).map(|frame| frame.map(|frame| frame.map_err(BoxError::from)))
+            }
+            ResponseBody::Made(body) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ResponseBody::Relayed(body) => body.is_end_stream(),
+            ResponseBody::Made(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ResponseBody::Relayed(body) => body.size_hint(),
+            ResponseBody::Made(body) => body.size_hint(),
+        }
+    }
+}
 
 pub fn full(bytes: impl Into<Bytes>) -> ResponseBody {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+    ResponseBody::Made(Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync())
 }
 
 /// Why the gateway answers itself.

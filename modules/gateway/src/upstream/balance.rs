@@ -58,7 +58,7 @@ pub fn pick(
 #[cfg(test)]
 mod tests {
     use crate::settings::{Balance, CircuitSettings, OutlierSettings};
-    use crate::upstream::{Member, Upstream};
+    use crate::upstream::{Member, Upstream, now_ms};
 
     fn upstream(weights: &[u32]) -> Upstream {
         let u = Upstream::new("u".into(), OutlierSettings::default(), CircuitSettings::default());
@@ -78,7 +78,7 @@ mod tests {
     fn counts(u: &Upstream, policy: Balance, picks: usize) -> Vec<usize> {
         let mut seen = vec![0; u.instances().len()];
         for _ in 0..picks {
-            let i = u.pick(policy, &[]).unwrap();
+            let i = u.pick(policy, &[], now_ms()).unwrap();
             seen[i.id.parse::<usize>().unwrap()] += 1;
         }
         seen
@@ -108,9 +108,9 @@ mod tests {
     #[test]
     fn tried_instances_are_skipped_until_none_is_left() {
         let u = upstream(&[1, 1]);
-        let first = u.pick(Balance::RoundRobin, &[]).unwrap();
-        let second = u.pick(Balance::RoundRobin, &[first.addr]).unwrap();
+        let first = u.pick(Balance::RoundRobin, &[], now_ms()).unwrap();
+        let second = u.pick(Balance::RoundRobin, &[first.addr], now_ms()).unwrap();
         assert_ne!(first.addr, second.addr);
-        assert!(u.pick(Balance::RoundRobin, &[first.addr, second.addr]).is_some(), "falls back to any");
+        assert!(u.pick(Balance::RoundRobin, &[first.addr, second.addr], now_ms()).is_some(), "falls back to any");
     }
 }

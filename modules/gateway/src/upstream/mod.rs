@@ -26,7 +26,7 @@ use arc_swap::ArcSwap;
 
 pub use self::connection::{BoxError, PooledBody, RequestBody, SendError, Switched};
 pub use self::error::UpstreamError;
-pub use self::outlier::{Outlier, now_ms};
+pub use self::outlier::{Outlier, ms_at, now_ms};
 pub use self::pool::Pool;
 pub use self::request_head::RequestHead;
 use crate::metrics::InstanceSeries;
@@ -151,10 +151,10 @@ impl Upstream {
 
     /// Picks an instance not in `tried`, preferring ones not ejected; when every
     /// untried one is ejected they are used anyway (panic mode), and when every
-    /// instance was tried, any instance is (an upstream of one retries itself).
-    pub fn pick(&self, policy: Balance, tried: &[SocketAddr]) -> Option<Arc<Instance>> {
+    /// instance was tried, any instance is (an upstream of one retries itself). `now`:
+    /// [`now_ms`].
+    pub fn pick(&self, policy: Balance, tried: &[SocketAddr], now: u64) -> Option<Arc<Instance>> {
         let list = self.instances.load();
-        let now = outlier::now_ms();
         let untried = |i: &Instance| !tried.contains(&i.addr);
         balance::pick(&list, policy, &self.turn, |i| untried(i) && !i.outlier.is_ejected(now))
             .or_else(|| balance::pick(&list, policy, &self.turn, untried))

@@ -12,7 +12,13 @@ static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
 
 /// Milliseconds on the module's monotonic clock (never 0, so 0 means "not ejected").
 pub fn now_ms() -> u64 {
-    EPOCH.elapsed().as_millis() as u64 + 1
+    ms_at(Instant::now())
+}
+
+/// [`now_ms`] of an instant already read (a request reads the clock as few times as it
+/// can).
+pub fn ms_at(at: Instant) -> u64 {
+    at.saturating_duration_since(*EPOCH).as_millis() as u64 + 1
 }
 
 #[derive(Debug, Default)]

@@ -54,13 +54,13 @@ impl Pool {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
-    /// The most recently used idle connection that is still open and fresh; the ones
-    /// found closed or stale are dropped on the way.
-    pub fn checkout(self: &Arc<Self>) -> Option<UpstreamConnection> {
+    /// The most recently used idle connection that is still open and fresh at `now`;
+    /// the ones found closed or stale are dropped on the way.
+    pub fn checkout(self: &Arc<Self>, now: Instant) -> Option<UpstreamConnection> {
         loop {
             let entry = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()?;
             let Idle { mut link, since } = entry;
-            if since.elapsed() < self.idle_timeout && link.reusable() {
+            if now.saturating_duration_since(since) < self.idle_timeout && link.reusable() {
                 return Some(UpstreamConnection { link, pool: Arc::clone(self) });
             }
         }

@@ -109,7 +109,7 @@ fn head() -> RequestHead<'static> {
 }
 
 async fn connection(pool: &Arc<Pool>) -> UpstreamConnection {
-    match pool.checkout() {
+    match pool.checkout(std::time::Instant::now()) {
         Some(kept) => kept,
         None => pool.connect().await.unwrap(),
     }
@@ -163,7 +163,7 @@ async fn a_connection_the_upstream_closed_while_idle_is_not_used() {
     // Lets the runtime's reactor see the hang-up: nothing drives an idle connection,
     // so it is found only when the connection is taken out.
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    assert!(pool.checkout().is_none());
+    assert!(pool.checkout(std::time::Instant::now()).is_none());
     assert_eq!((pool.open(), pool.idle()), (0, 0));
     assert_eq!(exchange(&pool).await, Ok(2));
     assert_eq!(up.accepted.load(Ordering::SeqCst), 2);
