@@ -26,6 +26,7 @@ mod history;
 mod json;
 mod limits;
 mod models;
+mod module_listener_requests;
 pub mod module_listeners;
 mod modules;
 mod openapi;

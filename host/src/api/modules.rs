@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -12,13 +13,14 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use http_body_util::Full;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::ApiError;
 use super::guard::{Principal, Transport};
 use crate::modules::{
-    ListenerStatus, LoadedModule, Matched, Miss, ModuleCall, ModuleProblem, ModuleTable, RouteInfo, Via,
+    ListenerStatus, LoadedModule, Matched, Miss, ModuleCall, ModuleProblem, ModuleReply, ModuleTable, RouteInfo, Via,
 };
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
@@ -219,29 +221,57 @@ fn without_session_cookie(value: &str) -> Option<String> {
 /// Runs the matched handler under its timeout (the route's own, else
 /// `modules.handler_timeout_secs`) and turns its reply into an HTTP response.
 pub(super) async fn serve(state: &AppState, module: &LoadedModule, matched: Matched, call: ModuleCall) -> Response {
-    let timeout = module.route_timeout(matched.index).unwrap_or_else(|| state.modules.handler_timeout());
-    let (method, path) = (call.method.clone(), call.path.clone());
+    let timeout = call_timeout(state, module, &matched);
+    let (index, method) = (matched.index, call.method.clone());
     let call = tokio::time::timeout(timeout, module.call(matched, call));
     let Ok(reply) = state.metrics.time_module_request(&module.name, call).await else {
-        let limit = match timeout.as_millis() {
-            ms if ms % 1000 == 0 => format!("{} s", ms / 1000),
-            ms => format!("{ms} ms"),
-        };
-        return ApiError::GatewayTimeout(format!("module {} did not answer within {limit}", module.name))
-            .into_response();
+        return deadline_missed(module, timeout).into_response();
     };
+    let mut response = module_answer(module, &method, index, reply).map(axum::body::Body::new);
+    response.extensions_mut().insert(ModuleAnswer);
+    response
+}
+
+/// How long the handler matched may take: the route's own timeout, else
+/// `modules.handler_timeout_secs`.
+pub(super) fn call_timeout(state: &AppState, module: &LoadedModule, matched: &Matched) -> Duration {
+    module.route_timeout(matched.index).unwrap_or_else(|| state.modules.handler_timeout())
+}
+
+/// The host's answer when a handler did not answer within `timeout`.
+pub(super) fn deadline_missed(module: &LoadedModule, timeout: Duration) -> ApiError {
+    let limit = match timeout.as_millis() {
+        ms if ms % 1000 == 0 => format!("{} s", ms / 1000),
+        ms => format!("{ms} ms"),
+    };
+    ApiError::GatewayTimeout(format!("module {} did not answer within {limit}", module.name))
+}
+
+/// A module's reply as an HTTP response, exactly as the module wrote it (a header that
+/// is not valid HTTP is left out); a panic is counted and logged with the route it
+/// happened on. The body and header values are handed over, not copied.
+pub(super) fn module_answer(
+    module: &LoadedModule,
+    method: &str,
+    route_index: usize,
+    reply: ModuleReply,
+) -> http::Response<Full<Bytes>> {
     if reply.panicked {
         let panics = module.count_panic();
-        tracing::warn!(module = %module.name, panics, "module handler panicked on {method} {path}");
+        let route = module.routes.get(route_index).map_or("?", |r| r.path.as_str());
+        tracing::warn!(module = %module.name, panics, "module handler panicked on {method} {route}");
     }
-    let mut response = Response::new(axum::body::Body::from(reply.body));
+    let mut response = http::Response::new(Full::new(Bytes::from(reply.body)));
     *response.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    headers.reserve(reply.headers.len());
     for (k, v) in reply.headers {
-        if let (Ok(k), Ok(v)) = (HeaderName::try_from(k.as_str()), HeaderValue::try_from(v.as_str())) {
-            response.headers_mut().append(k, v);
+        if let (Ok(k), Ok(v)) =
+            (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_maybe_shared(Bytes::from(v.into_bytes())))
+        {
+            headers.append(k, v);
         }
     }
-    response.extensions_mut().insert(ModuleAnswer);
     response
 }
 
