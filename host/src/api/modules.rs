@@ -4,6 +4,7 @@
 //! except the routes a module authenticates itself.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -149,30 +150,47 @@ pub async fn dispatch(
     parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let path = format!("/{rest}");
+    let via = admin_via(&parts);
+    let (module, matched) = admin_route(&state, &name, &path, &parts.method, via)?;
+    let user = parts.extensions.get::<Principal>().map(|p| p.user.clone());
+    let call = module_call(parts, path, via, user, body);
+    Ok(serve(&state, &module, matched, call).await)
+}
+
+/// Which admin listener a request came through.
+pub(super) fn admin_via(parts: &Parts) -> Via {
+    match parts.extensions.get::<Transport>() {
+        Some(Transport::UnixSocket) => Via::AdminUnixSocket,
+        _ => Via::AdminTcp,
+    }
+}
+
+/// The loaded module `name` and its admin route for `method path`, or the host's 404 /
+/// 405 saying what is there.
+pub(super) fn admin_route(
+    state: &AppState,
+    name: &str,
+    path: &str,
+    method: &http::Method,
+    via: Via,
+) -> Result<(Arc<LoadedModule>, Matched), ApiError> {
     let table = state.modules.table();
-    let module = table.modules.get(&name).cloned().ok_or_else(|| {
-        let failed = table.problems.iter().find(|p| p.file.contains(&name));
+    let module = table.modules.get(name).cloned().ok_or_else(|| {
+        let failed = table.problems.iter().find(|p| p.file.contains(name));
         ApiError::NotFound(match failed {
             Some(p) => format!("module {name:?} is not loaded: {}", p.error),
             None => format!("no module named {name:?}; GET /api/modules lists them"),
         })
     })?;
     drop(table);
-    let path = format!("/{rest}");
-    let via = match parts.extensions.get::<Transport>() {
-        Some(Transport::UnixSocket) => Via::AdminUnixSocket,
-        _ => Via::AdminTcp,
-    };
-    let method = &parts.method;
-    let matched = module.match_route(method.as_str(), &path, via).map_err(|miss| match miss {
+    let matched = module.match_route(method.as_str(), path, via).map_err(|miss| match miss {
         Miss::NoRoute => {
             ApiError::NotFound(format!("module {name} has no route {path}; GET /api/modules lists its routes"))
         }
         Miss::Method => ApiError::MethodNotAllowed(format!("module {name}: {method} is not allowed on {path}")),
     })?;
-    let user = parts.extensions.get::<Principal>().map(|p| p.user.clone());
-    let call = module_call(parts, path, via, user, body);
-    Ok(serve(&state, &module, matched, call).await)
+    Ok((module, matched))
 }
 
 /// The module's view of a request: `path` decoded below the mount point, the target

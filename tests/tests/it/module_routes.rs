@@ -235,6 +235,54 @@ async fn a_module_listener_answers_the_hosts_json_errors_and_deadlines() {
     host.shutdown().await;
 }
 
+/// `GET target` carrying a body of `size` bytes, `Connection: close`: the status and
+/// the body as JSON.
+async fn get_with_body(addr: SocketAddr, target: &str, size: usize) -> (u16, Value) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {size}\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let _ = stream.write_all(&vec![b'x'; size]).await;
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await;
+    let text = String::from_utf8_lossy(&response);
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// Unaudited module requests on the admin API skip axum's router: the gate, the JSON
+/// errors and the transport are still the API's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn module_reads_on_the_admin_api_keep_the_gate_and_the_json_errors() {
+    let d = deployment(json!({"server": {"body_limit_bytes": 1024}}));
+    let host = d.start().await;
+    let addr = host.host.http_addr;
+    let bearer = format!("Bearer {}", host.login().await);
+    let auth = [("Authorization", bearer.as_str())];
+    let code = |answer: &(u16, Value)| (answer.0, answer.1["error"]["code"].as_str().map(str::to_string));
+    let expect = |status: u16, code: &str| (status, Some(code.to_string()));
+
+    let anonymous = raw_request(addr, "GET", "/api/module/hello/count", &[]).await;
+    assert_eq!(code(&anonymous), expect(401, "unauthorized"), "{}", anonymous.1);
+    let unknown_module = raw_request(addr, "GET", "/api/module/nope/count", &auth).await;
+    assert_eq!(code(&unknown_module), expect(404, "not_found"), "{}", unknown_module.1);
+    let unknown_route = raw_request(addr, "GET", "/api/module/hello/no-such", &auth).await;
+    assert_eq!(code(&unknown_route), expect(404, "not_found"), "{}", unknown_route.1);
+    let wrong_method = raw_request(addr, "OPTIONS", "/api/module/hello/count", &auth).await;
+    assert_eq!(code(&wrong_method), expect(405, "method_not_allowed"), "{}", wrong_method.1);
+    let too_big = get_with_body(addr, "/api/module/hello/whoami", 4096).await;
+    assert_eq!(code(&too_big), expect(413, "payload_too_large"), "{}", too_big.1);
+    // Decoded below the mount point, as the router's path parameters were.
+    let (status, body) = raw_request(addr, "GET", "/api/module/hello/sleep/%31%30", &auth).await;
+    assert_eq!((status, &body["slept_ms"]), (200, &json!(10)), "{body}");
+    let bad = raw_request(addr, "GET", "/api/module/hello/sleep/%ff", &auth).await;
+    assert_eq!(code(&bad), expect(400, "bad_request"), "{}", bad.1);
+    // The unix socket is trusted and says so to the module.
+    let whoami: Value = host.uds().get("/api/module/hello/whoami").await.unwrap();
+    assert_eq!(whoami["via"], "AdminUnixSocket", "{whoami}");
+    host.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_note_written_on_one_host_reaches_the_module_feed_on_another() {
     if !common::components::mongo() {
