@@ -46,7 +46,7 @@ async fn prepare(app: AppState, name: Arc<str>, request: Request<Incoming>) -> R
     })?;
     let user = user_of(&app, &module, matched.index, &parts).await?;
     let call = module_call(parts, path, Via::Listener, user, body);
-    Ok(Parked::start(app, module, matched, method, call))
+    Ok(Parked::start(app, module, matched, call))
 }
 
 /// The host user behind the request: required on the module's private routes; on a

@@ -96,7 +96,6 @@ async fn admitted(state: &AppState, request: Request<Body>) -> Result<Parked, Re
     let (module, matched) =
         admin_route(state, &name, &path, &parts.method, via).map_err(IntoResponse::into_response)?;
     let user = parts.extensions.get::<Principal>().map(|p| p.user.clone());
-    let method = parts.method.clone();
     let call = module_call(parts, path, via, user, body);
-    Ok(Parked::start(state.clone(), module, matched, method, call))
+    Ok(Parked::start(state.clone(), module, matched, call))
 }

@@ -16,17 +16,16 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::Method;
 use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
 use super::ApiError;
-use super::modules::{call_timeout, deadline_missed, module_answer};
+use super::modules::{call_timeout, deadline_missed, module_answer, route_call_timeout};
 use crate::metrics::RequestTimer;
 use crate::modules::{LoadedModule, Matched, ModuleCall, PendingReply};
 use crate::state::AppState;
@@ -66,11 +65,9 @@ pin_project! {
         reply: PendingReply,
         #[pin]
         deadline: Sleep,
-        timeout: Duration,
         started: Instant,
         module: Arc<LoadedModule>,
         app: AppState,
-        method: Method,
         route_index: usize,
         timer: Option<RequestTimer>,
     }
@@ -78,19 +75,13 @@ pin_project! {
 
 impl Parked {
     /// Starts the module's handler for `matched` under the route's deadline.
-    pub(super) fn start(
-        app: AppState,
-        module: Arc<LoadedModule>,
-        matched: Matched,
-        method: Method,
-        call: ModuleCall,
-    ) -> Self {
+    pub(super) fn start(app: AppState, module: Arc<LoadedModule>, matched: Matched, call: ModuleCall) -> Self {
         let timeout = call_timeout(&app, &module, &matched);
         let route_index = matched.index;
         let started = Instant::now();
         let reply = module.call(matched, call);
         let deadline = tokio::time::sleep(timeout);
-        Self { reply, deadline, timeout, started, module, app, method, route_index, timer: None }
+        Self { reply, deadline, started, module, app, route_index, timer: None }
     }
 
     /// The HTTP request timer to finish with the answer's status.
@@ -103,10 +94,12 @@ impl Parked {
         let this = self.project();
         let answer = if let Poll::Ready(reply) = Pin::new(this.reply).poll(cx) {
             this.app.metrics.module_request_done(&this.module.name, *this.started, reply.status);
-            module_answer(this.module, this.method.as_str(), *this.route_index, reply).map(Either::Left)
+            module_answer(this.module, *this.route_index, reply).map(Either::Left)
         } else if this.deadline.poll(cx).is_ready() {
             this.app.metrics.module_request_done(&this.module.name, *this.started, 504);
-            deadline_missed(this.module, *this.timeout).into_response().map(Either::Right)
+            // Recomputed rather than held: a parked request keeps what it needs to wait.
+            let timeout = route_call_timeout(this.app, this.module, *this.route_index);
+            deadline_missed(this.module, timeout).into_response().map(Either::Right)
         } else {
             return Poll::Pending;
         };

@@ -240,12 +240,12 @@ fn without_session_cookie(value: &str) -> Option<String> {
 /// `modules.handler_timeout_secs`) and turns its reply into an HTTP response.
 pub(super) async fn serve(state: &AppState, module: &LoadedModule, matched: Matched, call: ModuleCall) -> Response {
     let timeout = call_timeout(state, module, &matched);
-    let (index, method) = (matched.index, call.method.clone());
+    let index = matched.index;
     let call = tokio::time::timeout(timeout, module.call(matched, call));
     let Ok(reply) = state.metrics.time_module_request(&module.name, call).await else {
         return deadline_missed(module, timeout).into_response();
     };
-    let mut response = module_answer(module, &method, index, reply).map(axum::body::Body::new);
+    let mut response = module_answer(module, index, reply).map(axum::body::Body::new);
     response.extensions_mut().insert(ModuleAnswer);
     response
 }
@@ -253,7 +253,12 @@ pub(super) async fn serve(state: &AppState, module: &LoadedModule, matched: Matc
 /// How long the handler matched may take: the route's own timeout, else
 /// `modules.handler_timeout_secs`.
 pub(super) fn call_timeout(state: &AppState, module: &LoadedModule, matched: &Matched) -> Duration {
-    module.route_timeout(matched.index).unwrap_or_else(|| state.modules.handler_timeout())
+    route_call_timeout(state, module, matched.index)
+}
+
+/// [`call_timeout`] of the route at `index`.
+pub(super) fn route_call_timeout(state: &AppState, module: &LoadedModule, index: usize) -> Duration {
+    module.route_timeout(index).unwrap_or_else(|| state.modules.handler_timeout())
 }
 
 /// The host's answer when a handler did not answer within `timeout`.
@@ -267,16 +272,16 @@ pub(super) fn deadline_missed(module: &LoadedModule, timeout: Duration) -> ApiEr
 
 /// A module's reply as an HTTP response, exactly as the module wrote it (a header that
 /// is not valid HTTP is left out); a panic is counted and logged with the route it
-/// happened on. The body and header values are handed over, not copied.
+/// happened on (as declared). The body and header values are handed over, not copied.
 pub(super) fn module_answer(
     module: &LoadedModule,
-    method: &str,
     route_index: usize,
     reply: ModuleReply,
 ) -> http::Response<Full<Bytes>> {
     if reply.panicked {
         let panics = module.count_panic();
-        let route = module.routes.get(route_index).map_or("?", |r| r.path.as_str());
+        let (method, route) =
+            module.routes.get(route_index).map_or(("?", "?"), |r| (r.method.as_str(), r.path.as_str()));
         tracing::warn!(module = %module.name, panics, "module handler panicked on {method} {route}");
     }
     let mut response = http::Response::new(Full::new(Bytes::from(reply.body)));

@@ -58,8 +58,15 @@ impl Watch {
     /// Returns when any watched topic moved after registration (pending forever when
     /// nothing is watched: the caller's deadline ends it).
     pub async fn changed(&mut self) {
-        if self.receivers.is_empty() {
-            return futures::future::pending().await;
+        match self.receivers.as_mut_slice() {
+            [] => return futures::future::pending().await,
+            // Most queries watch one topic: wait on it in place, without a boxed
+            // future and a list to select over held for the whole wait.
+            [(_, receiver)] => {
+                let _ = receiver.changed().await;
+                return;
+            }
+            _ => {}
         }
         let waits = self.receivers.iter_mut().map(|(_, receiver)| {
             async move {
