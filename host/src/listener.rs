@@ -12,8 +12,10 @@
 //! read buffer.
 //!
 //! It deliberately does not know about routes, auth or transports: the caller hands it
-//! a finished router and says how to label each connection's requests.
+//! a finished router (or, for a module's own listener, a plain request-to-response
+//! function, [`serve_listener_with`]) and says how to label each connection's requests.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -22,7 +24,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use http_body_util::BodyExt;
+use bytes::Bytes;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -33,6 +36,9 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 mod head;
+mod in_flight;
+
+use in_flight::{Counted, InFlight};
 
 /// How long clients may hold a connection, and how many may.
 #[derive(Debug, Clone, Copy)]
@@ -97,7 +103,7 @@ impl Accept for tokio::net::TcpListener {
 /// finish. `label` adds per-connection extensions (the peer address) to every request
 /// of that connection.
 pub async fn serve_listener<L, F>(
-    mut listener: L,
+    listener: L,
     router: Router,
     limits: ConnectionLimits,
     label: F,
@@ -105,6 +111,25 @@ pub async fn serve_listener<L, F>(
 ) where
     L: Accept,
     F: Fn(&mut http::Extensions, &L::Peer) + Clone + Send + Sync + 'static,
+{
+    let service = move |request: hyper::Request<Incoming>| router.clone().oneshot(request.map(axum::body::Body::new));
+    serve_listener_with(listener, service, limits, label, cancel).await;
+}
+
+/// [`serve_listener`] with any request-to-response function in place of a router.
+pub async fn serve_listener_with<L, F, S, Fut, B>(
+    mut listener: L,
+    service: S,
+    limits: ConnectionLimits,
+    label: F,
+    cancel: CancellationToken,
+) where
+    L: Accept,
+    F: Fn(&mut http::Extensions, &L::Peer) + Clone + Send + Sync + 'static,
+    S: Fn(hyper::Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<http::Response<B>, Infallible>> + Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
     builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
@@ -134,28 +159,16 @@ pub async fn serve_listener<L, F>(
         let activity = Arc::new(Activity::new());
         let io = TokioIo::new(Tracked { inner: io, activity: Arc::clone(&activity) });
         let service = {
-            let router = router.clone();
+            let service = service.clone();
             let label = label.clone();
             let activity = Arc::clone(&activity);
-            hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
                 // Here, synchronously: hyper's next read follows this call.
                 head::detach(&mut request);
                 label(request.extensions_mut(), &peer);
-                let in_flight = InFlight::enter(Arc::clone(&activity));
-                let router = router.clone();
-                async move {
-                    let response = router.oneshot(request.map(axum::body::Body::new)).await;
-                    // A request stays in flight until its body is sent: a quiet log
-                    // follow or event stream is not an idle connection.
-                    response.map(|response| {
-                        response.map(|body| {
-                            axum::body::Body::new(body.map_frame(move |frame| {
-                                let _held = &in_flight;
-                                frame
-                            }))
-                        })
-                    })
-                }
+                // A request stays in flight until its body is sent: a quiet log
+                // follow or event stream is not an idle connection.
+                Counted::new(service(request), InFlight::enter(Arc::clone(&activity)))
             })
         };
         let builder = Arc::clone(&builder);
@@ -230,23 +243,6 @@ impl Activity {
                 return;
             }
         }
-    }
-}
-
-/// Counts a request in flight for as long as it lives.
-struct InFlight(Arc<Activity>);
-
-impl InFlight {
-    fn enter(activity: Arc<Activity>) -> Self {
-        activity.in_flight.fetch_add(1, Ordering::Relaxed);
-        Self(activity)
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.touch();
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

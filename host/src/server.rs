@@ -22,7 +22,7 @@ use crate::auth::{AuthService, PasswordSource};
 use crate::config::Config;
 use crate::data_dir::{DataDirError, DataDirLock, lock_data_dir};
 use crate::events::EventBus;
-use crate::listener::{Accept, ConnectionLimits, serve_listener};
+use crate::listener::{Accept, ConnectionLimits, serve_listener_with};
 use crate::registry::{Registry, spawn_watcher};
 use crate::state::{AppState, HostContext};
 use crate::store::StoreError;
@@ -325,15 +325,17 @@ pub async fn serve(
 ) -> Result<(), HostError> {
     let limits = ConnectionLimits::from_config(&state.config.server);
     let module_listeners = api::module_listeners::run(state.clone(), limits, cancel.clone());
-    let app = api::router(state);
-    let tcp_app = app.clone().layer(Extension(Transport::Tcp));
-    let uds_app = app.layer(Extension(Transport::UnixSocket));
+    let app = api::router(state.clone());
+    // Module routes that are not audited skip the router (`api/module_mount.rs`).
+    let tcp_app = api::admin_service(state.clone(), app.clone().layer(Extension(Transport::Tcp)), Transport::Tcp);
+    let uds_app = api::admin_service(state, app.layer(Extension(Transport::UnixSocket)), Transport::UnixSocket);
     let peer_address = |extensions: &mut http::Extensions, peer: &SocketAddr| {
         extensions.insert(ConnectInfo(*peer));
     };
+    let uds = OwnerOnlyUnixListener::new(uds);
     tokio::join!(
-        serve_listener(tcp, tcp_app, limits, peer_address, cancel.clone()),
-        serve_listener(OwnerOnlyUnixListener::new(uds), uds_app, limits, |_: &mut _, _: &_| {}, cancel),
+        serve_listener_with(tcp, tcp_app, limits, peer_address, cancel.clone()),
+        serve_listener_with(uds, uds_app, limits, |_: &mut _, _: &_| {}, cancel),
         module_listeners,
     );
     Ok(())

@@ -16,6 +16,7 @@ use std::task::{Context, Poll};
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RResult, RString, RVec, Tuple2};
 use async_ffi::{FfiFuture, FutureExt};
+use futures::future::BoxFuture;
 
 use crate::error::ModuleError;
 use crate::ffi::{FfiManifest, FfiRequest, FfiResponse, FfiRoute, HostBox, ModuleBox, ModuleObj, ModuleObj_TO};
@@ -157,16 +158,15 @@ impl<M: Module> ModuleObj for Adapter<M> {
         let index = request.route_index as usize;
         let request = from_ffi(request);
         let label = format!("{} {}", request.method, request.path);
-        let host = self.host.clone();
-        let inner: Pin<Box<dyn Future<Output = Response> + Send>> =
-            match self.routes.call(index, Arc::clone(&self.module), request) {
-                Some(handler) => Box::pin(async move { finish(handler.await, &host, &label) }),
-                None => {
-                    let error = ModuleError::not_found(format!("this module declares no route #{index}"));
-                    Box::pin(std::future::ready(error.to_response()))
-                }
-            };
-        InModuleRuntime { inner: Some(inner), runtime: self.runtime.clone() }.into_ffi()
+        let inner: BoxFuture<'static, HandlerResult> = match self.routes.call(index, Arc::clone(&self.module), request)
+        {
+            Some(handler) => handler,
+            None => {
+                let error = ModuleError::not_found(format!("this module declares no route #{index}"));
+                Box::pin(std::future::ready(Err(error)))
+            }
+        };
+        InModuleRuntime { inner: Some(inner), host: self.host.clone(), label, runtime: self.runtime.clone() }.into_ffi()
     }
 
     fn health(&self) -> RResult<RString, RString> {
@@ -192,9 +192,14 @@ impl<M: Module> ModuleObj for Adapter<M> {
 /// A handler's future, polled on the host's thread (no hand-off to another thread per
 /// request: that doubled the cost of a trivial route) but always inside the module's
 /// runtime context, so its timers, I/O and spawns belong to the module's own tokio.
-/// Each poll is guarded by `catch_unwind`: a panic ends the future with a 500.
+/// Each poll is guarded by `catch_unwind`: a panic ends the future with a 500. It holds
+/// the handler's own future and what [`finish`] needs (no async block around them: a
+/// parked request would hold that in a box of its own).
 struct InModuleRuntime {
-    inner: Option<Pin<Box<dyn Future<Output = Response> + Send>>>,
+    inner: Option<BoxFuture<'static, HandlerResult>>,
+    host: Host,
+    /// `METHOD path`, for the log line of a server-side error.
+    label: String,
     runtime: tokio::runtime::Handle,
 }
 
@@ -213,26 +218,27 @@ impl Drop for InModuleRuntime {
 impl Future for InModuleRuntime {
     type Output = FfiResponse;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<FfiResponse> {
-        let runtime = self.runtime.clone();
-        let Some(inner) = self.inner.as_mut() else {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<FfiResponse> {
+        let this = self.get_mut();
+        let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(to_ffi(Response::error(500, "internal", "polled after completion")));
         };
         if STOPPED.load(Ordering::Acquire) {
-            let unloaded = self.inner.take();
+            let unloaded = this.inner.take();
             let _ = catch_unwind(AssertUnwindSafe(move || drop(unloaded)));
             return Poll::Ready(to_ffi(Response::error(503, "unavailable", "the module was unloaded")));
         }
-        let _entered = runtime.enter();
-        match catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
+        let _entered = this.runtime.enter();
+        let (host, label) = (&this.host, &this.label);
+        match catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx).map(|result| finish(result, host, label)))) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(response)) => {
-                self.inner = None;
+                this.inner = None;
                 Poll::Ready(to_ffi(response))
             }
             Err(payload) => {
                 // Drop the half-run future now, still inside the module's context.
-                let broken = self.inner.take();
+                let broken = this.inner.take();
                 let _ = catch_unwind(AssertUnwindSafe(move || drop(broken)));
                 Poll::Ready(panic_response(&module_name(), &panic_message(&*payload)))
             }

@@ -60,7 +60,8 @@ impl Module for Hello {
             .add(Route::get("/panic", "Panics on purpose: the host answers 500 and keeps serving"), Self::panic)
             .add(Route::get("/ping", "The smallest answer (benchmark twin of GET /api/ping)"), Self::ping)
             .add(
-                Route::get("/sleep/{ms}", "Answers after ms milliseconds (meets the host's handler timeout)"),
+                Route::get("/sleep/{ms}", "Answers after ms milliseconds (meets the host's handler timeout)")
+                    .mount(Mount::Both),
                 Self::sleep,
             )
             .add(

@@ -7,7 +7,8 @@
 //! it, all held for as long as the request runs — a long poll parked for a minute on a
 //! module route held five of them. The steps themselves live where they always did
 //! (`metrics/http.rs`, `limits.rs`, `audit_trail.rs`, `guard.rs`); this file only
-//! orders them.
+//! orders them. The module requests that skip the router (`module_mount.rs`: unaudited,
+//! so possibly parked) take the steps that apply to them there, in the same order.
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;

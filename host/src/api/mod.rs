@@ -26,7 +26,10 @@ mod history;
 mod json;
 mod limits;
 mod models;
+mod module_listener_requests;
 pub mod module_listeners;
+mod module_mount;
+mod module_request;
 mod modules;
 mod openapi;
 mod session;
@@ -42,6 +45,7 @@ pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use guard::{PUBLIC_API_PATHS, Principal, Transport, bearer_token};
 pub use health::Health;
 pub use json::ApiJson;
+pub use module_mount::admin_service;
 pub use openapi::ApiDoc;
 pub use session::{LoginResponse, WhoAmI};
 

@@ -8,24 +8,20 @@
 //!
 //! The same connection limits as the admin listeners apply. Routes the module does not
 //! declare public need the host's bearer token here too. Requests here are the
-//! module's own traffic and are not written to the audit trail.
+//! module's own traffic and are not written to the audit trail. They are served by
+//! `module_listener_requests.rs`, without axum's router: what a parked request holds
+//! is kept small there.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
-use axum::http::request::Parts;
-use axum::response::{IntoResponse, Response};
+use axum::extract::ConnectInfo;
 use tokio_util::sync::CancellationToken;
 
-use super::ApiError;
-use super::modules::{module_call, serve};
-use crate::listener::{ConnectionLimits, serve_listener};
-use crate::modules::{ListenerStatus, Miss, Via};
+use super::module_listener_requests;
+use crate::listener::{ConnectionLimits, serve_listener_with};
+use crate::modules::ListenerStatus;
 use crate::state::AppState;
 
 /// How long a closing listener's in-flight requests may take before it is abandoned.
@@ -89,11 +85,11 @@ async fn reconcile(state: &AppState, running: &mut BTreeMap<String, Running>, li
                 let bound = listener.local_addr().map(|a| a.to_string()).ok();
                 tracing::info!(module = %name, address = bound.as_deref().unwrap_or(&address), "module listener open");
                 let stop = CancellationToken::new();
-                let router = listener_router(state.clone(), name.clone());
+                let service = module_listener_requests::service(state.clone(), name.clone());
                 let peer_address = |extensions: &mut http::Extensions, peer: &SocketAddr| {
                     extensions.insert(ConnectInfo(*peer));
                 };
-                let task = tokio::spawn(serve_listener(listener, router, limits, peer_address, stop.clone()));
+                let task = tokio::spawn(serve_listener_with(listener, service, limits, peer_address, stop.clone()));
                 let status = ListenerStatus { address: address.clone(), bound, error: None };
                 state.modules.set_listener_status(&name, Some(status));
                 running.insert(name, Running { address, stop, task });
@@ -125,60 +121,4 @@ async fn close(state: &AppState, name: &str, listener: Running) {
             error: Some("not serving: the module is not loaded".into()),
         }),
     );
-}
-
-#[derive(Clone)]
-struct ListenerState {
-    app: AppState,
-    module: String,
-}
-
-fn listener_router(app: AppState, module: String) -> Router {
-    let body_limit = app.config.server.body_limit_bytes;
-    Router::new().fallback(handle).layer(DefaultBodyLimit::max(body_limit)).with_state(ListenerState { app, module })
-}
-
-/// Every error here is an [`ApiError`] (JSON), a body that cannot be read included, so
-/// no JSON-rewriting layer has to wrap, and be held by, every parked request; module
-/// answers pass as the module wrote them.
-async fn handle(State(listener): State<ListenerState>, parts: Parts, body: Result<Bytes, BytesRejection>) -> Response {
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) => return ApiError::from(rejection).into_response(),
-    };
-    match route(&listener, parts, body).await {
-        Ok(response) => response,
-        Err(e) => e.into_response(),
-    }
-}
-
-async fn route(listener: &ListenerState, parts: Parts, body: Bytes) -> Result<Response, ApiError> {
-    let ListenerState { app, module: name } = listener;
-    let module = app.modules.table().modules.get(name).cloned().ok_or_else(|| {
-        ApiError::Unavailable(format!("module {name} is not in service; this listener closes shortly"))
-    })?;
-    let path = percent_encoding::percent_decode_str(parts.uri.path())
-        .decode_utf8()
-        .map_err(|_| ApiError::BadRequest("the path is not valid UTF-8 once decoded".into()))?
-        .into_owned();
-    let method = &parts.method;
-    let matched = module.match_route(method.as_str(), &path, Via::Listener).map_err(|miss| match miss {
-        Miss::NoRoute => ApiError::NotFound(format!("no route {path}")),
-        Miss::Method => ApiError::MethodNotAllowed(format!("{method} is not allowed on {path}")),
-    })?;
-    let user = if module.routes[matched.index].public {
-        // As on the admin listener: a valid host token names the operator, any other
-        // credentials are the module's to judge.
-        match super::guard::bearer_token_of(&parts.headers) {
-            Some(token) => app.auth.authenticate(&token).await.ok(),
-            None => None,
-        }
-    } else {
-        let token = super::guard::bearer_token_of(&parts.headers).ok_or_else(|| {
-            ApiError::Unauthorized("this route needs Authorization: Bearer <token> of the Apollo host".into())
-        })?;
-        Some(app.auth.authenticate(&token).await?)
-    };
-    let call = module_call(parts, path, Via::Listener, user, body);
-    Ok(serve(app, &module, matched, call).await)
 }

@@ -4,7 +4,9 @@
 //! except the routes a module authenticates itself.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -12,13 +14,14 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use http_body_util::Full;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::ApiError;
 use super::guard::{Principal, Transport};
 use crate::modules::{
-    ListenerStatus, LoadedModule, Matched, Miss, ModuleCall, ModuleProblem, ModuleTable, RouteInfo, Via,
+    ListenerStatus, LoadedModule, Matched, Miss, ModuleCall, ModuleProblem, ModuleReply, ModuleTable, RouteInfo, Via,
 };
 use crate::state::AppState;
 use utoipa_axum::router::OpenApiRouter;
@@ -147,30 +150,47 @@ pub async fn dispatch(
     parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let path = format!("/{rest}");
+    let via = admin_via(&parts);
+    let (module, matched) = admin_route(&state, &name, &path, &parts.method, via)?;
+    let user = parts.extensions.get::<Principal>().map(|p| p.user.clone());
+    let call = module_call(parts, path, via, user, body);
+    Ok(serve(&state, &module, matched, call).await)
+}
+
+/// Which admin listener a request came through.
+pub(super) fn admin_via(parts: &Parts) -> Via {
+    match parts.extensions.get::<Transport>() {
+        Some(Transport::UnixSocket) => Via::AdminUnixSocket,
+        _ => Via::AdminTcp,
+    }
+}
+
+/// The loaded module `name` and its admin route for `method path`, or the host's 404 /
+/// 405 saying what is there.
+pub(super) fn admin_route(
+    state: &AppState,
+    name: &str,
+    path: &str,
+    method: &http::Method,
+    via: Via,
+) -> Result<(Arc<LoadedModule>, Matched), ApiError> {
     let table = state.modules.table();
-    let module = table.modules.get(&name).cloned().ok_or_else(|| {
-        let failed = table.problems.iter().find(|p| p.file.contains(&name));
+    let module = table.modules.get(name).cloned().ok_or_else(|| {
+        let failed = table.problems.iter().find(|p| p.file.contains(name));
         ApiError::NotFound(match failed {
             Some(p) => format!("module {name:?} is not loaded: {}", p.error),
             None => format!("no module named {name:?}; GET /api/modules lists them"),
         })
     })?;
     drop(table);
-    let path = format!("/{rest}");
-    let via = match parts.extensions.get::<Transport>() {
-        Some(Transport::UnixSocket) => Via::AdminUnixSocket,
-        _ => Via::AdminTcp,
-    };
-    let method = &parts.method;
-    let matched = module.match_route(method.as_str(), &path, via).map_err(|miss| match miss {
+    let matched = module.match_route(method.as_str(), path, via).map_err(|miss| match miss {
         Miss::NoRoute => {
             ApiError::NotFound(format!("module {name} has no route {path}; GET /api/modules lists its routes"))
         }
         Miss::Method => ApiError::MethodNotAllowed(format!("module {name}: {method} is not allowed on {path}")),
     })?;
-    let user = parts.extensions.get::<Principal>().map(|p| p.user.clone());
-    let call = module_call(parts, path, via, user, body);
-    Ok(serve(&state, &module, matched, call).await)
+    Ok((module, matched))
 }
 
 /// The module's view of a request: `path` decoded below the mount point, the target
@@ -219,29 +239,62 @@ fn without_session_cookie(value: &str) -> Option<String> {
 /// Runs the matched handler under its timeout (the route's own, else
 /// `modules.handler_timeout_secs`) and turns its reply into an HTTP response.
 pub(super) async fn serve(state: &AppState, module: &LoadedModule, matched: Matched, call: ModuleCall) -> Response {
-    let timeout = module.route_timeout(matched.index).unwrap_or_else(|| state.modules.handler_timeout());
-    let (method, path) = (call.method.clone(), call.path.clone());
+    let timeout = call_timeout(state, module, &matched);
+    let index = matched.index;
     let call = tokio::time::timeout(timeout, module.call(matched, call));
     let Ok(reply) = state.metrics.time_module_request(&module.name, call).await else {
-        let limit = match timeout.as_millis() {
-            ms if ms % 1000 == 0 => format!("{} s", ms / 1000),
-            ms => format!("{ms} ms"),
-        };
-        return ApiError::GatewayTimeout(format!("module {} did not answer within {limit}", module.name))
-            .into_response();
+        return deadline_missed(module, timeout).into_response();
     };
+    let mut response = module_answer(module, index, reply).map(axum::body::Body::new);
+    response.extensions_mut().insert(ModuleAnswer);
+    response
+}
+
+/// How long the handler matched may take: the route's own timeout, else
+/// `modules.handler_timeout_secs`.
+pub(super) fn call_timeout(state: &AppState, module: &LoadedModule, matched: &Matched) -> Duration {
+    route_call_timeout(state, module, matched.index)
+}
+
+/// [`call_timeout`] of the route at `index`.
+pub(super) fn route_call_timeout(state: &AppState, module: &LoadedModule, index: usize) -> Duration {
+    module.route_timeout(index).unwrap_or_else(|| state.modules.handler_timeout())
+}
+
+/// The host's answer when a handler did not answer within `timeout`.
+pub(super) fn deadline_missed(module: &LoadedModule, timeout: Duration) -> ApiError {
+    let limit = match timeout.as_millis() {
+        ms if ms % 1000 == 0 => format!("{} s", ms / 1000),
+        ms => format!("{ms} ms"),
+    };
+    ApiError::GatewayTimeout(format!("module {} did not answer within {limit}", module.name))
+}
+
+/// A module's reply as an HTTP response, exactly as the module wrote it (a header that
+/// is not valid HTTP is left out); a panic is counted and logged with the route it
+/// happened on (as declared). The body and header values are handed over, not copied.
+pub(super) fn module_answer(
+    module: &LoadedModule,
+    route_index: usize,
+    reply: ModuleReply,
+) -> http::Response<Full<Bytes>> {
     if reply.panicked {
         let panics = module.count_panic();
-        tracing::warn!(module = %module.name, panics, "module handler panicked on {method} {path}");
+        let (method, route) =
+            module.routes.get(route_index).map_or(("?", "?"), |r| (r.method.as_str(), r.path.as_str()));
+        tracing::warn!(module = %module.name, panics, "module handler panicked on {method} {route}");
     }
-    let mut response = Response::new(axum::body::Body::from(reply.body));
+    let mut response = http::Response::new(Full::new(Bytes::from(reply.body)));
     *response.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    headers.reserve(reply.headers.len());
     for (k, v) in reply.headers {
-        if let (Ok(k), Ok(v)) = (HeaderName::try_from(k.as_str()), HeaderValue::try_from(v.as_str())) {
-            response.headers_mut().append(k, v);
+        if let (Ok(k), Ok(v)) =
+            (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_maybe_shared(Bytes::from(v.into_bytes())))
+        {
+            headers.append(k, v);
         }
     }
-    response.extensions_mut().insert(ModuleAnswer);
     response
 }
 

@@ -36,8 +36,18 @@ async fn scrape(State(state): State<AppState>) -> Response {
 #[derive(Debug)]
 pub struct RequestTimer {
     method: Method,
-    route: Option<MatchedPath>,
+    route: TimedRoute,
     start: Instant,
+}
+
+/// The route label of a timed request.
+#[derive(Debug)]
+enum TimedRoute {
+    Matched(MatchedPath),
+    /// Served outside axum's router (`api/module_mount.rs`): its pattern, as axum
+    /// would have matched it.
+    Fixed(&'static str),
+    Unmatched,
 }
 
 impl RequestTimer {
@@ -45,13 +55,26 @@ impl RequestTimer {
     pub fn start(state: &AppState, req: &Request) -> Option<Self> {
         state.metrics.enabled().then(|| Self {
             method: req.method().clone(),
-            route: req.extensions().get::<MatchedPath>().cloned(),
+            route: req.extensions().get::<MatchedPath>().cloned().map_or(TimedRoute::Unmatched, TimedRoute::Matched),
+            start: Instant::now(),
+        })
+    }
+
+    /// For a request served outside axum's router, on the route `pattern`.
+    pub fn start_on(state: &AppState, method: &Method, pattern: &'static str) -> Option<Self> {
+        state.metrics.enabled().then(|| Self {
+            method: method.clone(),
+            route: TimedRoute::Fixed(pattern),
             start: Instant::now(),
         })
     }
 
     pub fn finish(self, state: &AppState, status: StatusCode) {
-        let route = self.route.as_ref().map_or("unmatched", MatchedPath::as_str);
+        let route = match &self.route {
+            TimedRoute::Matched(path) => path.as_str(),
+            TimedRoute::Fixed(pattern) => pattern,
+            TimedRoute::Unmatched => "unmatched",
+        };
         state.metrics.observe_http(&self.method, route, status.as_u16(), self.start.elapsed());
     }
 }

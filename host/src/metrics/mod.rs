@@ -166,6 +166,15 @@ impl Metrics {
             .observe(seconds);
     }
 
+    /// Records a module call that started at `started` and ended with `status` (504:
+    /// no answer in time), when metrics are on; for callers that poll the call
+    /// themselves rather than through [`Self::time_module_request`].
+    pub fn module_request_done(&self, module: &str, started: std::time::Instant, status: u16) {
+        if self.config.enabled {
+            self.observe_module_request(module, started.elapsed().as_secs_f64(), status);
+        }
+    }
+
     /// Times a module call (the dispatcher's `timeout(…, handle(…))` future) and
     /// records it with [`Self::observe_module_request`]; hands the outcome back as is.
     pub async fn time_module_request<E>(

@@ -4,11 +4,14 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use abi_stable::std_types::{RString, RVec, Tuple2};
-use plugin_api::ffi::FfiRequest;
+use async_ffi::FfiFuture;
+use plugin_api::ffi::{FfiRequest, FfiResponse};
 
 use super::loader::LoadedModule;
 
@@ -113,9 +116,9 @@ impl LoadedModule {
         self.routes.get(index).and_then(|r| r.timeout_ms).map(Duration::from_millis)
     }
 
-    /// Starts the module's handler for `matched`; counts the request, and the panic
-    /// if it panics. The future owns everything it needs.
-    pub fn call(&self, matched: Matched, call: ModuleCall) -> impl Future<Output = ModuleReply> + Send + 'static {
+    /// Starts the module's handler for `matched`; counts the request. The returned
+    /// future owns everything it needs.
+    pub fn call(&self, matched: Matched, call: ModuleCall) -> PendingReply {
         let pairs = |v: Vec<(String, String)>| -> RVec<Tuple2<RString, RString>> {
             v.into_iter().map(|(k, v)| Tuple2(k.into(), v.into())).collect()
         };
@@ -135,20 +138,7 @@ impl LoadedModule {
             request_id: format!("{:x}", rand::random::<u64>()).into(),
         };
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let answer = self.object.handle(request);
-        async move {
-            let answer = answer.await;
-            let mut panicked = false;
-            let mut headers = Vec::with_capacity(answer.headers.len());
-            for Tuple2(k, v) in answer.headers {
-                if k.as_str().eq_ignore_ascii_case(plugin_api::PANIC_HEADER) {
-                    panicked = true;
-                } else {
-                    headers.push((k.into_string(), v.into_string()));
-                }
-            }
-            ModuleReply { status: answer.status, headers, body: answer.body.into_vec(), panicked }
-        }
+        PendingReply { answer: self.object.handle(request) }
     }
 
     /// Counts a panic reported by [`ModuleReply::panicked`]; returns the new total.
@@ -159,5 +149,36 @@ impl LoadedModule {
     /// The module's own metric families (JSON, see `plugin_api::metrics`).
     pub fn metrics_json(&self) -> String {
         self.object.metrics().into_string()
+    }
+}
+
+/// A module's answer in the making: the FFI future, turned into a [`ModuleReply`] when
+/// it resolves. Written out rather than an async block, so a parked request holds only
+/// the FFI future's three words.
+pub struct PendingReply {
+    answer: FfiFuture<FfiResponse>,
+}
+
+impl std::fmt::Debug for PendingReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PendingReply")
+    }
+}
+
+impl Future for PendingReply {
+    type Output = ModuleReply;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<ModuleReply> {
+        let answer = ready!(Pin::new(&mut self.answer).poll(cx));
+        let mut panicked = false;
+        let mut headers = Vec::with_capacity(answer.headers.len());
+        for Tuple2(k, v) in answer.headers {
+            if k.as_str().eq_ignore_ascii_case(plugin_api::PANIC_HEADER) {
+                panicked = true;
+            } else {
+                headers.push((k.into_string(), v.into_string()));
+            }
+        }
+        Poll::Ready(ModuleReply { status: answer.status, headers, body: answer.body.into_vec(), panicked })
     }
 }

@@ -14,7 +14,7 @@ mod storage_service;
 mod store_service;
 mod watch;
 
-pub use dispatch::{Matched, Miss, ModuleCall, ModuleReply, Via};
+pub use dispatch::{Matched, Miss, ModuleCall, ModuleReply, PendingReply, Via};
 pub use host_services::HostServices;
 pub use loader::{LoadedModule, RouteInfo};
 pub use storage_service::call as storage_call;

@@ -2,7 +2,7 @@
 //! `.so`: a public route the module authenticates itself (an HMAC signature over the
 //! raw target, and the peer address), a long poll past the default handler timeout,
 //! a module's own listener that serves its routes at the root (its errors in the host's
-//! JSON shape) and stops with it, and
+//! JSON shape: 404, 405, 413, 401, 504) and stops with it, and
 //! module storage shared by two hosts on one MongoDB: a write through one host wakes
 //! the module's change-feed long poll on the other.
 
@@ -172,6 +172,114 @@ async fn a_module_listener_serves_at_its_root_and_stops_with_the_module() {
     })
     .await;
     assert_eq!(raw_get(again, "/whoami", &[]).await.0, 200);
+    host.shutdown().await;
+}
+
+/// `method target` with `body` and `headers`, `Connection: close`; the status and the
+/// body as JSON (`Null` when it is not JSON).
+async fn raw_request(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)]) -> (u16, Value) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut request =
+        format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response);
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_module_listener_answers_the_hosts_json_errors_and_deadlines() {
+    let d = deployment(json!({
+        "modules": {"listeners": {"hello": "127.0.0.1:0"}, "handler_timeout_secs": 1},
+        "server": {"body_limit_bytes": 1024}
+    }));
+    let host = d.start().await;
+    let addr = common::eventually("the module listener is bound", Duration::from_secs(10), || async {
+        let listed = host.uds().get::<Value>("/api/modules").await.unwrap();
+        listed["modules"][0]["listener"]["bound"].as_str().and_then(|a| a.parse::<SocketAddr>().ok())
+    })
+    .await;
+    let code = |answer: &(u16, Value)| (answer.0, answer.1["error"]["code"].as_str().map(str::to_string));
+    let expect = |status: u16, code: &str| (status, Some(code.to_string()));
+
+    let unknown = raw_request(addr, "GET", "/no/such/route", &[]).await;
+    assert_eq!(code(&unknown), expect(404, "not_found"), "{}", unknown.1);
+    let wrong_method = raw_request(addr, "DELETE", "/whoami", &[]).await;
+    assert_eq!(code(&wrong_method), expect(405, "method_not_allowed"), "{}", wrong_method.1);
+    // The body is read (and refused) before the route is looked at, as on the admin API.
+    let (status, body) = raw_post(addr, "/whoami", &vec![b'x'; 4096]).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (413, Some("payload_too_large")), "{body}");
+
+    // A route the module does not declare public needs the host's token here too.
+    let anonymous = raw_request(addr, "GET", "/sleep/10", &[]).await;
+    assert_eq!(code(&anonymous), expect(401, "unauthorized"), "{}", anonymous.1);
+    let bearer = format!("Bearer {}", host.login().await);
+    let wrong = raw_request(addr, "GET", "/sleep/10", &[("Authorization", "Bearer apo_not-a-token")]).await;
+    assert_eq!(wrong.0, 401, "{}", wrong.1);
+    let (status, body) = raw_request(addr, "GET", "/sleep/10", &[("Authorization", &bearer)]).await;
+    assert_eq!((status, &body["slept_ms"]), (200, &json!(10)), "{body}");
+    // Past modules.handler_timeout_secs the host answers for the module, and the
+    // listener serves on.
+    let late = raw_request(addr, "GET", "/sleep/3000", &[("Authorization", &bearer)]).await;
+    assert_eq!(code(&late), expect(504, "timeout"), "{}", late.1);
+    let message = late.1["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("did not answer within 1 s"), "{message}");
+    assert_eq!(raw_request(addr, "GET", "/whoami", &[]).await.0, 200);
+    host.shutdown().await;
+}
+
+/// `GET target` carrying a body of `size` bytes, `Connection: close`: the status and
+/// the body as JSON.
+async fn get_with_body(addr: SocketAddr, target: &str, size: usize) -> (u16, Value) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {size}\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let _ = stream.write_all(&vec![b'x'; size]).await;
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await;
+    let text = String::from_utf8_lossy(&response);
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// Unaudited module requests on the admin API skip axum's router: the gate, the JSON
+/// errors and the transport are still the API's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn module_reads_on_the_admin_api_keep_the_gate_and_the_json_errors() {
+    let d = deployment(json!({"server": {"body_limit_bytes": 1024}}));
+    let host = d.start().await;
+    let addr = host.host.http_addr;
+    let bearer = format!("Bearer {}", host.login().await);
+    let auth = [("Authorization", bearer.as_str())];
+    let code = |answer: &(u16, Value)| (answer.0, answer.1["error"]["code"].as_str().map(str::to_string));
+    let expect = |status: u16, code: &str| (status, Some(code.to_string()));
+
+    let anonymous = raw_request(addr, "GET", "/api/module/hello/count", &[]).await;
+    assert_eq!(code(&anonymous), expect(401, "unauthorized"), "{}", anonymous.1);
+    let unknown_module = raw_request(addr, "GET", "/api/module/nope/count", &auth).await;
+    assert_eq!(code(&unknown_module), expect(404, "not_found"), "{}", unknown_module.1);
+    let unknown_route = raw_request(addr, "GET", "/api/module/hello/no-such", &auth).await;
+    assert_eq!(code(&unknown_route), expect(404, "not_found"), "{}", unknown_route.1);
+    let wrong_method = raw_request(addr, "OPTIONS", "/api/module/hello/count", &auth).await;
+    assert_eq!(code(&wrong_method), expect(405, "method_not_allowed"), "{}", wrong_method.1);
+    let too_big = get_with_body(addr, "/api/module/hello/whoami", 4096).await;
+    assert_eq!(code(&too_big), expect(413, "payload_too_large"), "{}", too_big.1);
+    // Decoded below the mount point, as the router's path parameters were.
+    let (status, body) = raw_request(addr, "GET", "/api/module/hello/sleep/%31%30", &auth).await;
+    assert_eq!((status, &body["slept_ms"]), (200, &json!(10)), "{body}");
+    let bad = raw_request(addr, "GET", "/api/module/hello/sleep/%ff", &auth).await;
+    assert_eq!(code(&bad), expect(400, "bad_request"), "{}", bad.1);
+    // The unix socket is trusted and says so to the module.
+    let whoami: Value = host.uds().get("/api/module/hello/whoami").await.unwrap();
+    assert_eq!(whoami["via"], "AdminUnixSocket", "{whoami}");
     host.shutdown().await;
 }
 
