@@ -22,10 +22,15 @@ pub struct PendingAudit {
     remote: String,
 }
 
+/// Whether calls with this method are audited: the mutating ones.
+pub fn audits(method: &Method) -> bool {
+    matches!(*method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE)
+}
+
 impl PendingAudit {
     /// `None` for reads: only mutating methods are audited.
     pub fn of(req: &Request) -> Option<Self> {
-        if !matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH | Method::DELETE) {
+        if !audits(req.method()) {
             return None;
         }
         // With the query: for the file manager it names the file acted on.

@@ -13,14 +13,14 @@ use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use futures::FutureExt;
 use futures::future::{Either, Map};
-use http::{Method, Request};
+use http::Request;
 use hyper::body::Incoming;
 use tower::ServiceExt;
 use tower::util::Oneshot;
 
 use super::module_request::{ModuleBody, ModuleRequest, Parked, read_body};
 use super::modules::{admin_route, admin_via, module_call};
-use super::{ApiError, Principal, Transport, guard, limits};
+use super::{ApiError, Principal, Transport, audit_trail, guard, limits};
 use crate::metrics::RequestTimer;
 use crate::state::AppState;
 
@@ -40,8 +40,7 @@ pub fn admin_service(
     transport: Transport,
 ) -> impl Fn(Request<Incoming>) -> AdminCall + Clone + Send + Sync + 'static {
     move |request| {
-        let audited = matches!(*request.method(), Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
-        if !audited && module_target(request.uri().path()).is_some() {
+        if !audit_trail::audits(request.method()) && module_target(request.uri().path()).is_some() {
             Either::Left(ModuleRequest::new(prepare(state.clone(), transport, request)))
         } else {
             let answer: fn(Result<Response, Infallible>) -> AdminAnswer =
