@@ -326,6 +326,8 @@ pub async fn serve(
     let limits = ConnectionLimits::from_config(&state.config.server);
     let module_listeners = api::module_listeners::run(state.clone(), limits, cancel.clone());
     let app = api::router(state);
+    // The router is the last thing start-up builds.
+    crate::allocator::release_startup_memory();
     let tcp_app = app.clone().layer(Extension(Transport::Tcp));
     let uds_app = app.layer(Extension(Transport::UnixSocket));
     let peer_address = |extensions: &mut http::Extensions, peer: &SocketAddr| {
