@@ -326,6 +326,8 @@ pub async fn serve(
     let limits = ConnectionLimits::from_config(&state.config.server);
     let module_listeners = api::module_listeners::run(state.clone(), limits, cancel.clone());
     let app = api::router(state.clone());
+    // The router is the last thing start-up builds.
+    crate::allocator::release_startup_memory();
     // Module routes that are not audited skip the router (`api/module_mount.rs`).
     let tcp_app = api::admin_service(state.clone(), app.clone().layer(Extension(Transport::Tcp)), Transport::Tcp);
     let uds_app = api::admin_service(state, app.layer(Extension(Transport::UnixSocket)), Transport::UnixSocket);

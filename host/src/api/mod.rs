@@ -86,7 +86,9 @@ pub fn api_routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 pub fn router(state: AppState) -> Router {
     let (routes, doc) = api_routes();
     // Served by our own handler so the routes of the modules loaded right now are in it.
-    let base_doc = Arc::new(serde_json::to_value(&doc).unwrap_or_default());
+    // Kept as compact JSON text, read back per request: as a `serde_json::Value` the
+    // document held 0.66 MB of the idle host's heap, its text is a fifth of that.
+    let base_doc: Arc<[u8]> = serde_json::to_vec(&doc).unwrap_or_default().into();
     let body_limit = state.config.server.body_limit_bytes;
     crate::metrics::mount(routes, &state)
         // Any method: the module's own route table decides (405 for the others).

@@ -46,9 +46,10 @@ impl Modify for BearerAuth {
 /// loaded right now (they change with reloads, so they are merged per request).
 pub async fn document(
     axum::extract::State(state): axum::extract::State<crate::state::AppState>,
-    base: std::sync::Arc<serde_json::Value>,
+    base: std::sync::Arc<[u8]>,
 ) -> axum::Json<serde_json::Value> {
-    let mut doc = (*base).clone();
+    // The text was written by serde_json from a typed document: it always reads back.
+    let mut doc: serde_json::Value = serde_json::from_slice(&base).unwrap_or_default();
     if let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) {
         paths.extend(state.modules.openapi_paths());
     }
