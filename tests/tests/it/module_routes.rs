@@ -29,20 +29,7 @@ fn deployment(overrides: Value) -> Deployment {
 /// One HTTP/1.1 request written byte for byte (so the target reaches the host exactly
 /// as written); returns the status, the body and the client's own address.
 async fn raw_get(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> (u16, Value, SocketAddr) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let local = stream.local_addr().unwrap();
-    let mut request = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
-    let text = String::from_utf8_lossy(&response);
-    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-    (status, serde_json::from_str(body).unwrap_or(Value::Null), local)
+    raw_exchange(addr, "GET", target, headers).await
 }
 
 /// `POST target` with `body` (as `application/json`), `Connection: close`; returns the
@@ -178,7 +165,20 @@ async fn a_module_listener_serves_at_its_root_and_stops_with_the_module() {
 /// `method target` with `body` and `headers`, `Connection: close`; the status and the
 /// body as JSON (`Null` when it is not JSON).
 async fn raw_request(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)]) -> (u16, Value) {
+    let (status, body, _) = raw_exchange(addr, method, target, headers).await;
+    (status, body)
+}
+
+/// One request with an empty body on a connection of its own; the status, the JSON
+/// body and the client's own address.
+async fn raw_exchange(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Value, SocketAddr) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let local = stream.local_addr().unwrap();
     let mut request =
         format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n");
     for (name, value) in headers {
@@ -191,7 +191,7 @@ async fn raw_request(addr: SocketAddr, method: &str, target: &str, headers: &[(&
     let text = String::from_utf8_lossy(&response);
     let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    (status, serde_json::from_str(body).unwrap_or(Value::Null), local)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

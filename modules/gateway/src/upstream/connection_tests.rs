@@ -20,7 +20,8 @@ use crate::settings::CircuitSettings;
 
 static HEADERS: LazyLock<HeaderMap> = LazyLock::new(HeaderMap::new);
 
-fn head(method: &'static Method) -> RequestHead<'static> {
+/// A try's head with no headers of the client's (the pool tests send it too).
+pub(super) fn head(method: &'static Method) -> RequestHead<'static> {
     RequestHead {
         method,
         target: "/",

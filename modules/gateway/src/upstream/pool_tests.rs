@@ -7,9 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use std::sync::LazyLock;
-
-use http::{HeaderMap, Method};
+use http::Method;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -94,18 +92,8 @@ async fn serve(mut stream: TcpStream, script: Script, hang_up: &Notify) {
     }
 }
 
-static HEADERS: LazyLock<HeaderMap> = LazyLock::new(HeaderMap::new);
-
 fn head() -> RequestHead<'static> {
-    RequestHead {
-        method: &Method::GET,
-        target: "/",
-        headers: &HEADERS,
-        client: "127.0.0.1".parse().unwrap(),
-        upgrading: false,
-        traceparent: *b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-        tracestate: None,
-    }
+    super::connection_tests::head(&Method::GET)
 }
 
 async fn connection(pool: &Arc<Pool>) -> UpstreamConnection {
