@@ -4,7 +4,7 @@
 //! the blocking queries parked on the topics it moved, and this module instance's claim
 //! on its node. Request handlers never touch the store.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::ops::Deref;
 use std::sync::Arc;
 
@@ -52,13 +52,9 @@ impl Replica {
         let watchers = Arc::new(Watchers::default());
         let wake = Arc::clone(&watchers);
         let inner = replica::Replica::new(storage, "the catalog", move |effects: Vec<(HashSet<String>, u64)>| {
-            let mut moved = HashMap::new();
-            for (topics, revision) in effects {
-                for topic in topics {
-                    moved.insert(topic, revision);
-                }
-            }
-            let woken: usize = moved.into_iter().map(|(topic, index)| wake.publish(&topic, index)).sum();
+            // A topic moved by several effects wakes its queries once.
+            let moved: HashSet<String> = effects.into_iter().flat_map(|(topics, _revision)| topics).collect();
+            let woken: usize = moved.iter().map(|topic| wake.publish(topic)).sum();
             if woken > 0 {
                 metrics.wakeups.inc_by(woken as u64);
             }

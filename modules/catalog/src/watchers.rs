@@ -49,7 +49,7 @@ impl Watchers {
     }
 
     /// `topic` moved: wakes every query on it. Returns how many were waiting.
-    pub fn publish(&self, topic: &str, _index: u64) -> usize {
+    pub fn publish(&self, topic: &str) -> usize {
         let map = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
         match map.get(topic) {
             Some(channel) => {
@@ -124,7 +124,7 @@ mod tests {
             let watchers = Arc::new(Watchers::default());
             let mut a = watchers.watch(&["service:web".to_string()]);
             let mut b = watchers.watch(&["service:db".to_string(), "kv:x".to_string()]);
-            assert_eq!(watchers.publish("kv:x", 7), 1);
+            assert_eq!(watchers.publish("kv:x"), 1);
             b.changed().await;
             assert!(a.changed().now_or_never().is_none(), "a watches another topic");
             drop((a, b));
@@ -138,11 +138,11 @@ mod tests {
             let watchers = Arc::new(Watchers::default());
             let mut watch = watchers.watch(&["kv:k".to_string()]);
             let other = watchers.watch(&["kv:k".to_string()]);
-            assert_eq!(watchers.publish("kv:k", 1), 2, "both watches are counted");
+            assert_eq!(watchers.publish("kv:k"), 2, "both watches are counted");
             // Published before anyone waited: not missed.
             watch.changed().await;
             assert!(watch.changed().now_or_never().is_none(), "that publish was seen already");
-            watchers.publish("kv:k", 2);
+            watchers.publish("kv:k");
             assert!(watch.changed().now_or_never().is_some(), "a new publish wakes it again");
             drop(watch);
             assert_eq!(watchers.watched_topics(), 1, "the other watch still holds the topic");

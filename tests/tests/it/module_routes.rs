@@ -45,7 +45,12 @@ async fn raw_post(addr: SocketAddr, target: &str, body: &[u8]) -> (u16, Value) {
     let _ = stream.write_all(body).await;
     let mut response = Vec::new();
     let _ = stream.read_to_end(&mut response).await;
-    let text = String::from_utf8_lossy(&response);
+    status_and_json(&response)
+}
+
+/// The status and the JSON body (`null` if none) of a raw HTTP/1.1 response.
+fn status_and_json(response: &[u8]) -> (u16, Value) {
+    let text = String::from_utf8_lossy(response);
     let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
@@ -188,10 +193,8 @@ async fn raw_exchange(
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await.unwrap();
-    let text = String::from_utf8_lossy(&response);
-    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-    (status, serde_json::from_str(body).unwrap_or(Value::Null), local)
+    let (status, body) = status_and_json(&response);
+    (status, body, local)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -244,10 +247,7 @@ async fn get_with_body(addr: SocketAddr, target: &str, size: usize) -> (u16, Val
     let _ = stream.write_all(&vec![b'x'; size]).await;
     let mut response = Vec::new();
     let _ = stream.read_to_end(&mut response).await;
-    let text = String::from_utf8_lossy(&response);
-    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    status_and_json(&response)
 }
 
 /// Unaudited module requests on the admin API skip axum's router: the gate, the JSON
