@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use http::Method;
 use http::header::{self, HeaderMap, HeaderName};
 
-use crate::proxy::headers::{HOP_BY_HOP, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO};
+use crate::proxy::headers::{HOP_BY_HOP, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, connection_named};
 use crate::trace::{TRACEPARENT, TRACESTATE};
 
 /// What one try sends ahead of its body.
@@ -46,14 +46,7 @@ impl RequestHead<'_> {
         out.extend_from_slice(b" HTTP/1.1\r\n");
         // Names a `Connection` header lists are hop-by-hop too; most heads have none.
         let named: Vec<HeaderName> = match self.headers.contains_key(header::CONNECTION) {
-            true => self
-                .headers
-                .get_all(header::CONNECTION)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-                .collect(),
+            true => connection_named(self.headers).collect(),
             false => Vec::new(),
         };
         for (name, value) in self.headers {
