@@ -11,15 +11,14 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use plugin_api::Host;
 use tokio::sync::{Semaphore, watch};
-use tower::retry::budget::TpsBudget;
 
 use crate::access_log::AccessLog;
 use crate::discovery::Discovery;
 use crate::discovery::Pins;
 use crate::metrics::Metrics;
-use crate::proxy::DataPlane;
 use crate::proxy::seneca::SenecaPlane;
 use crate::proxy::server;
+use crate::proxy::{DataPlane, RetryBudget};
 use crate::registry::Registry;
 use crate::seneca::Directory;
 use crate::settings::{Config, RouteSpec, address_of};
@@ -90,11 +89,7 @@ impl Gateway {
             registry: Arc::clone(&registry),
             metrics: Arc::clone(&metrics),
             access_log: AccessLog::start(&config.access_log, host.clone()),
-            budget: TpsBudget::new(
-                Duration::from_secs(config.retry_budget.window_secs),
-                config.retry_budget.min_per_sec,
-                config.retry_budget.percent / 100.0,
-            ),
+            budget: RetryBudget::new(&config.retry_budget),
             limits: config.limits.clone(),
             outlier: config.outlier.clone(),
             seneca: config.seneca.enabled.then(|| SenecaPlane::new(config.seneca.path.clone(), seneca_web)),

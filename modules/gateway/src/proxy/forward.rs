@@ -17,7 +17,6 @@ use http::{HeaderValue, Method, Response, StatusCode, Uri};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
-use tower::retry::budget::Budget;
 
 use super::DataPlane;
 use super::body::Outgoing;
@@ -93,10 +92,10 @@ pub async fn forward(
             return local(plane, route, outcome, Failure::Overloaded, "the upstream's request limit is reached");
         }
     };
-    plane.budget.deposit();
-    // One clock reading starts the deadline and the first try; each try's end is the
-    // next one's start.
+    // One clock reading counts the request in the retry budget and starts the deadline
+    // and the first try; each try's end is the next one's start.
     let mut now = Instant::now();
+    plane.budget.deposit(ms_at(now));
     let deadline = now + route.timeout;
     let Some(target) = upstream_target(route, &parts.uri) else {
         return local(plane, route, outcome, Failure::BadRequest, "the rewritten path is not a valid URI");
@@ -226,7 +225,7 @@ fn upstream_target<'a>(route: &Route, client: &'a Uri) -> Option<Cow<'a, str>> {
 /// Whether one more try fits the route's retries, its deadline and the budget (asked
 /// last: asking spends it).
 fn may_retry(plane: &DataPlane, route: &Route, outcome: &Outcome, now: Instant, deadline: Instant) -> bool {
-    outcome.attempts <= route.retries && now < deadline && plane.budget.withdraw()
+    outcome.attempts <= route.retries && now < deadline && plane.budget.withdraw(ms_at(now))
 }
 
 fn try_series<'i>(plane: &DataPlane, upstream: &Upstream, instance: &'i Instance) -> &'i InstanceSeries {

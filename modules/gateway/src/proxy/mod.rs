@@ -3,6 +3,7 @@
 //! client's head to a route, Seneca's `/act`, or a 404.
 
 mod body;
+mod budget;
 mod forward;
 pub(crate) mod headers;
 pub mod replies;
@@ -16,9 +17,9 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use http::{Request, Response, header};
 use hyper::body::Incoming;
-use tower::retry::budget::TpsBudget;
 
 use self::body::Outgoing;
+pub use self::budget::RetryBudget;
 use self::forward::{Outcome, forward};
 use self::replies::{Failure, ResponseBody};
 use crate::access_log::{AccessLog, Line};
@@ -33,7 +34,7 @@ pub struct DataPlane {
     pub registry: Arc<Registry>,
     pub metrics: Arc<Metrics>,
     pub access_log: AccessLog,
-    pub budget: TpsBudget,
+    pub budget: RetryBudget,
     pub limits: LimitSettings,
     pub outlier: OutlierSettings,
     pub tracer: Tracer,
