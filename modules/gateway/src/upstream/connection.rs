@@ -4,8 +4,10 @@
 //! response head is read into its reusable read buffer and parsed there; the body is
 //! handed out as slices of that buffer while the server half relays it. The connection
 //! goes back to its pool when the body was read to its end and the upstream keeps it
-//! alive; one given up mid-body is dropped, which closes it. A 101 hands the socket
-//! over whole for the protocol it switched to (WebSocket).
+//! alive; one given up mid-body is dropped, which closes it. A large or streamed request
+//! body is sent while the response head is watched for, so an upstream that answers
+//! early (a 413) and closes has its answer relayed. A 101 hands the socket over whole
+//! for the protocol it switched to (WebSocket).
 
 use std::io::ErrorKind;
 use std::pin::Pin;
@@ -18,7 +20,7 @@ use http::{Method, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::{Body, Frame, SizeHint};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::error::UpstreamError;
@@ -150,19 +152,23 @@ impl UpstreamConnection {
         if link.stream.write_all(&link.write_buf).await.is_err() {
             return Err(SendError::NotSent(body));
         }
-        match body {
-            RequestBody::Held(bytes) if bytes.len() > INLINE_BODY => {
-                link.stream.write_all(&bytes).await.map_err(|e| SendError::Sent(e.into()))?
-            }
-            RequestBody::Stream { body, length } => {
-                stream_body(link, body, length.is_none()).await.map_err(SendError::Sent)?
-            }
-            _ => {}
-        }
-        let parsed = read_head(link, head.method).await.map_err(SendError::Sent)?;
+        let rest = match body {
+            RequestBody::Held(bytes) if bytes.len() > INLINE_BODY => Some(Rest::Held(bytes)),
+            RequestBody::Stream { body, length } => Some(Rest::Stream { body, chunked: length.is_none() }),
+            _ => None,
+        };
+        let (parsed, body_sent) = match rest {
+            None => (read_head(&mut link.stream, &mut link.read_buf, head.method).await, true),
+            Some(rest) => match send_rest_watching(link, rest, head.method).await {
+                Ok((parsed, body_sent)) => (Ok(parsed), body_sent),
+                Err(e) => (Err(e), false),
+            },
+        };
+        let parsed = parsed.map_err(SendError::Sent)?;
         let mut response = Response::new(PooledBody {
             framing: parsed.framing,
-            keep_alive: parsed.keep_alive,
+            // A body cut short by an early answer leaves the connection out of step.
+            keep_alive: parsed.keep_alive && body_sent,
             switched: parsed.status == StatusCode::SWITCHING_PROTOCOLS,
             connection: Some(self),
         });
@@ -173,9 +179,63 @@ impl UpstreamConnection {
     }
 }
 
+/// The part of a request body that goes after the head's write.
+enum Rest {
+    Held(Bytes),
+    Stream { body: UnsyncBoxBody<Bytes, BoxError>, chunked: bool },
+}
+
+/// Sends the rest of the body while reading the response head: an upstream may answer
+/// before it has read the whole body (a 413, say) and close, which fails the write. An
+/// early error answer, or one that closes the connection, is the try's response and
+/// the rest of the body is not sent; an early success waits for the body to go whole
+/// (the upstream may still be reading it). True with the head when the body went whole.
+async fn send_rest_watching(
+    link: &mut Link,
+    rest: Rest,
+    method: &Method,
+) -> Result<(ResponseHead, bool), UpstreamError> {
+    let Link { stream, read_buf, write_buf, .. } = link;
+    let (mut reader, mut writer) = stream.split();
+    let sending = async {
+        match rest {
+            Rest::Held(bytes) => Ok(writer.write_all(&bytes).await?),
+            Rest::Stream { body, chunked } => stream_body(&mut writer, write_buf, body, chunked).await,
+        }
+    };
+    let reading = read_head(&mut reader, read_buf, method);
+    tokio::pin!(sending, reading);
+    let mut write_failed = None;
+    let mut sent = false;
+    loop {
+        tokio::select! {
+            written = &mut sending, if !sent && write_failed.is_none() => match written {
+                Ok(()) => sent = true,
+                // The client's body broke: nothing more will come from either side.
+                Err(e @ UpstreamError::RequestBody(_)) => return Err(e),
+                // The upstream stopped reading; what it answered first may still be read.
+                Err(e) => write_failed = Some(e),
+            },
+            parsed = &mut reading => {
+                let parsed = match parsed {
+                    Ok(parsed) => parsed,
+                    // Neither the body nor an answer got through: a failed write says why.
+                    Err(e) => return Err(write_failed.unwrap_or(e)),
+                };
+                if !sent && write_failed.is_none() && parsed.status.is_success() && parsed.keep_alive {
+                    sending.await?;
+                    return Ok((parsed, true));
+                }
+                return Ok((parsed, sent));
+            }
+        }
+    }
+}
+
 /// Sends the client's streamed body as it arrives, chunked when its length is unknown.
 async fn stream_body(
-    link: &mut Link,
+    writer: &mut (impl AsyncWrite + Unpin),
+    write_buf: &mut Vec<u8>,
     mut body: UnsyncBoxBody<Bytes, BoxError>,
     chunked: bool,
 ) -> Result<(), UpstreamError> {
@@ -188,32 +248,36 @@ async fn stream_body(
             continue;
         }
         if chunked {
-            link.write_buf.clear();
-            let _ = write!(link.write_buf, "{:x}\r\n", data.len());
-            link.write_buf.extend_from_slice(&data);
-            link.write_buf.extend_from_slice(b"\r\n");
-            link.stream.write_all(&link.write_buf).await?;
+            write_buf.clear();
+            let _ = write!(write_buf, "{:x}\r\n", data.len());
+            write_buf.extend_from_slice(&data);
+            write_buf.extend_from_slice(b"\r\n");
+            writer.write_all(write_buf).await?;
         } else {
-            link.stream.write_all(&data).await?;
+            writer.write_all(&data).await?;
         }
     }
     if chunked {
-        link.stream.write_all(b"0\r\n\r\n").await?;
+        writer.write_all(b"0\r\n\r\n").await?;
     }
     Ok(())
 }
 
 /// Reads until a final response head (or a 101) is complete; other 1xx heads
 /// (`100 Continue`, `103 Early Hints`) are skipped.
-async fn read_head(link: &mut Link, method: &Method) -> Result<ResponseHead, UpstreamError> {
+async fn read_head(
+    reader: &mut (impl AsyncRead + Unpin),
+    read_buf: &mut BytesMut,
+    method: &Method,
+) -> Result<ResponseHead, UpstreamError> {
     loop {
-        while let Some(parsed) = response_head::parse(&mut link.read_buf, method)? {
+        while let Some(parsed) = response_head::parse(read_buf, method)? {
             if parsed.status == StatusCode::SWITCHING_PROTOCOLS || !parsed.status.is_informational() {
                 return Ok(parsed);
             }
         }
-        link.read_buf.reserve(READ_CHUNK);
-        if link.stream.read_buf(&mut link.read_buf).await? == 0 {
+        read_buf.reserve(READ_CHUNK);
+        if reader.read_buf(read_buf).await? == 0 {
             return Err(UpstreamError::Closed("before the response head was complete"));
         }
     }

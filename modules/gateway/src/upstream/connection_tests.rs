@@ -1,7 +1,8 @@
 //! The upstream connection against canned answers from a scripted upstream on
 //! 127.0.0.1: 1xx heads skipped, chunked and close-delimited bodies streamed, a
 //! malformed answer reported with its reason, a 101's socket handed over with the bytes
-//! that followed it, and a streamed upload of unknown length sent chunked.
+//! that followed it, a streamed upload of unknown length sent chunked, and an early
+//! answer to an upload relayed though the upstream closed before reading it all.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
@@ -177,4 +178,21 @@ async fn a_streamed_upload_of_unknown_length_goes_chunked() {
     drop(response);
     let request = String::from_utf8(up.await.unwrap()).unwrap();
     assert!(request.contains("\r\ntransfer-encoding: chunked\r\n\r\n9\r\nsome data\r\n0\r\n\r\n"), "{request}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_early_answer_to_a_streamed_upload_is_relayed_though_the_upstream_closed() {
+    let (listener, pool) = listener().await;
+    let answer: &[&[u8]] =
+        &[b"HTTP/1.1 413 Content Too Large\r\ncontent-length: 8\r\nconnection: close\r\n\r\ntoo big!"];
+    // It reads the head only, answers and closes: the rest of the upload meets a reset.
+    let _up = upstream(listener, b"\r\n\r\n", answer, true);
+    const SIZE: usize = 16 << 20;
+    let upload = Full::new(Bytes::from(vec![b'x'; SIZE])).map_err(|never| match never {}).boxed_unsync();
+    let body = RequestBody::Stream { body: upload, length: Some(SIZE as u64) };
+    let response = pool.connect().await.unwrap().send(&head(&Method::POST), body).await.unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"too big!");
+    assert_eq!((pool.open(), pool.idle()), (0, 0), "a connection whose upload was cut short is not kept");
 }
