@@ -5,6 +5,7 @@
 mod body;
 mod budget;
 mod forward;
+mod head_watch;
 pub(crate) mod headers;
 pub mod replies;
 pub mod seneca;

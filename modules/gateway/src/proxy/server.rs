@@ -1,6 +1,7 @@
 //! The gateway's listeners: accept, refuse beyond `limits.max_connections`, serve
 //! HTTP/1.1 with keep-alive and protocol switches, bound the time a client may take to
-//! send its head (slowloris) and its size (431), and on stop close idle connections
+//! send its head (slowloris, `head_watch.rs`: one interval per connection rather than
+//! hyper's timer per request) and its size (431), and on stop close idle connections
 //! and let requests in flight finish within the drain deadline.
 
 use std::sync::Arc;
@@ -8,11 +9,12 @@ use std::time::{Duration, Instant};
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 use super::DataPlane;
+use super::head_watch::{HeadWatch, Marked};
 
 pub async fn serve(
     listener: TcpListener,
@@ -23,9 +25,10 @@ pub async fn serve(
 ) {
     let max_connections = plane.limits.max_connections;
     let mut builder = http1::Builder::new();
+    let header_read_timeout = Duration::from_millis(plane.limits.header_read_timeout_ms);
     builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_millis(plane.limits.header_read_timeout_ms))
+        // Each connection's `HeadWatch` bounds the wait for a head instead.
+        .header_read_timeout(None)
         .max_buf_size(plane.limits.max_header_bytes.max(8192))
         .keep_alive(true);
     loop {
@@ -44,9 +47,15 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let open = plane.metrics.open_connections.clone();
         let service_plane = Arc::clone(&plane);
+        let watch = Arc::new(HeadWatch::default());
+        let service_watch = Arc::clone(&watch);
         let service = service_fn(move |request| {
             let plane = Arc::clone(&service_plane);
-            async move { Ok::<_, std::convert::Infallible>(plane.handle(client, request).await) }
+            let mark = service_watch.request_started();
+            async move {
+                let response = plane.handle(client, request).await;
+                Ok::<_, std::convert::Infallible>(response.map(|body| Marked::new(body, mark)))
+            }
         });
         let connection = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
         let mut stop = stop.clone();
@@ -55,6 +64,8 @@ pub async fn serve(
             let mut connection = std::pin::pin!(connection);
             tokio::select! {
                 _ = connection.as_mut() => {}
+                // Dropping the connection closes it.
+                _ = watch.expired(header_read_timeout) => {}
                 _ = async { let _ = stop.wait_for(|stopped| *stopped).await; } => {
                     // Finish the request in flight, then close.
                     connection.as_mut().graceful_shutdown();
