@@ -5,7 +5,9 @@
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-pub const HOP_BY_HOP: [HeaderName; 7] = [
+/// A `static`, not a `const`: a const array of names is built and dropped at each use,
+/// and this one is consulted for every header of every request.
+pub static HOP_BY_HOP: [HeaderName; 7] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
