@@ -64,7 +64,8 @@ impl RequestHead<'_> {
             }
             _ => {}
         }
-        let _ = write!(out, "{}\r\n", self.client);
+        write_ip(out, self.client);
+        out.extend_from_slice(b"\r\n");
         field(out, X_FORWARDED_PROTO.as_str().as_bytes(), b"http");
         if let Some(host) = self.headers.get(header::HOST) {
             field(out, X_FORWARDED_HOST.as_str().as_bytes(), host.as_bytes());
@@ -101,6 +102,30 @@ impl RequestHead<'_> {
             return true;
         }
         named.contains(name) && !(self.upgrading && name == header::UPGRADE)
+    }
+}
+
+/// The client's address as text: IPv4 digit by digit (`fmt` costs most of a head's
+/// writing), IPv6 through `fmt`.
+fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                if octet >= 100 {
+                    out.push(b'0' + octet / 100);
+                }
+                if octet >= 10 {
+                    out.push(b'0' + octet / 10 % 10);
+                }
+                out.push(b'0' + octet % 10);
+            }
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
     }
 }
 
@@ -172,6 +197,16 @@ mod tests {
              traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n\
              transfer-encoding: chunked\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn client_addresses_are_written_as_their_display_text() {
+        for ip in ["0.0.0.0", "127.0.0.1", "10.20.100.255", "192.168.9.99", "::1", "2001:db8::8a2e:370:7334"] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut out = Vec::new();
+            write_ip(&mut out, ip);
+            assert_eq!(out, ip.to_string().into_bytes());
+        }
     }
 
     #[test]
