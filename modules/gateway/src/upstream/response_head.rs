@@ -3,6 +3,8 @@
 //! (header values are slices of the buffer, not copies), how the body that follows is
 //! framed, and whether the connection may carry another request.
 
+use std::mem::MaybeUninit;
+
 use bytes::BytesMut;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 
@@ -13,6 +15,8 @@ use super::framing::{Chunk, Framing};
 /// buffer; real heads are a few hundred bytes).
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 const MAX_HEADERS: usize = 128;
+/// Heads with up to this many fields keep their field positions on the stack.
+const INLINE_SPANS: usize = 24;
 
 #[derive(Debug)]
 pub struct ResponseHead {
@@ -27,9 +31,11 @@ pub struct ResponseHead {
 /// Takes one complete response head off the front of `buf`; `None` while it is
 /// incomplete. `method` is the request's (a HEAD's response has no body).
 pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead>, UpstreamError> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut slots);
-    let len = match response.parse(buf) {
+    // Uninitialised slots: filling 128 of them costs more than parsing a typical head.
+    let mut slots = [const { MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut response, buf, &mut slots)
+    {
         Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD_BYTES => len,
         Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD_BYTES => return Ok(None),
         Ok(_) => return Err(UpstreamError::Malformed("response head larger than 64 KiB")),
@@ -42,8 +48,16 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead>
     // Where each name and value sits in the head, so the values can be slices of it
     // once it is cut off the buffer (the parser borrows the buffer until then).
     let base = buf.as_ptr() as usize;
-    let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
     let count = response.headers.len();
+    let mut inline = [(0u32, 0u32, 0u32, 0u32); INLINE_SPANS];
+    let mut spilled = Vec::new();
+    let spans = match count <= INLINE_SPANS {
+        true => &mut inline[..count],
+        false => {
+            spilled.resize(count, (0, 0, 0, 0));
+            &mut spilled[..]
+        }
+    };
     let mut length: Option<u64> = None;
     let mut chunked = false;
     let mut transfer_coded = false;
@@ -77,7 +91,7 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead>
 
     let head = buf.split_to(len).freeze();
     let mut headers = HeaderMap::with_capacity(count);
-    for &(name_at, name_len, value_at, value_len) in &spans[..count] {
+    for &(name_at, name_len, value_at, value_len) in spans.iter() {
         let name = &head[name_at as usize..(name_at + name_len) as usize];
         let name = HeaderName::from_bytes(name).map_err(|_| UpstreamError::Malformed("invalid header name"))?;
         let value = head.slice(value_at as usize..(value_at + value_len) as usize);
@@ -142,6 +156,16 @@ mod tests {
         );
         assert_eq!(head.headers.get_all("x-a").iter().collect::<Vec<_>>(), ["1", "2"]);
         assert_eq!(&buf[..], b"hello");
+    }
+
+    #[test]
+    fn a_head_with_more_fields_than_kept_on_the_stack_keeps_them_all() {
+        let fields: String = (0..INLINE_SPANS + 6).map(|i| format!("x-{i}: {i}\r\n")).collect();
+        let wire = format!("HTTP/1.1 200 OK\r\n{fields}content-length: 0\r\n\r\n");
+        let head = head(&wire, Method::GET).unwrap().unwrap();
+        assert_eq!(head.headers.len(), INLINE_SPANS + 7);
+        assert_eq!(head.headers[format!("x-{}", INLINE_SPANS + 5)], (INLINE_SPANS + 5).to_string());
+        assert_eq!(head.framing, Framing::Length(0));
     }
 
     #[test]
