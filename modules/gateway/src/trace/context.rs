@@ -2,7 +2,11 @@
 //! the way contract §3.6 says a gateway must (an invalid or absent `traceparent` starts
 //! a new trace and drops `tracestate`; higher versions are read at version 00's offsets).
 
+use std::cell::RefCell;
+
 use http::HeaderMap;
+use rand::rngs::SmallRng;
+use rand::{RngCore, SeedableRng};
 
 /// Trace flag: the caller may have recorded this trace (W3C `sampled`).
 pub const FLAG_SAMPLED: u8 = 0x01;
@@ -69,14 +73,23 @@ impl TraceContext {
     }
 }
 
+thread_local! {
+    /// Trace and span ids must be unique and random, not secret: a small generator per
+    /// thread, seeded from the OS (`ThreadRng`'s ChaCha refills cost 1 % of a request).
+    static IDS: RefCell<SmallRng> = RefCell::new(SmallRng::from_os_rng());
+}
+
 /// Random bytes that are not all zero (all-zero ids are invalid on the wire).
 pub(crate) fn random_nonzero<const N: usize>() -> [u8; N] {
-    loop {
-        let bytes: [u8; N] = rand::random();
-        if bytes.iter().any(|&b| b != 0) {
-            return bytes;
+    IDS.with_borrow_mut(|ids| {
+        let mut bytes = [0u8; N];
+        loop {
+            ids.fill_bytes(&mut bytes);
+            if bytes.iter().any(|&b| b != 0) {
+                return bytes;
+            }
         }
-    }
+    })
 }
 
 /// Lower-case hex, the only case `traceparent` allows.
