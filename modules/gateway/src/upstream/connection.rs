@@ -159,7 +159,9 @@ impl UpstreamConnection {
         };
         let (parsed, body_sent) = match rest {
             None => (read_head(&mut link.stream, &mut link.read_buf, head.method).await, true),
-            Some(rest) => match send_rest_watching(link, rest, head.method).await {
+            // Boxed: large and streamed bodies are rare, and every request's future would
+            // carry the size of this one (it is moved, whole, a few times per request).
+            Some(rest) => match Box::pin(send_rest_watching(link, rest, head.method)).await {
                 Ok((parsed, body_sent)) => (Ok(parsed), body_sent),
                 Err(e) => (Err(e), false),
             },
