@@ -32,42 +32,46 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
             .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
 }
 
-/// The header names a `Connection` header lists (hop-by-hop too, RFC 9110 §7.6.1);
-/// tokens that are no valid header name are skipped.
-pub fn connection_named(headers: &HeaderMap) -> impl Iterator<Item = HeaderName> + '_ {
+/// The options a `Connection` header lists (RFC 9110 §7.6.1): the header fields they
+/// name are hop-by-hop too. Tokens are compared as text with [`lists`], so no name is
+/// parsed or allocated per request.
+pub fn connection_options(headers: &HeaderMap) -> impl Iterator<Item = &str> + '_ {
     headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// Whether `options` (from [`connection_options`]) name `name`.
+pub fn lists(options: &[&str], name: &HeaderName) -> bool {
+    options.iter().any(|option| option.eq_ignore_ascii_case(name.as_str()))
 }
 
 /// Removes hop-by-hop headers; for a protocol switch `Connection: upgrade` and
 /// `Upgrade` pass through, as the next hop must see them.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    // Most heads carry none of them: one pass over the names tells, where removing each
-    // would hash every name of the list.
-    let any = headers.keys().any(|name| name == header::UPGRADE || HOP_BY_HOP.contains(name));
-    if any {
-        remove_hop_by_hop(headers, keep_upgrade);
+    // One pass over the names finds the ones to drop, and only those are removed: each
+    // removal hashes its name, and most heads carry one or none of them.
+    let options: Vec<&str> = match headers.contains_key(header::CONNECTION) {
+        true => connection_options(headers).collect(),
+        false => Vec::new(),
+    };
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| match *name == header::UPGRADE {
+            true => !keep_upgrade,
+            false => HOP_BY_HOP.contains(name) || lists(&options, name),
+        })
+        .cloned()
+        .collect();
+    for name in doomed {
+        headers.remove(name);
     }
     if keep_upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    }
-}
-
-fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    let named: Vec<HeaderName> =
-        connection_named(headers).filter(|n| !(keep_upgrade && n == header::UPGRADE)).collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
-    }
-    if !keep_upgrade {
-        headers.remove(header::UPGRADE);
     }
 }
 

@@ -10,7 +10,9 @@ use std::net::IpAddr;
 use http::Method;
 use http::header::{self, HeaderMap, HeaderName};
 
-use crate::proxy::headers::{HOP_BY_HOP, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, connection_named};
+use crate::proxy::headers::{
+    HOP_BY_HOP, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, connection_options, lists,
+};
 use crate::trace::{TRACEPARENT, TRACESTATE};
 
 /// What one try sends ahead of its body.
@@ -56,8 +58,8 @@ impl RequestHead<'_> {
             }
         }
         // Names a `Connection` header lists are hop-by-hop too; most heads have none.
-        let named: Vec<HeaderName> = match connection {
-            true => connection_named(self.headers).collect(),
+        let named: Vec<&str> = match connection {
+            true => connection_options(self.headers).collect(),
             false => Vec::new(),
         };
         for (name, value) in self.headers {
@@ -99,7 +101,7 @@ impl RequestHead<'_> {
     }
 
     /// Headers this hop writes itself or must not forward.
-    fn replaced_or_hop_by_hop(&self, name: &HeaderName, named: &[HeaderName]) -> bool {
+    fn replaced_or_hop_by_hop(&self, name: &HeaderName, named: &[&str]) -> bool {
         if HOP_BY_HOP.contains(name) || (name == header::UPGRADE && !self.upgrading) {
             return true;
         }
@@ -112,7 +114,7 @@ impl RequestHead<'_> {
         {
             return true;
         }
-        named.contains(name) && !(self.upgrading && name == header::UPGRADE)
+        lists(named, name) && !(self.upgrading && name == header::UPGRADE)
     }
 }
 
