@@ -31,8 +31,19 @@ use super::response_head::{self, ResponseHead};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Room made in the read buffer before each read: a typical response in one read.
+/// Room made in the read buffer when it runs low: a typical response in one read.
 const READ_CHUNK: usize = 16 * 1024;
+/// Reads go into what is left of the buffer while this much is: the heads and bodies
+/// handed out are slices of it, and those of the previous response may still be queued
+/// at the client's side, so making room each time would allocate a buffer per request.
+const READ_ROOM: usize = 4 * 1024;
+
+/// Makes room for the next read only when little is left.
+fn make_room(buf: &mut BytesMut) {
+    if buf.capacity() - buf.len() < READ_ROOM {
+        buf.reserve(READ_CHUNK);
+    }
+}
 /// A held body up to this size goes out in the head's write.
 const INLINE_BODY: usize = 16 * 1024;
 
@@ -278,7 +289,7 @@ async fn read_head(
                 return Ok(parsed);
             }
         }
-        read_buf.reserve(READ_CHUNK);
+        make_room(read_buf);
         if reader.read_buf(read_buf).await? == 0 {
             return Err(UpstreamError::Closed("before the response head was complete"));
         }
@@ -341,7 +352,7 @@ impl Body for PooledBody {
             let link = &mut connection.link;
             let piece = match this.framing.next(&mut link.read_buf) {
                 Ok(Piece::NeedMore) => {
-                    link.read_buf.reserve(READ_CHUNK);
+                    make_room(&mut link.read_buf);
                     match ready!(tokio_util::io::poll_read_buf(Pin::new(&mut link.stream), cx, &mut link.read_buf)) {
                         Ok(0) => this.framing.at_close(),
                         Ok(_) => continue,
