@@ -207,15 +207,12 @@ impl ActiveSpan {
 
     /// [`Self::traceparent`] on the stack, for a head written without strings.
     pub fn traceparent_bytes(&self) -> [u8; 55] {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut out = *b"00-00000000000000000000000000000000-0000000000000000-00";
-        let digits = self.trace_id.iter().chain(&self.span_id).chain(std::iter::once(&self.flags));
-        // Hex digit pairs start after "00-", skipping the '-' between the fields.
-        let at = (0..16).map(|i| 3 + 2 * i).chain((0..8).map(|i| 36 + 2 * i)).chain(std::iter::once(53));
-        for (&byte, at) in digits.zip(at) {
-            out[at] = DIGITS[usize::from(byte >> 4)];
-            out[at + 1] = DIGITS[usize::from(byte & 0x0f)];
-        }
+        // Field by field into fixed slices: one chained iterator over all three ran a
+        // few times slower (it is written on every try).
+        put_hex(&mut out[3..35], &self.trace_id);
+        put_hex(&mut out[36..52], &self.span_id);
+        put_hex(&mut out[53..55], &[self.flags]);
         out
     }
 
@@ -289,6 +286,15 @@ impl ActiveSpan {
 impl Drop for ActiveSpan {
     fn drop(&mut self) {
         self.finish();
+    }
+}
+
+/// Lower-case hex of `bytes` into `out` (two digits a byte).
+fn put_hex(out: &mut [u8], bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (pair, &byte) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0x0f)];
     }
 }
 
