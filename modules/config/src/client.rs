@@ -308,12 +308,13 @@ impl ConfigCenter {
     async fn hold_v2(&self, watched: Vec<Watched>, mut watch: Watch) -> HandlerResult {
         let _parked = Parked::new(self);
         let hold = self.settings.long_poll_hold;
-        let Ok((key, published)) = plugin_api::tokio::time::timeout(hold, watch.changed()).await else {
+        let Ok((index, published)) = plugin_api::tokio::time::timeout(hold, watch.changed()).await else {
             return Ok(Response::empty(304));
         };
+        let key = watch.key(index);
         self.metrics.pushes.inc();
         self.metrics.push_seconds.observe(published.at.elapsed().as_secs_f64());
-        let given = watched.iter().find(|w| w.keys.contains(&key)).map_or("", |w| w.given.as_str());
+        let given = watched.iter().find(|w| w.keys.iter().any(|k| k == key)).map_or("", |w| w.given.as_str());
         // A release wakes thousands of polls at once, nearly all spelling the namespace
         // alike: the first writes the answer, the others send its bytes. The message's
         // spelling came with it, so none of them reads the configuration.

@@ -88,21 +88,27 @@ impl Watchers {
 }
 
 impl Watch {
-    /// The first key published after registration, and its id. Pending forever when
-    /// nothing is watched.
-    pub async fn changed(&mut self) -> (String, Published) {
+    /// The first key published after registration (its index among the keys this
+    /// watch was registered on, see [`Watch::key`]), and its message. Pending forever
+    /// when nothing is watched.
+    pub async fn changed(&mut self) -> (usize, Published) {
         if self.receivers.is_empty() {
             return futures::future::pending().await;
         }
-        let waits = self.receivers.iter_mut().map(|Registration { key, receiver, .. }| {
+        let waits = self.receivers.iter_mut().enumerate().map(|(index, Registration { receiver, .. })| {
             async move {
                 // The registration holds the sender, so this returns with a new value.
                 let _ = receiver.changed().await;
-                (key.clone(), receiver.borrow_and_update().clone())
+                (index, receiver.borrow_and_update().clone())
             }
             .boxed()
         });
         futures::future::select_all(waits).await.0
+    }
+
+    /// The watch key at `index` (as [`Watch::changed`] names it).
+    pub fn key(&self, index: usize) -> &str {
+        self.receivers.get(index).map_or("", |r| r.key.as_str())
     }
 }
 
@@ -134,8 +140,8 @@ mod tests {
             let mut a = watchers.watch(["app+default+application".to_string()]);
             let mut b = watchers.watch(["app+default+other".to_string(), "owner+default+fx".to_string()]);
             watchers.publish("owner+default+fx", "owner+default+FX", 7);
-            let (key, published) = b.changed().await;
-            assert_eq!((key.as_str(), published.id, &*published.spelling), ("owner+default+fx", 7, "owner+default+FX"));
+            let (index, published) = b.changed().await;
+            assert_eq!((b.key(index), published.id, &*published.spelling), ("owner+default+fx", 7, "owner+default+FX"));
             assert!(a.changed().now_or_never().is_none(), "a watches another key");
             drop((a, b));
             assert_eq!(watchers.watched_keys(), 0, "the last watch removes its keys");
