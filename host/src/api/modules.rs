@@ -11,8 +11,8 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use http_body_util::Full;
 use serde::Serialize;
@@ -286,15 +286,7 @@ pub(super) fn module_answer(
     }
     let mut response = http::Response::new(Full::new(Bytes::from(reply.body)));
     *response.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let headers = response.headers_mut();
-    headers.reserve(reply.headers.len());
-    for (k, v) in reply.headers {
-        if let (Ok(k), Ok(v)) =
-            (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_maybe_shared(Bytes::from(v.into_bytes())))
-        {
-            headers.append(k, v);
-        }
-    }
+    *response.headers_mut() = reply.headers;
     response
 }
 

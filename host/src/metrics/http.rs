@@ -3,6 +3,7 @@
 //! pattern. Knows routes only as axum's `MatchedPath`, never raw
 //! paths, so callers cannot mint series.
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use axum::Router;
@@ -71,9 +72,9 @@ impl RequestTimer {
 
     pub fn finish(self, state: &AppState, status: StatusCode) {
         let route = match &self.route {
-            TimedRoute::Matched(path) => path.as_str(),
-            TimedRoute::Fixed(pattern) => pattern,
-            TimedRoute::Unmatched => "unmatched",
+            TimedRoute::Matched(path) => Cow::Owned(path.as_str().to_string()),
+            TimedRoute::Fixed(pattern) => Cow::Borrowed(*pattern),
+            TimedRoute::Unmatched => Cow::Borrowed("unmatched"),
         };
         state.metrics.observe_http(&self.method, route, status.as_u16(), self.start.elapsed());
     }

@@ -17,6 +17,7 @@ pub use http::{PATH, RequestTimer, mount};
 pub use modules::module_families;
 pub use store::InstrumentedStore;
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use prometheus_client::collector::Collector;
@@ -56,14 +57,15 @@ fn latency_family<L: Clone + std::hash::Hash + Eq>() -> LatencyFamily<L> {
 struct HttpLabels {
     method: &'static str,
     /// The route pattern (`/api/apps/{name}`), never the raw path: one series per
-    /// route, whatever callers put in the URL.
-    route: String,
+    /// route, whatever callers put in the URL. Borrowed where the pattern is static
+    /// (the module mount's): no copy per request.
+    route: Cow<'static, str>,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpStatusLabels {
     method: &'static str,
-    route: String,
+    route: Cow<'static, str>,
     status: u16,
 }
 
@@ -144,10 +146,10 @@ impl Metrics {
     }
 
     /// One HTTP request answered. `route` is the matched pattern or `unmatched`.
-    pub fn observe_http(&self, method: &axum::http::Method, route: &str, status: u16, took: Duration) {
+    pub fn observe_http(&self, method: &axum::http::Method, route: Cow<'static, str>, status: u16, took: Duration) {
         let method = http::method_label(method);
-        self.http_requests.get_or_create(&HttpStatusLabels { method, route: route.to_string(), status }).inc();
-        self.http_duration.get_or_create(&HttpLabels { method, route: route.to_string() }).observe(took.as_secs_f64());
+        self.http_requests.get_or_create(&HttpStatusLabels { method, route: route.clone(), status }).inc();
+        self.http_duration.get_or_create(&HttpLabels { method, route }).observe(took.as_secs_f64());
     }
 
     /// One module request answered: `status` is what the module returned, or 504 when

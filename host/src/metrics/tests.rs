@@ -22,9 +22,14 @@ fn live_text(metrics: &Metrics) -> String {
 #[test]
 fn http_figures_are_per_route_pattern_with_histogram_buckets() {
     let m = Metrics::new(&MetricsConfig::default());
-    m.observe_http(&axum::http::Method::GET, "/api/apps/{name}", 200, Duration::from_millis(3));
-    m.observe_http(&axum::http::Method::GET, "/api/apps/{name}", 200, Duration::from_millis(40));
-    m.observe_http(&axum::http::Method::from_bytes(b"BREW").unwrap(), "unmatched", 404, Duration::from_micros(50));
+    m.observe_http(&axum::http::Method::GET, "/api/apps/{name}".into(), 200, Duration::from_millis(3));
+    m.observe_http(&axum::http::Method::GET, "/api/apps/{name}".into(), 200, Duration::from_millis(40));
+    m.observe_http(
+        &axum::http::Method::from_bytes(b"BREW").unwrap(),
+        "unmatched".into(),
+        404,
+        Duration::from_micros(50),
+    );
     let text = live_text(&m);
     assert!(text.contains("# TYPE apollo_http_requests_total counter\n"), "{text}");
     assert!(text.contains("# HELP apollo_http_request_duration_seconds "), "{text}");

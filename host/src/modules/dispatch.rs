@@ -72,11 +72,13 @@ pub struct ModuleCall {
     pub body: Vec<u8>,
 }
 
-/// The module's answer.
+/// The module's answer, its headers already in the response's types: a release wakes
+/// thousands of held requests at once, and each reply is read once, into these.
 #[derive(Debug, Clone)]
 pub struct ModuleReply {
     pub status: u16,
-    pub headers: Vec<(String, String)>,
+    /// The headers the module set, less any name or value HTTP does not allow.
+    pub headers: http::HeaderMap,
     pub body: Vec<u8>,
     /// The handler panicked (the SDK answered 500 for it).
     pub panicked: bool,
@@ -171,12 +173,14 @@ impl Future for PendingReply {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<ModuleReply> {
         let answer = ready!(Pin::new(&mut self.answer).poll(cx));
         let mut panicked = false;
-        let mut headers = Vec::with_capacity(answer.headers.len());
-        for Tuple2(k, v) in answer.headers {
+        let mut headers = http::HeaderMap::with_capacity(answer.headers.len());
+        for Tuple2(k, v) in &answer.headers {
             if k.as_str().eq_ignore_ascii_case(plugin_api::PANIC_HEADER) {
                 panicked = true;
-            } else {
-                headers.push((k.into_string(), v.into_string()));
+            } else if let (Ok(k), Ok(v)) =
+                (http::HeaderName::from_bytes(k.as_bytes()), http::HeaderValue::from_bytes(v.as_bytes()))
+            {
+                headers.append(k, v);
             }
         }
         Poll::Ready(ModuleReply { status: answer.status, headers, body: answer.body.into_vec(), panicked })

@@ -78,8 +78,8 @@ impl Replica {
         let wake = Arc::clone(&watchers);
         let inner = replica::Replica::new(storage, "the configuration", move |effects: Vec<(Applied, u64)>| {
             for (applied, _) in effects {
-                if let Applied::Message { watch_key, id } = applied {
-                    wake.publish(&watch_key, id);
+                if let Applied::Message { watch_key, spelling, id } = applied {
+                    wake.publish(&watch_key, &spelling, id);
                 }
             }
         });

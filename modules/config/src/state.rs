@@ -24,9 +24,11 @@ struct KeyVersion {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Applied {
     Nothing,
-    /// A release message: the watch key (lowercase) and its new notification id.
+    /// A release message: the watch key (lowercase), the key as the message was written,
+    /// and its new notification id.
     Message {
         watch_key: String,
+        spelling: String,
         id: i64,
     },
 }
@@ -154,7 +156,7 @@ impl State {
                 let id = i64::try_from(revision).unwrap_or(i64::MAX);
                 let lower = watch_key.to_ascii_lowercase();
                 self.messages.insert(lower.clone(), (watch_key.to_string(), id));
-                return Applied::Message { watch_key: lower, id };
+                return Applied::Message { watch_key: lower, spelling: watch_key.to_string(), id };
             }
         } else if let Some(rest) = key.strip_prefix(model::ACCESS_KEY) {
             let Some(id) = split2(rest) else { return Applied::Nothing };
@@ -307,7 +309,14 @@ mod tests {
     fn messages_carry_the_revision_as_their_id() {
         let mut state = State::default();
         let applied = state.apply("msg/App1+default+application", Some("App1+default+application"), 3, 17);
-        assert_eq!(applied, Applied::Message { watch_key: "app1+default+application".into(), id: 17 });
+        assert_eq!(
+            applied,
+            Applied::Message {
+                watch_key: "app1+default+application".into(),
+                spelling: "App1+default+application".into(),
+                id: 17
+            }
+        );
         assert_eq!(state.message_id("APP1+DEFAULT+APPLICATION"), Some(17));
     }
 }

@@ -1,32 +1,57 @@
 //! Parked long polls, by the watch keys they wait on. A release message wakes exactly
 //! the polls registered on its key: one `watch` channel per key that someone watches,
 //! created by the first poll and dropped with the last, so a parked poll costs its
-//! receivers and nothing else; no scan, no batching.
+//! receivers and nothing else; no scan, no batching. A message carries what every
+//! answer to it needs from the configuration (the key as its message was written), so
+//! the woken polls, thousands at once, do not each read the configuration for it; and a
+//! poll leaves without the registry's lock unless it was the last on a key.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
 use futures::FutureExt;
 use plugin_api::tokio::sync::watch;
 
-/// A notification id and when this host learnt of it (for the push latency).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A notification id, the watch key in the spelling its message was written with (what
+/// the answer's `messages` name), and when this host learnt of it (for the push latency).
+#[derive(Debug, Clone)]
 pub struct Published {
     pub id: i64,
+    pub spelling: Arc<str>,
     pub at: Instant,
+    /// The answer the first poll woken by this message wrote, with the namespace name it
+    /// echoed: the polls after it that spell the namespace alike send the same bytes.
+    pub answer: Arc<OnceLock<(String, Vec<u8>)>>,
 }
+
+impl Published {
+    fn new(id: i64, spelling: &str) -> Self {
+        Self { id, spelling: Arc::from(spelling), at: Instant::now(), answer: Arc::default() }
+    }
+}
+
+type Sender = Arc<watch::Sender<Published>>;
 
 #[derive(Debug, Default)]
 pub struct Watchers {
-    keys: Mutex<HashMap<String, watch::Sender<Published>>>,
+    keys: Mutex<HashMap<String, Sender>>,
 }
 
 /// One poll's registration on its keys; unregisters when dropped.
 #[derive(Debug)]
 pub struct Watch {
     watchers: Arc<Watchers>,
-    receivers: Vec<(String, watch::Receiver<Published>)>,
+    receivers: Vec<Registration>,
+}
+
+/// A poll on one key: the key's sender is kept to tell, on leaving, whether this poll
+/// was its last receiver.
+#[derive(Debug)]
+struct Registration {
+    key: String,
+    sender: Sender,
+    receiver: watch::Receiver<Published>,
 }
 
 impl Watchers {
@@ -37,21 +62,22 @@ impl Watchers {
         let receivers = keys
             .into_iter()
             .map(|key| {
-                let receiver = map
-                    .entry(key.clone())
-                    .or_insert_with(|| watch::Sender::new(Published { id: -1, at: Instant::now() }))
-                    .subscribe();
-                (key, receiver)
+                let sender = Arc::clone(
+                    map.entry(key.clone()).or_insert_with(|| Arc::new(watch::Sender::new(Published::new(-1, "")))),
+                );
+                let receiver = sender.subscribe();
+                Registration { key, sender, receiver }
             })
             .collect();
         Watch { watchers: Arc::clone(self), receivers }
     }
 
-    /// A new notification id for a watch key: wakes every poll registered on it.
-    pub fn publish(&self, key: &str, id: i64) {
+    /// A new notification id for a watch key (`spelling`: as its message was written):
+    /// wakes every poll registered on it.
+    pub fn publish(&self, key: &str, spelling: &str, id: i64) {
         let map = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(sender) = map.get(key) {
-            sender.send_replace(Published { id, at: Instant::now() });
+            sender.send_replace(Published::new(id, spelling));
         }
     }
 
@@ -62,31 +88,41 @@ impl Watchers {
 }
 
 impl Watch {
-    /// The first key published after registration, and its id. Pending forever when
-    /// nothing is watched.
-    pub async fn changed(&mut self) -> (String, Published) {
+    /// The first key published after registration (its index among the keys this
+    /// watch was registered on, see [`Watch::key`]), and its message. Pending forever
+    /// when nothing is watched.
+    pub async fn changed(&mut self) -> (usize, Published) {
         if self.receivers.is_empty() {
             return futures::future::pending().await;
         }
-        let waits = self.receivers.iter_mut().map(|(key, receiver)| {
+        let waits = self.receivers.iter_mut().enumerate().map(|(index, Registration { receiver, .. })| {
             async move {
-                // A sender is only dropped after its last receiver, so this returns
-                // with a new value.
+                // The registration holds the sender, so this returns with a new value.
                 let _ = receiver.changed().await;
-                (key.clone(), *receiver.borrow_and_update())
+                (index, receiver.borrow_and_update().clone())
             }
             .boxed()
         });
         futures::future::select_all(waits).await.0
     }
+
+    /// The watch key at `index` (as [`Watch::changed`] names it).
+    pub fn key(&self, index: usize) -> &str {
+        self.receivers.get(index).map_or("", |r| r.key.as_str())
+    }
 }
 
 impl Drop for Watch {
+    /// Removes the keys this poll was the last receiver of. The count is read without
+    /// the lock and again under it: a poll registering meanwhile keeps the key.
     fn drop(&mut self) {
-        let keys: Vec<String> = std::mem::take(&mut self.receivers).into_iter().map(|(key, _receiver)| key).collect();
-        let mut map = self.watchers.keys.lock().unwrap_or_else(PoisonError::into_inner);
-        for key in keys {
-            if map.get(&key).is_some_and(|sender| sender.receiver_count() == 0) {
+        for Registration { key, sender, receiver } in std::mem::take(&mut self.receivers) {
+            drop(receiver);
+            if sender.receiver_count() > 0 {
+                continue;
+            }
+            let mut map = self.watchers.keys.lock().unwrap_or_else(PoisonError::into_inner);
+            if map.get(&key).is_some_and(|current| Arc::ptr_eq(current, &sender) && current.receiver_count() == 0) {
                 map.remove(&key);
             }
         }
@@ -103,9 +139,9 @@ mod tests {
             let watchers = Arc::new(Watchers::default());
             let mut a = watchers.watch(["app+default+application".to_string()]);
             let mut b = watchers.watch(["app+default+other".to_string(), "owner+default+fx".to_string()]);
-            watchers.publish("owner+default+fx", 7);
-            let (key, published) = b.changed().await;
-            assert_eq!((key.as_str(), published.id), ("owner+default+fx", 7));
+            watchers.publish("owner+default+fx", "owner+default+FX", 7);
+            let (index, published) = b.changed().await;
+            assert_eq!((b.key(index), published.id, &*published.spelling), ("owner+default+fx", 7, "owner+default+FX"));
             assert!(a.changed().now_or_never().is_none(), "a watches another key");
             drop((a, b));
             assert_eq!(watchers.watched_keys(), 0, "the last watch removes its keys");

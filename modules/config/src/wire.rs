@@ -9,9 +9,16 @@ pub const JSON_UTF8: &str = "application/json;charset=UTF-8";
 
 /// 200 with `value` as JSON, typed as Ctrip types it.
 pub fn json<T: Serialize>(value: &T) -> Response {
-    let mut response = Response::json(value);
-    response.headers.retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
-    response.with_header("Content-Type", JSON_UTF8)
+    match serde_json::to_vec(value) {
+        Ok(body) => json_bytes(body),
+        // What `Response::json` answers when a value does not encode.
+        Err(_) => Response::json(value),
+    }
+}
+
+/// 200 with `body`, JSON already encoded, typed as [`json`] types it.
+pub fn json_bytes(body: Vec<u8>) -> Response {
+    Response { status: 200, headers: vec![("Content-Type".into(), JSON_UTF8.into())], body }
 }
 
 /// A body of text with its content type.

@@ -1208,17 +1208,20 @@ async fn items_are_validated_and_legacy_notifications_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_release_wakes_every_parked_poll_at_once() {
     const POLLS: usize = 50;
+    // Woken polls share one written answer where they spell the namespace alike: each
+    // must still get its own spelling back.
+    const SPELLINGS: [&str; 2] = ["application", "Application"];
     let d = deployment(json!({"long_poll_timeout_secs": 10}));
     let (host, admin) = start(&d).await;
     let addr = host.host.http_addr;
     published_app(&admin, "fan-app", &[("k", "v1")]).await;
     let first = http(addr, "GET", &v2_target("fan-app", &json!([{"namespaceName": "application"}])), &[], None).await;
     let latest = first.json()[0]["notificationId"].as_i64().unwrap_or_else(|| panic!("{}", first.body));
-    let target = v2_target("fan-app", &json!([{"namespaceName": "application", "notificationId": latest}]));
     let polls: Vec<_> = (0..POLLS)
-        .map(|_| {
-            let target = target.clone();
-            tokio::spawn(async move { http(addr, "GET", &target, &[], None).await })
+        .map(|i| {
+            let spelling = SPELLINGS[i % 2];
+            let target = v2_target("fan-app", &json!([{"namespaceName": spelling, "notificationId": latest}]));
+            tokio::spawn(async move { (spelling, http(addr, "GET", &target, &[], None).await) })
         })
         .collect();
     common::eventually("every poll is parked", WAIT, || async {
@@ -1229,9 +1232,13 @@ async fn one_release_wakes_every_parked_poll_at_once() {
     update_item(&admin, "fan-app", "application", "k", "v2").await;
     release(&admin, "fan-app", "application", "second").await;
     for poll in polls {
-        let answer = poll.await.unwrap();
+        let (spelling, answer) = poll.await.unwrap();
         assert_eq!(answer.status, 200, "{}", answer.body);
-        assert!(answer.json()[0]["notificationId"].as_i64() > Some(latest), "{}", answer.body);
+        let notification = &answer.json()[0];
+        let id = notification["notificationId"].as_i64();
+        assert!(id > Some(latest), "{}", answer.body);
+        assert_eq!(notification["namespaceName"], json!(spelling), "{}", answer.body);
+        assert_eq!(notification["messages"]["details"]["fan-app+default+application"].as_i64(), id, "{}", answer.body);
     }
     eprintln!("one release answered {POLLS} parked polls in {} ms", released_at.elapsed().as_millis());
     host.shutdown().await;
