@@ -55,15 +55,12 @@ pub fn lists(options: &[&str], name: &HeaderName) -> bool {
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     // One pass over the names finds the ones to drop, and only those are removed: each
     // removal hashes its name, and most heads carry one or none of them.
-    let options: Vec<&str> = match headers.contains_key(header::CONNECTION) {
-        true => connection_options(headers).collect(),
-        false => Vec::new(),
-    };
+    // Without a `Connection` header this collects nothing and allocates nothing.
+    let options: Vec<&str> = connection_options(headers).collect();
     let doomed: Vec<HeaderName> = headers
         .keys()
-        .filter(|name| match *name == header::UPGRADE {
-            true => !keep_upgrade,
-            false => HOP_BY_HOP.contains(name) || lists(&options, name),
+        .filter(|name| {
+            if *name == header::UPGRADE { !keep_upgrade } else { HOP_BY_HOP.contains(name) || lists(&options, name) }
         })
         .cloned()
         .collect();
