@@ -11,16 +11,22 @@
 //! polls, the host's RSS is read (`/proc/PID/status`), one release is made through the
 //! Open API, and from the moment that call returns each poll's time to its 200 is
 //! taken (and, since the module wakes the polls before it answers the release call,
-//! also from the moment the call was sent). Printed: p50 / p99 / max, wake-ups per
-//! second, RSS per parked poll beyond its idle connection, and next to it Ctrip's
-//! published push path for the same N as a MODEL (not measured here): a 1 s
-//! release-message scan, then waiters released 100 per 100 ms — worst case
-//! 1 s + ceil(N/100) × 100 ms.
+//! also from the moment the call was sent). WAVES times per host: the polls park again
+//! on the same connections with the new id and the next release answers them. Printed
+//! per wave: p50 / p99 / max, wake-ups per second, the CPU time the host and the
+//! clients spent from the call to the last answer; RSS per parked poll beyond its idle
+//! connection (first wave); the median wave; and next to it Ctrip's published push
+//! path for the same N as a MODEL (not measured here): a 1 s release-message scan, then
+//! waiters released 100 per 100 ms — worst case 1 s + ceil(N/100) × 100 ms.
 //!
 //! The park-and-release round runs twice per N, each in a fresh host: through the
 //! admin API's mount (`/api/module/config/...`, behind its gate, audit, metrics and
-//! deadline) and through the module's own listener (`modules.listeners.config`, routes at its root), which a
-//! fleet gives the config service as Ctrip does (port 8080).
+//! deadline) and through the module's own listener (`modules.listeners.config`, routes
+//! at its root), which a fleet gives the config service as Ctrip does (port 8080).
+//! Then the machine's floor for the same N (`config_push/floor.rs`): the polls parked
+//! on a bare process whose two threads write the host's answer once per connection,
+//! read by the same clients — what loopback TCP and the clients cost on this machine,
+//! with nothing of an HTTP server in between.
 //!
 //! Then `/configs` throughput: CONNECTIONS keep-alive clients in a closed loop for
 //! ROUND each, with the current `releaseKey` (answers 304) and without (answers 200),
@@ -33,10 +39,16 @@
 //!   cargo build --release -p module-config
 //!   cargo bench -p apollo-tests --bench config_push
 //!
-//! The clients are raw tokio TCP streams on this process's runtime (two threads): a
-//! poll's time includes the moment this process got to read it, so on a loaded 2-core
+//! The clients are raw TCP streams: tokio's on this process's runtime (two threads) to
+//! connect and park, then, for the release, one thread of their own reading every parked
+//! connection over one epoll set as a load generator does (`config_push/responses.rs`).
+//! A poll's time includes the moment that thread got to read it, so on a loaded 2-core
 //! machine the figures are upper bounds of the host's own delay.
 
+#[path = "config_push/floor.rs"]
+mod floor;
+#[path = "config_push/responses.rs"]
+mod responses;
 #[path = "support/mod.rs"]
 mod support;
 
@@ -46,10 +58,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use apollo_host::cli::{ApiClient, Endpoint};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 const PASSWORD: &str = "bench-password-123";
@@ -62,8 +74,20 @@ const CONNECTIONS: usize = 8;
 const ROUND: Duration = Duration::from_secs(3);
 /// 304/200 round pairs: alternating, so drift (other load, CPU frequency) hits both.
 const PAIRS: usize = 2;
+/// Releases per host, each to all N polls parked again on the same connections: the
+/// wave's time varies by a fifth from one to the next on a shared 2-core machine.
+const WAVES: usize = 3;
 
 fn main() -> ExitCode {
+    if let Some(served) = floor::serve_if_child() {
+        return match served {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("config_push floor child failed: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_apollo-under-test"));
     let so = bin.parent().map(|dir| dir.join("libmodule_config.so")).unwrap_or_default();
     if !so.is_file() {
@@ -83,6 +107,7 @@ fn main() -> ExitCode {
         let rounds = counts.iter().flat_map(|&polls| [(polls, Way::AdminMount), (polls, Way::OwnListener)]);
         let total = 2 * counts.len();
         for (i, (polls, way)) in rounds.enumerate() {
+            let last = i + 1 == total;
             let allow = |pig: &mut Value| {
                 pig["server"]["max_connections"] = json!(polls + 256);
                 // The longest hold the module allows: parking 10 000 polls must not
@@ -92,8 +117,11 @@ fn main() -> ExitCode {
                 pig["modules"]["listeners"] = json!({"config": "127.0.0.1:0"});
             };
             let host = support::ServedHost::launch(&bin, PASSWORD, allow, &[(&so, "module_config.so")])?;
-            let last = i + 1 == total;
-            rt.block_on(bench(&host, polls, way, last))?;
+            let answer = rt.block_on(bench(&host, polls, way, last))?;
+            drop(host);
+            if let Way::OwnListener = way {
+                rt.block_on(floor_round(polls, &answer))?;
+            }
         }
         Ok(())
     };
@@ -126,7 +154,9 @@ enum Way {
     OwnListener,
 }
 
-async fn bench(host: &support::ServedHost, polls: usize, way: Way, with_throughput: bool) -> Result<()> {
+/// One park-and-release round (and the `/configs` rounds when `with_throughput`);
+/// returns the body the polls were answered with.
+async fn bench(host: &support::ServedHost, polls: usize, way: Way, with_throughput: bool) -> Result<Vec<u8>> {
     let token = support::login(&host.addr, PASSWORD).await?;
     let api = ApiClient::new(Endpoint::Tcp(host.addr.clone()), Some(token));
     setup(&api).await?;
@@ -136,17 +166,19 @@ async fn bench(host: &support::ServedHost, polls: usize, way: Way, with_throughp
         Way::AdminMount => ("admin mount", host.addr.as_str(), MOUNT),
         Way::OwnListener => ("own listener", listener.as_str(), ""),
     };
-    park_and_release(host, &api, polls, label, addr, prefix).await?;
+    let answer = park_and_release(host, &api, polls, label, addr, prefix).await?;
     if with_throughput {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let (_, release_key_now) = current(&host.addr, MOUNT).await?;
         let key = if release_key_now.is_empty() { release_key } else { release_key_now };
         configs_rounds(host, &key).await?;
     }
-    Ok(())
+    Ok(answer)
 }
 
-/// Parks `polls` long polls on `addr` (routes under `prefix`), releases once, prints.
+/// Parks `polls` long polls on `addr` (routes under `prefix`) and releases, WAVES times
+/// on the same connections; prints each wave. Returns the body the polls were answered
+/// with.
 async fn park_and_release(
     host: &support::ServedHost,
     api: &ApiClient,
@@ -154,8 +186,8 @@ async fn park_and_release(
     label: &str,
     addr: &str,
     prefix: &str,
-) -> Result<()> {
-    let (notification_id, _) = current(addr, prefix).await?;
+) -> Result<Vec<u8>> {
+    let (mut notification_id, _) = current(addr, prefix).await?;
     println!("\nconfig_push: {polls} long polls to host pid {} through its {label} on {addr}", host.pid());
 
     let idle = settle(host).await?;
@@ -169,133 +201,181 @@ async fn park_and_release(
     let quick = if prefix.is_empty() { get("/services/config") } else { get("/healthz") };
     for conn in &mut conns {
         conn.write_all(quick.as_bytes()).await?;
-        let (status, _) = read_response(conn).await?;
+        let (status, _) = responses::read(conn).await?;
         ensure!(status == 200, "the first request answered {status}");
     }
     let open = settle(host).await?;
+    // From here the reader thread reads them (`responses::read_on_own_thread`).
+    let mut conns = conns.into_iter().map(|conn| conn.into_std()).collect::<std::io::Result<Vec<_>>>()?;
+    let mut answer = Vec::new();
+    let mut maxima = Vec::with_capacity(WAVES);
+    for wave in 1..=WAVES {
+        let parking = Instant::now();
+        responses::send_all(&conns, get(&poll_path(prefix, notification_id)).as_bytes())?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let parked = status(api).await?["parked_polls"].as_u64().context("no parked_polls in /admin/status")?;
+            if parked as usize >= polls {
+                break;
+            }
+            ensure!(Instant::now() < deadline, "only {parked} of {polls} polls parked after 60 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let park_time = parking.elapsed();
+        if wave == 1 {
+            // Memory only in the first wave: later ones park in memory the first freed.
+            let held = settle(host).await?;
+            let kib = |bytes: u64| bytes as f64 / 1024.0;
+            let per = |a: u64, b: u64| a.saturating_sub(b) as f64 / polls as f64 / 1024.0;
+            println!("parked {polls} polls in {:.0} ms (current notification id {notification_id})", ms(park_time));
+            println!("                      RSS KiB   threads");
+            println!("host idle          {:>10.0} {:>9}", kib(idle.rss), idle.threads);
+            println!("{polls:>6} idle conns {:>10.0} {:>9}", kib(open.rss), open.threads);
+            println!("{polls:>6} parked     {:>10.0} {:>9}", kib(held.rss), held.threads);
+            println!("RSS per idle keep-alive connection (floor): {:.2} KiB", per(open.rss, idle.rss));
+            println!("RSS per parked poll beyond its connection:  {:.2} KiB", per(held.rss, open.rss));
+        }
 
-    let poll = get(&poll_path(prefix, notification_id));
-    let parking = Instant::now();
-    for conn in &mut conns {
-        conn.write_all(poll.as_bytes()).await?;
-    }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let parked = status(api).await?["parked_polls"].as_u64().context("no parked_polls in /admin/status")?;
-        if parked as usize >= polls {
-            break;
+        let host_pid = host.pid();
+        if let Some(secs) = std::env::var("APOLLO_BENCH_PROFILE_PAUSE").ok().and_then(|s| s.parse().ok()) {
+            println!("PROFILE host pid {host_pid}: releasing in {secs} s");
+            tokio::time::sleep(Duration::from_secs(secs)).await;
         }
-        ensure!(Instant::now() < deadline, "only {parked} of {polls} polls parked after 60 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let park_time = parking.elapsed();
-    let held = settle(host).await?;
-
-    // Every connection waits for its answer in its own task, stamping when it is in;
-    // one more task on the runtime collects them, so this thread (a third one on two
-    // cores) sleeps from the call's return to the last answer instead of being woken
-    // for each. The answers are checked once all are in: checking is not timed, and
-    // done meanwhile it would take CPU from the readers and the host.
-    let readers: Vec<_> = conns
-        .into_iter()
-        .map(|mut conn| {
-            tokio::spawn(async move {
-                let answer = read_response(&mut conn).await;
-                (Instant::now(), answer, conn)
-            })
-        })
-        .collect();
-    let collector = tokio::spawn(async move {
-        let mut answers = Vec::with_capacity(readers.len());
-        for reader in readers {
-            answers.push(reader.await?);
+        // The answers are stamped as each is in and checked once all are in: checking
+        // is not timed, and done meanwhile it would take CPU from the reader and the host.
+        let cpu_now = move || anyhow::Ok((cpu_time(host_pid)?, cpu_time(std::process::id() as i32)?));
+        let (registered, done) = responses::read_on_own_thread(conns, Duration::from_secs(60), cpu_now);
+        registered.await.context("the reader thread ended before it registered the connections")?;
+        let cpu_before = cpu_now()?;
+        let t_call = Instant::now();
+        let release = publish(api, &format!("{notification_id}")).await?;
+        let t0 = Instant::now();
+        let read = done.await.context("the reader thread ended without answers")??;
+        let cpu_after = read.at_last?;
+        conns = read.streams;
+        ensure!(release.is_object(), "the release call answered {release}");
+        let mut new_id = None;
+        let mut latencies = Vec::with_capacity(polls);
+        let mut from_call = Vec::with_capacity(polls);
+        let mut early = 0usize;
+        for responses::Answer { at, status, body: raw } in read.answers {
+            ensure!(status == 200, "a parked poll answered {status} after the release");
+            let body: Value = serde_json::from_slice(&raw).context("poll body is not JSON")?;
+            let id = body[0]["notificationId"].as_i64().context("poll answer has no notificationId")?;
+            ensure!(id > notification_id, "a poll was answered with id {id}, not newer than {notification_id}");
+            let expected = *new_id.get_or_insert(id);
+            ensure!(id == expected, "polls were answered with two ids, {expected} and {id}");
+            if answer.is_empty() {
+                answer = raw;
+            }
+            if at < t0 {
+                early += 1;
+            }
+            latencies.push(at.saturating_duration_since(t0));
+            from_call.push(at.saturating_duration_since(t_call));
         }
-        anyhow::Ok(answers)
-    });
-    let cpu_before = (cpu_time(host.pid())?, cpu_time(std::process::id() as i32)?);
-    let t_call = Instant::now();
-    let release = publish(api, &format!("{notification_id}")).await?;
-    let t0 = Instant::now();
-    let answers = collector.await??;
-    let cpu_after = (cpu_time(host.pid())?, cpu_time(std::process::id() as i32)?);
-    ensure!(release.is_object(), "the release call answered {release}");
-    let mut new_id = None;
-    let mut latencies = Vec::with_capacity(polls);
-    let mut from_call = Vec::with_capacity(polls);
-    let mut early = 0usize;
-    let mut conns = Vec::with_capacity(polls);
-    for (at, answer, conn) in answers {
-        let (status, body) = answer?;
-        ensure!(status == 200, "a parked poll answered {status} after the release");
-        let body: Value = serde_json::from_slice(&body).context("poll body is not JSON")?;
-        let id = body[0]["notificationId"].as_i64().context("poll answer has no notificationId")?;
-        ensure!(id > notification_id, "a poll was answered with id {id}, not newer than {notification_id}");
-        let expected = *new_id.get_or_insert(id);
-        ensure!(id == expected, "polls were answered with two ids, {expected} and {id}");
-        if at < t0 {
-            early += 1;
-        }
-        latencies.push(at.saturating_duration_since(t0));
-        from_call.push(at.saturating_duration_since(t_call));
-        conns.push(conn);
+        latencies.sort();
+        println!(
+            "wave {wave}/{WAVES}: release call took {:.1} ms; all {polls} polls answered 200, {early} of them before it returned",
+            ms(t0 - t_call)
+        );
+        // Measured from the return, a poll answered before it counts 0: all of them, when
+        // the host wakes every poll before it answers the release call.
+        println!("{}", spread("after the call returned", &latencies));
+        let (host_cpu, clients_cpu) = (cpu_after.0 - cpu_before.0, cpu_after.1 - cpu_before.1);
+        maxima.push(print_wave("after the call was sent", from_call, ("host", host_cpu), clients_cpu));
+        notification_id = new_id.context("no poll was answered")?;
     }
-    latencies.sort();
-    from_call.sort();
-    let pick = |l: &[Duration], q: f64| l[((l.len() as f64 * q).ceil() as usize).clamp(1, l.len()) - 1];
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    let kib = |bytes: u64| bytes as f64 / 1024.0;
-    let per = |a: u64, b: u64| a.saturating_sub(b) as f64 / polls as f64 / 1024.0;
+    maxima.sort();
+    println!(
+        "{label}, {polls} polls: last answer after the call was sent, median of {WAVES} waves {:.1} ms (waves: {})",
+        ms(maxima[WAVES / 2]),
+        maxima.iter().map(|m| format!("{:.1}", ms(*m))).collect::<Vec<_>>().join(", ")
+    );
     let ctrip = Duration::from_secs(1) + Duration::from_millis(100) * polls.div_ceil(100) as u32;
-
-    println!("parked {polls} polls in {:.0} ms (current notification id {notification_id})", ms(park_time));
-    println!("                      RSS KiB   threads");
-    println!("host idle          {:>10.0} {:>9}", kib(idle.rss), idle.threads);
-    println!("{polls:>6} idle conns {:>10.0} {:>9}", kib(open.rss), open.threads);
-    println!("{polls:>6} parked     {:>10.0} {:>9}", kib(held.rss), held.threads);
-    println!("RSS per idle keep-alive connection (floor): {:.2} KiB", per(open.rss, idle.rss));
-    println!("RSS per parked poll beyond its connection:  {:.2} KiB", per(held.rss, open.rss));
-    println!(
-        "release call took {:.1} ms; all {polls} polls answered 200, {early} of them before it returned",
-        ms(t0 - t_call)
-    );
-    let line = |label: &str, l: &[Duration]| {
-        format!(
-            "  {label}: p50 {:>7.1} ms   p99 {:>7.1} ms   max {:>7.1} ms",
-            ms(pick(l, 0.50)),
-            ms(pick(l, 0.99)),
-            ms(pick(l, 1.0))
-        )
-    };
-    // Measured from the return, a poll answered before it counts 0: all of them, when
-    // the host wakes every poll before it answers the release call.
-    println!("{}", line("after the call returned", &latencies));
-    println!(
-        "{}   {:.0} wake-ups/s",
-        line("after the call was sent", &from_call),
-        polls as f64 / pick(&from_call, 1.0).as_secs_f64().max(1e-6)
-    );
-    // The fixed cost (the release's own work before the first wake-up) apart from the
-    // spread (per wake-up), and whose CPU the round took: the host's or these clients'.
-    println!(
-        "  first poll answered {:.1} ms after the call was sent; the other {} within {:.1} ms of it",
-        ms(from_call[0]),
-        polls - 1,
-        ms(pick(&from_call, 1.0) - from_call[0])
-    );
-    let (host_cpu, clients_cpu) = (cpu_after.0 - cpu_before.0, cpu_after.1 - cpu_before.1);
-    println!(
-        "  CPU from the call to the last answer: host {:.1} ms ({:.1} us per poll), clients {:.1} ms ({:.1} us per poll)",
-        ms(host_cpu),
-        host_cpu.as_secs_f64() * 1e6 / polls as f64,
-        ms(clients_cpu),
-        clients_cpu.as_secs_f64() * 1e6 / polls as f64
-    );
     println!(
         "  Ctrip's model for {polls} waiters (not measured): <= 1 s scan + ceil({polls}/100) x 100 ms batches = {:.1} s worst case",
         ctrip.as_secs_f64()
     );
     drop(conns);
+    Ok(answer)
+}
+
+/// The machine's floor for the same wave (`config_push/floor.rs`): `polls` requests
+/// parked on a bare child process with two writer threads, answered with the host's
+/// answer `body` (framed as the host frames it), read by the same reader thread.
+async fn floor_round(polls: usize, body: &[u8]) -> Result<()> {
+    let mut floor = floor::Floor::start(polls, body)?;
+    let poll = get(&poll_path("", 0));
+    let mut conns = Vec::with_capacity(polls);
+    for _ in 0..polls {
+        let mut conn = TcpStream::connect(&floor.addr).await?;
+        conn.set_nodelay(true)?;
+        conn.write_all(poll.as_bytes()).await?;
+        conns.push(conn);
+    }
+    let mut floor = tokio::task::spawn_blocking(move || floor.parked().map(|()| floor)).await??;
+    let conns = conns.into_iter().map(|conn| conn.into_std()).collect::<std::io::Result<Vec<_>>>()?;
+    let (floor_pid, own) = (floor.pid(), std::process::id() as i32);
+    let cpu_now = move || anyhow::Ok((cpu_time(floor_pid)?, cpu_time(own)?));
+    let (registered, done) = responses::read_on_own_thread(conns, Duration::from_secs(60), cpu_now);
+    registered.await.context("the reader thread ended before it registered the connections")?;
+    let before = cpu_now()?;
+    let t_release = Instant::now();
+    floor.release()?;
+    let read = done.await.context("the reader thread ended without answers")??;
+    let after = read.at_last?;
+    let mut from_release = Vec::with_capacity(polls);
+    for responses::Answer { at, status, body: got } in read.answers {
+        ensure!(status == 200 && got == body, "the floor's answer came back as {status} {got:?}");
+        from_release.push(at.saturating_duration_since(t_release));
+    }
+    println!(
+        "\nconfig_push floor: {polls} requests parked on a bare process, two threads writing one answer each per call"
+    );
+    print_wave("after the release", from_release, ("floor", after.0 - before.0), after.1 - before.1);
+    drop((floor, read.streams));
     Ok(())
+}
+
+/// p50 / p99 / max of sorted `times`.
+fn spread(label: &str, times: &[Duration]) -> String {
+    let pick = |q: f64| ms(times[((times.len() as f64 * q).ceil() as usize).clamp(1, times.len()) - 1]);
+    format!("  {label}: p50 {:>7.1} ms   p99 {:>7.1} ms   max {:>7.1} ms", pick(0.50), pick(0.99), pick(1.0))
+}
+
+/// Each poll's time from the release to its answer, the wake-ups per second that makes,
+/// the fixed cost (the release's own work before the first answer) apart from the
+/// spread, and whose CPU the wave took: the answering side's or the clients'. Returns
+/// the last answer's time.
+fn print_wave(
+    label: &str,
+    mut times: Vec<Duration>,
+    (side, side_cpu): (&str, Duration),
+    clients_cpu: Duration,
+) -> Duration {
+    times.sort();
+    let (polls, first, last) = (times.len(), times[0], times[times.len() - 1]);
+    println!("{}   {:.0} wake-ups/s", spread(label, &times), polls as f64 / last.as_secs_f64().max(1e-6));
+    println!(
+        "  first answered {:.1} ms after the release; the other {} within {:.1} ms of it",
+        ms(first),
+        polls - 1,
+        ms(last - first)
+    );
+    let per_poll = |cpu: Duration| cpu.as_secs_f64() * 1e6 / polls as f64;
+    println!(
+        "  CPU from the release to the last answer: {side} {:.1} ms ({:.1} us per poll), clients {:.1} ms ({:.1} us per poll)",
+        ms(side_cpu),
+        per_poll(side_cpu),
+        ms(clients_cpu),
+        per_poll(clients_cpu)
+    );
+    last
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
 }
 
 /// App, item and a first release, through the Open API with the host token.
@@ -323,12 +403,12 @@ async fn publish(api: &ApiClient, value: &str) -> Result<Value> {
 async fn current(addr: &str, prefix: &str) -> Result<(i64, String)> {
     let mut conn = TcpStream::connect(addr).await?;
     conn.write_all(get(&poll_path(prefix, -1)).as_bytes()).await?;
-    let (status, body) = read_response(&mut conn).await?;
+    let (status, body) = responses::read(&mut conn).await?;
     ensure!(status == 200, "a poll with id -1 answered {status}: {}", String::from_utf8_lossy(&body));
     let body: Value = serde_json::from_slice(&body)?;
     let id = body[0]["notificationId"].as_i64().with_context(|| format!("no notificationId in {body}"))?;
     conn.write_all(get(&format!("{prefix}/configs/{APP}/default/{NS}")).as_bytes()).await?;
-    let (status, body) = read_response(&mut conn).await?;
+    let (status, body) = responses::read(&mut conn).await?;
     ensure!(status == 200, "/configs answered {status}");
     let body: Value = serde_json::from_slice(&body)?;
     Ok((id, body["releaseKey"].as_str().unwrap_or_default().to_string()))
@@ -381,7 +461,7 @@ async fn closed_loop(addr: &str, request: &str, expect: u16) -> Result<(u64, u64
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 conn.write_all(request.as_bytes()).await?;
-                let (status, _) = read_response(&mut conn).await?;
+                let (status, _) = responses::read(&mut conn).await?;
                 if status == expect { &good } else { &bad }.fetch_add(1, Ordering::Relaxed);
             }
             anyhow::Ok(())
@@ -397,62 +477,6 @@ async fn closed_loop(addr: &str, request: &str, expect: u16) -> Result<(u64, u64
 
 fn get(path: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n")
-}
-
-/// Reads one response; returns its status and body (Content-Length, chunked, or none
-/// for 304/204). Into one buffer sized for a small answer: thousands of these run at
-/// once, and the clients' CPU is shared with the host's.
-async fn read_response(conn: &mut TcpStream) -> Result<(u16, Vec<u8>)> {
-    let mut buf = Vec::with_capacity(512);
-    let (status, head, length, chunked) = loop {
-        if conn.read_buf(&mut buf).await? == 0 {
-            bail!("the host closed the connection");
-        }
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut response = httparse::Response::new(&mut headers);
-        if let httparse::Status::Complete(head) = response.parse(&buf)? {
-            let status = response.code.context("no status")?;
-            let header = |name: &str| {
-                response.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.trim_ascii())
-            };
-            let length = header("content-length")
-                .map(|v| {
-                    std::str::from_utf8(v).ok().and_then(|v| v.parse::<usize>().ok()).context("bad content-length")
-                })
-                .transpose()?;
-            let chunked = header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case(b"chunked"));
-            break (status, head, length, chunked);
-        }
-    };
-    if let Some(length) = length {
-        while buf.len() < head + length {
-            ensure!(conn.read_buf(&mut buf).await? > 0, "the host closed the connection mid-body");
-        }
-        buf.truncate(head + length);
-        Ok((status, buf.split_off(head)))
-    } else if chunked {
-        while !buf.ends_with(b"0\r\n\r\n") {
-            ensure!(conn.read_buf(&mut buf).await? > 0, "the host closed the connection mid-body");
-        }
-        Ok((status, dechunk(&buf[head..])?))
-    } else {
-        ensure!(status == 304 || status == 204, "a {status} answer with neither Content-Length nor chunked encoding");
-        Ok((status, Vec::new()))
-    }
-}
-
-fn dechunk(mut raw: &[u8]) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line = raw.windows(2).position(|w| w == b"\r\n").context("bad chunk")?;
-        let size = usize::from_str_radix(String::from_utf8_lossy(&raw[..line]).trim(), 16)?;
-        raw = &raw[line + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        out.extend_from_slice(&raw[..size]);
-        raw = &raw[size + 2..];
-    }
 }
 
 /// RSS and threads once RSS has stopped moving (allocators settle after a burst).
