@@ -22,6 +22,7 @@ use super::DataPlane;
 use super::body::Outgoing;
 use super::headers::strip_hop_by_hop;
 use super::replies::{self, Failure, ResponseBody};
+use super::try_timer::TryTimer;
 use crate::metrics::InstanceSeries;
 use crate::table::Route;
 use crate::trace::ActiveSpan;
@@ -74,6 +75,8 @@ pub struct Incoming<'a> {
     pub client: SocketAddr,
     /// The client's side of a protocol switch it asked for.
     pub client_upgrade: Option<OnUpgrade>,
+    /// The client connection's try deadline.
+    pub timer: &'a mut TryTimer,
 }
 
 pub async fn forward(
@@ -83,7 +86,7 @@ pub async fn forward(
     span: &ActiveSpan,
     outcome: &mut Outcome,
 ) -> Response<ResponseBody> {
-    let Incoming { parts, body, client, client_upgrade } = request;
+    let Incoming { parts, body, client, client_upgrade, timer } = request;
     let upstream = &route.upstream;
     let _admitted = match upstream.admit() {
         Ok(admitted) => admitted,
@@ -133,7 +136,7 @@ pub async fn forward(
             tracestate: try_span.tracestate(),
         };
         let attempt = one_try(upstream, &instance, &head, body.for_try(), upgrading, now);
-        let result = tokio::time::timeout_at(try_deadline.into(), attempt).await;
+        let result = timer.run(try_deadline, attempt).await;
         drop(in_flight);
         if try_span.is_recording() {
             try_span.set_attribute("server.address", instance.addr.to_string());

@@ -21,6 +21,12 @@ pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-fo
 pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
+/// Whether a field name (any case) is hop-by-hop by itself: [`HOP_BY_HOP`] and `Upgrade`
+/// (which passes only with a protocol switch).
+pub fn is_hop_by_hop(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"upgrade") || HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h.as_str().as_bytes()))
+}
+
 /// Whether the client asks to switch protocols (WebSocket): `Connection: upgrade` and
 /// an `Upgrade` header.
 pub fn is_upgrade(headers: &HeaderMap) -> bool {

@@ -10,6 +10,7 @@ pub(crate) mod headers;
 pub mod replies;
 pub mod seneca;
 pub mod server;
+mod try_timer;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use self::body::Outgoing;
 pub use self::budget::RetryBudget;
 use self::forward::{Outcome, forward};
 use self::replies::{Failure, ResponseBody};
+pub use self::try_timer::{TimerSlot, TryTimer};
 use crate::access_log::{AccessLog, Line};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -50,7 +52,13 @@ impl std::fmt::Debug for DataPlane {
 }
 
 impl DataPlane {
-    pub async fn handle(self: Arc<Self>, client: SocketAddr, mut request: Request<Incoming>) -> Response<ResponseBody> {
+    /// `timer`: the client connection's, re-armed by every try (`try_timer.rs`).
+    pub async fn handle(
+        self: Arc<Self>,
+        client: SocketAddr,
+        mut request: Request<Incoming>,
+        timer: &mut TryTimer,
+    ) -> Response<ResponseBody> {
         let started = Instant::now();
         let client_upgrade = headers::is_upgrade(request.headers()).then(|| hyper::upgrade::on(&mut request));
         let (parts, body) = request.into_parts();
@@ -69,7 +77,7 @@ impl DataPlane {
         let response = match (seneca_kind, route) {
             (Some(kind), _) => {
                 let seneca = self.seneca.as_ref().expect("kind came from it");
-                let request = seneca::SenecaRequest { kind, parts: &parts, body, client };
+                let request = seneca::SenecaRequest { kind, parts: &parts, body, client, timer };
                 // Boxed: a Seneca message's future is several times a proxied request's, and
                 // every request's future would carry its size otherwise.
                 let (response, name) = Box::pin(seneca::handle(&self, seneca, request, &span, &mut outcome)).await;
@@ -85,7 +93,8 @@ impl DataPlane {
                 }
                 Some(route) => match Outgoing::ready(body, &parts.headers, self.limits.retry_buffer_bytes).await {
                     Ok(outgoing) => {
-                        let request = forward::Incoming { parts: &parts, body: outgoing, client, client_upgrade };
+                        let request =
+                            forward::Incoming { parts: &parts, body: outgoing, client, client_upgrade, timer };
                         forward(&self, route, request, &span, &mut outcome).await
                     }
                     Err(e) => {

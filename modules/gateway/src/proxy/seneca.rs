@@ -71,6 +71,7 @@ pub struct SenecaRequest<'a> {
     pub parts: &'a Parts,
     pub body: Incoming,
     pub client: std::net::SocketAddr,
+    pub timer: &'a mut super::TryTimer,
 }
 
 pub async fn handle(
@@ -80,7 +81,7 @@ pub async fn handle(
     span: &ActiveSpan,
     outcome: &mut Outcome,
 ) -> (Response<ResponseBody>, String) {
-    let SenecaRequest { kind, parts, body, client } = request;
+    let SenecaRequest { kind, parts, body, client, timer } = request;
     let bytes = match Limited::new(body, plane.limits.max_act_bytes).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) => {
@@ -105,7 +106,7 @@ pub async fn handle(
                 return (to_body(seneca::act_not_found(&parts.headers, &message)), "seneca".into());
             };
             let route = seneca.route(plane, service);
-            let request = forward::Incoming { parts, body: Outgoing::Held(bytes), client, client_upgrade: None };
+            let request = forward::Incoming { parts, body: Outgoing::Held(bytes), client, client_upgrade: None, timer };
             let response = forward(plane, &route, request, span, outcome).await;
             let response = match outcome.failure {
                 None => response,
@@ -134,8 +135,13 @@ pub async fn handle(
             act.headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
             act.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(wire.len()));
             act.headers.remove(header::TRANSFER_ENCODING);
-            let request =
-                forward::Incoming { parts: &act, body: Outgoing::Held(wire.into()), client, client_upgrade: None };
+            let request = forward::Incoming {
+                parts: &act,
+                body: Outgoing::Held(wire.into()),
+                client,
+                client_upgrade: None,
+                timer,
+            };
             let response = forward(plane, &route, request, span, outcome).await;
             if outcome.failure.is_some() {
                 return (response, route.name.clone());

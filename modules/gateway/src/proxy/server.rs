@@ -13,8 +13,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
-use super::DataPlane;
 use super::head_watch::{HeadWatch, Marked};
+use super::{DataPlane, TimerSlot};
 
 pub async fn serve(
     listener: TcpListener,
@@ -49,11 +49,15 @@ pub async fn serve(
         let service_plane = Arc::clone(&plane);
         let watch = Arc::new(HeadWatch::default());
         let service_watch = Arc::clone(&watch);
+        let timers = Arc::new(TimerSlot::default());
         let service = service_fn(move |request| {
             let plane = Arc::clone(&service_plane);
             let mark = service_watch.request_started();
+            let timers = Arc::clone(&timers);
             async move {
-                let response = plane.handle(client, request).await;
+                let mut timer = timers.take();
+                let response = plane.handle(client, request, &mut timer).await;
+                timers.put(timer);
                 Ok::<_, std::convert::Infallible>(response.map(|body| Marked::new(body, mark)))
             }
         });

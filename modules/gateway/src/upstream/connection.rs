@@ -284,7 +284,11 @@ async fn read_head(
     method: &Method,
 ) -> Result<ResponseHead, UpstreamError> {
     loop {
-        while let Some(parsed) = response_head::parse(read_buf, method)? {
+        // A connection's read buffer is empty when a request starts (its last response
+        // was read whole): nothing to parse before the first read.
+        while !read_buf.is_empty()
+            && let Some(parsed) = response_head::parse(read_buf, method)?
+        {
             if parsed.status == StatusCode::SWITCHING_PROTOCOLS || !parsed.status.is_informational() {
                 return Ok(parsed);
             }

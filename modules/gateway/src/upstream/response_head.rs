@@ -1,7 +1,8 @@
 //! Reads an upstream's response head out of the connection's read buffer with
 //! `httparse`: the status, version and headers the server half returns to the client
 //! (header values are slices of the buffer, not copies), how the body that follows is
-//! framed, and whether the connection may carry another request.
+//! framed, and whether the connection may carry another request. Hop-by-hop fields
+//! (RFC 9110 §7.6.1) are left out of the map the client's side gets, except on a 101.
 
 use std::mem::MaybeUninit;
 
@@ -10,6 +11,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 
 use super::error::UpstreamError;
 use super::framing::{Chunk, Framing};
+use crate::proxy::headers::is_hop_by_hop;
 
 /// A response head larger than this is refused (hyper's client allowed ~400 KiB of
 /// buffer; real heads are a few hundred bytes).
@@ -62,6 +64,7 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead>
     let mut chunked = false;
     let mut transfer_coded = false;
     let mut close = version == Version::HTTP_10;
+    let mut connection_fields = false;
     for (header, span) in response.headers.iter().zip(spans.iter_mut()) {
         let name = header.name.as_bytes();
         let value = header.value;
@@ -85,13 +88,29 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead>
             // Chunked counts only as the last coding applied.
             chunked = last_token(value).eq_ignore_ascii_case(b"chunked");
         } else if name.eq_ignore_ascii_case(b"connection") {
+            connection_fields = true;
             close |= value.split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+        }
+    }
+    // Hop-by-hop fields stay on this hop: marked here (an empty name) and never put in
+    // the map, rather than inserted and removed again by the client's side. A 101
+    // keeps them for the relay, which passes the switch's own on.
+    if status != StatusCode::SWITCHING_PROTOCOLS {
+        let fields = &response.headers;
+        for (header, span) in fields.iter().zip(spans.iter_mut()) {
+            let name = header.name.as_bytes();
+            if is_hop_by_hop(name) || (connection_fields && listed_by_connection(fields, name)) {
+                span.1 = 0;
+            }
         }
     }
 
     let head = buf.split_to(len).freeze();
     let mut headers = HeaderMap::with_capacity(count);
     for &(name_at, name_len, value_at, value_len) in spans.iter() {
+        if name_len == 0 {
+            continue;
+        }
         let name = &head[name_at as usize..(name_at + name_len) as usize];
         let name = HeaderName::from_bytes(name).map_err(|_| UpstreamError::Malformed("invalid header name"))?;
         let value = head.slice(value_at as usize..(value_at + value_len) as usize);
@@ -120,6 +139,14 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead>
     // trusted with another request.
     let keep_alive = !close && framing != Framing::UntilClose && !(transfer_coded && length.is_some());
     Ok(Some(ResponseHead { status, version, headers, framing, keep_alive }))
+}
+
+/// Whether a `Connection` field of the head names `name` (its options are hop-by-hop).
+fn listed_by_connection(fields: &[httparse::Header<'_>], name: &[u8]) -> bool {
+    fields
+        .iter()
+        .filter(|f| f.name.eq_ignore_ascii_case("connection"))
+        .any(|f| f.value.split(|&b| b == b',').any(|option| option.trim_ascii().eq_ignore_ascii_case(name)))
 }
 
 fn last_token(value: &[u8]) -> &[u8] {
@@ -222,5 +249,18 @@ mod tests {
         assert!(!close.unwrap().unwrap().keep_alive);
         let old = head("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", Method::GET).unwrap().unwrap();
         assert_eq!((old.version, old.keep_alive), (Version::HTTP_10, false));
+    }
+
+    #[test]
+    fn hop_by_hop_fields_and_those_connection_names_are_left_out_except_on_a_switch() {
+        let wire = "HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nX-Secret: 1\r\nConnection: keep-alive, X-Secret\r\n\
+                    Transfer-Encoding: chunked\r\nUpgrade: h2c\r\nTrailer: x-t\r\nX-Kept: 1\r\n\r\n";
+        let ok = head(wire, Method::GET).unwrap().unwrap();
+        assert_eq!(ok.headers.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["x-kept"]);
+        assert_eq!((ok.framing, ok.keep_alive), (Framing::Chunked(Chunk::Size), true), "framing still read from them");
+        let switch = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+        let switched = head(switch, Method::GET).unwrap().unwrap();
+        assert_eq!(switched.headers["connection"], "Upgrade");
+        assert_eq!(switched.headers["upgrade"], "websocket");
     }
 }
