@@ -38,6 +38,8 @@
 //! Run (the module is not a dependency of this crate, so build it first):
 //!   cargo build --release -p module-config
 //!   cargo bench -p apollo-tests --bench config_push
+//! `APOLLO_BENCH_PROFILE_PAUSE=3` waits 3 s before each release and prints the host's
+//! pid first, so a profiler (`perf record -p PID`) can attach for the wave.
 //!
 //! The clients are raw TCP streams: tokio's on this process's runtime (two threads) to
 //! connect and park, then, for the release, one thread of their own reading every parked
