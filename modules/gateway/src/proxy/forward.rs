@@ -289,7 +289,11 @@ fn relay(response: Response<PooledBody>, attempts: u32, client_upgrade: Option<O
             drop(open);
         });
     }
-    strip_hop_by_hop(&mut parts.headers, switching);
+    // Other responses lost their hop-by-hop fields as their heads were parsed
+    // (`response_head.rs`); a 101 kept them for this switch.
+    if switching {
+        strip_hop_by_hop(&mut parts.headers, true);
+    }
     parts.headers.insert(&X_APOLLO_ATTEMPTS, attempts_value(attempts));
     Response::from_parts(parts, ResponseBody::Relayed(body))
 }
