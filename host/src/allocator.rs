@@ -1,49 +1,29 @@
-//! Tunes the C allocator (glibc's malloc, which Rust's global allocator calls) for what
-//! the host is: a long-lived daemon whose threads are two runtime workers and a
-//! blocking pool that grows and shrinks under load (store calls, file watching).
+//! The process's memory allocator: mimalloc, for Rust's allocations and, because it
+//! also defines `malloc`, `free` and their kin in the executable, for every C
+//! allocation of the process: SQLite's, glibc's own and every loaded module's (a
+//! module's Rust allocator calls `malloc`, which resolves to the executable's
+//! definition first). One allocator for the whole process means memory that changes
+//! hands across the module boundary is always freed by the allocator that made it.
 //!
-//! glibc gives a thread that meets contention an arena of its own, up to eight per
-//! core, and the pages an arena has touched stay resident while any allocation in it
-//! lives: each short-lived pool thread can leave a mostly empty arena behind. Two
-//! arenas measured 1.7 MiB less RSS with 1 000 registered services (29.6 vs 31.3 MiB;
-//! one arena: 29.3 MiB, at the price of every thread contending for it), and the same
-//! at 200 (24.4 vs 25.1 MiB); the supervise bench prints these figures.
+//! Why not glibc's malloc: a release wakes thousands of parked long polls at once, and
+//! each answer allocates and frees a dozen small blocks on two runtime workers. glibc
+//! spent 17% of the host's CPU in that wave coalescing freed chunks
+//! (`malloc_consolidate`, `unlink_chunk`) and waiting on arena locks; mimalloc's
+//! per-thread free lists do neither (the config_push bench prints the wave). It also
+//! returns freed pages to the system on its own, which glibc needed three tunables and
+//! a trim for (its dynamic mmap threshold had kept the Argon2 hash's 19 MiB resident).
 
-/// Requests at least this large get pages of their own from `mmap`, returned to the
-/// system by `free`. glibc's default is the same size, but *dynamic*: freeing one
-/// mmapped block raises the threshold to that block's size and the heap's trim
-/// threshold to twice it. The admin password's Argon2 hash uses a 19 MiB block at
-/// start-up (and at each login), so from then on every allocation below 19 MiB came
-/// from the heap and up to 38 MiB of freed heap stayed resident. Setting the value
-/// explicitly switches the adjustment off.
-const MMAP_THRESHOLD: libc::c_int = 128 * 1024;
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Free memory at the top of the heap beyond this is returned to the system.
-const TRIM_THRESHOLD: libc::c_int = 128 * 1024;
-
-/// Caps glibc at two malloc arenas and fixes its mmap and trim thresholds. Call first
-/// thing in `main`, before any thread is started. Does nothing with another C library.
-pub fn tune() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets allocator parameters; it is called before any other
-    // thread exists, as glibc asks of parameter changes.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
-    }
-}
-
-/// Returns the free pages inside the heap to the system once start-up is over:
-/// loading the config, every model, the store and the modules allocates and frees far
-/// more than the host keeps, and glibc only gives back free memory at the heap's top
-/// on its own. Called once, when the host is up.
+/// Returns the memory start-up freed to the system at once, rather than after
+/// mimalloc's purge delay: loading the config, every model, the store and the modules
+/// allocates and frees far more than the host keeps. Called once, when the host is up.
 pub fn release_startup_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only madvises free heap pages away; it is thread-safe.
+    // SAFETY: mi_collect only frees and purges memory no allocation uses; it may be
+    // called from any thread at any time.
     #[allow(unsafe_code)]
     unsafe {
-        libc::malloc_trim(0);
+        libmimalloc_sys::mi_collect(true);
     }
 }

@@ -17,27 +17,26 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use bytes::Bytes;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+mod activity;
 mod head;
 mod in_flight;
 
+use activity::{Activity, Shed, Tracked};
 use in_flight::{Counted, InFlight};
 
 /// How long clients may hold a connection, and how many may.
@@ -132,7 +131,8 @@ pub async fn serve_listener_with<L, F, S, Fut, B>(
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
+    // The head's timeout is the connection watchdog's (`activity.rs`), not hyper's.
+    builder.http1().header_read_timeout(None);
     let builder = Arc::new(builder);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
@@ -164,6 +164,7 @@ pub async fn serve_listener_with<L, F, S, Fut, B>(
             let activity = Arc::clone(&activity);
             hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
                 // Here, synchronously: hyper's next read follows this call.
+                activity.head_complete();
                 head::detach(&mut request);
                 label(request.extensions_mut(), &peer);
                 // A request stays in flight until its body is sent: a quiet log
@@ -173,7 +174,6 @@ pub async fn serve_listener_with<L, F, S, Fut, B>(
         };
         let builder = Arc::clone(&builder);
         let connection = graceful.watch(builder.serve_connection_with_upgrades(io, service).into_owned());
-        let idle_timeout = limits.idle_timeout;
         let drain_over = drain_over.clone();
         connections.spawn(async move {
             tokio::select! {
@@ -182,7 +182,10 @@ pub async fn serve_listener_with<L, F, S, Fut, B>(
                         tracing::debug!("connection ended with an error: {e}");
                     }
                 }
-                () = activity.idle_for(idle_timeout) => tracing::debug!("idle connection closed"),
+                shed = activity.shed_after(limits.header_read_timeout, limits.idle_timeout) => match shed {
+                    Shed::SlowHead => tracing::debug!("connection closed: no whole request head within server.header_read_timeout_secs"),
+                    Shed::Idle => tracing::debug!("idle connection closed"),
+                },
                 () = drain_over.cancelled() => tracing::debug!("connection closed at the end of the shutdown drain"),
             }
             drop(permit);
@@ -200,84 +203,4 @@ pub async fn serve_listener_with<L, F, S, Fut, B>(
     }
     connections.close();
     connections.wait().await;
-}
-
-/// What the idle watchdog of one connection looks at.
-#[derive(Debug)]
-struct Activity {
-    started: Instant,
-    /// Milliseconds since `started` of the last byte read or written.
-    last_io_ms: AtomicU64,
-    /// Requests not yet fully answered (a long poll or a quiet stream moves no bytes).
-    in_flight: AtomicUsize,
-    /// The last write could not go out: the client is not reading its response.
-    write_blocked: AtomicBool,
-}
-
-impl Activity {
-    fn new() -> Self {
-        Self {
-            started: Instant::now(),
-            last_io_ms: AtomicU64::new(0),
-            in_flight: AtomicUsize::new(0),
-            write_blocked: AtomicBool::new(false),
-        }
-    }
-
-    fn touch(&self) {
-        self.last_io_ms.store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
-    }
-
-    /// Resolves once no bytes have moved for `limit` while the connection either had
-    /// no request in flight or was stuck writing a response nobody reads. Wakes at most
-    /// once per `limit / 4` (a timer per connection, not a thread or a busy loop).
-    async fn idle_for(&self, limit: Duration) {
-        let step = (limit / 4).max(Duration::from_millis(50));
-        loop {
-            tokio::time::sleep(step).await;
-            if self.in_flight.load(Ordering::Relaxed) > 0 && !self.write_blocked.load(Ordering::Relaxed) {
-                continue;
-            }
-            let last = Duration::from_millis(self.last_io_ms.load(Ordering::Relaxed));
-            if self.started.elapsed().saturating_sub(last) >= limit {
-                return;
-            }
-        }
-    }
-}
-
-/// The connection's stream, noting when bytes move.
-struct Tracked<T> {
-    inner: T,
-    activity: Arc<Activity>,
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.activity.touch();
-        }
-        polled
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write(cx, data);
-        self.activity.write_blocked.store(polled.is_pending(), Ordering::Relaxed);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        polled
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
 }

@@ -16,7 +16,7 @@ use http::Response;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use super::Activity;
+use super::activity::Activity;
 
 /// Counts a request in flight for as long as it lives.
 pub(super) struct InFlight(Arc<Activity>);

@@ -70,6 +70,26 @@ async fn idle_keep_alive_connections_are_closed() {
     host.shutdown().await;
 }
 
+/// The head timeout runs from a head's first byte, not from the last answer: a
+/// keep-alive connection may stay quiet for longer than the head timeout and is kept
+/// until the keep-alive timeout (as nginx's `client_header_timeout` and
+/// `keepalive_timeout` do).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_keep_alive_connection_outlives_the_head_timeout() {
+    let d = Deployment::with(json!({"server": {"header_read_timeout_secs": 1, "keepalive_timeout_secs": 30}}));
+    let host = d.start().await;
+    let mut stream = TcpStream::connect(host.host.http_addr).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    for round in 0..2 {
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.unwrap();
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"), "answered in round {round}");
+        // Three head timeouts of silence between the two requests.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    host.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_connection_cap_holds_and_frees_with_the_timeouts() {
     let d = Deployment::with(json!({"server": {"max_connections": 4, "header_read_timeout_secs": 1}}));
