@@ -98,7 +98,10 @@ pub async fn forward(
     // One clock reading counts the request in the retry budget and starts the deadline
     // and the first try; each try's end is the next one's start.
     let mut now = Instant::now();
-    plane.budget.deposit(ms_at(now));
+    // The module clock's reading of `now`, taken once per try (each costs a subtraction
+    // of two timespecs).
+    let mut now_ms = ms_at(now);
+    plane.budget.deposit(now_ms);
     let deadline = now + route.timeout;
     let Some(target) = upstream_target(route, &parts.uri) else {
         return local(plane, route, outcome, Failure::BadRequest, "the rewritten path is not a valid URI");
@@ -109,7 +112,7 @@ pub async fn forward(
     // At most 11 tries (retries ≤ 10): kept on the stack.
     let mut tried = [SocketAddr::from(([0, 0, 0, 0], 0)); 11];
     let mut last: (Failure, Cow<'static, str>) = (Failure::NoInstance, "no instance of the upstream is known".into());
-    while let Some(instance) = upstream.pick(route.balance, &tried[..outcome.attempts as usize], ms_at(now)) {
+    while let Some(instance) = upstream.pick(route.balance, &tried[..outcome.attempts as usize], now_ms) {
         if now >= deadline {
             last = (Failure::Timeout, "the route's deadline passed".into());
             break;
@@ -153,6 +156,7 @@ pub async fn forward(
         let ended = Instant::now();
         let seconds = ended.saturating_duration_since(now).as_secs_f64();
         now = ended;
+        now_ms = ms_at(now);
         outcome.ended = Some(ended);
         let retry_reason = match result {
             Ok(Ok(response)) => {
@@ -165,7 +169,7 @@ pub async fn forward(
                         continue;
                     }
                 } else {
-                    instance.outlier.success(&plane.outlier, ms_at(now));
+                    instance.outlier.success(&plane.outlier, now_ms);
                 }
                 return relay(response, outcome.attempts, client_upgrade);
             }

@@ -10,6 +10,7 @@ pub(crate) mod headers;
 pub mod replies;
 pub mod seneca;
 pub mod server;
+mod side_wake;
 mod try_timer;
 
 use std::net::SocketAddr;

@@ -14,7 +14,14 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 use super::head_watch::{HeadWatch, Marked};
+use super::side_wake::{First, first_of};
 use super::{DataPlane, TimerSlot};
+
+/// What a connection's watchers saw.
+enum Watched {
+    Stop,
+    SlowHead,
+}
 
 pub async fn serve(
     listener: TcpListener,
@@ -66,11 +73,19 @@ pub async fn serve(
         tokio::spawn(async move {
             open.add(1.0);
             let mut connection = std::pin::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => {}
+            // The watchers are polled only when they wake (`side_wake.rs`), not on
+            // every read and write of the connection.
+            let watchers = async {
+                tokio::select! {
+                    biased;
+                    _ = stop.wait_for(|stopped| *stopped) => Watched::Stop,
+                    _ = watch.expired(header_read_timeout) => Watched::SlowHead,
+                }
+            };
+            match first_of(connection.as_mut(), watchers).await {
                 // Dropping the connection closes it.
-                _ = watch.expired(header_read_timeout) => {}
-                _ = async { let _ = stop.wait_for(|stopped| *stopped).await; } => {
+                First::Main(_) | First::Side(Watched::SlowHead) => {}
+                First::Side(Watched::Stop) => {
                     // Finish the request in flight, then close.
                     connection.as_mut().graceful_shutdown();
                     let _ = connection.await;

@@ -64,7 +64,9 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead>
     let mut chunked = false;
     let mut transfer_coded = false;
     let mut close = version == Version::HTTP_10;
-    let mut connection_fields = false;
+    // A `Connection` option other than `keep-alive` (itself hop-by-hop) may name a
+    // field of this head; most heads have none, and their fields are not checked.
+    let mut connection_names = false;
     for (header, span) in response.headers.iter().zip(spans.iter_mut()) {
         let name = header.name.as_bytes();
         let value = header.value;
@@ -88,8 +90,10 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead>
             // Chunked counts only as the last coding applied.
             chunked = last_token(value).eq_ignore_ascii_case(b"chunked");
         } else if name.eq_ignore_ascii_case(b"connection") {
-            connection_fields = true;
-            close |= value.split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+            for option in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                close |= option.eq_ignore_ascii_case(b"close");
+                connection_names |= !option.is_empty() && !option.eq_ignore_ascii_case(b"keep-alive");
+            }
         }
     }
     // Hop-by-hop fields stay on this hop: marked here (an empty name) and never put in
@@ -99,7 +103,7 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead>
         let fields = &response.headers;
         for (header, span) in fields.iter().zip(spans.iter_mut()) {
             let name = header.name.as_bytes();
-            if is_hop_by_hop(name) || (connection_fields && listed_by_connection(fields, name)) {
+            if is_hop_by_hop(name) || (connection_names && listed_by_connection(fields, name)) {
                 span.1 = 0;
             }
         }
@@ -258,6 +262,10 @@ mod tests {
         let ok = head(wire, Method::GET).unwrap().unwrap();
         assert_eq!(ok.headers.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["x-kept"]);
         assert_eq!((ok.framing, ok.keep_alive), (Framing::Chunked(Chunk::Size), true), "framing still read from them");
+        let plain =
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n";
+        let plain = head(plain, Method::GET).unwrap().unwrap();
+        assert_eq!(plain.headers.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["content-type", "content-length"]);
         let switch = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
         let switched = head(switch, Method::GET).unwrap().unwrap();
         assert_eq!(switched.headers["connection"], "Upgrade");
