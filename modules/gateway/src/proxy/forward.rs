@@ -77,6 +77,9 @@ pub struct Incoming<'a> {
     pub client_upgrade: Option<OnUpgrade>,
     /// The client connection's try deadline.
     pub timer: &'a mut TryTimer,
+    /// When the gateway began on this request: the route's deadline and the first try
+    /// start there (one clock reading serves the request and its first try).
+    pub arrived: Instant,
 }
 
 pub async fn forward(
@@ -86,7 +89,7 @@ pub async fn forward(
     span: &ActiveSpan,
     outcome: &mut Outcome,
 ) -> Response<ResponseBody> {
-    let Incoming { parts, body, client, client_upgrade, timer } = request;
+    let Incoming { parts, body, client, client_upgrade, timer, arrived } = request;
     let upstream = &route.upstream;
     let _admitted = match upstream.admit() {
         Ok(admitted) => admitted,
@@ -97,7 +100,7 @@ pub async fn forward(
     };
     // One clock reading counts the request in the retry budget and starts the deadline
     // and the first try; each try's end is the next one's start.
-    let mut now = Instant::now();
+    let mut now = arrived;
     // The module clock's reading of `now`, taken once per try (each costs a subtraction
     // of two timespecs).
     let mut now_ms = ms_at(now);
@@ -138,8 +141,11 @@ pub async fn forward(
             traceparent: try_span.traceparent_bytes(),
             tracestate: try_span.tracestate(),
         };
-        let attempt = one_try(upstream, &instance, &head, body.for_try(), upgrading, now);
-        let result = timer.run(try_deadline, attempt).await;
+        let result = {
+            // Pinned where it is made, and dropped (with its borrow of the head) here.
+            let attempt = std::pin::pin!(one_try(upstream, &instance, &head, body.for_try(), upgrading, now));
+            timer.run(try_deadline, attempt).await
+        };
         drop(in_flight);
         if try_span.is_recording() {
             try_span.set_attribute("server.address", instance.addr.to_string());

@@ -94,8 +94,15 @@ impl DataPlane {
                 }
                 Some(route) => match Outgoing::ready(body, &parts.headers, self.limits.retry_buffer_bytes).await {
                     Ok(outgoing) => {
+                        // Without a body nothing was awaited: the request's first clock
+                        // reading starts its route deadline too. A body held first was
+                        // the client's time, not the route's.
+                        let arrived = match outgoing {
+                            Outgoing::Empty => started,
+                            _ => Instant::now(),
+                        };
                         let request =
-                            forward::Incoming { parts: &parts, body: outgoing, client, client_upgrade, timer };
+                            forward::Incoming { parts: &parts, body: outgoing, client, client_upgrade, timer, arrived };
                         forward(&self, route, request, &span, &mut outcome).await
                     }
                     Err(e) => {

@@ -6,7 +6,7 @@
 //! the wheel re-files it when the earlier instant comes around.
 
 use std::future::Future;
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::Mutex;
 use std::task::Poll;
 use std::time::Instant;
@@ -25,8 +25,10 @@ pub struct TryTimer {
 }
 
 impl TryTimer {
-    /// Runs `attempt` until it ends or `deadline` passes (then it is dropped).
-    pub async fn run<F: Future>(&mut self, deadline: Instant, attempt: F) -> Result<F::Output, TimedOut> {
+    /// Runs `attempt` until it ends or `deadline` passes (then its caller drops it).
+    /// Pinned by the caller: a try's future is several hundred bytes, and taking it by
+    /// value copied it into this one's state and again into its pinned place.
+    pub async fn run<F: Future>(&mut self, deadline: Instant, mut attempt: Pin<&mut F>) -> Result<F::Output, TimedOut> {
         let deadline = tokio::time::Instant::from_std(deadline);
         let sleep = match &mut self.sleep {
             Some(sleep) => {
@@ -35,7 +37,6 @@ impl TryTimer {
             }
             None => self.sleep.insert(Box::pin(tokio::time::sleep_until(deadline))),
         };
-        let mut attempt = pin!(attempt);
         std::future::poll_fn(|cx| {
             // The try first, as tokio's `timeout` does: one that is ready is not lost to
             // a deadline that passed meanwhile.
@@ -66,6 +67,7 @@ impl TimerSlot {
 
 #[cfg(test)]
 mod tests {
+    use std::pin::pin;
     use std::time::Duration;
 
     use super::*;
@@ -80,7 +82,7 @@ mod tests {
         let mut timer = TryTimer::default();
         let start = now();
         let slow = tokio::time::sleep(Duration::from_secs(5));
-        assert_eq!(timer.run(start + Duration::from_secs(2), slow).await, Err(TimedOut));
+        assert_eq!(timer.run(start + Duration::from_secs(2), pin!(slow)).await, Err(TimedOut));
         let elapsed = now().saturating_duration_since(start);
         assert!(elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(3), "{elapsed:?}");
         // Re-armed after it fired: the next try has its own two seconds.
@@ -88,23 +90,23 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(1)).await;
             7
         };
-        assert_eq!(timer.run(now() + Duration::from_secs(2), quick).await, Ok(7));
+        assert_eq!(timer.run(now() + Duration::from_secs(2), pin!(quick)).await, Ok(7));
     }
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]
     async fn a_later_deadline_extends_a_pending_timer_and_an_earlier_one_shortens_it() {
         let mut timer = TryTimer::default();
         let start = now();
-        assert_eq!(timer.run(start + Duration::from_secs(10), async { 1 }).await, Ok(1));
+        assert_eq!(timer.run(start + Duration::from_secs(10), pin!(async { 1 })).await, Ok(1));
         // Pending at 10 s: extended to 20 s, the try that takes 15 s ends in time.
         let long = async {
             tokio::time::sleep(Duration::from_secs(15)).await;
             2
         };
-        assert_eq!(timer.run(start + Duration::from_secs(20), long).await, Ok(2));
+        assert_eq!(timer.run(start + Duration::from_secs(20), pin!(long)).await, Ok(2));
         // Pending at 20 s: moved back to 16 s, a try of 10 s more is cut there.
         let cut = tokio::time::sleep(Duration::from_secs(10));
-        assert_eq!(timer.run(start + Duration::from_secs(16), cut).await, Err(TimedOut));
+        assert_eq!(timer.run(start + Duration::from_secs(16), pin!(cut)).await, Err(TimedOut));
         let elapsed = now().saturating_duration_since(start);
         assert!(elapsed >= Duration::from_secs(16) && elapsed < Duration::from_secs(17), "{elapsed:?}");
     }
