@@ -20,6 +20,7 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use http::{Request, Response, header};
 use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
 
 use self::body::Outgoing;
 pub use self::budget::RetryBudget;
@@ -31,7 +32,7 @@ use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::settings::{LimitSettings, OutlierSettings};
 use crate::table::Table;
-use crate::trace::{TraceContext, Tracer};
+use crate::trace::{TRACEPARENT_NAME, TraceContext, Tracer};
 
 pub struct DataPlane {
     pub table: ArcSwap<Table>,
@@ -57,13 +58,28 @@ impl DataPlane {
     pub async fn handle(
         self: Arc<Self>,
         client: SocketAddr,
-        mut request: Request<Incoming>,
+        request: Request<Incoming>,
         timer: &mut TryTimer,
     ) -> Response<ResponseBody> {
         let started = Instant::now();
-        let client_upgrade = headers::is_upgrade(request.headers()).then(|| hyper::upgrade::on(&mut request));
-        let (parts, body) = request.into_parts();
-        let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()).or(parts.uri.host());
+        let (mut parts, body) = request.into_parts();
+        // The fields this hop reads, found in one pass over the head (most heads have a
+        // few fields; each lookup in the map would hash its name).
+        let (mut host, mut upgrade, mut traced) = (None, false, false);
+        for (name, value) in &parts.headers {
+            if name == header::HOST {
+                host = host.or(Some(value));
+            } else if name == header::UPGRADE {
+                upgrade = true;
+            } else if *name == TRACEPARENT_NAME {
+                traced = true;
+            }
+        }
+        let client_upgrade = match upgrade && headers::is_upgrade(&parts.headers) {
+            true => parts.extensions.remove::<OnUpgrade>(),
+            false => None,
+        };
+        let host = host.and_then(|v| v.to_str().ok()).or(parts.uri.host());
         let table = self.table.load();
         let route = table.find(host, parts.uri.path(), &parts.method, &parts.headers);
         // Span names are made only when spans are exported.
@@ -71,7 +87,11 @@ impl DataPlane {
             true => format!("{} {}", parts.method, route.map_or("(no route)", |r| r.name.as_str())),
             false => String::new(),
         };
-        let mut span = self.tracer.server_span(&TraceContext::from_headers(&parts.headers), &span_name);
+        let context = match traced {
+            true => TraceContext::from_headers(&parts.headers),
+            false => TraceContext::new_trace(),
+        };
+        let mut span = self.tracer.server_span(&context, &span_name);
         let mut outcome = Outcome::default();
         let seneca_kind = self.seneca.as_ref().and_then(|s| s.kind(&parts.method, parts.uri.path()));
         let mut seneca_route = None;

@@ -20,7 +20,7 @@ pub const TRACEPARENT: &str = "traceparent";
 pub const TRACESTATE: &str = "tracestate";
 /// The same names as map keys: a lookup by `&str` parses the name first (about two
 /// thirds of its cost), one by a `HeaderName` only hashes it.
-static TRACEPARENT_NAME: HeaderName = HeaderName::from_static(TRACEPARENT);
+pub static TRACEPARENT_NAME: HeaderName = HeaderName::from_static(TRACEPARENT);
 static TRACESTATE_NAME: HeaderName = HeaderName::from_static(TRACESTATE);
 
 /// `traceparent` of version 00 is exactly this long; higher versions at least this.
