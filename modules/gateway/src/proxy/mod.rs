@@ -4,6 +4,7 @@
 
 mod body;
 mod budget;
+mod connection_state;
 mod forward;
 mod head_watch;
 pub(crate) mod headers;
@@ -24,9 +25,10 @@ use hyper::upgrade::OnUpgrade;
 
 use self::body::Outgoing;
 pub use self::budget::RetryBudget;
+pub use self::connection_state::{ConnectionState, Slot};
 use self::forward::{Outcome, forward};
 use self::replies::{Failure, ResponseBody};
-pub use self::try_timer::{TimerSlot, TryTimer};
+pub use self::try_timer::TryTimer;
 use crate::access_log::{AccessLog, Line};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -54,12 +56,13 @@ impl std::fmt::Debug for DataPlane {
 }
 
 impl DataPlane {
-    /// `timer`: the client connection's, re-armed by every try (`try_timer.rs`).
+    /// `connection`: the client connection's own state (`connection_state.rs`): its
+    /// copy of the route table and its try timer, re-armed by every try.
     pub async fn handle(
         self: Arc<Self>,
         client: SocketAddr,
         request: Request<Incoming>,
-        timer: &mut TryTimer,
+        connection: &mut ConnectionState,
     ) -> Response<ResponseBody> {
         let started = Instant::now();
         let (mut parts, body) = request.into_parts();
@@ -80,7 +83,7 @@ impl DataPlane {
             false => None,
         };
         let host = host.and_then(|v| v.to_str().ok()).or(parts.uri.host());
-        let table = self.table.load();
+        let (table, timer) = connection.table_and_timer();
         let route = table.find(host, parts.uri.path(), &parts.method, &parts.headers);
         // Span names are made only when spans are exported.
         let span_name = match self.tracer.is_exporting() {

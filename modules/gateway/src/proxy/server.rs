@@ -15,7 +15,7 @@ use tokio::sync::{Semaphore, watch};
 
 use super::head_watch::{HeadWatch, Marked};
 use super::side_wake::{First, first_of};
-use super::{DataPlane, TimerSlot};
+use super::{ConnectionState, DataPlane, Slot};
 
 /// What a connection's watchers saw.
 enum Watched {
@@ -60,15 +60,15 @@ pub async fn serve(
         let service_plane = Arc::clone(&plane);
         let watch = Arc::new(HeadWatch::default());
         let service_watch = Arc::clone(&watch);
-        let timers = Arc::new(TimerSlot::default());
+        let states = Arc::new(Slot::<ConnectionState>::default());
         let service = service_fn(move |request| {
             let plane = Arc::clone(&service_plane);
             let mark = service_watch.request_started();
-            let timers = Arc::clone(&timers);
+            let states = Arc::clone(&states);
             async move {
-                let mut timer = timers.take();
-                let response = plane.handle(client, request, &mut timer).await;
-                timers.put(timer);
+                let mut state = states.take_or(|| ConnectionState::new(&plane));
+                let response = plane.handle(client, request, &mut state).await;
+                states.put(state);
                 Ok::<_, std::convert::Infallible>(response.map(|body| Marked::new(body, mark)))
             }
         });

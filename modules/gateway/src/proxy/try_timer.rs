@@ -7,7 +7,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
 use std::task::Poll;
 use std::time::Instant;
 
@@ -46,22 +45,6 @@ impl TryTimer {
             sleep.as_mut().poll(cx).map(|()| Err(TimedOut))
         })
         .await
-    }
-}
-
-/// Where a client connection keeps its timer between requests: each request takes it
-/// and puts it back when its handling ends (a request given up midway drops it, and
-/// the next one makes a new one).
-#[derive(Debug, Default)]
-pub struct TimerSlot(Mutex<Option<TryTimer>>);
-
-impl TimerSlot {
-    pub fn take(&self) -> TryTimer {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_default()
-    }
-
-    pub fn put(&self, timer: TryTimer) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(timer);
     }
 }
 
@@ -109,16 +92,5 @@ mod tests {
         assert_eq!(timer.run(start + Duration::from_secs(16), pin!(cut)).await, Err(TimedOut));
         let elapsed = now().saturating_duration_since(start);
         assert!(elapsed >= Duration::from_secs(16) && elapsed < Duration::from_secs(17), "{elapsed:?}");
-    }
-
-    #[test]
-    fn the_slot_hands_out_a_timer_and_keeps_the_one_put_back() {
-        let slot = TimerSlot::default();
-        let timer = slot.take();
-        assert!(timer.sleep.is_none());
-        slot.put(timer);
-        assert!(slot.0.lock().unwrap().is_some());
-        let _ = slot.take();
-        assert!(slot.0.lock().unwrap().is_none(), "taken");
     }
 }

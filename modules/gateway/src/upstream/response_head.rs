@@ -130,22 +130,27 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead>
     // keeps them for the relay, which passes the switch's own on. A length that frames
     // the body is written again from the body's size; any other (a HEAD's, a 304's)
     // passes as the upstream sent it.
+    let mut left_out = 0u128;
     if status != StatusCode::SWITCHING_PROTOCOLS {
-        let mut left_out = hop_by_hop;
+        left_out = hop_by_hop;
         if matches!(framing, Framing::Length(_)) {
             left_out |= length_fields;
         }
         let fields = &response.headers;
         for (i, (header, span)) in fields.iter().zip(spans.iter_mut()).enumerate() {
-            if left_out & (1 << i) != 0 || (connection_names && listed_by_connection(fields, header.name.as_bytes())) {
+            if left_out & (1 << i) != 0 {
+                span.1 = 0;
+            } else if connection_names && listed_by_connection(fields, header.name.as_bytes()) {
+                left_out |= 1 << i;
                 span.1 = 0;
             }
         }
     }
 
     let head = buf.split_to(len).freeze();
-    // One more for the `X-Apollo-Attempts` the relay adds: no map grows on the way.
-    let mut headers = HeaderMap::with_capacity(count + 1);
+    // The fields kept and the `X-Apollo-Attempts` the relay adds: no map grows on the
+    // way, and none is made larger than that.
+    let mut headers = HeaderMap::with_capacity(count - left_out.count_ones() as usize + 1);
     for &(name_at, name_len, value_at, value_len) in spans.iter() {
         if name_len == 0 {
             continue;
