@@ -5,9 +5,8 @@
 //! request costs no label allocation, lock or map lookup.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
-use arc_swap::ArcSwap;
 use http::Method;
 use plugin_api::metrics::{self, Counter, CounterSeries, Gauge, Histogram, HistogramSeries, MetricError};
 
@@ -64,17 +63,19 @@ impl InstanceSeries {
     }
 }
 
-/// Counter series by a small key, read without a lock or a hash: a list replaced whole
-/// when a key is first seen, as the statuses a route answers settle after its first
+/// Counter series by a small key, found without a hash under a read lock (two atomic
+/// operations, uncontended but for the first requests of a new status); an `ArcSwap`
+/// of the list cost a thread-local debt slot per look-up, two per request. Keys are
+/// added, never removed, as the statuses a route answers settle after its first
 /// requests.
 #[derive(Debug)]
 struct Keyed<K> {
-    list: ArcSwap<Vec<(K, CounterSeries)>>,
+    list: RwLock<Vec<(K, CounterSeries)>>,
 }
 
 impl<K> Default for Keyed<K> {
     fn default() -> Self {
-        Self { list: ArcSwap::from_pointee(Vec::new()) }
+        Self { list: RwLock::new(Vec::new()) }
     }
 }
 
@@ -82,19 +83,16 @@ impl<K: PartialEq + Clone> Keyed<K> {
     /// Adds one to the series of `key`, made by `make` the first time (the family hands
     /// out the same cell for the same labels, so a race makes no second series).
     fn inc(&self, key: &K, make: impl FnOnce() -> CounterSeries) {
-        if let Some((_, counter)) = self.list.load().iter().find(|(k, _)| k == key) {
+        if let Some((_, counter)) = self.list.read().unwrap_or_else(|e| e.into_inner()).iter().find(|(k, _)| k == key) {
             counter.inc();
             return;
         }
         let counter = make();
         counter.inc();
-        self.list.rcu(|list| {
-            let mut list = Vec::clone(list);
-            if !list.iter().any(|(k, _)| k == key) {
-                list.push((key.clone(), counter.clone()));
-            }
-            list
-        });
+        let mut list = self.list.write().unwrap_or_else(|e| e.into_inner());
+        if !list.iter().any(|(k, _)| k == key) {
+            list.push((key.clone(), counter));
+        }
     }
 }
 

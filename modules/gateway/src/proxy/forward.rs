@@ -77,6 +77,9 @@ pub struct Incoming<'a> {
     pub client_upgrade: Option<OnUpgrade>,
     /// The client connection's try deadline.
     pub timer: &'a mut TryTimer,
+    /// When the gateway began on this request: the route's deadline and the first try
+    /// start there (one clock reading serves the request and its first try).
+    pub arrived: Instant,
 }
 
 pub async fn forward(
@@ -86,7 +89,7 @@ pub async fn forward(
     span: &ActiveSpan,
     outcome: &mut Outcome,
 ) -> Response<ResponseBody> {
-    let Incoming { parts, body, client, client_upgrade, timer } = request;
+    let Incoming { parts, body, client, client_upgrade, timer, arrived } = request;
     let upstream = &route.upstream;
     let _admitted = match upstream.admit() {
         Ok(admitted) => admitted,
@@ -97,8 +100,11 @@ pub async fn forward(
     };
     // One clock reading counts the request in the retry budget and starts the deadline
     // and the first try; each try's end is the next one's start.
-    let mut now = Instant::now();
-    plane.budget.deposit(ms_at(now));
+    let mut now = arrived;
+    // The module clock's reading of `now`, taken once per try (each costs a subtraction
+    // of two timespecs).
+    let mut now_ms = ms_at(now);
+    plane.budget.deposit(now_ms);
     let deadline = now + route.timeout;
     let Some(target) = upstream_target(route, &parts.uri) else {
         return local(plane, route, outcome, Failure::BadRequest, "the rewritten path is not a valid URI");
@@ -109,7 +115,7 @@ pub async fn forward(
     // At most 11 tries (retries ≤ 10): kept on the stack.
     let mut tried = [SocketAddr::from(([0, 0, 0, 0], 0)); 11];
     let mut last: (Failure, Cow<'static, str>) = (Failure::NoInstance, "no instance of the upstream is known".into());
-    while let Some(instance) = upstream.pick(route.balance, &tried[..outcome.attempts as usize], ms_at(now)) {
+    while let Some(instance) = upstream.pick(route.balance, &tried[..outcome.attempts as usize], now_ms) {
         if now >= deadline {
             last = (Failure::Timeout, "the route's deadline passed".into());
             break;
@@ -135,8 +141,11 @@ pub async fn forward(
             traceparent: try_span.traceparent_bytes(),
             tracestate: try_span.tracestate(),
         };
-        let attempt = one_try(upstream, &instance, &head, body.for_try(), upgrading, now);
-        let result = timer.run(try_deadline, attempt).await;
+        let result = {
+            // Pinned where it is made, and dropped (with its borrow of the head) here.
+            let attempt = std::pin::pin!(one_try(upstream, &instance, &head, body.for_try(), upgrading, now));
+            timer.run(try_deadline, attempt).await
+        };
         drop(in_flight);
         if try_span.is_recording() {
             try_span.set_attribute("server.address", instance.addr.to_string());
@@ -153,6 +162,7 @@ pub async fn forward(
         let ended = Instant::now();
         let seconds = ended.saturating_duration_since(now).as_secs_f64();
         now = ended;
+        now_ms = ms_at(now);
         outcome.ended = Some(ended);
         let retry_reason = match result {
             Ok(Ok(response)) => {
@@ -165,7 +175,7 @@ pub async fn forward(
                         continue;
                     }
                 } else {
-                    instance.outlier.success(&plane.outlier, ms_at(now));
+                    instance.outlier.success(&plane.outlier, now_ms);
                 }
                 return relay(response, outcome.attempts, client_upgrade);
             }

@@ -24,7 +24,18 @@ pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-h
 /// Whether a field name (any case) is hop-by-hop by itself: [`HOP_BY_HOP`] and `Upgrade`
 /// (which passes only with a protocol switch).
 pub fn is_hop_by_hop(name: &[u8]) -> bool {
-    name.eq_ignore_ascii_case(b"upgrade") || HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h.as_str().as_bytes()))
+    // By length first: most names have none of these lengths, and the rest are compared
+    // with at most two names (this runs for every field of every response).
+    let candidates: &[&[u8]] = match name.len() {
+        2 => &[b"te"],
+        7 => &[b"upgrade", b"trailer"],
+        10 => &[b"connection", b"keep-alive"],
+        16 => &[b"proxy-connection"],
+        17 => &[b"transfer-encoding"],
+        18 => &[b"proxy-authenticate"],
+        _ => return false,
+    };
+    candidates.iter().any(|candidate| name.eq_ignore_ascii_case(candidate))
 }
 
 /// Whether the client asks to switch protocols (WebSocket): `Connection: upgrade` and
@@ -105,6 +116,17 @@ mod tests {
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         strip_hop_by_hop(&mut h, false);
         assert!(!h.contains_key(header::UPGRADE), "{h:?}");
+    }
+
+    #[test]
+    fn the_byte_check_knows_the_hop_by_hop_names_in_any_case_and_no_others() {
+        for name in HOP_BY_HOP.iter().map(HeaderName::as_str).chain(["upgrade"]) {
+            assert!(is_hop_by_hop(name.as_bytes()), "{name}");
+            assert!(is_hop_by_hop(name.to_ascii_uppercase().as_bytes()), "{name}");
+        }
+        for name in ["content-length", "content-type", "x-trailer", "tes", "t", "proxy-authorization", "upgrades"] {
+            assert!(!is_hop_by_hop(name.as_bytes()), "{name}");
+        }
     }
 
     #[test]

@@ -4,12 +4,14 @@
 
 mod body;
 mod budget;
+mod connection_state;
 mod forward;
 mod head_watch;
 pub(crate) mod headers;
 pub mod replies;
 pub mod seneca;
 pub mod server;
+mod side_wake;
 mod try_timer;
 
 use std::net::SocketAddr;
@@ -19,18 +21,20 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use http::{Request, Response, header};
 use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
 
 use self::body::Outgoing;
 pub use self::budget::RetryBudget;
+pub use self::connection_state::{ConnectionState, Slot};
 use self::forward::{Outcome, forward};
 use self::replies::{Failure, ResponseBody};
-pub use self::try_timer::{TimerSlot, TryTimer};
+pub use self::try_timer::TryTimer;
 use crate::access_log::{AccessLog, Line};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::settings::{LimitSettings, OutlierSettings};
 use crate::table::Table;
-use crate::trace::{TraceContext, Tracer};
+use crate::trace::{TRACEPARENT_NAME, TraceContext, Tracer};
 
 pub struct DataPlane {
     pub table: ArcSwap<Table>,
@@ -52,25 +56,45 @@ impl std::fmt::Debug for DataPlane {
 }
 
 impl DataPlane {
-    /// `timer`: the client connection's, re-armed by every try (`try_timer.rs`).
+    /// `connection`: the client connection's own state (`connection_state.rs`): its
+    /// copy of the route table and its try timer, re-armed by every try.
     pub async fn handle(
         self: Arc<Self>,
         client: SocketAddr,
-        mut request: Request<Incoming>,
-        timer: &mut TryTimer,
+        request: Request<Incoming>,
+        connection: &mut ConnectionState,
     ) -> Response<ResponseBody> {
         let started = Instant::now();
-        let client_upgrade = headers::is_upgrade(request.headers()).then(|| hyper::upgrade::on(&mut request));
-        let (parts, body) = request.into_parts();
-        let host = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()).or(parts.uri.host());
-        let table = self.table.load();
+        let (mut parts, body) = request.into_parts();
+        // The fields this hop reads, found in one pass over the head (most heads have a
+        // few fields; each lookup in the map would hash its name).
+        let (mut host, mut upgrade, mut traced) = (None, false, false);
+        for (name, value) in &parts.headers {
+            if name == header::HOST {
+                host = host.or(Some(value));
+            } else if name == header::UPGRADE {
+                upgrade = true;
+            } else if *name == TRACEPARENT_NAME {
+                traced = true;
+            }
+        }
+        let client_upgrade = match upgrade && headers::is_upgrade(&parts.headers) {
+            true => parts.extensions.remove::<OnUpgrade>(),
+            false => None,
+        };
+        let host = host.and_then(|v| v.to_str().ok()).or(parts.uri.host());
+        let (table, timer) = connection.table_and_timer();
         let route = table.find(host, parts.uri.path(), &parts.method, &parts.headers);
         // Span names are made only when spans are exported.
         let span_name = match self.tracer.is_exporting() {
             true => format!("{} {}", parts.method, route.map_or("(no route)", |r| r.name.as_str())),
             false => String::new(),
         };
-        let mut span = self.tracer.server_span(&TraceContext::from_headers(&parts.headers), &span_name);
+        let context = match traced {
+            true => TraceContext::from_headers(&parts.headers),
+            false => TraceContext::new_trace(),
+        };
+        let mut span = self.tracer.server_span(&context, &span_name);
         let mut outcome = Outcome::default();
         let seneca_kind = self.seneca.as_ref().and_then(|s| s.kind(&parts.method, parts.uri.path()));
         let mut seneca_route = None;
@@ -93,8 +117,15 @@ impl DataPlane {
                 }
                 Some(route) => match Outgoing::ready(body, &parts.headers, self.limits.retry_buffer_bytes).await {
                     Ok(outgoing) => {
+                        // Without a body nothing was awaited: the request's first clock
+                        // reading starts its route deadline too. A body held first was
+                        // the client's time, not the route's.
+                        let arrived = match outgoing {
+                            Outgoing::Empty => started,
+                            _ => Instant::now(),
+                        };
                         let request =
-                            forward::Incoming { parts: &parts, body: outgoing, client, client_upgrade, timer };
+                            forward::Incoming { parts: &parts, body: outgoing, client, client_upgrade, timer, arrived };
                         forward(&self, route, request, &span, &mut outcome).await
                     }
                     Err(e) => {

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -106,7 +107,14 @@ pub async fn handle(
                 return (to_body(seneca::act_not_found(&parts.headers, &message)), "seneca".into());
             };
             let route = seneca.route(plane, service);
-            let request = forward::Incoming { parts, body: Outgoing::Held(bytes), client, client_upgrade: None, timer };
+            let request = forward::Incoming {
+                parts,
+                body: Outgoing::Held(bytes),
+                client,
+                client_upgrade: None,
+                timer,
+                arrived: Instant::now(),
+            };
             let response = forward(plane, &route, request, span, outcome).await;
             let response = match outcome.failure {
                 None => response,
@@ -141,6 +149,7 @@ pub async fn handle(
                 client,
                 client_upgrade: None,
                 timer,
+                arrived: Instant::now(),
             };
             let response = forward(plane, &route, request, span, outcome).await;
             if outcome.failure.is_some() {

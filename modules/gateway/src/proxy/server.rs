@@ -14,7 +14,14 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 use super::head_watch::{HeadWatch, Marked};
-use super::{DataPlane, TimerSlot};
+use super::side_wake::{First, first_of};
+use super::{ConnectionState, DataPlane, Slot};
+
+/// What a connection's watchers saw.
+enum Watched {
+    Stop,
+    SlowHead,
+}
 
 pub async fn serve(
     listener: TcpListener,
@@ -30,6 +37,10 @@ pub async fn serve(
         // Each connection's `HeadWatch` bounds the wait for a head instead.
         .header_read_timeout(None)
         .max_buf_size(plane.limits.max_header_bytes.max(8192))
+        // Each response's head and body are copied into one buffer and go out in one
+        // `write`: with vectored writes (hyper's choice for a TCP stream) every response
+        // queued its body in a list, filled an array of 64 slices and made a `writev`.
+        .writev(false)
         .keep_alive(true);
     loop {
         let (stream, client) = tokio::select! {
@@ -49,15 +60,15 @@ pub async fn serve(
         let service_plane = Arc::clone(&plane);
         let watch = Arc::new(HeadWatch::default());
         let service_watch = Arc::clone(&watch);
-        let timers = Arc::new(TimerSlot::default());
+        let states = Arc::new(Slot::<ConnectionState>::default());
         let service = service_fn(move |request| {
             let plane = Arc::clone(&service_plane);
             let mark = service_watch.request_started();
-            let timers = Arc::clone(&timers);
+            let states = Arc::clone(&states);
             async move {
-                let mut timer = timers.take();
-                let response = plane.handle(client, request, &mut timer).await;
-                timers.put(timer);
+                let mut state = states.take_or(|| ConnectionState::new(&plane));
+                let response = plane.handle(client, request, &mut state).await;
+                states.put(state);
                 Ok::<_, std::convert::Infallible>(response.map(|body| Marked::new(body, mark)))
             }
         });
@@ -66,11 +77,19 @@ pub async fn serve(
         tokio::spawn(async move {
             open.add(1.0);
             let mut connection = std::pin::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => {}
+            // The watchers are polled only when they wake (`side_wake.rs`), not on
+            // every read and write of the connection.
+            let watchers = async {
+                tokio::select! {
+                    biased;
+                    _ = stop.wait_for(|stopped| *stopped) => Watched::Stop,
+                    _ = watch.expired(header_read_timeout) => Watched::SlowHead,
+                }
+            };
+            match first_of(connection.as_mut(), watchers).await {
                 // Dropping the connection closes it.
-                _ = watch.expired(header_read_timeout) => {}
-                _ = async { let _ = stop.wait_for(|stopped| *stopped).await; } => {
+                First::Main(_) | First::Side(Watched::SlowHead) => {}
+                First::Side(Watched::Stop) => {
                     // Finish the request in flight, then close.
                     connection.as_mut().graceful_shutdown();
                     let _ = connection.await;

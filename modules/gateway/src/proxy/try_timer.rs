@@ -6,8 +6,7 @@
 //! the wheel re-files it when the earlier instant comes around.
 
 use std::future::Future;
-use std::pin::{Pin, pin};
-use std::sync::Mutex;
+use std::pin::Pin;
 use std::task::Poll;
 use std::time::Instant;
 
@@ -25,8 +24,10 @@ pub struct TryTimer {
 }
 
 impl TryTimer {
-    /// Runs `attempt` until it ends or `deadline` passes (then it is dropped).
-    pub async fn run<F: Future>(&mut self, deadline: Instant, attempt: F) -> Result<F::Output, TimedOut> {
+    /// Runs `attempt` until it ends or `deadline` passes (then its caller drops it).
+    /// Pinned by the caller: a try's future is several hundred bytes, and taking it by
+    /// value copied it into this one's state and again into its pinned place.
+    pub async fn run<F: Future>(&mut self, deadline: Instant, mut attempt: Pin<&mut F>) -> Result<F::Output, TimedOut> {
         let deadline = tokio::time::Instant::from_std(deadline);
         let sleep = match &mut self.sleep {
             Some(sleep) => {
@@ -35,7 +36,6 @@ impl TryTimer {
             }
             None => self.sleep.insert(Box::pin(tokio::time::sleep_until(deadline))),
         };
-        let mut attempt = pin!(attempt);
         std::future::poll_fn(|cx| {
             // The try first, as tokio's `timeout` does: one that is ready is not lost to
             // a deadline that passed meanwhile.
@@ -48,24 +48,9 @@ impl TryTimer {
     }
 }
 
-/// Where a client connection keeps its timer between requests: each request takes it
-/// and puts it back when its handling ends (a request given up midway drops it, and
-/// the next one makes a new one).
-#[derive(Debug, Default)]
-pub struct TimerSlot(Mutex<Option<TryTimer>>);
-
-impl TimerSlot {
-    pub fn take(&self) -> TryTimer {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_default()
-    }
-
-    pub fn put(&self, timer: TryTimer) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(timer);
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::pin::pin;
     use std::time::Duration;
 
     use super::*;
@@ -80,7 +65,7 @@ mod tests {
         let mut timer = TryTimer::default();
         let start = now();
         let slow = tokio::time::sleep(Duration::from_secs(5));
-        assert_eq!(timer.run(start + Duration::from_secs(2), slow).await, Err(TimedOut));
+        assert_eq!(timer.run(start + Duration::from_secs(2), pin!(slow)).await, Err(TimedOut));
         let elapsed = now().saturating_duration_since(start);
         assert!(elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(3), "{elapsed:?}");
         // Re-armed after it fired: the next try has its own two seconds.
@@ -88,35 +73,24 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(1)).await;
             7
         };
-        assert_eq!(timer.run(now() + Duration::from_secs(2), quick).await, Ok(7));
+        assert_eq!(timer.run(now() + Duration::from_secs(2), pin!(quick)).await, Ok(7));
     }
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]
     async fn a_later_deadline_extends_a_pending_timer_and_an_earlier_one_shortens_it() {
         let mut timer = TryTimer::default();
         let start = now();
-        assert_eq!(timer.run(start + Duration::from_secs(10), async { 1 }).await, Ok(1));
+        assert_eq!(timer.run(start + Duration::from_secs(10), pin!(async { 1 })).await, Ok(1));
         // Pending at 10 s: extended to 20 s, the try that takes 15 s ends in time.
         let long = async {
             tokio::time::sleep(Duration::from_secs(15)).await;
             2
         };
-        assert_eq!(timer.run(start + Duration::from_secs(20), long).await, Ok(2));
+        assert_eq!(timer.run(start + Duration::from_secs(20), pin!(long)).await, Ok(2));
         // Pending at 20 s: moved back to 16 s, a try of 10 s more is cut there.
         let cut = tokio::time::sleep(Duration::from_secs(10));
-        assert_eq!(timer.run(start + Duration::from_secs(16), cut).await, Err(TimedOut));
+        assert_eq!(timer.run(start + Duration::from_secs(16), pin!(cut)).await, Err(TimedOut));
         let elapsed = now().saturating_duration_since(start);
         assert!(elapsed >= Duration::from_secs(16) && elapsed < Duration::from_secs(17), "{elapsed:?}");
-    }
-
-    #[test]
-    fn the_slot_hands_out_a_timer_and_keeps_the_one_put_back() {
-        let slot = TimerSlot::default();
-        let timer = slot.take();
-        assert!(timer.sleep.is_none());
-        slot.put(timer);
-        assert!(slot.0.lock().unwrap().is_some());
-        let _ = slot.take();
-        assert!(slot.0.lock().unwrap().is_none(), "taken");
     }
 }

@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
 
@@ -18,6 +18,10 @@ const KNOWN_FLAGS: u8 = FLAG_SAMPLED | FLAG_RANDOM_TRACE_ID;
 /// The header names (lower case, as they are sent).
 pub const TRACEPARENT: &str = "traceparent";
 pub const TRACESTATE: &str = "tracestate";
+/// The same names as map keys: a lookup by `&str` parses the name first (about two
+/// thirds of its cost), one by a `HeaderName` only hashes it.
+pub static TRACEPARENT_NAME: HeaderName = HeaderName::from_static(TRACEPARENT);
+static TRACESTATE_NAME: HeaderName = HeaderName::from_static(TRACESTATE);
 
 /// `traceparent` of version 00 is exactly this long; higher versions at least this.
 const TRACEPARENT_LEN: usize = 55;
@@ -46,7 +50,7 @@ impl TraceContext {
     /// Reads `traceparent`/`tracestate` from a request. Never fails: a missing, repeated
     /// or invalid `traceparent` gives a new trace (random id, `random-trace-id` set).
     pub fn from_headers(headers: &HeaderMap) -> TraceContext {
-        let mut values = headers.get_all(TRACEPARENT).iter();
+        let mut values = headers.get_all(&TRACEPARENT_NAME).iter();
         let parsed = match (values.next(), values.next()) {
             (Some(only), None) => parse_traceparent(only.as_bytes()),
             _ => None,
@@ -154,7 +158,7 @@ fn parse_traceparent(raw: &[u8]) -> Option<([u8; 16], [u8; 8], u8)> {
 /// (the spec's test suite expects exactly that); empty members are skipped.
 fn combined_tracestate(headers: &HeaderMap) -> Option<String> {
     let mut members: Vec<&str> = Vec::new();
-    for value in headers.get_all(TRACESTATE) {
+    for value in headers.get_all(&TRACESTATE_NAME) {
         let text = value.to_str().ok()?;
         for member in text.split(',') {
             let member = member.trim_matches([' ', '\t']);

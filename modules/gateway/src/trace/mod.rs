@@ -12,7 +12,7 @@ mod tests;
 
 use serde::Deserialize;
 
-pub use context::{FLAG_RANDOM_TRACE_ID, FLAG_SAMPLED, TRACEPARENT, TRACESTATE, TraceContext};
+pub use context::{FLAG_RANDOM_TRACE_ID, FLAG_SAMPLED, TRACEPARENT, TRACEPARENT_NAME, TRACESTATE, TraceContext};
 pub use export::{TraceStats, Tracer};
 pub use span::{ActiveSpan, AttrValue, Span, SpanKind, SpanStatus};
 

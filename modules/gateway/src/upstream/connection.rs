@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
-use http::{Method, Response, StatusCode, header};
+use http::{Method, Response, StatusCode};
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::{Body, Frame, SizeHint};
@@ -72,11 +72,9 @@ impl std::fmt::Debug for RequestBody {
 impl RequestBody {
     fn length(&self, head: &RequestHead<'_>) -> BodyLength {
         match self {
-            // As hyper's client did: a zero length where a body is expected or declared.
-            RequestBody::Empty
-                if head.headers.contains_key(header::CONTENT_LENGTH)
-                    || matches!(*head.method, Method::POST | Method::PUT | Method::PATCH) =>
-            {
+            // As hyper's client did: a zero length where a body is expected (where the
+            // client declared one, the head's writing adds it: it reads every field).
+            RequestBody::Empty if matches!(*head.method, Method::POST | Method::PUT | Method::PATCH) => {
                 BodyLength::Length(0)
             }
             RequestBody::Empty => BodyLength::None,

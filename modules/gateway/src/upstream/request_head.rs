@@ -34,7 +34,8 @@ pub struct RequestHead<'a> {
 /// How the body after the head is framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyLength {
-    /// No body and no framing header (the client sent none either).
+    /// No body: `content-length: 0` if the client declared a length, else no framing
+    /// field.
     None,
     Length(u64),
     Chunked,
@@ -47,9 +48,11 @@ impl RequestHead<'_> {
         out.extend_from_slice(self.target.as_bytes());
         out.extend_from_slice(b" HTTP/1.1\r\n");
         // The fields this hop reads, in one pass: each map lookup hashes its name.
-        let (mut connection, mut forwarded_for, mut host) = (false, None, None);
+        let (mut connection, mut forwarded_for, mut host, mut declared_length) = (false, None, None, false);
         for (name, value) in self.headers {
-            if name == header::CONNECTION {
+            if name == header::CONTENT_LENGTH {
+                declared_length = true;
+            } else if name == header::CONNECTION {
                 connection = true;
             } else if name == X_FORWARDED_FOR {
                 forwarded_for.get_or_insert(value);
@@ -91,6 +94,7 @@ impl RequestHead<'_> {
             field(out, b"connection", b"upgrade");
         }
         match length {
+            BodyLength::None if declared_length => field(out, b"content-length", b"0"),
             BodyLength::None => {}
             BodyLength::Length(n) => {
                 let _ = write!(out, "content-length: {n}\r\n");
@@ -210,6 +214,16 @@ mod tests {
              traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n\
              transfer-encoding: chunked\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn a_declared_length_without_a_body_goes_as_zero_and_no_declaration_as_none() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+        let head = written(&h, false, BodyLength::None, None);
+        assert!(head.ends_with("\r\ncontent-length: 0\r\n\r\n"), "{head}");
+        let head = written(&HeaderMap::new(), false, BodyLength::None, None);
+        assert!(!head.contains("content-length"), "{head}");
     }
 
     #[test]

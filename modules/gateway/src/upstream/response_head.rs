@@ -2,7 +2,9 @@
 //! `httparse`: the status, version and headers the server half returns to the client
 //! (header values are slices of the buffer, not copies), how the body that follows is
 //! framed, and whether the connection may carry another request. Hop-by-hop fields
-//! (RFC 9110 §7.6.1) are left out of the map the client's side gets, except on a 101.
+//! (RFC 9110 §7.6.1) are left out of the map the client's side gets, except on a 101,
+//! and so is `Content-Length` when it frames the body: the client's side (hyper) writes
+//! the same field from the body's exact size, which it reads anyway.
 
 use std::mem::MaybeUninit;
 
@@ -64,8 +66,13 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead>
     let mut chunked = false;
     let mut transfer_coded = false;
     let mut close = version == Version::HTTP_10;
-    let mut connection_fields = false;
-    for (header, span) in response.headers.iter().zip(spans.iter_mut()) {
+    // A `Connection` option other than `keep-alive` (itself hop-by-hop) may name a
+    // field of this head; most heads have none, and their fields are not checked.
+    let mut connection_names = false;
+    // Which fields are hop-by-hop by name and which are `Content-Length` (one bit each:
+    // at most 128 fields), so no name is compared twice.
+    let (mut hop_by_hop, mut length_fields) = (0u128, 0u128);
+    for (i, (header, span)) in response.headers.iter().zip(spans.iter_mut()).enumerate() {
         let name = header.name.as_bytes();
         let value = header.value;
         *span = (
@@ -83,40 +90,22 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead>
                 return Err(UpstreamError::Malformed("conflicting Content-Length values"));
             }
             length = Some(parsed);
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            length_fields |= 1 << i;
+            continue;
+        }
+        if is_hop_by_hop(name) {
+            hop_by_hop |= 1 << i;
+        }
+        if name.eq_ignore_ascii_case(b"transfer-encoding") {
             transfer_coded = true;
             // Chunked counts only as the last coding applied.
             chunked = last_token(value).eq_ignore_ascii_case(b"chunked");
         } else if name.eq_ignore_ascii_case(b"connection") {
-            connection_fields = true;
-            close |= value.split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
-        }
-    }
-    // Hop-by-hop fields stay on this hop: marked here (an empty name) and never put in
-    // the map, rather than inserted and removed again by the client's side. A 101
-    // keeps them for the relay, which passes the switch's own on.
-    if status != StatusCode::SWITCHING_PROTOCOLS {
-        let fields = &response.headers;
-        for (header, span) in fields.iter().zip(spans.iter_mut()) {
-            let name = header.name.as_bytes();
-            if is_hop_by_hop(name) || (connection_fields && listed_by_connection(fields, name)) {
-                span.1 = 0;
+            for option in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                close |= option.eq_ignore_ascii_case(b"close");
+                connection_names |= !option.is_empty() && !option.eq_ignore_ascii_case(b"keep-alive");
             }
         }
-    }
-
-    let head = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(count);
-    for &(name_at, name_len, value_at, value_len) in spans.iter() {
-        if name_len == 0 {
-            continue;
-        }
-        let name = &head[name_at as usize..(name_at + name_len) as usize];
-        let name = HeaderName::from_bytes(name).map_err(|_| UpstreamError::Malformed("invalid header name"))?;
-        let value = head.slice(value_at as usize..(value_at + value_len) as usize);
-        let value =
-            HeaderValue::from_maybe_shared(value).map_err(|_| UpstreamError::Malformed("invalid header value"))?;
-        headers.append(name, value);
     }
 
     // RFC 9112 §6.3, in its order.
@@ -135,6 +124,45 @@ pub fn parse(buf: &mut BytesMut, method: &Method) -> Result<Option<ResponseHead>
     } else {
         Framing::UntilClose
     };
+
+    // Hop-by-hop fields stay on this hop: marked here (an empty name) and never put in
+    // the map, rather than inserted and removed again by the client's side. A 101
+    // keeps them for the relay, which passes the switch's own on. A length that frames
+    // the body is written again from the body's size; any other (a HEAD's, a 304's)
+    // passes as the upstream sent it.
+    let mut left_out = 0u128;
+    if status != StatusCode::SWITCHING_PROTOCOLS {
+        left_out = hop_by_hop;
+        if matches!(framing, Framing::Length(_)) {
+            left_out |= length_fields;
+        }
+        let fields = &response.headers;
+        for (i, (header, span)) in fields.iter().zip(spans.iter_mut()).enumerate() {
+            if left_out & (1 << i) != 0 {
+                span.1 = 0;
+            } else if connection_names && listed_by_connection(fields, header.name.as_bytes()) {
+                left_out |= 1 << i;
+                span.1 = 0;
+            }
+        }
+    }
+
+    let head = buf.split_to(len).freeze();
+    // The fields kept and the `X-Apollo-Attempts` the relay adds: no map grows on the
+    // way, and none is made larger than that.
+    let mut headers = HeaderMap::with_capacity(count - left_out.count_ones() as usize + 1);
+    for &(name_at, name_len, value_at, value_len) in spans.iter() {
+        if name_len == 0 {
+            continue;
+        }
+        let name = &head[name_at as usize..(name_at + name_len) as usize];
+        let name = HeaderName::from_bytes(name).map_err(|_| UpstreamError::Malformed("invalid header name"))?;
+        let value = head.slice(value_at as usize..(value_at + value_len) as usize);
+        let value =
+            HeaderValue::from_maybe_shared(value).map_err(|_| UpstreamError::Malformed("invalid header value"))?;
+        headers.append(name, value);
+    }
+
     // A message with both framings may be a smuggling attempt: its connection is not
     // trusted with another request.
     let keep_alive = !close && framing != Framing::UntilClose && !(transfer_coded && length.is_some());
@@ -182,6 +210,7 @@ mod tests {
             (StatusCode::OK, Version::HTTP_11, Framing::Length(5), true)
         );
         assert_eq!(head.headers.get_all("x-a").iter().collect::<Vec<_>>(), ["1", "2"]);
+        assert!(!head.headers.contains_key("content-length"), "written again from the body's size");
         assert_eq!(&buf[..], b"hello");
     }
 
@@ -190,7 +219,7 @@ mod tests {
         let fields: String = (0..INLINE_SPANS + 6).map(|i| format!("x-{i}: {i}\r\n")).collect();
         let wire = format!("HTTP/1.1 200 OK\r\n{fields}content-length: 0\r\n\r\n");
         let head = head(&wire, Method::GET).unwrap().unwrap();
-        assert_eq!(head.headers.len(), INLINE_SPANS + 7);
+        assert_eq!(head.headers.len(), INLINE_SPANS + 6);
         assert_eq!(head.headers[format!("x-{}", INLINE_SPANS + 5)], (INLINE_SPANS + 5).to_string());
         assert_eq!(head.framing, Framing::Length(0));
     }
@@ -227,6 +256,9 @@ mod tests {
         assert_eq!(with_length("200 OK", Method::HEAD).framing, Framing::Done);
         assert_eq!(with_length("204 No Content", Method::GET).framing, Framing::Done);
         assert_eq!(with_length("304 Not Modified", Method::GET).framing, Framing::Done);
+        // Not the body's length: it passes as sent (a HEAD's is the GET's length).
+        assert_eq!(with_length("200 OK", Method::HEAD).headers["content-length"], "9");
+        assert_eq!(with_length("304 Not Modified", Method::GET).headers["content-length"], "9");
         let continuing = with_length("100 Continue", Method::POST);
         assert!(continuing.status.is_informational());
         assert_eq!(continuing.framing, Framing::Done);
@@ -258,6 +290,10 @@ mod tests {
         let ok = head(wire, Method::GET).unwrap().unwrap();
         assert_eq!(ok.headers.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["x-kept"]);
         assert_eq!((ok.framing, ok.keep_alive), (Framing::Chunked(Chunk::Size), true), "framing still read from them");
+        let plain =
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n";
+        let plain = head(plain, Method::GET).unwrap().unwrap();
+        assert_eq!(plain.headers.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["content-type"]);
         let switch = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
         let switched = head(switch, Method::GET).unwrap().unwrap();
         assert_eq!(switched.headers["connection"], "Upgrade");
