@@ -33,7 +33,7 @@ pub const PANIC_HEADER: &str = "x-apollo-module-panic";
 /// library, so a separate runtime), built on first use, with one worker thread:
 /// modules are mostly I/O-bound and their handlers are polled on the host's threads
 /// anyway; the worker drives the module's own timers, I/O and spawned tasks. Every
-/// thread costs the host memory (a stack, and the allocator's per-thread heap), times the
+/// thread costs the host memory (a stack, and a malloc arena of its own), times the
 /// number of modules. Shut down when the module is (or when its init fails), so
 /// retired generations leave no threads behind.
 static RUNTIME: Mutex<Option<tokio::runtime::Runtime>> = Mutex::new(None);
