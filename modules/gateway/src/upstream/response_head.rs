@@ -19,6 +19,8 @@ use crate::proxy::headers::is_hop_by_hop;
 /// buffer; real heads are a few hundred bytes).
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 const MAX_HEADERS: usize = 128;
+// `parse` marks fields by their index in a `u128`.
+const _: () = assert!(MAX_HEADERS <= u128::BITS as usize);
 /// Heads with up to this many fields keep their field positions on the stack.
 const INLINE_SPANS: usize = 24;
 
