@@ -20,9 +20,11 @@
 //! req/s, p50, p99, non-2xx and socket errors per run, medians, and gateway / nginx
 //! ratios (targets in the gateway issue: req/s ≥ 1.0, p99 ≤ 1.2).
 //!
-//! With `taskset` and two or more CPUs: wrk on cpu 1, nginx and the whole host (every
-//! thread, so the gateway's workers too) on cpu 0, the upstreams unpinned (they are
-//! started before the host is pinned; a restarted one is unpinned again).
+//! With `taskset` and two or more CPUs: nginx and the whole host (every thread, so the
+//! gateway's workers too) on cpu 0; wrk and both upstreams on cpu 1 (an upstream the
+//! failure leg restarts is moved back there). The proxy under test thus has its core to
+//! itself, so its req/s follows its own CPU per request; with the upstreams floating,
+//! the scheduler put them on the proxy's core in some rounds and not in others.
 //!
 //! Run (the module and the upstream service are not dependencies of this crate):
 //!   ./.ci/gateway-peers-up.sh
@@ -114,20 +116,20 @@ struct Settings {
     overrides: serde_json::Map<String, Value>,
 }
 
-/// Which CPUs what runs on, when pinning is possible: wrk apart from the proxy under
-/// test, so the load generator does not steal the proxy's core.
+/// Which CPUs what runs on, when pinning is possible: the proxy under test on a core of
+/// its own; the load generator and the upstreams on the other.
 struct Pinning {
     taskset: PathBuf,
     wrk: &'static str,
+    upstreams: &'static str,
     proxy: &'static str,
-    all: String,
 }
 
 impl Pinning {
     fn new(tools: &Tools) -> Option<Self> {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         let taskset = tools.taskset.clone()?;
-        (cpus >= 2).then(|| Self { taskset, wrk: "1", proxy: "0", all: format!("0-{}", cpus - 1) })
+        (cpus >= 2).then_some(Self { taskset, wrk: "1", upstreams: "1", proxy: "0" })
     }
 
     /// `program` under `taskset -c cpus`, or plain without pinning.
@@ -202,8 +204,12 @@ fn run(bin: &Path, demo_http: &Path, gateway: Option<&Path>, tools: &Tools, sett
         seen.0.push(api.running_pid(name, None)?);
         wait_http(&format!("127.0.0.1:{port}"), "/healthz")?;
     }
-    // Every upstream is running, so pinning the host now leaves them unpinned.
+    // Every upstream is running: each goes to the load generator's core, then the host
+    // (which started them, unpinned) to the proxies' core.
     if let Some(p) = &pinning {
+        for &pid in &seen.0 {
+            p.set(pid, p.upstreams)?;
+        }
         p.set(host.pid(), p.proxy)?;
     }
 
@@ -214,9 +220,9 @@ fn run(bin: &Path, demo_http: &Path, gateway: Option<&Path>, tools: &Tools, sett
     };
     match &pinning {
         Some(p) => println!(
-            "pinning (taskset): wrk on cpu {}; nginx (master and worker) and the apollo host (all threads) on cpu {}; \
-             the two demo-http upstreams unpinned",
-            p.wrk, p.proxy
+            "pinning (taskset): nginx (master and worker) and the apollo host (all threads) on cpu {}; wrk on cpu {}; \
+             the two demo-http upstreams on cpu {}",
+            p.proxy, p.wrk, p.upstreams
         ),
         None => println!("pinning: none (taskset missing or a single cpu)"),
     }
@@ -765,11 +771,12 @@ fn failure_leg(
     wait_http(&format!("127.0.0.1:{port}"), "/healthz")?;
     let after = killed.elapsed();
     let in_run = started.elapsed() < Duration::from_secs(secs);
-    // The host is pinned, so is what it starts now: the upstreams stay unpinned.
+    // The host is pinned, so is what it starts now: the restarted upstream goes back
+    // to the upstreams' core.
     if let Some(p) = pinning
-        && let Err(e) = p.set(pid, &p.all)
+        && let Err(e) = p.set(pid, p.upstreams)
     {
-        println!("(could not unpin the restarted {name}, pid {pid}: {e:#}; it stays on cpu {})", p.proxy);
+        println!("(could not move the restarted {name}, pid {pid}: {e:#}; it stays on cpu {})", p.proxy);
     }
     let figures = Figures::parse(&load.output()?)?;
     Ok(Outcome { figures, killed: victim, killed_at, restarted: in_run.then_some((pid, after)) })

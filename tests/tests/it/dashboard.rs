@@ -370,6 +370,29 @@ fn optional_module(package: &str) -> Option<PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_in_chromium() {
+    surfaced("dashboard_in_chromium", dashboard_steps()).await;
+}
+
+/// Runs a browser test's steps; a failure's message also goes straight to the process's
+/// stderr. libtest holds a failing test's output back to the summary at the end of the
+/// whole binary, which a CI excerpt of the lines around `FAILED` does not reach; these
+/// tests are long, and the step that failed is what one needs to know.
+async fn surfaced(test: &str, steps: impl std::future::Future<Output = ()>) {
+    use futures::FutureExt;
+    if let Err(panic) = std::panic::AssertUnwindSafe(steps).catch_unwind().await {
+        let message = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("(a panic without a message)");
+        // `std::io::stderr()` directly: `eprintln!` is what libtest captures.
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "{test} failed: {message}");
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn dashboard_steps() {
     if !browser_present() {
         return;
     }
@@ -812,6 +835,10 @@ async fn sign_in(b: &Browser, base: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_catalog_backups_and_files_pages_in_chromium() {
+    surfaced("gateway_catalog_backups_and_files_pages_in_chromium", gateway_catalog_backups_and_files_steps()).await;
+}
+
+async fn gateway_catalog_backups_and_files_steps() {
     if !browser_present() {
         return;
     }
