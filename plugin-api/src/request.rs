@@ -71,8 +71,11 @@ impl Request {
     }
 
     /// The first value of a query-string parameter, percent-decoded (`+` is a space).
+    /// Only that value is copied: a handler asks for several parameters, and decoding
+    /// every pair into owned strings for each question made a fifth of the allocations
+    /// a Ctrip long poll cost the host (counted with a probe on `malloc`).
     pub fn query_param(&self, name: &str) -> Option<String> {
-        self.query_pairs().into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+        form_urlencoded::parse(self.query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
     }
 
     /// Every query-string pair, percent-decoded, in order.
@@ -93,5 +96,24 @@ impl Request {
     /// The body as UTF-8 text, or a 400.
     pub fn text(&self) -> Result<&str, ModuleError> {
         std::str::from_utf8(&self.body).map_err(|e| ModuleError::bad_request(format!("the body is not UTF-8: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Request;
+
+    #[test]
+    fn query_param_is_the_first_value_decoded_and_none_when_absent() {
+        let req = Request {
+            query: "appId=shop&ip=10.0.0.7&label=a+b%2Cc&app%49d=second&empty=&n%61me=x".into(),
+            ..Request::default()
+        };
+        assert_eq!(req.query_param("appId").as_deref(), Some("shop"));
+        assert_eq!(req.query_param("label").as_deref(), Some("a b,c"));
+        assert_eq!(req.query_param("empty").as_deref(), Some(""));
+        assert_eq!(req.query_param("name").as_deref(), Some("x"), "the name is decoded too");
+        assert_eq!(req.query_param("cluster"), None);
+        assert_eq!(req.query_pairs().len(), 6);
     }
 }

@@ -70,9 +70,9 @@ pub fn empty() -> Response {
 /// Whether a query flag is present (`?passing`, `?recurse=`, `?keys=true`): Consul
 /// treats a bare flag as true; an explicit `false`/`0` as false.
 pub fn flag(req: &plugin_api::Request, name: &str) -> Result<bool, Fail> {
-    match req.query_pairs().into_iter().find(|(k, _)| k == name) {
+    match req.query_param(name) {
         None => Ok(false),
-        Some((_, v)) => match v.to_ascii_lowercase().as_str() {
+        Some(v) => match v.to_ascii_lowercase().as_str() {
             "" | "1" | "true" | "t" => Ok(true),
             "0" | "false" | "f" => Ok(false),
             _ => Err(Fail::bad_request(format!("Invalid value for '{name}' parameter: {v:?}"))),
