@@ -62,9 +62,13 @@ impl Watchers {
         let receivers = keys
             .into_iter()
             .map(|key| {
-                let sender = Arc::clone(
-                    map.entry(key.clone()).or_insert_with(|| Arc::new(watch::Sender::new(Published::new(-1, "")))),
-                );
+                // Looked up before `entry`, which would copy the key even when it is there.
+                let sender = match map.get(&key) {
+                    Some(sender) => Arc::clone(sender),
+                    None => Arc::clone(
+                        map.entry(key.clone()).or_insert_with(|| Arc::new(watch::Sender::new(Published::new(-1, "")))),
+                    ),
+                };
                 let receiver = sender.subscribe();
                 Registration { key, sender, receiver }
             })
@@ -92,18 +96,28 @@ impl Watch {
     /// watch was registered on, see [`Watch::key`]), and its message. Pending forever
     /// when nothing is watched.
     pub async fn changed(&mut self) -> (usize, Published) {
-        if self.receivers.is_empty() {
-            return futures::future::pending().await;
-        }
-        let waits = self.receivers.iter_mut().enumerate().map(|(index, Registration { receiver, .. })| {
-            async move {
-                // The registration holds the sender, so this returns with a new value.
-                let _ = receiver.changed().await;
-                (index, receiver.borrow_and_update().clone())
+        // The registration holds the sender, so `changed` returns with a new value.
+        match self.receivers.as_mut_slice() {
+            [] => futures::future::pending().await,
+            // One key, the usual poll (one namespace, no cluster fallback): awaited in
+            // place. The select below boxes each wait and collects them: allocations a
+            // parked poll holds until the release, then freed on whichever worker wakes
+            // it, often not the one that made them (glibc's arena locks, see the README).
+            [only] => {
+                let _ = only.receiver.changed().await;
+                (0, only.receiver.borrow_and_update().clone())
             }
-            .boxed()
-        });
-        futures::future::select_all(waits).await.0
+            receivers => {
+                let waits = receivers.iter_mut().enumerate().map(|(index, Registration { receiver, .. })| {
+                    async move {
+                        let _ = receiver.changed().await;
+                        (index, receiver.borrow_and_update().clone())
+                    }
+                    .boxed()
+                });
+                futures::future::select_all(waits).await.0
+            }
+        }
     }
 
     /// The watch key at `index` (as [`Watch::changed`] names it).
@@ -143,6 +157,9 @@ mod tests {
             let (index, published) = b.changed().await;
             assert_eq!((b.key(index), published.id, &*published.spelling), ("owner+default+fx", 7, "owner+default+FX"));
             assert!(a.changed().now_or_never().is_none(), "a watches another key");
+            watchers.publish("app+default+application", "app+default+application", 8);
+            let (index, published) = a.changed().await;
+            assert_eq!((a.key(index), published.id), ("app+default+application", 8), "a single key wakes too");
             drop((a, b));
             assert_eq!(watchers.watched_keys(), 0, "the last watch removes its keys");
         })
