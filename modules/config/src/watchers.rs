@@ -62,12 +62,14 @@ impl Watchers {
         let receivers = keys
             .into_iter()
             .map(|key| {
-                // Looked up before `entry`, which would copy the key even when it is there.
+                // Looked up, not `entry`: that would copy the key even when it is there.
                 let sender = match map.get(&key) {
                     Some(sender) => Arc::clone(sender),
-                    None => Arc::clone(
-                        map.entry(key.clone()).or_insert_with(|| Arc::new(watch::Sender::new(Published::new(-1, "")))),
-                    ),
+                    None => {
+                        let sender = Arc::new(watch::Sender::new(Published::new(-1, "")));
+                        map.insert(key.clone(), Arc::clone(&sender));
+                        sender
+                    }
                 };
                 let receiver = sender.subscribe();
                 Registration { key, sender, receiver }
