@@ -27,6 +27,14 @@ use rusqlite::Connection;
 use super::module_data::FeedHub;
 use super::{StoreError, StoreResult};
 
+/// SQLite's own page cache, in KiB (its default is 2 000). The host reads little from
+/// the file (modules keep their replicas in memory; lookups walk a few index pages) and
+/// the kernel's page cache holds the file anyway, so a page missed here costs a `pread`
+/// of memory. With the default, the cache grew with the registered services' records
+/// and was most of what a registered service cost: massif at 1 000 services found
+/// 1.6 MiB of cached pages, against 0.9 MiB for the services' models themselves.
+const PAGE_CACHE_KIB: i64 = 512;
+
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     path: PathBuf,
@@ -56,6 +64,8 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(sql_err)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql_err)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(sql_err)?;
+        // Negative: a size in KiB rather than a number of pages.
+        conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB).map_err(sql_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql_err)?;
         if migrate_schema {
             schema::migrate(&mut conn, &display)?;
