@@ -141,9 +141,9 @@ pub fn release_startup_memory() {
 mod tests {
     use super::option;
 
-    /// mimalloc's value for an option this process has not set (unit tests run on the
-    /// host allocator, which sets both options before the first allocation).
-    fn default_of(number: libc::c_int) -> libc::c_long {
+    /// mimalloc's current value of an option. Unit tests run on the host allocator, so
+    /// both options were set before the first test allocated.
+    fn value_of(number: libc::c_int) -> libc::c_long {
         // SAFETY: mi_option_get only reads a setting.
         #[allow(unsafe_code)]
         unsafe {
@@ -157,9 +157,9 @@ mod tests {
     /// eager-commit delay default to 1, NUMA nodes to 0).
     #[test]
     fn option_numbers_name_the_options_set() {
-        assert_eq!(default_of(option::ARENA_EAGER_COMMIT), 0);
-        assert_eq!((default_of(option::ARENA_EAGER_COMMIT - 1), default_of(option::ARENA_EAGER_COMMIT + 1)), (1, 1));
-        assert_eq!(default_of(option::PURGE_DELAY), 0);
-        assert_eq!((default_of(option::PURGE_DELAY - 1), default_of(option::PURGE_DELAY + 1)), (1, 0));
+        assert_eq!(value_of(option::ARENA_EAGER_COMMIT), 0);
+        assert_eq!((value_of(option::ARENA_EAGER_COMMIT - 1), value_of(option::ARENA_EAGER_COMMIT + 1)), (1, 1));
+        assert_eq!(value_of(option::PURGE_DELAY), 0);
+        assert_eq!((value_of(option::PURGE_DELAY - 1), value_of(option::PURGE_DELAY + 1)), (1, 0));
     }
 }
