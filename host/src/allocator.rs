@@ -10,7 +10,7 @@
 //! thread's page with one atomic push. Measured in one session (config_push and
 //! supervise benches, modules/config/README.md): median 10 000-poll waves of 90–97 ms
 //! against 94–110 ms with glibc, for 4.0–4.7 KiB of RSS per registered service against
-//! 2.5–3.1 (the operators' target is 5) and the same idle RSS.
+//! 2.5–3.5 (the operators' target is 5) and the same idle RSS.
 //!
 //! A module (a `cdylib`) has its own global allocator, the system's: nothing allocated
 //! on one side is freed by the other's, because everything that crosses the boundary
