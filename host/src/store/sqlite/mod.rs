@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rusqlite::Connection;
+use rusqlite::config::DbConfig;
 
 use super::module_data::FeedHub;
 use super::{StoreError, StoreResult};
@@ -34,6 +35,22 @@ use super::{StoreError, StoreResult};
 /// and was most of what a registered service cost: massif at 1 000 services found
 /// 1.6 MiB of cached pages, against 0.9 MiB for the services' models themselves.
 const PAGE_CACHE_KIB: i64 = 512;
+
+/// Prepared statements the connection keeps (`prepare_cached`): the hot paths' (module
+/// data reads and commits, the change feed, token lookups, audit and runtime writes)
+/// with room to spare; beyond it the least recently used is finalized, not an error.
+const CACHED_STATEMENTS: usize = 32;
+
+/// Statements are parsed once and kept. The query planner's stability guarantee
+/// (QPSG) is what lets a kept statement stay prepared: without it SQLite lets a bound
+/// `LIMIT ?` (or a range bound) steer the plan, so binding a new value there expires
+/// the statement and its next step parses and plans it anew. The module change feed's
+/// read was re-parsed that way on every call. Our tables have no ANALYZE statistics
+/// for bound values to refine a plan with anyway.
+fn configure_statements(conn: &Connection) -> rusqlite::Result<()> {
+    conn.set_prepared_statement_cache_capacity(CACHED_STATEMENTS);
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map(drop)
+}
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -67,6 +84,7 @@ impl SqliteStore {
         // Negative: a size in KiB rather than a number of pages.
         conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB).map_err(sql_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(sql_err)?;
+        configure_statements(&conn).map_err(sql_err)?;
         if migrate_schema {
             schema::migrate(&mut conn, &display)?;
         } else {

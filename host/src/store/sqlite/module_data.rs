@@ -13,13 +13,22 @@ use crate::store::transfer::typed;
 use crate::store::{StoreError, StoreResult};
 use plugin_api::storage::{MAX_ANSWER_BYTES, MAX_COMMIT_WRITES, changes_of, page_of, prefix_end};
 
+/// A page of a module's keys from a prefix, after a key.
+const LIST_SQL: &str = "SELECT key, value, version, revision FROM module_data
+     WHERE module = ?1 AND key >= ?2 AND (?3 IS NULL OR key < ?3) AND (?4 IS NULL OR key > ?4)
+     ORDER BY key LIMIT ?5";
+
+/// A module's changes under a prefix since a revision: what its change feed reads.
+pub(super) const CHANGES_SQL: &str = "SELECT revision, key, value, version FROM module_changes
+     WHERE module = ?1 AND revision > ?2 AND key >= ?3 AND (?4 IS NULL OR key < ?4)
+     ORDER BY revision, seq LIMIT ?5";
+
 /// A module's `(head, floor)`: `(0, 0)` before its first write.
 pub(super) fn head(c: &Connection, module: &str) -> rusqlite::Result<(u64, u64)> {
-    Ok(c.query_row("SELECT revision, floor FROM module_heads WHERE module = ?1", [module], |r| {
-        Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
-    })
-    .optional()?
-    .unwrap_or((0, 0)))
+    Ok(c.prepare_cached("SELECT revision, floor FROM module_heads WHERE module = ?1")?
+        .query_row([module], |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)))
+        .optional()?
+        .unwrap_or((0, 0)))
 }
 
 fn entry_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
@@ -32,12 +41,9 @@ fn entry_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
 }
 
 pub(super) fn get(c: &Connection, module: &str, key: &str) -> rusqlite::Result<Option<Entry>> {
-    c.query_row(
-        "SELECT key, value, version, revision FROM module_data WHERE module = ?1 AND key = ?2",
-        [module, key],
-        entry_from_row,
-    )
-    .optional()
+    c.prepare_cached("SELECT key, value, version, revision FROM module_data WHERE module = ?1 AND key = ?2")?
+        .query_row([module, key], entry_from_row)
+        .optional()
 }
 
 pub(super) fn list(
@@ -48,11 +54,7 @@ pub(super) fn list(
     limit: u32,
 ) -> rusqlite::Result<Page> {
     let end = prefix_end(prefix);
-    let mut stmt = c.prepare_cached(
-        "SELECT key, value, version, revision FROM module_data
-         WHERE module = ?1 AND key >= ?2 AND (?3 IS NULL OR key < ?3) AND (?4 IS NULL OR key > ?4)
-         ORDER BY key LIMIT ?5",
-    )?;
+    let mut stmt = c.prepare_cached(LIST_SQL)?;
     let rows = stmt.query_map(params![module, prefix, end, after, i64::from(limit) + 1], entry_from_row)?;
     // Rows are read one by one: stop once the answer is full, not after a thousand
     // values of a megabyte each are in memory.
@@ -77,9 +79,8 @@ pub(super) fn commit(c: &mut Connection, module: &str, writes: &[Write]) -> rusq
     let mut current = Vec::with_capacity(writes.len());
     for write in writes {
         let version: u64 = tx
-            .query_row("SELECT version FROM module_data WHERE module = ?1 AND key = ?2", [module, &write.key], |r| {
-                r.get::<_, i64>(0)
-            })
+            .prepare_cached("SELECT version FROM module_data WHERE module = ?1 AND key = ?2")?
+            .query_row([module, &write.key], |r| r.get::<_, i64>(0))
             .optional()?
             .map_or(0, |v| v as u64);
         if let Some(expected) = write.expect
@@ -99,12 +100,12 @@ pub(super) fn commit(c: &mut Connection, module: &str, writes: &[Write]) -> rusq
     for (seq, (write, old)) in writes.iter().zip(current).enumerate() {
         let version = match &write.value {
             Some(value) => {
-                tx.execute(
+                tx.prepare_cached(
                     "INSERT INTO module_data (module, key, value, version, revision) VALUES (?1, ?2, ?3, ?4, ?5)
                      ON CONFLICT(module, key) DO UPDATE SET value = excluded.value, version = excluded.version,
                          revision = excluded.revision",
-                    params![module, write.key, value, (old + 1) as i64, revision as i64],
-                )?;
+                )?
+                .execute(params![module, write.key, value, (old + 1) as i64, revision as i64])?;
                 old + 1
             }
             // Deleting a missing key changes nothing and logs nothing.
@@ -113,14 +114,15 @@ pub(super) fn commit(c: &mut Connection, module: &str, writes: &[Write]) -> rusq
                 continue;
             }
             None => {
-                tx.execute("DELETE FROM module_data WHERE module = ?1 AND key = ?2", [module, &write.key])?;
+                tx.prepare_cached("DELETE FROM module_data WHERE module = ?1 AND key = ?2")?
+                    .execute([module, &write.key])?;
                 0
             }
         };
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO module_changes (module, revision, seq, key, value, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![module, revision as i64, seq as i64, write.key, write.value, version as i64],
-        )?;
+        )?
+        .execute(params![module, revision as i64, seq as i64, write.key, write.value, version as i64])?;
         versions.push(version);
     }
     set_head(&tx, module, revision, floor)?;
@@ -132,11 +134,11 @@ pub(super) fn commit(c: &mut Connection, module: &str, writes: &[Write]) -> rusq
 }
 
 fn set_head(tx: &Transaction<'_>, module: &str, revision: u64, floor: u64) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO module_heads (module, revision, floor) VALUES (?1, ?2, ?3)
          ON CONFLICT(module) DO UPDATE SET revision = excluded.revision",
-        params![module, revision as i64, floor as i64],
-    )
+    )?
+    .execute(params![module, revision as i64, floor as i64])
     .map(drop)
 }
 
@@ -160,11 +162,7 @@ pub(super) fn changes(
         return Ok(Err(StoreError::ModuleCompacted { module: module.into(), since, reason }));
     }
     let end = prefix_end(prefix);
-    let mut stmt = tx.prepare_cached(
-        "SELECT revision, key, value, version FROM module_changes
-         WHERE module = ?1 AND revision > ?2 AND key >= ?3 AND (?4 IS NULL OR key < ?4)
-         ORDER BY revision, seq LIMIT ?5",
-    )?;
+    let mut stmt = tx.prepare_cached(CHANGES_SQL)?;
     let limit = MAX_COMMIT_WRITES as i64 + 1;
     let rows = stmt.query_map(params![module, since as i64, prefix, end, limit], |r| {
         Ok(Change {
@@ -234,4 +232,29 @@ pub(super) fn data_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<ModuleDat
 
 pub(super) fn head_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<ModuleHeadRecord> {
     Ok(ModuleHeadRecord { module: row.get(0)?, revision: row.get::<_, i64>(1)? as u64 })
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::StatementStatus;
+
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+
+    #[test]
+    fn the_change_feed_read_stays_prepared_from_call_to_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+        let mut conn = store.conn.blocking_lock();
+        for value in ["1", "2", "3"] {
+            commit(&mut conn, "config", &[Write::put("a", value)]).unwrap().unwrap();
+        }
+        // A new `since` each call: a plan steered by bound values would be redone.
+        for since in [0, 1, 2, 0] {
+            let read = changes(&mut conn, "config", "", since).unwrap().unwrap();
+            assert_eq!(read.changes.len(), 3 - since.min(3) as usize);
+        }
+        let kept = conn.prepare_cached(CHANGES_SQL).unwrap();
+        assert_eq!(kept.get_status(StatementStatus::RePrepare), 0, "the cached read was parsed again");
+    }
 }

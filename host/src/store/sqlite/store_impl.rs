@@ -61,15 +61,15 @@ impl Store for SqliteStore {
         let ports = serde_json::to_string(&r.ports).unwrap_or_else(|_| "[]".into());
         let processes = serde_json::to_string(&r.processes).unwrap_or_else(|_| "[]".into());
         self.run(move |c| {
-            c.execute(
+            c.prepare_cached(
                 "INSERT INTO runtime (name, pid, ports, stop_operation, last_status, updated_at_ms, processes, restarts)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT(name) DO UPDATE SET pid = excluded.pid, ports = excluded.ports,
                      stop_operation = excluded.stop_operation, last_status = excluded.last_status,
                      updated_at_ms = excluded.updated_at_ms, processes = excluded.processes,
                      restarts = excluded.restarts",
-                params![r.name, r.pid, ports, r.stop_operation, r.last_status, r.updated_at_ms, processes, r.restarts],
-            )
+            )?
+            .execute(params![r.name, r.pid, ports, r.stop_operation, r.last_status, r.updated_at_ms, processes, r.restarts])
             .map(drop)
         })
         .await
@@ -107,19 +107,16 @@ impl Store for SqliteStore {
     async fn find_token(&self, token_hash: &str) -> StoreResult<Option<TokenRecord>> {
         let hash = token_hash.to_string();
         self.run(move |c| {
-            c.query_row(
-                "SELECT token_hash, user, created_at_ms, expires_at_ms FROM tokens WHERE token_hash = ?1",
-                [hash],
-                |row| {
+            c.prepare_cached("SELECT token_hash, user, created_at_ms, expires_at_ms FROM tokens WHERE token_hash = ?1")?
+                .query_row([hash], |row| {
                     Ok(TokenRecord {
                         token_hash: row.get(0)?,
                         user: row.get(1)?,
                         created_at_ms: row.get(2)?,
                         expires_at_ms: row.get(3)?,
                     })
-                },
-            )
-            .optional()
+                })
+                .optional()
         })
         .await
     }
@@ -158,11 +155,11 @@ impl Store for SqliteStore {
     async fn append_audit(&self, entry: &AuditEntry) -> StoreResult<i64> {
         let e = entry.clone();
         self.run(move |c| {
-            c.execute(
+            c.prepare_cached(
                 "INSERT INTO audit (at_ms, actor, remote, method, path, status, result, detail)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![e.at_ms, e.actor, e.remote, e.method, e.path, e.status, e.result, e.detail],
-            )?;
+            )?
+            .execute(params![e.at_ms, e.actor, e.remote, e.method, e.path, e.status, e.result, e.detail])?;
             Ok(c.last_insert_rowid())
         })
         .await
