@@ -8,8 +8,9 @@
 //! (`GET /healthz`) and stay open: the floor, what an idle connection costs. Then each
 //! sends `GET /api/module/config/notifications/v2` with the namespace's current
 //! notification id, so it parks; once the module's `/admin/status` counts N parked
-//! polls, the host's RSS is read (`/proc/PID/status`), one release is made through the
-//! Open API, and from the moment that call returns each poll's time to its 200 is
+//! polls, the host's RSS is read (`/proc/PID/status`), an item is edited (untimed: an
+//! edit reaches no client), one release is made through the Open API, and from the
+//! moment that call returns each poll's time to its 200 is
 //! taken (and, since the module wakes the polls before it answers the release call,
 //! also from the moment the call was sent). WAVES times per host: the polls park again
 //! on the same connections with the new id and the next release answers them. Printed
@@ -248,9 +249,11 @@ async fn park_and_release(
         let cpu_now = move || anyhow::Ok((cpu_time(host_pid)?, cpu_time(std::process::id() as i32)?));
         let (registered, done) = responses::read_on_own_thread(conns, Duration::from_secs(60), cpu_now);
         registered.await.context("the reader thread ended before it registered the connections")?;
+        // The edit goes first, untimed: the clock starts with the release call.
+        edit(api, &format!("{notification_id}")).await?;
         let cpu_before = cpu_now()?;
         let t_call = Instant::now();
-        let release = publish(api, &format!("{notification_id}")).await?;
+        let release = release(api, &format!("{notification_id}")).await?;
         let t0 = Instant::now();
         let read = done.await.context("the reader thread ended without answers")??;
         let cpu_after = read.at_last?;
@@ -385,19 +388,30 @@ async fn setup(api: &ApiClient) -> Result<()> {
     let app = json!({"app": {"appId": APP, "name": APP, "orgId": "bench", "orgName": "bench",
         "ownerName": "admin", "ownerEmail": "admin@example.com"}, "admins": ["admin"]});
     let _: Value = api.post(&format!("{MOUNT}/openapi/v1/apps"), Some(&app)).await.context("create app")?;
-    publish(api, "0").await?;
+    edit(api, "0").await?;
+    release(api, "0").await?;
     Ok(())
 }
 
-/// Sets `timeout` to `value` and releases `application`; returns the release.
-async fn publish(api: &ApiClient, value: &str) -> Result<Value> {
-    let base = format!("{MOUNT}/openapi/v1/envs/DEV/apps/{APP}/clusters/default/namespaces/{NS}");
+/// The bench namespace's Open API path.
+fn namespace_path() -> String {
+    format!("{MOUNT}/openapi/v1/envs/DEV/apps/{APP}/clusters/default/namespaces/{NS}")
+}
+
+/// Sets item `timeout` to `value` (an edit: nothing reaches the clients yet).
+async fn edit(api: &ApiClient, value: &str) -> Result<()> {
     let item = json!({"key": "timeout", "value": value, "dataChangeLastModifiedBy": "admin",
         "dataChangeCreatedBy": "admin"});
-    let put = api.send(http::Method::PUT, &format!("{base}/items/timeout?createIfNotExists=true"), Some(&item)).await?;
+    let path = format!("{}/items/timeout?createIfNotExists=true", namespace_path());
+    let put = api.send(http::Method::PUT, &path, Some(&item)).await?;
     ensure!(put.status.is_success(), "PUT item answered {}: {}", put.status, String::from_utf8_lossy(&put.body));
+    Ok(())
+}
+
+/// Releases `application` (titled after `value`): the call the waves are timed from.
+async fn release(api: &ApiClient, value: &str) -> Result<Value> {
     let body = json!({"releaseTitle": format!("bench-{value}"), "releasedBy": "admin"});
-    api.post(&format!("{base}/releases"), Some(&body)).await.context("release")
+    api.post(&format!("{}/releases", namespace_path()), Some(&body)).await.context("release")
 }
 
 /// The namespace's current notification id (a poll that knows nothing answers at once)
