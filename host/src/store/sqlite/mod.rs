@@ -42,11 +42,11 @@ const PAGE_CACHE_KIB: i64 = 512;
 const CACHED_STATEMENTS: usize = 32;
 
 /// Statements are parsed once and kept. The query planner's stability guarantee
-/// (QPSG) is what lets a kept statement stay prepared: without it SQLite lets a bound
-/// `LIMIT ?` (or a range bound) steer the plan, so binding a new value there expires
-/// the statement and its next step parses and plans it anew. The module change feed's
-/// read was re-parsed that way on every call. Our tables have no ANALYZE statistics
-/// for bound values to refine a plan with anyway.
+/// (QPSG) is what lets a kept statement stay prepared: without it SQLite lets the value
+/// bound to a `LIMIT ?` steer the plan, so binding it again expires the statement and
+/// its next step parses and plans it anew. The module change feed's read was re-parsed
+/// that way on every call. Our tables have no ANALYZE statistics for bound values to
+/// refine a plan with anyway.
 fn configure_statements(conn: &Connection) -> rusqlite::Result<()> {
     conn.set_prepared_statement_cache_capacity(CACHED_STATEMENTS);
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map(drop)
