@@ -287,7 +287,7 @@ impl From<crate::config::ConfigError> for CliError {
 /// Entry point of the `apollo` binary.
 pub fn main() -> ExitCode {
     // Before any thread exists, so no arena is created under the default limit.
-    crate::allocator::tune_c_allocator();
+    crate::allocator::tune();
     let cli = Cli::parse();
     let admin_password = take_admin_password_from_env();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
