@@ -27,7 +27,10 @@
 //! Then the machine's floor for the same N (`config_push/floor.rs`): the polls parked
 //! on a bare process whose two threads write the host's answer once per connection,
 //! read by the same clients — what loopback TCP and the clients cost on this machine,
-//! with nothing of an HTTP server in between.
+//! with nothing of an HTTP server in between — WAVES times, each on a fresh child. Then
+//! each way's median wave over the floor's: what the host adds to the machine's own
+//! cost, less tied than a wave's milliseconds to how fast this shared machine runs that
+//! minute (the same binary's waves move by a third from one minute to the next).
 //!
 //! Then `/configs` throughput: CONNECTIONS keep-alive clients in a closed loop for
 //! ROUND each, with the current `releaseKey` (answers 304) and without (answers 200),
@@ -109,6 +112,7 @@ fn main() -> ExitCode {
         // polls in memory the first round freed, and read as cheaper than it is.
         let rounds = counts.iter().flat_map(|&polls| [(polls, Way::AdminMount), (polls, Way::OwnListener)]);
         let total = 2 * counts.len();
+        let mut median_waves = Vec::with_capacity(2);
         for (i, (polls, way)) in rounds.enumerate() {
             let last = i + 1 == total;
             let allow = |pig: &mut Value| {
@@ -120,10 +124,12 @@ fn main() -> ExitCode {
                 pig["modules"]["listeners"] = json!({"config": "127.0.0.1:0"});
             };
             let host = support::ServedHost::launch(&bin, PASSWORD, allow, &[(&so, "module_config.so")])?;
-            let answer = rt.block_on(bench(&host, polls, way, last))?;
+            let (answer, median_wave) = rt.block_on(bench(&host, polls, way, last))?;
             drop(host);
+            median_waves.push((way, median_wave));
             if let Way::OwnListener = way {
-                rt.block_on(floor_round(polls, &answer))?;
+                let floor = rt.block_on(floor_waves(polls, &answer))?;
+                print_over_floor(polls, &std::mem::take(&mut median_waves), floor);
             }
         }
         Ok(())
@@ -157,31 +163,45 @@ enum Way {
     OwnListener,
 }
 
+impl Way {
+    fn label(self) -> &'static str {
+        match self {
+            Way::AdminMount => "admin mount",
+            Way::OwnListener => "own listener",
+        }
+    }
+}
+
 /// One park-and-release round (and the `/configs` rounds when `with_throughput`);
-/// returns the body the polls were answered with.
-async fn bench(host: &support::ServedHost, polls: usize, way: Way, with_throughput: bool) -> Result<Vec<u8>> {
+/// returns the body the polls were answered with and the median wave's last answer.
+async fn bench(
+    host: &support::ServedHost,
+    polls: usize,
+    way: Way,
+    with_throughput: bool,
+) -> Result<(Vec<u8>, Duration)> {
     let token = support::login(&host.addr, PASSWORD).await?;
     let api = ApiClient::new(Endpoint::Tcp(host.addr.clone()), Some(token));
     setup(&api).await?;
     let (_, release_key) = current(&host.addr, MOUNT).await?;
     let listener = support::module_listener(&api, "config").await?;
-    let (label, addr, prefix) = match way {
-        Way::AdminMount => ("admin mount", host.addr.as_str(), MOUNT),
-        Way::OwnListener => ("own listener", listener.as_str(), ""),
+    let (addr, prefix) = match way {
+        Way::AdminMount => (host.addr.as_str(), MOUNT),
+        Way::OwnListener => (listener.as_str(), ""),
     };
-    let answer = park_and_release(host, &api, polls, label, addr, prefix).await?;
+    let answered = park_and_release(host, &api, polls, way.label(), addr, prefix).await?;
     if with_throughput {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let (_, release_key_now) = current(&host.addr, MOUNT).await?;
         let key = if release_key_now.is_empty() { release_key } else { release_key_now };
         configs_rounds(host, &key).await?;
     }
-    Ok(answer)
+    Ok(answered)
 }
 
 /// Parks `polls` long polls on `addr` (routes under `prefix`) and releases, WAVES times
 /// on the same connections; prints each wave. Returns the body the polls were answered
-/// with.
+/// with and the median wave's last answer (after the call was sent).
 async fn park_and_release(
     host: &support::ServedHost,
     api: &ApiClient,
@@ -189,7 +209,7 @@ async fn park_and_release(
     label: &str,
     addr: &str,
     prefix: &str,
-) -> Result<Vec<u8>> {
+) -> Result<(Vec<u8>, Duration)> {
     let (mut notification_id, _) = current(addr, prefix).await?;
     println!("\nconfig_push: {polls} long polls to host pid {} through its {label} on {addr}", host.pid());
 
@@ -303,13 +323,39 @@ async fn park_and_release(
         ctrip.as_secs_f64()
     );
     drop(conns);
-    Ok(answer)
+    Ok((answer, maxima[WAVES / 2]))
+}
+
+/// The floor's wave WAVES times, each on a fresh child as each host round is; prints
+/// them and returns the median wave's last answer.
+async fn floor_waves(polls: usize, body: &[u8]) -> Result<Duration> {
+    println!(
+        "\nconfig_push floor: {polls} requests parked on a bare process, two threads writing one answer each per call"
+    );
+    let mut maxima = Vec::with_capacity(WAVES);
+    for wave in 1..=WAVES {
+        println!("wave {wave}/{WAVES}:");
+        maxima.push(floor_round(polls, body).await?);
+    }
+    maxima.sort();
+    Ok(maxima[WAVES / 2])
+}
+
+/// Each way's median wave over the floor's median wave for the same N, measured minutes
+/// apart on the same machine: what the host adds to the machine's own cost.
+fn print_over_floor(polls: usize, median_waves: &[(Way, Duration)], floor: Duration) {
+    let ratios: Vec<String> = median_waves
+        .iter()
+        .map(|(way, wave)| format!("{} {:.2}x", way.label(), wave.as_secs_f64() / floor.as_secs_f64().max(1e-9)))
+        .collect();
+    println!("{polls} polls, median wave over the floor's median wave ({:.1} ms): {}", ms(floor), ratios.join(", "));
 }
 
 /// The machine's floor for the same wave (`config_push/floor.rs`): `polls` requests
 /// parked on a bare child process with two writer threads, answered with the host's
 /// answer `body` (framed as the host frames it), read by the same reader thread.
-async fn floor_round(polls: usize, body: &[u8]) -> Result<()> {
+/// Returns the last answer's time.
+async fn floor_round(polls: usize, body: &[u8]) -> Result<Duration> {
     let mut floor = floor::Floor::start(polls, body)?;
     let poll = get(&poll_path("", 0));
     let mut conns = Vec::with_capacity(polls);
@@ -335,12 +381,9 @@ async fn floor_round(polls: usize, body: &[u8]) -> Result<()> {
         ensure!(status == 200 && got == body, "the floor's answer came back as {status} {got:?}");
         from_release.push(at.saturating_duration_since(t_release));
     }
-    println!(
-        "\nconfig_push floor: {polls} requests parked on a bare process, two threads writing one answer each per call"
-    );
-    print_wave("after the release", from_release, ("floor", after.0 - before.0), after.1 - before.1);
+    let last = print_wave("after the release", from_release, ("floor", after.0 - before.0), after.1 - before.1);
     drop((floor, read.streams));
-    Ok(())
+    Ok(last)
 }
 
 /// p50 / p99 / max of sorted `times`.
