@@ -308,10 +308,25 @@ impl Browser {
         self.click("#dialog-ok").await;
     }
 
+    /// Types into the field, waited for as [`Self::click`] waits: a field on a page
+    /// just opened by a click is drawn once its data is in, not at the click.
     async fn type_into(&self, css: &str, text: &str) {
-        let el = self.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no {css}: {e}"));
-        el.clear().await.unwrap();
-        el.send_keys(text).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let el = self.client.wait().at_most(Duration::from_secs(30)).for_element(Locator::Css(css)).await;
+            let el = el.unwrap_or_else(|e| panic!("no {css}: {e}"));
+            let typed = async {
+                el.clear().await?;
+                el.send_keys(text).await
+            };
+            match typed.await {
+                Ok(()) => return,
+                Err(e) if e.to_string().contains("stale element") && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("type into {css}: {e}"),
+            }
+        }
     }
 
     async fn go(&self, base: &str, hash: &str) {
