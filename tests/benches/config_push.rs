@@ -24,12 +24,14 @@
 //! admin API's mount (`/api/module/config/...`, behind its gate, audit, metrics and
 //! deadline) and through the module's own listener (`modules.listeners.config`, routes
 //! at its root), which a fleet gives the config service as Ctrip does (port 8080).
-//! Then the machine's floor for the same N (`config_push/floor.rs`): the polls parked
-//! on a bare process whose two threads write the host's answer once per connection,
-//! read by the same clients — what loopback TCP and the clients cost on this machine,
-//! with nothing of an HTTP server in between — WAVES times, each on a fresh child. Then
-//! each way's median wave over the floor's: what the host adds to the machine's own
-//! cost, less tied than a wave's milliseconds to how fast this shared machine runs that
+//! Then two floors for the same N (`config_push/floor.rs`), read by the same clients,
+//! WAVES times each, each wave on a fresh child: the polls parked on a bare process
+//! whose two threads write the host's answer once per connection — what loopback TCP
+//! and the clients cost on this machine, with nothing of an HTTP server in between —
+//! and on a minimal tokio + hyper server whose requests await one `watch` channel — what
+//! the host's HTTP stack costs with nothing of the host. Then each way's median wave
+//! over each floor's: what the host adds to the machine's cost and to its HTTP stack's,
+//! less tied than a wave's milliseconds to how fast this shared machine runs that
 //! minute (the same binary's waves move by a third from one minute to the next).
 //!
 //! Then `/configs` throughput: CONNECTIONS keep-alive clients in a closed loop for
@@ -128,8 +130,11 @@ fn main() -> ExitCode {
             drop(host);
             median_waves.push((way, median_wave));
             if let Way::OwnListener = way {
-                let floor = rt.block_on(floor_waves(polls, &answer))?;
-                print_over_floor(polls, &std::mem::take(&mut median_waves), floor);
+                let floors = [floor::Kind::Bare, floor::Kind::Hyper]
+                    .into_iter()
+                    .map(|kind| Ok((kind, rt.block_on(floor_waves(kind, polls, &answer))?)))
+                    .collect::<Result<Vec<_>>>()?;
+                print_over_floors(polls, &std::mem::take(&mut median_waves), &floors);
             }
         }
         Ok(())
@@ -326,37 +331,42 @@ async fn park_and_release(
     Ok((answer, maxima[WAVES / 2]))
 }
 
-/// The floor's wave WAVES times, each on a fresh child as each host round is; prints
+/// A floor's wave WAVES times, each on a fresh child as each host round is; prints
 /// them and returns the median wave's last answer.
-async fn floor_waves(polls: usize, body: &[u8]) -> Result<Duration> {
-    println!(
-        "\nconfig_push floor: {polls} requests parked on a bare process, two threads writing one answer each per call"
-    );
+async fn floor_waves(kind: floor::Kind, polls: usize, body: &[u8]) -> Result<Duration> {
+    println!("\nconfig_push {}: {polls} requests parked on {}", kind.label(), kind.description());
     let mut maxima = Vec::with_capacity(WAVES);
     for wave in 1..=WAVES {
         println!("wave {wave}/{WAVES}:");
-        maxima.push(floor_round(polls, body).await?);
+        maxima.push(floor_round(kind, polls, body).await?);
     }
     maxima.sort();
     Ok(maxima[WAVES / 2])
 }
 
-/// Each way's median wave over the floor's median wave for the same N, measured minutes
-/// apart on the same machine: what the host adds to the machine's own cost.
-fn print_over_floor(polls: usize, median_waves: &[(Way, Duration)], floor: Duration) {
-    let ratios: Vec<String> = median_waves
-        .iter()
-        .map(|(way, wave)| format!("{} {:.2}x", way.label(), wave.as_secs_f64() / floor.as_secs_f64().max(1e-9)))
-        .collect();
-    println!("{polls} polls, median wave over the floor's median wave ({:.1} ms): {}", ms(floor), ratios.join(", "));
+/// Each way's median wave over each floor's median wave for the same N, measured
+/// minutes apart on the same machine: what the host adds to the machine's own cost
+/// (bare) and to the cost of its HTTP stack (hyper).
+fn print_over_floors(polls: usize, median_waves: &[(Way, Duration)], floors: &[(floor::Kind, Duration)]) {
+    for (kind, floor) in floors {
+        let ratios: Vec<String> = median_waves
+            .iter()
+            .map(|(way, wave)| format!("{} {:.2}x", way.label(), wave.as_secs_f64() / floor.as_secs_f64().max(1e-9)))
+            .collect();
+        println!(
+            "{polls} polls, median wave over the {}'s median wave ({:.1} ms): {}",
+            kind.label(),
+            ms(*floor),
+            ratios.join(", ")
+        );
+    }
 }
 
-/// The machine's floor for the same wave (`config_push/floor.rs`): `polls` requests
-/// parked on a bare child process with two writer threads, answered with the host's
-/// answer `body` (framed as the host frames it), read by the same reader thread.
-/// Returns the last answer's time.
-async fn floor_round(polls: usize, body: &[u8]) -> Result<Duration> {
-    let mut floor = floor::Floor::start(polls, body)?;
+/// A floor for the same wave (`config_push/floor.rs`): `polls` requests parked on a
+/// `kind` child process, answered with the host's answer `body`, read by the same reader
+/// thread. Returns the last answer's time.
+async fn floor_round(kind: floor::Kind, polls: usize, body: &[u8]) -> Result<Duration> {
+    let mut floor = floor::Floor::start(kind, polls, body)?;
     let poll = get(&poll_path("", 0));
     let mut conns = Vec::with_capacity(polls);
     for _ in 0..polls {

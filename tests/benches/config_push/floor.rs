@@ -1,9 +1,15 @@
-//! The machine's floor for a push, measured beside the host: the same N parked HTTP/1.1
-//! requests, held by a bare child process (this bench's own binary, started with
-//! `APOLLO_BENCH_FLOOR_POLLS`) whose two threads (as many as the host's runtime
-//! workers) each `write` a prebuilt answer to their half of the connections, one call
-//! per answer and nothing else — no runtime, no HTTP server, no module. What the host
-//! takes beyond this is its own; what this takes is loopback TCP and the clients.
+//! The machine's floors for a push, measured beside the host: the same N parked HTTP/1.1
+//! requests, held by a child process (this bench's own binary, started with
+//! `APOLLO_BENCH_FLOOR_POLLS`) with two threads, as many as the host's runtime workers.
+//! Two kinds:
+//! - **bare**: each thread `write`s a prebuilt answer to its half of the connections, one
+//!   call per answer and nothing else — no runtime, no HTTP server, no module. What the
+//!   host takes beyond this is its own; what this takes is loopback TCP and the clients.
+//! - **hyper**: a minimal server on the host's own HTTP stack (tokio's multi-thread
+//!   runtime with two workers, hyper's HTTP/1 connections) whose every request awaits one
+//!   `watch` channel, as module-config's polls do, and answers the same body. What the
+//!   host takes beyond this is its own layers (routing, the module boundary, metrics,
+//!   deadlines); what this takes beyond the bare floor is the HTTP stack's.
 //!
 //! The parent speaks to the child over its stdin and stdout, a line each way: the child
 //! prints its address, then `parked` once every request head is in; a line on its stdin
@@ -13,14 +19,50 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 
 use anyhow::{Context, Result, ensure};
+use tokio::io::AsyncBufReadExt;
 
 /// Threads that answer, like the host's two runtime workers.
 const WRITERS: usize = 2;
 const POLLS_VAR: &str = "APOLLO_BENCH_FLOOR_POLLS";
 const BODY_VAR: &str = "APOLLO_BENCH_FLOOR_BODY";
+const KIND_VAR: &str = "APOLLO_BENCH_FLOOR_KIND";
+
+/// What holds the polls in the child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Two threads writing one prebuilt answer per connection.
+    Bare,
+    /// A minimal tokio + hyper server, each request awaiting one `watch` channel.
+    Hyper,
+}
+
+impl Kind {
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Bare => "bare floor",
+            Kind::Hyper => "hyper floor",
+        }
+    }
+
+    /// How the child holds and answers the polls, for the bench's headings.
+    pub fn description(self) -> &'static str {
+        match self {
+            Kind::Bare => "a bare process, two threads writing one answer each per call",
+            Kind::Hyper => "a minimal tokio + hyper server (two workers), every request awaiting one watch channel",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Bare => "bare",
+            Kind::Hyper => "hyper",
+        }
+    }
+}
 
 /// The floor child, listening.
 #[derive(Debug)]
@@ -32,12 +74,14 @@ pub struct Floor {
 }
 
 impl Floor {
-    /// Starts the child for `polls` requests, each to be answered 200 with `body` (JSON).
-    pub fn start(polls: usize, body: &[u8]) -> Result<Self> {
+    /// Starts a `kind` child for `polls` requests, each to be answered 200 with `body`
+    /// (JSON).
+    pub fn start(kind: Kind, polls: usize, body: &[u8]) -> Result<Self> {
         let body = std::str::from_utf8(body).context("the answer body is not UTF-8")?;
         let mut child = Command::new(std::env::current_exe()?)
             .env(POLLS_VAR, polls.to_string())
             .env(BODY_VAR, body)
+            .env(KIND_VAR, kind.name())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -83,10 +127,13 @@ impl Drop for Floor {
 pub fn serve_if_child() -> Option<Result<()>> {
     let polls = std::env::var(POLLS_VAR).ok()?.parse::<usize>().ok()?;
     let body = std::env::var(BODY_VAR).unwrap_or_default();
-    Some(serve(polls, &body))
+    let hyper = std::env::var(KIND_VAR).is_ok_and(|kind| kind == Kind::Hyper.name());
+    Some(if hyper { serve_hyper(polls, body) } else { serve_bare(polls, &body) })
 }
 
-fn serve(polls: usize, body: &str) -> Result<()> {
+/// The bare floor: accepts every connection, reads its request head, and on release
+/// has two threads write the answer, half of the connections each.
+fn serve_bare(polls: usize, body: &str) -> Result<()> {
     let answer = Arc::new(format!(
         "HTTP/1.1 200 OK\r\ncontent-type: application/json;charset=UTF-8\r\ncontent-length: {}\r\n\
          date: Sat, 05 Dec 2026 09:00:00 GMT\r\n\r\n{body}",
@@ -140,4 +187,72 @@ fn serve(polls: usize, body: &str) -> Result<()> {
         writer.join().map_err(|_| anyhow::anyhow!("a writer panicked"))??;
     }
     Ok(())
+}
+
+/// The hyper floor: every request parks on one `watch` channel until the release, then
+/// answers 200 with `body` (hyper adds `content-length` and `date`, as for the host).
+fn serve_hyper(polls: usize, body: String) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(WRITERS).enable_all().build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let mut out = std::io::stdout();
+        writeln!(out, "{}", listener.local_addr()?)?;
+        out.flush()?;
+        let (release, released) = tokio::sync::watch::channel(());
+        let all_parked = Arc::new(tokio::sync::Notify::new());
+        let held = HeldRequest {
+            released,
+            parked: Arc::new(AtomicUsize::new(0)),
+            all_parked: Arc::clone(&all_parked),
+            polls,
+            body: body.into(),
+        };
+        tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                let _ = conn.set_nodelay(true);
+                let held = held.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |_request| held.clone().answer());
+                    // A connection's end (the bench closing it) is no failure of the floor.
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(conn), service)
+                        .await;
+                });
+            }
+        });
+        all_parked.notified().await;
+        writeln!(out, "parked")?;
+        out.flush()?;
+        let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
+        let mut line = String::new();
+        stdin.read_line(&mut line).await?;
+        release.send_replace(());
+        // Until the bench closes stdin (or ends this process): the connections stay open.
+        let _ = stdin.read_line(&mut line).await;
+        anyhow::Ok(())
+    })
+}
+
+/// What each request of the hyper floor needs to park and answer.
+#[derive(Clone)]
+struct HeldRequest {
+    released: tokio::sync::watch::Receiver<()>,
+    parked: Arc<AtomicUsize>,
+    all_parked: Arc<tokio::sync::Notify>,
+    polls: usize,
+    body: bytes::Bytes,
+}
+
+impl HeldRequest {
+    /// Counts this request in, waits for the release, and answers.
+    async fn answer(mut self) -> Result<hyper::Response<http_body_util::Full<bytes::Bytes>>, http::Error> {
+        if self.parked.fetch_add(1, Ordering::Relaxed) + 1 == self.polls {
+            self.all_parked.notify_one();
+        }
+        // The sender lives until the bench closes stdin, after the last answer is read.
+        let _ = self.released.changed().await;
+        hyper::Response::builder()
+            .header(http::header::CONTENT_TYPE, "application/json;charset=UTF-8")
+            .body(http_body_util::Full::new(self.body))
+    }
 }
