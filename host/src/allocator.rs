@@ -8,6 +8,17 @@
 //! arenas measured 1.7 MiB less RSS with 1 000 registered services (29.6 vs 31.3 MiB;
 //! one arena: 29.3 MiB, at the price of every thread contending for it), and the same
 //! at 200 (24.4 vs 25.1 MiB); the supervise bench prints these figures.
+//!
+//! Measured and not set (config_push bench, 10 000 parked polls, same binary, the
+//! settings through `GLIBC_TUNABLES`, runs interleaved): a woken poll frees on one
+//! worker what the other allocated at parking, and past glibc's per-thread cache of
+//! seven freed blocks per size each free locks an arena, about one futex call per two
+//! woken polls. A cache of 1 000 (`glibc.malloc.tcache_count`) shortened the waves
+//! (median 93.6–125.9 ms against 101.1–138.3) but strands freed blocks in each thread's
+//! cache: RSS per parked blocking query in the catalog bench rose to 2.13–2.22 KiB
+//! (1.72–2.00 without), over the catalog's 2 KiB target. A cache of 100 kept that
+//! (1.62–1.94 KiB) and gained nothing measurable; eight arenas instead of two and no
+//! fastbins (`mxfast=0`) gained nothing either.
 
 /// Requests at least this large get pages of their own from `mmap`, returned to the
 /// system by `free`. glibc's default is the same size, but *dynamic*: freeing one
