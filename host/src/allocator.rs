@@ -14,8 +14,9 @@
 //! worker what the other allocated at parking, and past glibc's per-thread cache of
 //! seven freed blocks per size each free locks an arena, about one futex call per two
 //! woken polls. A cache of 1 000 (`glibc.malloc.tcache_count`) shortened the waves
-//! (median 93.6–125.9 ms against 101.1–138.3) but strands freed blocks in each thread's
-//! cache: RSS per parked blocking query in the catalog bench rose to 2.13–2.22 KiB
+//! (median waves 93.6–126.0 ms against 101.1–138.9 through the admin mount, 96.4–104.6
+//! against 104.9–139.2 through the module's listener) but strands freed blocks in each
+//! thread's cache: RSS per parked blocking query in the catalog bench rose to 2.13–2.22 KiB
 //! (1.72–2.00 without), over the catalog's 2 KiB target. A cache of 100 kept that
 //! (1.62–1.94 KiB) and gained nothing measurable; eight arenas instead of two and no
 //! fastbins (`mxfast=0`) gained nothing either.
