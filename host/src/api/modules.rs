@@ -284,7 +284,7 @@ pub(super) fn module_answer(
             module.routes.get(route_index).map_or(("?", "?"), |r| (r.method.as_str(), r.path.as_str()));
         tracing::warn!(module = %module.name, panics, "module handler panicked on {method} {route}");
     }
-    let mut response = http::Response::new(Full::new(Bytes::from(reply.body)));
+    let mut response = http::Response::new(Full::new(reply.body));
     *response.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     *response.headers_mut() = reply.headers;
     response

@@ -79,7 +79,9 @@ pub struct ModuleReply {
     pub status: u16,
     /// The headers the module set, less any name or value HTTP does not allow.
     pub headers: http::HeaderMap,
-    pub body: Vec<u8>,
+    /// The module's own buffer, not a copy: freed through the module's allocator once
+    /// the connection has written it (a library is never unloaded, see `loader.rs`).
+    pub body: bytes::Bytes,
     /// The handler panicked (the SDK answered 500 for it).
     pub panicked: bool,
 }
@@ -183,6 +185,7 @@ impl Future for PendingReply {
                 headers.append(k, v);
             }
         }
-        Poll::Ready(ModuleReply { status: answer.status, headers, body: answer.body.into_vec(), panicked })
+        let body = if answer.body.is_empty() { bytes::Bytes::new() } else { bytes::Bytes::from_owner(answer.body) };
+        Poll::Ready(ModuleReply { status: answer.status, headers, body, panicked })
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use plugin_api::{HandlerResult, ModuleError, Request, Response, Via};
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::ConfigCenter;
 use crate::access_keys;
@@ -83,6 +84,10 @@ struct Notification {
 struct Messages {
     details: BTreeMap<String, i64>,
 }
+
+/// A held v2 poll's namespaces as the client spelled them, by the tag its watch keys
+/// were registered with; inline for the usual poll of one namespace.
+type Givens = SmallVec<[String; 1]>;
 
 /// One namespace a poll watches.
 struct Watched {
@@ -230,15 +235,16 @@ impl ConfigCenter {
         drop(req);
         async move {
             match prepared {
-                Ok((watched, watch)) => self.hold_v2(watched, watch).await,
+                Ok((givens, watch)) => self.hold_v2(givens, watch).await,
                 Err(answer) => answer,
             }
         }
     }
 
-    /// A poll's namespaces and its registered watch, or the answer due at once (a bad
-    /// request, or a client that is behind).
-    fn prepare_v2(&self, req: &Request) -> Result<(Vec<Watched>, Watch), HandlerResult> {
+    /// A poll's namespaces as it spelled them and its registered watch (each key tagged
+    /// with its namespace's index), or the answer due at once (a bad request, or a
+    /// client that is behind).
+    fn prepare_v2(&self, req: &Request) -> Result<(Givens, Watch), HandlerResult> {
         let path = req.raw_target.split('?').next().unwrap_or_default().to_string();
         let bad = |message: &str| Err(Ok(wire::spring_error(400, message, &path)));
         let Some(app) = req.query_param("appId").filter(|a| !a.is_empty()) else {
@@ -278,7 +284,8 @@ impl ConfigCenter {
             return bad("Invalid format of notifications: no namespace named");
         }
         // Registered before the check: a release between the two still wakes us.
-        let watch = self.replica.watchers.watch(watched.iter().flat_map(|w| w.keys.iter().cloned()));
+        let keys = watched.iter().enumerate().flat_map(|(tag, w)| w.keys.iter().map(move |key| (tag, key.as_str())));
+        let watch = self.replica.watchers.watch(keys);
         let behind: Vec<Notification> = {
             let state = self.replica.read();
             watched
@@ -301,20 +308,20 @@ impl ConfigCenter {
         if !behind.is_empty() {
             return Err(Ok(wire::json(&behind)));
         }
-        Ok((watched, watch))
+        // The held poll keeps only the spellings: the rest was for the check above.
+        Ok((watched.into_iter().map(|w| w.given).collect(), watch))
     }
 
     /// Holds a poll until a release of one of its namespaces, or answers 304.
-    async fn hold_v2(&self, watched: Vec<Watched>, mut watch: Watch) -> HandlerResult {
+    async fn hold_v2(&self, givens: Givens, mut watch: Watch) -> HandlerResult {
         let _parked = Parked::new(self);
         let hold = self.settings.long_poll_hold;
-        let Ok((index, published)) = plugin_api::tokio::time::timeout(hold, watch.changed()).await else {
+        let Ok((tag, published)) = plugin_api::tokio::time::timeout(hold, watch.changed()).await else {
             return Ok(Response::empty(304));
         };
-        let key = watch.key(index);
         self.metrics.pushes.inc();
         self.metrics.push_seconds.observe(published.at.elapsed().as_secs_f64());
-        let given = watched.iter().find(|w| w.keys.iter().any(|k| k == key)).map_or("", |w| w.given.as_str());
+        let given = givens.get(tag).map_or("", String::as_str);
         // A release wakes thousands of polls at once, nearly all spelling the namespace
         // alike: the first writes the answer, the others send its bytes. The message's
         // spelling came with it, so none of them reads the configuration.
@@ -359,7 +366,7 @@ impl ConfigCenter {
             let normalized = state.normalize_namespace(&app, &given);
             resolve::watch_keys(&state, &app, &cluster, data_center.as_deref(), &normalized)
         };
-        let mut watch = self.replica.watchers.watch(keys.iter().cloned());
+        let mut watch = self.replica.watchers.watch(keys.iter().map(|key| (0, key.as_str())));
         let latest = {
             let state = self.replica.read();
             keys.iter().filter_map(|k| state.message_id(k)).max()
