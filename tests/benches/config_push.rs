@@ -24,15 +24,17 @@
 //! admin API's mount (`/api/module/config/...`, behind its gate, audit, metrics and
 //! deadline) and through the module's own listener (`modules.listeners.config`, routes
 //! at its root), which a fleet gives the config service as Ctrip does (port 8080).
-//! Then two floors for the same N (`config_push/floor.rs`), read by the same clients,
+//! Then three floors for the same N (`config_push/floor.rs`), read by the same clients,
 //! WAVES times each, each wave on a fresh child: the polls parked on a bare process
 //! whose two threads write the host's answer once per connection — what loopback TCP
-//! and the clients cost on this machine, with nothing of an HTTP server in between —
-//! and on a minimal tokio + hyper server whose requests await one `watch` channel — what
-//! the host's HTTP stack costs with nothing of the host. Then each way's median wave
-//! over each floor's: what the host adds to the machine's cost and to its HTTP stack's,
-//! less tied than a wave's milliseconds to how fast this shared machine runs that
-//! minute (the same binary's waves move by a third from one minute to the next).
+//! and the clients cost on this machine, with nothing of an HTTP server in between —;
+//! on a minimal tokio + hyper server whose requests await one `watch` channel — what
+//! the host's HTTP stack costs with nothing of the host —; and on that server's requests
+//! served through the host's own connection layer (`listener::serve_listener_with`) —
+//! what the host's request and module layers add is each way over this one. Then each
+//! way's median wave over each floor's, less tied than a wave's milliseconds to how fast
+//! this shared machine runs that minute (the same binary's waves move by a third from
+//! one minute to the next).
 //!
 //! Then `/configs` throughput: CONNECTIONS keep-alive clients in a closed loop for
 //! ROUND each, with the current `releaseKey` (answers 304) and without (answers 200),
@@ -130,7 +132,7 @@ fn main() -> ExitCode {
             drop(host);
             median_waves.push((way, median_wave));
             if let Way::OwnListener = way {
-                let floors = [floor::Kind::Bare, floor::Kind::Hyper]
+                let floors = [floor::Kind::Bare, floor::Kind::Hyper, floor::Kind::Listener]
                     .into_iter()
                     .map(|kind| Ok((kind, rt.block_on(floor_waves(kind, polls, &answer))?)))
                     .collect::<Result<Vec<_>>>()?;

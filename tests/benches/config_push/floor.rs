@@ -1,7 +1,7 @@
 //! The machine's floors for a push, measured beside the host: the same N parked HTTP/1.1
 //! requests, held by a child process (this bench's own binary, started with
 //! `APOLLO_BENCH_FLOOR_POLLS`) with two threads, as many as the host's runtime workers.
-//! Two kinds:
+//! Three kinds:
 //! - **bare**: each thread `write`s a prebuilt answer to its half of the connections, one
 //!   call per answer and nothing else — no runtime, no HTTP server, no module. What the
 //!   host takes beyond this is its own; what this takes is loopback TCP and the clients.
@@ -11,12 +11,19 @@
 //!   module-config's polls do, and answers the same body. What the host takes beyond
 //!   this is its own layers (routing, the module boundary, metrics, deadlines); what
 //!   this takes beyond the bare floor is the HTTP stack's.
+//! - **listener**: the same requests and answers served through the host's own
+//!   connection layer (`apollo_host::listener::serve_listener_with`: the slowloris
+//!   watchdog, in-flight accounting, graceful shutdown), with nothing of the host behind
+//!   it. What this takes beyond the hyper floor is that layer's; what a host way takes
+//!   beyond this is its request and module layers (routing, the module boundary,
+//!   metrics, the route's deadline).
 //!
 //! The parent speaks to the child over its stdin and stdout, a line each way: the child
 //! prints its address, then `parked` once every request head is in; a line on its stdin
 //! releases the answers; it holds the connections until its stdin closes or the parent
 //! ends it.
 
+use std::convert::Infallible;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -24,6 +31,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 
 use anyhow::{Context, Result, ensure};
+use apollo_host::listener::{ConnectionLimits, serve_listener_with};
 use tokio::io::AsyncBufReadExt;
 
 /// Threads that answer, like the host's two runtime workers.
@@ -39,6 +47,8 @@ pub enum Kind {
     Bare,
     /// A minimal tokio + hyper server, each request awaiting one `watch` channel.
     Hyper,
+    /// The hyper floor's requests through the host's connection layer.
+    Listener,
 }
 
 impl Kind {
@@ -46,6 +56,7 @@ impl Kind {
         match self {
             Kind::Bare => "bare floor",
             Kind::Hyper => "hyper floor",
+            Kind::Listener => "listener floor",
         }
     }
 
@@ -54,6 +65,7 @@ impl Kind {
         match self {
             Kind::Bare => "a bare process, two threads writing one answer each per call",
             Kind::Hyper => "a minimal tokio + hyper server (two workers), every request awaiting one watch channel",
+            Kind::Listener => "the hyper floor's requests through the host's connection layer (serve_listener_with)",
         }
     }
 
@@ -61,6 +73,7 @@ impl Kind {
         match self {
             Kind::Bare => "bare",
             Kind::Hyper => "hyper",
+            Kind::Listener => "listener",
         }
     }
 }
@@ -128,8 +141,12 @@ impl Drop for Floor {
 pub fn serve_if_child() -> Option<Result<()>> {
     let polls = std::env::var(POLLS_VAR).ok()?.parse::<usize>().ok()?;
     let body = std::env::var(BODY_VAR).unwrap_or_default();
-    let hyper = std::env::var(KIND_VAR).is_ok_and(|kind| kind == Kind::Hyper.name());
-    Some(if hyper { serve_hyper(polls, body) } else { serve_bare(polls, &body) })
+    let kind = std::env::var(KIND_VAR).unwrap_or_default();
+    Some(match kind.as_str() {
+        "hyper" => serve_hyper(polls, body, false),
+        "listener" => serve_hyper(polls, body, true),
+        _ => serve_bare(polls, &body),
+    })
 }
 
 /// The bare floor: accepts every connection, reads its request head, and on release
@@ -192,7 +209,10 @@ fn serve_bare(polls: usize, body: &str) -> Result<()> {
 
 /// The hyper floor: every request parks on one `watch` channel until the release, then
 /// answers 200 with `body` (hyper adds `content-length` and `date`, as for the host).
-fn serve_hyper(polls: usize, body: String) -> Result<()> {
+/// `through_listener` serves it through the host's connection layer instead of bare
+/// hyper connections (the listener floor), with the host's default limits and room for
+/// every poll, as the bench's hosts are configured.
+fn serve_hyper(polls: usize, body: String, through_listener: bool) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(WRITERS).enable_all().build()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -208,23 +228,31 @@ fn serve_hyper(polls: usize, body: String) -> Result<()> {
             polls,
             body: body.into(),
         };
-        tokio::spawn(async move {
-            while let Ok((conn, _)) = listener.accept().await {
-                let _ = conn.set_nodelay(true);
-                let held = held.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |_request| held.clone().answer());
-                    // One write per answer, as the host's connections make: their
-                    // activity wrapper has no vectored write, so hyper flattens each
-                    // response (head and body) into one buffer. With `writev` this floor's
-                    // 10 000-poll wave took about 15% longer.
-                    let mut http1 = hyper::server::conn::http1::Builder::new();
-                    http1.writev(false);
-                    // A connection's end (the bench closing it) is no failure of the floor.
-                    let _ = http1.serve_connection(hyper_util::rt::TokioIo::new(conn), service).await;
-                });
-            }
-        });
+        let stop = tokio_util::sync::CancellationToken::new();
+        if through_listener {
+            let server = apollo_host::config::ServerConfig::default();
+            let limits = ConnectionLimits { max_connections: polls + 256, ..ConnectionLimits::from_config(&server) };
+            let service = move |_request| held.clone().answer();
+            tokio::spawn(serve_listener_with(listener, service, limits, |_, _| {}, stop.clone()));
+        } else {
+            tokio::spawn(async move {
+                while let Ok((conn, _)) = listener.accept().await {
+                    let _ = conn.set_nodelay(true);
+                    let held = held.clone();
+                    tokio::spawn(async move {
+                        let service = hyper::service::service_fn(move |_request| held.clone().answer());
+                        // One write per answer, as the host's connections make: their
+                        // activity wrapper has no vectored write, so hyper flattens each
+                        // response (head and body) into one buffer. With `writev` this
+                        // floor's 10 000-poll wave took about 15% longer.
+                        let mut http1 = hyper::server::conn::http1::Builder::new();
+                        http1.writev(false);
+                        // A connection's end (the bench closing it) is no failure of the floor.
+                        let _ = http1.serve_connection(hyper_util::rt::TokioIo::new(conn), service).await;
+                    });
+                }
+            });
+        }
         all_parked.notified().await;
         writeln!(out, "parked")?;
         out.flush()?;
@@ -234,6 +262,7 @@ fn serve_hyper(polls: usize, body: String) -> Result<()> {
         release.send_replace(());
         // Until the bench closes stdin (or ends this process): the connections stay open.
         let _ = stdin.read_line(&mut line).await;
+        stop.cancel();
         anyhow::Ok(())
     })
 }
@@ -250,14 +279,15 @@ struct HeldRequest {
 
 impl HeldRequest {
     /// Counts this request in, waits for the release, and answers.
-    async fn answer(mut self) -> Result<hyper::Response<http_body_util::Full<bytes::Bytes>>, http::Error> {
+    async fn answer(mut self) -> Result<hyper::Response<http_body_util::Full<bytes::Bytes>>, Infallible> {
         if self.parked.fetch_add(1, Ordering::Relaxed) + 1 == self.polls {
             self.all_parked.notify_one();
         }
         // The sender lives until the bench closes stdin, after the last answer is read.
         let _ = self.released.changed().await;
-        hyper::Response::builder()
-            .header(http::header::CONTENT_TYPE, "application/json;charset=UTF-8")
-            .body(http_body_util::Full::new(self.body))
+        let mut response = hyper::Response::new(http_body_util::Full::new(self.body));
+        let json = http::HeaderValue::from_static("application/json;charset=UTF-8");
+        response.headers_mut().insert(http::header::CONTENT_TYPE, json);
+        Ok(response)
     }
 }
