@@ -65,7 +65,7 @@ impl Kind {
         match self {
             Kind::Bare => "a bare process, two threads writing one answer each per call",
             Kind::Hyper => "a minimal tokio + hyper server (two workers), every request awaiting one watch channel",
-            Kind::Listener => "the hyper floor's requests through the host's connection layer (serve_listener_with)",
+            Kind::Listener => "the hyper floor's server behind the host's connection layer (serve_listener_with)",
         }
     }
 
@@ -75,6 +75,10 @@ impl Kind {
             Kind::Hyper => "hyper",
             Kind::Listener => "listener",
         }
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        [Kind::Bare, Kind::Hyper, Kind::Listener].into_iter().find(|kind| kind.name() == name)
     }
 }
 
@@ -141,11 +145,11 @@ impl Drop for Floor {
 pub fn serve_if_child() -> Option<Result<()>> {
     let polls = std::env::var(POLLS_VAR).ok()?.parse::<usize>().ok()?;
     let body = std::env::var(BODY_VAR).unwrap_or_default();
-    let kind = std::env::var(KIND_VAR).unwrap_or_default();
-    Some(match kind.as_str() {
-        "hyper" => serve_hyper(polls, body, false),
-        "listener" => serve_hyper(polls, body, true),
-        _ => serve_bare(polls, &body),
+    let kind = std::env::var(KIND_VAR).ok().and_then(|name| Kind::from_name(&name)).unwrap_or(Kind::Bare);
+    Some(match kind {
+        Kind::Bare => serve_bare(polls, &body),
+        Kind::Hyper => serve_hyper(polls, body, false),
+        Kind::Listener => serve_hyper(polls, body, true),
     })
 }
 
